@@ -1,0 +1,46 @@
+# Two entry points do everything on a fresh machine: `make demo` and `make test`.
+# Node 24 comes from the npm registry's `node` package (node_modules/.bin is put first on PATH);
+# the control plane is built from Go modules into ~/.cache/mcp-bastion by hack/controlplane/build.sh.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
+TEST_CONCURRENCY ?= 2
+
+.PHONY: install controlplane typecheck lint crds test unit demo bench build clean
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+controlplane:
+	@hack/controlplane/build.sh
+
+typecheck: install
+	tsc -p tsconfig.json
+
+lint: install
+	biome lint .
+
+crds: install
+	node operator/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml
+
+build: install
+	rm -rf dist && tsc -p tsconfig.build.json
+
+# Every test: typecheck, lint, then all node:test files (some start a real control plane).
+test: install controlplane typecheck lint
+	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
+
+unit: install
+	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
+
+demo: install controlplane
+	node operator/bin/mcp-bastion.js demo $(DEMO_ARGS)
+
+bench: install controlplane
+	node bench/render/main.ts
+
+clean:
+	rm -rf dist node_modules .cache

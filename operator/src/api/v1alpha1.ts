@@ -1,0 +1,599 @@
+// The McpServer API, defined once. Everything else is derived from these zod schemas:
+// the TypeScript types (below), the CRD's structural OpenAPI schema and CEL rules (crd.ts),
+// and the operator's own validation of objects it reads from the API server (validate.ts).
+//
+// Conventions (Kubernetes API conventions): camelCase fields, durations as integer
+// `...Seconds`, lists of named things as list-maps keyed by `name`, enums in PascalCase
+// where they are Kubernetes-style values, optional fields that default to the locked-down choice.
+import { z } from "zod";
+
+export const GROUP = "mcp.bastion.dev";
+export const VERSION = "v1alpha1";
+export const KIND = "McpServer";
+export const PLURAL = "mcpservers";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/**
+ * Attach a description (shown by `kubectl explain`) and cross-field rules to a schema. Each rule is
+ * written twice side by side, as CEL for the API server and as a predicate for the operator's own
+ * validation, so the two can never be defined in different places.
+ */
+function doc<T extends z.ZodType>(schema: T, description: string, rules?: Rule<z.output<T>>[]): T {
+  if (!rules) return schema.meta({ description });
+  let checked = schema;
+  for (const r of rules) checked = checked.refine((v) => r.check(v), { message: r.message });
+  const cel: CelRule[] = rules.map(({ rule, message, fieldPath }) => (fieldPath ? { rule, message, fieldPath } : { rule, message }));
+  return checked.meta({ description, "x-kubernetes-validations": cel });
+}
+export interface CelRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+}
+interface Rule<V> extends CelRule {
+  check(value: V): boolean;
+}
+/** Marks an array as a list-map keyed by the given fields (server-side apply merges by key). */
+function listMap<T extends z.ZodType>(schema: T, keys: string[], description: string): T {
+  return schema.meta({
+    description,
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": keys,
+  });
+}
+function setList<T extends z.ZodType>(schema: T, description: string): T {
+  return schema.meta({ description, "x-kubernetes-list-type": "set" });
+}
+
+// ---- small reusable pieces -------------------------------------------------------------
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Kubernetes resource quantity, e.g. 100m, 128Mi, 1Gi. */
+const QUANTITY = /^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
+/** A glob over MCP names: letters, digits, `_ - . / :` and `*` as wildcard. */
+const NAME_GLOB = /^[A-Za-z0-9_\-./:*]+$/;
+const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
+const CIDR = /^(([0-9]{1,3}\.){3}[0-9]{1,3}\/[0-9]{1,2}|[0-9a-fA-F:]+\/[0-9]{1,3})$/;
+const SPIFFE_ID = /^spiffe:\/\/[a-z0-9.-]+(\/[A-Za-z0-9._\-*]+)*$/;
+const DURATION = /^([0-9]+(s|m|h))+$/;
+
+const dnsLabel = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(DNS_LABEL, `${what} must be a DNS label (lowercase letters, digits and '-')`);
+const secretName = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(DNS_SUBDOMAIN, `${what} must be a DNS subdomain name`);
+const glob = z.string().min(1).max(256).regex(NAME_GLOB, "must be a name or a glob of letters, digits, _-./: and *");
+const quantity = z.string().max(32).regex(QUANTITY, "must be a Kubernetes quantity such as 250m or 256Mi");
+
+export const LocalObjectReference = z
+  .object({ name: doc(secretName("name"), "Name of an object in the McpServer's own namespace.") })
+  .strict();
+
+const ResourceList = z
+  .object({
+    cpu: quantity.optional(),
+    memory: quantity.optional(),
+    "ephemeral-storage": quantity.optional(),
+  })
+  .strict();
+
+export const Resources = doc(
+  z.object({ requests: ResourceList.optional(), limits: ResourceList.optional() }).strict(),
+  "Compute resources of the MCP server container. Absent values get safe defaults; limits are always set.",
+);
+
+const EnvVar = z
+  .object({
+    name: z.string().min(1).max(128).regex(ENV_NAME, "must be a C identifier (letters, digits, _)"),
+    value: doc(z.string().max(4096), "Literal, non-secret value. Secrets come from spec.secrets, as files."),
+  })
+  .strict();
+
+// ---- transport ----------------------------------------------------------------------------
+
+export const TransportType = z.enum(["streamable-http", "sse", "stdio"]);
+export const Transport = doc(
+  z
+    .object({
+      type: doc(
+        TransportType,
+        "How the MCP server speaks. stdio servers are served to clients over streamable HTTP by the gateway.",
+      ),
+      port: doc(
+        z.int().min(1024).max(65535).optional(),
+        "Port the MCP server listens on inside the pod (HTTP transports only; never exposed outside the pod).",
+      ),
+      path: doc(
+        z
+          .string()
+          .max(256)
+          .regex(/^\/[A-Za-z0-9_\-./]*$/, "must be an absolute URL path")
+          .optional(),
+        "URL path of the MCP endpoint (HTTP transports only). Default /mcp, or /sse for sse.",
+      ),
+    })
+    .strict(),
+  "Transport of the MCP server behind the gateway.",
+  [
+    { rule: "self.type != 'stdio' || !has(self.port)", message: "spec.transport.port must not be set when type is stdio", check: (t) => t.type !== "stdio" || t.port === undefined },
+    { rule: "self.type != 'stdio' || !has(self.path)", message: "spec.transport.path must not be set when type is stdio", check: (t) => t.type !== "stdio" || t.path === undefined },
+    { rule: "self.type == 'stdio' || has(self.port)", message: "spec.transport.port is required for HTTP transports", check: (t) => t.type === "stdio" || t.port !== undefined },
+  ],
+);
+
+// ---- authentication -----------------------------------------------------------------------
+
+export const JwtAlgorithm = z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]);
+
+export const ApiKeyAuth = doc(
+  z
+    .object({
+      secretRef: doc(
+        LocalObjectReference,
+        "Secret whose keys are client names and whose values are that client's API key (one credential per client).",
+      ),
+    })
+    .strict(),
+  "Per-client API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`. Rotated without restart.",
+);
+
+export const JwtAuth = doc(
+  z
+    .object({
+      issuer: doc(z.url().max(2048), "Expected `iss`. Keys are found through its OIDC discovery document unless jwksUri or jwksSecretRef is set."),
+      audiences: setList(z.array(z.string().min(1).max(512)).min(1).max(16), "Accepted `aud` values (at least one)."),
+      jwksUri: doc(z.url().max(2048).optional(), "JWKS URL (https)."),
+      jwksSecretRef: doc(
+        z.object({ name: secretName("name"), key: z.string().min(1).max(253).default("jwks.json") }).strict().optional(),
+        "Secret holding the JWKS document, for issuers the pod cannot reach.",
+      ),
+      algorithms: setList(
+        z.array(JwtAlgorithm).min(1).max(9).default(["RS256", "ES256"]),
+        "Accepted asymmetric signature algorithms. `none` and HMAC are never accepted.",
+      ),
+      maxTokenAgeSeconds: doc(z.int().min(60).max(86400).default(3600), "Tokens whose `iat` is older than this are refused."),
+      subjectClaim: doc(z.string().min(1).max(64).default("sub"), "Claim that names the client."),
+      groupsClaim: doc(z.string().min(1).max(64).default("groups"), "Claim that lists the client's groups."),
+    })
+    .strict(),
+  "JWT bearer tokens (OAuth 2.1 access tokens as the MCP authorization spec describes).",
+  [
+    {
+      rule: "!has(self.jwksUri) || self.jwksUri.startsWith('https://')",
+      message: "spec.auth.jwt.jwksUri must use https",
+      check: (j) => j.jwksUri === undefined || j.jwksUri.startsWith("https://"),
+    },
+    {
+      rule: "self.issuer.startsWith('https://')",
+      message: "spec.auth.jwt.issuer must use https",
+      check: (j) => j.issuer.startsWith("https://"),
+    },
+    {
+      rule: "!(has(self.jwksUri) && has(self.jwksSecretRef))",
+      message: "spec.auth.jwt: set at most one of jwksUri and jwksSecretRef",
+      check: (j) => !(j.jwksUri !== undefined && j.jwksSecretRef !== undefined),
+    },
+  ],
+);
+
+export const MtlsAuth = doc(
+  z
+    .object({
+      spiffeIds: setList(
+        z.array(z.string().max(512).regex(SPIFFE_ID, "must be a SPIFFE ID such as spiffe://cluster.local/ns/agents/sa/client")).min(1).max(64),
+        "Istio peer identities allowed to connect.",
+      ),
+    })
+    .strict(),
+  "Istio mTLS peer identities (requires spec.mesh.istio.enabled).",
+);
+
+export const Auth = doc(
+  z
+    .object({ apiKeys: ApiKeyAuth.optional(), jwt: JwtAuth.optional(), mtls: MtlsAuth.optional() })
+    .strict(),
+  "How clients authenticate. At least one method is required: there is no anonymous mode.",
+  [
+    {
+      rule: "has(self.apiKeys) || has(self.jwt) || has(self.mtls)",
+      message: "spec.auth must set at least one of apiKeys, jwt, mtls (there is no anonymous mode)",
+      check: (a) => a.apiKeys !== undefined || a.jwt !== undefined || a.mtls !== undefined,
+    },
+  ],
+);
+
+// ---- authorization ------------------------------------------------------------------------
+
+const AllowDeny = z
+  .object({
+    allow: setList(z.array(glob).max(256).default([]), "Globs of names this rule allows."),
+    deny: setList(z.array(glob).max(256).default([]), "Globs of names this rule denies; deny wins over allow."),
+  })
+  .strict();
+
+export const ClientSelector = doc(
+  z
+    .object({
+      apiKeys: setList(z.array(z.string().min(1).max(253)).max(256).optional(), "API key client names (keys of the API key Secret)."),
+      subjects: setList(z.array(z.string().min(1).max(512)).max(256).optional(), "JWT subjects."),
+      groups: setList(z.array(z.string().min(1).max(512)).max(256).optional(), "JWT groups."),
+      spiffeIds: setList(z.array(z.string().min(1).max(512)).max(256).optional(), "SPIFFE IDs of mesh peers."),
+    })
+    .strict(),
+  "Which clients a rule applies to; a client matches if any listed identity matches.",
+  [
+    {
+      rule: "has(self.apiKeys) || has(self.subjects) || has(self.groups) || has(self.spiffeIds)",
+      message: "spec.authorization.rules[].clients must name at least one of apiKeys, subjects, groups, spiffeIds",
+      check: (c) => [c.apiKeys, c.subjects, c.groups, c.spiffeIds].some((l) => l !== undefined),
+    },
+  ],
+);
+
+export const AuthorizationRule = z
+  .object({
+    name: dnsLabel("spec.authorization.rules[].name"),
+    clients: ClientSelector,
+    tools: doc(AllowDeny.optional(), "Tools the clients may list and call."),
+    resources: doc(AllowDeny.optional(), "Resource URIs the clients may list and read."),
+    prompts: doc(AllowDeny.optional(), "Prompts the clients may list and get."),
+  })
+  .strict();
+
+export const Authorization = doc(
+  z
+    .object({
+      rules: listMap(
+        z.array(AuthorizationRule).max(128).default([]),
+        ["name"],
+        "Rules mapping clients to what they may use. Anything no rule allows is denied.",
+      ),
+    })
+    .strict(),
+  "Tool-, resource- and prompt-level authorization. Default deny: a client with no rule sees nothing.",
+);
+
+// ---- limits -------------------------------------------------------------------------------
+
+const RateLimit = z
+  .object({
+    requestsPerMinute: doc(z.int().min(1).max(1_000_000), "Sustained rate."),
+    burst: doc(z.int().min(1).max(100_000).optional(), "Bucket size; defaults to requestsPerMinute/6, at least 1."),
+  })
+  .strict();
+
+export const Limits = doc(
+  z
+    .object({
+      perClient: doc(RateLimit.default({ requestsPerMinute: 600 }), "Token bucket per authenticated client."),
+      perTool: listMap(
+        z
+          .array(RateLimit.extend({ tool: z.string().min(1).max(256).regex(NAME_GLOB) }).strict())
+          .max(256)
+          .default([]),
+        ["tool"],
+        "Token buckets per client and tool.",
+      ),
+      maxConcurrentRequests: doc(z.int().min(1).max(10_000).default(64), "Requests in flight at once, all clients together."),
+      maxRequestBytes: doc(z.int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024), "Largest accepted request body."),
+      requestTimeoutSeconds: doc(z.int().min(1).max(3600).default(30), "Deadline of one MCP request."),
+      toolTimeouts: listMap(
+        z
+          .array(z.object({ tool: z.string().min(1).max(256), timeoutSeconds: z.int().min(1).max(3600) }).strict())
+          .max(256)
+          .default([]),
+        ["tool"],
+        "Per-tool deadlines that override requestTimeoutSeconds.",
+      ),
+      redis: doc(
+        z
+          .object({
+            url: doc(
+              z.string().max(1024).regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
+              "Shared rate-limit store, so limits hold across replicas. Without it each replica enforces limit/replicas.",
+            ),
+          })
+          .strict()
+          .optional(),
+        "Optional shared limiter.",
+      ),
+    })
+    .strict(),
+  "Rate limits, concurrency, size and time limits enforced by the gateway. Always on; these only tune them.",
+);
+
+// ---- tools --------------------------------------------------------------------------------
+
+export const PinnedTool = z
+  .object({
+    name: z.string().min(1).max(256),
+    sha256: doc(
+      z.string().regex(/^[a-f0-9]{64}$/, "must be 64 lowercase hex digits"),
+      "sha256 of the canonical JSON of {name, description, inputSchema} (`mcp-bastion fingerprint` prints it).",
+    ),
+  })
+  .strict();
+
+export const Tools = doc(
+  z
+    .object({
+      pinned: listMap(z.array(PinnedTool).max(512).default([]), ["name"], "Tools pinned to a fingerprint."),
+      onDrift: doc(z.enum(["Block", "Warn"]).default("Block"), "What happens when a pinned tool changes. Warn is a visible opt-out."),
+      allowUnpinned: doc(
+        z.boolean().default(true),
+        "Whether tools that have no pin are served when some tools are pinned. false blocks every unpinned tool.",
+      ),
+      scanDescriptions: doc(
+        z.boolean().default(true),
+        "Scan tool descriptions for injected instructions and hide tools with findings. false is a visible opt-out.",
+      ),
+    })
+    .strict(),
+  "Tool description integrity.",
+);
+
+// ---- secrets, volumes -----------------------------------------------------------------------
+
+export const SecretSpec = z
+  .object({
+    name: dnsLabel("spec.secrets[].name"),
+    storeRef: doc(
+      z
+        .object({
+          name: secretName("storeRef.name"),
+          kind: z.enum(["SecretStore", "ClusterSecretStore"]).default("SecretStore"),
+        })
+        .strict(),
+      "External Secrets store. ClusterSecretStores must be allowed for the namespace by the operator's configuration.",
+    ),
+    remoteRef: z
+      .object({
+        key: z.string().min(1).max(1024),
+        property: z.string().min(1).max(256).optional(),
+        version: z.string().min(1).max(256).optional(),
+      })
+      .strict(),
+    fileName: doc(
+      z
+        .string()
+        .min(1)
+        .max(128)
+        .regex(/^[A-Za-z0-9_.-]+$/, "must be a plain file name")
+        .refine((v) => v !== "." && v !== "..", "must be a plain file name")
+        .default("value"),
+      "File name under /var/run/secrets/mcp/<name>/.",
+    ),
+    refreshInterval: doc(z.string().regex(DURATION, "must be a duration such as 1h or 15m").default("1h"), "How often External Secrets refreshes the value."),
+  })
+  .strict();
+
+export const VolumeSpec = z
+  .object({
+    name: dnsLabel("spec.volumes[].name"),
+    mountPath: z
+      .string()
+      .min(2)
+      .max(256)
+      .regex(/^\/[A-Za-z0-9_.\-/]+$/, "must be an absolute path")
+      .refine((p) => !p.split("/").includes(".."), "must not contain '..'"),
+    readOnly: doc(z.boolean().default(true), "Mounted read-only unless set to false."),
+    configMap: LocalObjectReference.optional(),
+    persistentVolumeClaim: z.object({ claimName: secretName("claimName") }).strict().optional(),
+  })
+  .strict();
+
+// ---- network, mesh, audit, gateway TLS ----------------------------------------------------------
+
+const LabelSelector = z
+  .object({
+    matchLabels: z.record(z.string().max(317), z.string().max(63)).optional(),
+  })
+  .strict();
+
+export const IngressPeer = z
+  .object({
+    namespaceSelector: doc(LabelSelector.optional(), "Namespaces whose pods may connect (combined with podSelector)."),
+    podSelector: doc(LabelSelector.optional(), "Pods that may connect (in this namespace unless namespaceSelector is set)."),
+  })
+  .strict();
+
+const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP", "UDP"]).default("TCP") }).strict();
+
+export const EgressRule = doc(
+  z.object({
+    cidrs: setList(z.array(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(64).optional(), "Destination CIDRs."),
+    hosts: setList(
+      z.array(z.string().max(253).regex(HOSTNAME, "must be a DNS name such as api.github.com")).max(64).optional(),
+      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar).",
+    ),
+    ports: z.array(Port).min(1).max(16),
+  }).strict(),
+  "One allowed outbound destination.",
+  [
+    {
+      rule: "has(self.cidrs) != has(self.hosts)",
+      message: "spec.network.egress[]: set exactly one of cidrs, hosts",
+      check: (e) => (e.cidrs === undefined) !== (e.hosts === undefined),
+    },
+  ],
+);
+
+export const Network = doc(
+  z
+    .object({
+      ingress: doc(
+        z.array(IngressPeer).max(32).default([]),
+        "Who may connect to the gateway port. Empty: only pods in the same namespace with label mcp.bastion.dev/client=true.",
+      ),
+      egress: doc(z.array(EgressRule).max(32).default([]), "Allowed outbound destinations. Everything else is denied."),
+      allowDNS: doc(z.boolean().default(true), "Allow DNS to kube-dns in kube-system."),
+    })
+    .strict(),
+  "Default-deny network policy for the server's pods; this only adds allowed peers.",
+);
+
+export const Mesh = doc(
+  z
+    .object({
+      istio: z
+        .object({
+          enabled: z.boolean().default(false),
+          mtlsMode: doc(z.enum(["STRICT", "PERMISSIVE"]).default("STRICT"), "PERMISSIVE is a visible opt-out."),
+        })
+        .strict()
+        .default({ enabled: false, mtlsMode: "STRICT" }),
+    })
+    .strict(),
+  "Service mesh integration.",
+);
+
+export const Audit = doc(
+  z
+    .object({
+      redactKeys: setList(
+        z.array(z.string().min(1).max(128)).max(128).default([]),
+        "Extra argument keys whose values are replaced by [REDACTED] in audit lines (token-like keys are always redacted).",
+      ),
+    })
+    .strict(),
+  "Audit log (one JSON line per request on the gateway's stdout).",
+);
+
+export const GatewayTls = doc(
+  z.object({ secretRef: doc(LocalObjectReference, "kubernetes.io/tls Secret with tls.crt and tls.key.") }).strict(),
+  "TLS termination at the gateway (TLS 1.2 minimum), for clusters without a mesh.",
+);
+
+// ---- the spec -----------------------------------------------------------------------------------
+
+export const McpServerSpec = doc(
+  z
+    .object({
+      image: doc(
+        z.string().min(1).max(512).regex(/^[^\s]+$/, "must not contain spaces"),
+        "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status.",
+      ),
+      command: doc(z.array(z.string().max(4096)).max(64).optional(), "Entrypoint override."),
+      args: doc(z.array(z.string().max(4096)).max(256).optional(), "Arguments."),
+      env: listMap(z.array(EnvVar).max(128).default([]), ["name"], "Non-secret environment variables (literal values only)."),
+      replicas: doc(z.int().min(1).max(100).default(1), "Number of pods. More than one adds a PodDisruptionBudget."),
+      resources: Resources.optional(),
+      transport: Transport,
+      auth: Auth,
+      authorization: Authorization.default({ rules: [] }),
+      limits: Limits.default({
+        perClient: { requestsPerMinute: 600 },
+        perTool: [],
+        maxConcurrentRequests: 64,
+        maxRequestBytes: 1024 * 1024,
+        requestTimeoutSeconds: 30,
+        toolTimeouts: [],
+      }),
+      tools: Tools.default({ pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: true }),
+      secrets: listMap(z.array(SecretSpec).max(32).default([]), ["name"], "Secrets from a secret manager, mounted as read-only files."),
+      volumes: listMap(z.array(VolumeSpec).max(16).default([]), ["name"], "Extra volumes (ConfigMap or PVC), read-only unless readOnly is false."),
+      network: Network.default({ ingress: [], egress: [], allowDNS: true }),
+      mesh: Mesh.default({ istio: { enabled: false, mtlsMode: "STRICT" } }),
+      audit: Audit.default({ redactKeys: [] }),
+      tls: GatewayTls.optional(),
+    })
+    .strict(),
+  "Desired state of a hardened MCP server.",
+  [
+    {
+      rule: "!has(self.auth.mtls) || (has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
+      message: "spec.auth.mtls requires spec.mesh.istio.enabled: true",
+      fieldPath: ".auth.mtls",
+      check: (s) => s.auth.mtls === undefined || s.mesh.istio.enabled,
+    },
+    {
+      rule:
+        "!has(self.network) || !has(self.network.egress) || self.network.egress.all(e, !has(e.hosts)) || (has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
+      message: "spec.network.egress[].hosts requires spec.mesh.istio.enabled: true (hostnames are enforced by the mesh)",
+      fieldPath: ".network.egress",
+      check: (s) => s.network.egress.every((e) => e.hosts === undefined) || s.mesh.istio.enabled,
+    },
+    {
+      rule: "!has(self.tools) || !has(self.tools.pinned) || self.tools.pinned.all(a, self.tools.pinned.exists_one(b, b.name == a.name))",
+      message: "spec.tools.pinned[].name must be unique",
+      fieldPath: ".tools.pinned",
+      check: (s) => new Set(s.tools.pinned.map((p) => p.name)).size === s.tools.pinned.length,
+    },
+    {
+      rule: "!has(self.tls) || !(has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
+      message: "spec.tls is for clusters without a mesh; with spec.mesh.istio.enabled the mesh encrypts traffic",
+      fieldPath: ".tls",
+      check: (s) => s.tls === undefined || !s.mesh.istio.enabled,
+    },
+    {
+      rule: "!has(self.volumes) || self.volumes.all(v, has(v.configMap) != has(v.persistentVolumeClaim))",
+      message: "spec.volumes[]: set exactly one of configMap, persistentVolumeClaim",
+      fieldPath: ".volumes",
+      check: (s) => s.volumes.every((v) => (v.configMap === undefined) !== (v.persistentVolumeClaim === undefined)),
+    },
+  ],
+);
+
+// ---- status -------------------------------------------------------------------------------------
+
+export const Condition = z.object({
+  type: z.string().max(316),
+  status: z.enum(["True", "False", "Unknown"]),
+  observedGeneration: z.int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string().max(1024),
+  message: z.string().max(32768),
+});
+
+export const ChecklistItem = z.object({
+  id: z.string(),
+  title: z.string(),
+  satisfied: z.boolean(),
+  detail: z.string(),
+});
+
+export const McpServerStatus = z.object({
+  observedGeneration: z.int().min(0).optional(),
+  conditions: listMap(z.array(Condition).optional(), ["type"], "Ready, Reconciled, Degraded."),
+  url: doc(z.string().optional(), "In-cluster URL of the MCP endpoint."),
+  checklist: listMap(z.array(ChecklistItem).optional(), ["id"], "One entry per item of the MCP security checklist."),
+  optOuts: setList(z.array(z.string()).optional(), "Security defaults this server explicitly loosens."),
+  rateLimitMode: doc(z.string().optional(), "How limits hold across replicas: redis (shared) or divided (limit/replicas per pod)."),
+});
+
+export const ObjectMeta = z
+  .object({
+    name: z.string().min(1).max(63).regex(DNS_LABEL, "metadata.name must be a DNS label (lowercase letters, digits and '-', at most 63)"),
+    namespace: z.string().min(1).max(63).regex(DNS_LABEL).default("default"),
+    uid: z.string().optional(),
+    generation: z.int().optional(),
+    resourceVersion: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
+
+export const McpServerSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(KIND),
+  metadata: ObjectMeta,
+  spec: McpServerSpec,
+  status: McpServerStatus.optional(),
+});
+
+export type McpServer = z.output<typeof McpServerSchema>;
+export type McpServerInput = z.input<typeof McpServerSchema>;
+export type McpServerSpec = z.output<typeof McpServerSpec>;
+export type McpServerStatus = z.output<typeof McpServerStatus>;
+export type AuthorizationRule = z.output<typeof AuthorizationRule>;
+export type Condition = z.output<typeof Condition>;
+export type ChecklistItem = z.output<typeof ChecklistItem>;
