@@ -529,6 +529,12 @@ export const McpServerSpec = doc(
       check: (s) => new Set(s.tools.pinned.map((p) => p.name)).size === s.tools.pinned.length,
     },
     {
+      rule: "self.transport.type != 'stdio' || (has(self.command) && size(self.command) > 0)",
+      message: "spec.command is required when spec.transport.type is stdio (the bridge must know what to run)",
+      fieldPath: ".command",
+      check: (s) => s.transport.type !== "stdio" || (s.command?.length ?? 0) > 0,
+    },
+    {
       rule: "!has(self.tls) || !(has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
       message: "spec.tls is for clusters without a mesh; with spec.mesh.istio.enabled the mesh encrypts traffic",
       fieldPath: ".tls",
