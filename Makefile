@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane typecheck lint crds test unit demo bench build clean
+.PHONY: install controlplane tools chart typecheck lint crds test unit demo bench build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -17,6 +17,14 @@ install: node_modules/.installed
 controlplane:
 	@hack/controlplane/build.sh
 
+# helm, kube-score, checkov and Argo CD's Lua engine for test/ship (cached in ~/.cache/mcp-bastion/tools).
+tools:
+	@hack/tools/install.sh >/dev/null
+
+# Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
+chart: install
+	node hack/tools/sync-chart.ts
+
 typecheck: install
 	tsc -p tsconfig.json
 
@@ -25,12 +33,13 @@ lint: install
 
 crds: install
 	node operator/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml
+	node hack/tools/sync-chart.ts
 
 build: install
 	rm -rf dist && tsc -p tsconfig.build.json
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
-test: install controlplane typecheck lint
+test: install controlplane tools typecheck lint
 	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
 
 unit: install

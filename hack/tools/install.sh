@@ -28,8 +28,12 @@ install_helm() {
   local key="$HELM_VERSION-$script_sum" bin="$tools/helm-$HELM_VERSION/helm"
   if ! fresh helm "$key" || [ ! -x "$bin" ]; then
     echo "building helm $HELM_VERSION (Go module helm.sh/helm/v3)" >&2
-    GOBIN="$(dirname "$bin")" gobuild "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    # Like helm's own Makefile: the default Kubernetes version (lint, template) is the client-go it
+    # was built with (v0.37 -> 1.37); tests pass --kube-version of the local control plane anyway.
+    local v="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    local k="-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"
+    k="$k -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
+    GOBIN="$(dirname "$bin")" gobuild "-s -w $v $k" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
     stamp helm "$key"
   fi
   echo "$bin"
