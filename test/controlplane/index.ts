@@ -1,0 +1,417 @@
+// A real, local Kubernetes control plane for tests, benchmarks and `mcp-bastion demo`: etcd and
+// kube-apiserver (and kube-controller-manager when asked) started as processes on free loopback
+// ports, the way controller-runtime's envtest does it. Binaries come from hack/controlplane/build.sh
+// (cached under ~/.cache/mcp-bastion/bin). Certificates are generated per start with openssl.
+//
+// Every process runs in its own process group; stop() kills the groups, an exit handler kills them
+// if the caller forgets, and a small watchdog shell kills them if this Node process dies by SIGKILL,
+// so no etcd or kube-apiserver ever outlives the test run.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { request } from "node:https";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface ControlPlane {
+  kubeconfigPath: string;
+  server: string;
+  binDir: string;
+  dir: string;
+  /** Path of the API server's audit log (JSON lines), when started with auditLog. */
+  auditLogPath?: string;
+  kubectl(args: string[], opts?: { input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Kills kube-apiserver (SIGKILL) and starts it again on the same port; resolves when it is ready. */
+  restartApiServer(): Promise<void>;
+  /** Kills etcd (SIGKILL) and starts it again with the same data; resolves when the API server is ready again. */
+  restartEtcd(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Also run kube-controller-manager (ReplicaSets, Pods, garbage collection, namespace deletion). */
+  controllerManager?: boolean;
+  /** Write an audit log of every write (Metadata level) to `<dir>/audit.log`, for counting writes. */
+  auditLog?: boolean;
+  /** Keep the temporary directory after stop() (logs, certs) for debugging. Also: MCP_BASTION_KEEP_CP=1. */
+  keepDir?: boolean;
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Processes started by any control plane in this Node process, keyed by pid (= process group id). */
+const live = new Set<number>();
+let exitHookInstalled = false;
+
+function installExitHooks(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  const killAll = () => {
+    for (const pid of live) killGroup(pid, "SIGKILL");
+    live.clear();
+  };
+  process.on("exit", killAll);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    // Only take over the signal when nobody else handles it, then re-raise it so the default
+    // behaviour (exit) still happens.
+    if (process.listenerCount(sig) > 0) continue;
+    process.once(sig, () => {
+      killAll();
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** The directory with the control-plane binaries: $MCP_BASTION_CP_BIN, else what build.sh prints (cached). */
+export async function controlPlaneBinDir(): Promise<string> {
+  if (process.env.MCP_BASTION_CP_BIN) return process.env.MCP_BASTION_CP_BIN;
+  const script = join(repoRoot, "hack", "controlplane", "build.sh");
+  const { code, stdout, stderr } = await run(script, [], { timeoutMs: 90 * 60_000 });
+  if (code !== 0) throw new Error(`hack/controlplane/build.sh failed (exit ${code}): ${stderr.trim().split("\n").slice(-5).join("\n")}`);
+  const lines = stdout.trim().split("\n");
+  const dir = lines[lines.length - 1];
+  if (!dir) throw new Error("hack/controlplane/build.sh printed no directory");
+  return dir;
+}
+
+function run(
+  file: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    const child = execFile(
+      file,
+      args,
+      { maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 1 ? err.message : "") });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** A free TCP port on 127.0.0.1 (bind to 0, read the port, release it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const addr = srv.address();
+  srv.close();
+  await once(srv, "close");
+  if (!addr || typeof addr === "string") throw new Error("could not allocate a port");
+  return addr.port;
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  const { code, stderr } = await run("openssl", args.map((a) => a.replaceAll("{dir}", cwd)));
+  if (code !== 0) throw new Error(`openssl ${args[0]} failed: ${stderr.trim()}`);
+}
+
+/** CA, API server serving cert (127.0.0.1, localhost), admin client cert (O=system:masters), SA key pair. */
+async function makeCerts(dir: string): Promise<void> {
+  const days = "30";
+  await openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "{dir}/ca.key", "-out", "{dir}/ca.crt", "-days", days, "-subj", "/CN=mcp-bastion-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"], dir);
+  const sign = async (name: string, subj: string, ext: string) => {
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${name}.key`, "-out", `{dir}/${name}.csr`, "-subj", subj], dir);
+    await openssl(["x509", "-req", "-in", `{dir}/${name}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${name}.crt`, "-days", days, "-extfile", `{dir}/${name}.ext`], dir);
+  };
+  await sign("serving", "/CN=kube-apiserver", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc\n");
+  await sign("admin", "/O=system:masters/CN=admin", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+  await openssl(["genrsa", "-out", "{dir}/sa.key", "2048"], dir);
+  await openssl(["rsa", "-in", "{dir}/sa.key", "-pubout", "-out", "{dir}/sa.pub"], dir);
+}
+
+function kubeconfigYaml(dir: string, server: string): string {
+  const b64 = (f: string) => readFileSync(join(dir, f)).toString("base64");
+  // Inline data, so the file stays usable when copied elsewhere (the demo prints its path).
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: ${server}
+    certificate-authority-data: ${b64("ca.crt")}
+users:
+- name: admin
+  user:
+    client-certificate-data: ${b64("admin.crt")}
+    client-key-data: ${b64("admin.key")}
+contexts:
+- name: local
+  context: {cluster: local, user: admin}
+current-context: local
+`;
+}
+
+// Metadata for writes only: enough to count and attribute them (user agent, user, verb, resource),
+// while reads (the bulk) are not logged at all.
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  verbs: ["get", "list", "watch"]
+- level: Metadata
+`;
+
+interface Proc {
+  name: string;
+  args: string[];
+  child?: ChildProcess;
+}
+
+export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
+  installExitHooks();
+  const binDir = await controlPlaneBinDir();
+  const dir = mkdtempSync(join(tmpdir(), "mcp-bastion-cp-"));
+  const keep = opts.keepDir || process.env.MCP_BASTION_KEEP_CP === "1";
+  const procs: Proc[] = [];
+  const pgidFile = join(dir, "pgids");
+  let stopped = false;
+
+  const recordPgids = () => writeFileSync(pgidFile, procs.map((p) => p.child?.pid).filter((p) => p !== undefined).join(" "));
+
+  const startProc = (p: Proc) => {
+    const log = openSync(join(dir, `${p.name}.log`), "a");
+    // detached: a new process group, so killing -pid also takes any children with it.
+    const child = spawn(join(binDir, p.name), p.args, { cwd: dir, detached: true, stdio: ["ignore", log, log] });
+    closeSync(log);
+    p.child = child;
+    if (child.pid !== undefined) live.add(child.pid);
+    child.once("exit", () => {
+      if (child.pid !== undefined) live.delete(child.pid);
+    });
+    child.unref();
+    recordPgids();
+  };
+
+  const killProc = async (p: Proc, signal: NodeJS.Signals, graceMs: number) => {
+    const child = p.child;
+    if (!child || child.pid === undefined) return;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      killGroup(child.pid, "SIGKILL"); // leftovers in the group, if any
+      return;
+    }
+    const exited = once(child, "exit");
+    // The children are unref'd (a forgotten stop() must not keep the process alive); hold the
+    // event loop open while we wait for this one to exit.
+    const keepAlive = setInterval(() => {}, 1_000);
+    try {
+      killGroup(child.pid, signal);
+      const timer = new Promise((r) => setTimeout(r, graceMs, "timeout"));
+      if ((await Promise.race([exited, timer])) === "timeout") {
+        killGroup(child.pid, "SIGKILL");
+        await exited;
+      }
+      killGroup(child.pid, "SIGKILL");
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
+
+  try {
+    await makeCerts(dir);
+    const [etcdPort, etcdPeerPort, apiPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const server = `https://127.0.0.1:${apiPort}`;
+    const kubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(kubeconfigPath, kubeconfigYaml(dir, server), { mode: 0o600 });
+
+    recordPgids(); // the watchdog runs while this file exists
+    // Watchdog: if this Node process disappears without cleaning up (SIGKILL, crash), kill the groups.
+    const watchdog = spawn(
+      "bash",
+      [
+        "-c",
+        `while kill -0 ${process.pid} 2>/dev/null && [ -f "$1" ]; do sleep 2; done
+         if [ -f "$1" ]; then for g in $(cat "$1"); do kill -KILL -- -$g 2>/dev/null; done; [ "$2" = keep ] || rm -rf "$3"; fi; exit 0`,
+        "watchdog",
+        pgidFile,
+        keep ? "keep" : "remove",
+        dir,
+      ],
+      { detached: true, stdio: "ignore" },
+    );
+    watchdog.unref();
+
+    const etcd: Proc = {
+      name: "etcd",
+      args: [
+        `--data-dir=${join(dir, "etcd-data")}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+        // Test data is thrown away: fsync only costs time (envtest does the same).
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+      ],
+    };
+    const auditLogPath = opts.auditLog ? join(dir, "audit.log") : undefined;
+    if (opts.auditLog) writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
+    const apiserver: Proc = {
+      name: "kube-apiserver",
+      args: [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        `--cert-dir=${dir}`,
+        `--tls-cert-file=${join(dir, "serving.crt")}`,
+        `--tls-private-key-file=${join(dir, "serving.key")}`,
+        `--secure-port=${apiPort}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        "--disable-admission-plugins=ServiceAccount",
+        `--service-account-issuer=${server}/`,
+        `--service-account-key-file=${join(dir, "sa.pub")}`,
+        `--service-account-signing-key-file=${join(dir, "sa.key")}`,
+        `--client-ca-file=${join(dir, "ca.crt")}`,
+        "--shutdown-delay-duration=0s",
+        ...(auditLogPath ? [`--audit-log-path=${auditLogPath}`, `--audit-policy-file=${join(dir, "audit-policy.yaml")}`, "--audit-log-mode=blocking", "--audit-log-format=json"] : []),
+        "-v=0",
+      ],
+    };
+    procs.push(etcd, apiserver);
+    startProc(etcd);
+    startProc(apiserver);
+    await waitReady(dir, server, apiserver, 90_000);
+
+    if (opts.controllerManager) {
+      const kcm: Proc = {
+        name: "kube-controller-manager",
+        args: [
+          `--kubeconfig=${kubeconfigPath}`,
+          `--authentication-kubeconfig=${kubeconfigPath}`,
+          `--authorization-kubeconfig=${kubeconfigPath}`,
+          `--service-account-private-key-file=${join(dir, "sa.key")}`,
+          `--root-ca-file=${join(dir, "ca.crt")}`,
+          `--cluster-signing-cert-file=${join(dir, "ca.crt")}`,
+          `--cluster-signing-key-file=${join(dir, "ca.key")}`,
+          "--controllers=*",
+          "--leader-elect=false",
+          "--bind-address=127.0.0.1",
+          `--secure-port=${kcmPort}`,
+          `--cert-dir=${join(dir, "kcm-certs")}`,
+          "-v=0",
+        ],
+      };
+      procs.push(kcm);
+      startProc(kcm);
+    }
+
+    const cp: ControlPlane = {
+      kubeconfigPath,
+      server,
+      binDir,
+      dir,
+      ...(auditLogPath ? { auditLogPath } : {}),
+      kubectl: (args, o = {}) => run(join(binDir, "kubectl"), ["--kubeconfig", kubeconfigPath, ...args], o),
+      async restartApiServer() {
+        await killProc(apiserver, "SIGKILL", 0);
+        startProc(apiserver);
+        await waitReady(dir, server, apiserver, 90_000);
+      },
+      async restartEtcd() {
+        await killProc(etcd, "SIGKILL", 0);
+        startProc(etcd);
+        await waitReady(dir, server, apiserver, 90_000);
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        // Reverse order: controller-manager, API server, then etcd.
+        for (const p of [...procs].reverse()) await killProc(p, "SIGTERM", 3_000);
+        rmSync(pgidFile, { force: true }); // tells the watchdog to exit
+        if (!keep) rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    return cp;
+  } catch (err) {
+    for (const p of [...procs].reverse()) await killProc(p, "SIGKILL", 0);
+    rmSync(pgidFile, { force: true });
+    const logs = procs.map((p) => tail(join(dir, `${p.name}.log`), 15)).join("\n");
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+    throw new Error(`control plane did not start: ${err instanceof Error ? err.message : String(err)}\n${logs}`);
+  }
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    const text = readFileSync(file, "utf8").trimEnd().split("\n");
+    return `--- ${file.split("/").pop()} (last ${lines} lines)\n${text.slice(-lines).join("\n")}`;
+  } catch {
+    return "";
+  }
+}
+
+/** Polls /readyz with the admin certificate until it answers 200. */
+async function waitReady(dir: string, server: string, apiserver: Proc, timeoutMs: number): Promise<void> {
+  const ca = readFileSync(join(dir, "ca.crt"));
+  const cert = readFileSync(join(dir, "admin.crt"));
+  const key = readFileSync(join(dir, "admin.key"));
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const child = apiserver.child;
+    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`kube-apiserver exited (${child.exitCode ?? child.signalCode})`);
+    last = await new Promise<string>((res) => {
+      const req = request(`${server}/readyz`, { ca, cert, key, timeout: 2_000, agent: false }, (resp) => {
+        resp.resume();
+        res(resp.statusCode === 200 ? "ok" : `HTTP ${resp.statusCode}`);
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", (e) => res(e.message));
+      req.end();
+    });
+    if (last === "ok") return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`kube-apiserver not ready after ${timeoutMs / 1000}s (last: ${last})`);
+}
+
+/** Parses the audit log into events (one JSON object per line); tolerates a partially written last line. */
+export function readAuditEvents(path: string): AuditEvent[] {
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return [];
+  }
+  const out: AuditEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as AuditEvent);
+    } catch {
+      // partial line at the end
+    }
+  }
+  return out;
+}
+
+export interface AuditEvent {
+  verb: string;
+  requestURI: string;
+  userAgent?: string;
+  user?: { username?: string };
+  objectRef?: { resource?: string; namespace?: string; name?: string; subresource?: string; apiGroup?: string };
+  responseStatus?: { code?: number };
+  stage?: string;
+  requestReceivedTimestamp?: string;
+}
