@@ -1,0 +1,123 @@
+// The gateway's policy file (ConfigMap key gateway.json). It holds no secret values: API keys, the
+// JWKS and TLS keys are files mounted beside it, named here by path only.
+import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig } from "../../../gateway/src/config.ts";
+import type { McpServer } from "../api/v1alpha1.ts";
+
+export type RateLimitMode = "redis" | "divided";
+
+/** Where the gateway reaches the MCP server inside the pod. */
+export function upstreamOf(server: McpServer): GatewayConfig["upstream"] {
+  const t = server.spec.transport;
+  if (t.type === "stdio") return { transport: "stdio", bridge: { host: "127.0.0.1", port: GATEWAY_PORTS.stdioBridge } };
+  const path = t.path ?? (t.type === "sse" ? "/sse" : "/mcp");
+  return { transport: t.type, url: `http://127.0.0.1:${t.port}${path}` };
+}
+
+/** Path clients use on the gateway: the server's own path for HTTP transports, /mcp for stdio. */
+export function publicPath(server: McpServer): string {
+  const t = server.spec.transport;
+  if (t.type === "stdio") return "/mcp";
+  return t.path ?? (t.type === "sse" ? "/sse" : "/mcp");
+}
+
+/** The in-cluster URL of the MCP endpoint (the Service, gateway port). */
+export function serviceUrl(server: McpServer, clusterDomain = "cluster.local"): string {
+  const scheme = server.spec.tls ? "https" : "http";
+  const { name, namespace } = server.metadata;
+  return `${scheme}://${name}.${namespace}.svc.${clusterDomain}:${GATEWAY_PORTS.mcp}${publicPath(server)}`;
+}
+
+export function rateLimitMode(server: McpServer): RateLimitMode {
+  return server.spec.limits.redis ? "redis" : "divided";
+}
+
+/**
+ * Without a shared store every replica enforces its share of the limit, so N replicas together
+ * never allow more than the configured rate. Never below 1, so a limit never turns into "deny all".
+ */
+function share(value: number, replicas: number, mode: RateLimitMode): number {
+  return mode === "redis" ? value : Math.max(1, Math.floor(value / replicas));
+}
+
+function burstOf(requestsPerMinute: number, burst: number | undefined): number {
+  return burst ?? Math.max(1, Math.floor(requestsPerMinute / 6));
+}
+
+/** Mount path of the JWKS file when the JWKS comes from a Secret. */
+export function jwksFile(key: string): string {
+  return `${GATEWAY_PATHS.jwksDir}/${key}`;
+}
+
+export function gatewayConfig(server: McpServer, clusterDomain?: string): GatewayConfig {
+  const { spec } = server;
+  const mode = rateLimitMode(server);
+  const replicas = spec.replicas;
+  const l = spec.limits;
+  const jwt = spec.auth.jwt;
+  const config: GatewayConfig = {
+    version: 1,
+    server: { namespace: server.metadata.namespace, name: server.metadata.name },
+    listen: {
+      host: "0.0.0.0",
+      port: GATEWAY_PORTS.mcp,
+      adminPort: GATEWAY_PORTS.admin,
+      ...(spec.tls ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key` } } : {}),
+    },
+    publicUrl: serviceUrl(server, clusterDomain),
+    upstream: upstreamOf(server),
+    auth: {
+      ...(spec.auth.apiKeys ? { apiKeys: { dir: GATEWAY_PATHS.apiKeysDir } } : {}),
+      ...(jwt
+        ? {
+            jwt: {
+              issuer: jwt.issuer,
+              audiences: [...jwt.audiences],
+              ...(jwt.jwksUri ? { jwksUri: jwt.jwksUri } : {}),
+              ...(jwt.jwksSecretRef ? { jwksFile: jwksFile(jwt.jwksSecretRef.key) } : {}),
+              algorithms: [...jwt.algorithms],
+              maxTokenAgeSeconds: jwt.maxTokenAgeSeconds,
+              subjectClaim: jwt.subjectClaim,
+              groupsClaim: jwt.groupsClaim,
+            },
+          }
+        : {}),
+      ...(spec.auth.mtls ? { mtls: { spiffeIds: [...spec.auth.mtls.spiffeIds] } } : {}),
+    },
+    authorization: {
+      rules: spec.authorization.rules.map((r) => ({
+        name: r.name,
+        clients: { ...r.clients },
+        ...(r.tools ? { tools: { allow: [...r.tools.allow], deny: [...r.tools.deny] } } : {}),
+        ...(r.resources ? { resources: { allow: [...r.resources.allow], deny: [...r.resources.deny] } } : {}),
+        ...(r.prompts ? { prompts: { allow: [...r.prompts.allow], deny: [...r.prompts.deny] } } : {}),
+      })),
+    },
+    limits: {
+      perClient: {
+        requestsPerMinute: share(l.perClient.requestsPerMinute, replicas, mode),
+        burst: share(burstOf(l.perClient.requestsPerMinute, l.perClient.burst), replicas, mode),
+      },
+      perTool: l.perTool.map((t) => ({
+        tool: t.tool,
+        requestsPerMinute: share(t.requestsPerMinute, replicas, mode),
+        burst: share(burstOf(t.requestsPerMinute, t.burst), replicas, mode),
+      })),
+      maxConcurrentRequests: l.maxConcurrentRequests,
+      maxRequestBytes: l.maxRequestBytes,
+      requestTimeoutSeconds: l.requestTimeoutSeconds,
+      toolTimeouts: l.toolTimeouts.map((t) => ({ tool: t.tool, timeoutSeconds: t.timeoutSeconds })),
+      mode,
+      replicas,
+      ...(l.redis ? { redisUrl: l.redis.url } : {}),
+    },
+    tools: {
+      pinned: spec.tools.pinned.map((p) => ({ name: p.name, sha256: p.sha256 })),
+      onDrift: spec.tools.onDrift,
+      allowUnpinned: spec.tools.allowUnpinned,
+      scanDescriptions: spec.tools.scanDescriptions,
+    },
+    audit: { redactKeys: [...spec.audit.redactKeys] },
+    telemetry: {},
+  };
+  return config;
+}
