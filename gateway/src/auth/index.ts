@@ -1,0 +1,95 @@
+// Authentication on every request; there is no anonymous mode. Credentials, in order:
+//   Authorization: Bearer <JWT>      (when auth.jwt is configured and the value has the JWS compact shape)
+//   Authorization: Bearer <api key>  or  X-API-Key: <api key>
+//   the Istio peer identity (x-forwarded-client-cert), when auth.mtls is configured and no credential was sent.
+import type { IncomingHttpHeaders } from "node:http";
+import type { Identity } from "../authz.ts";
+import type { GatewayConfig } from "../config.ts";
+import { anyGlob } from "../glob.ts";
+import { ApiKeyStore } from "./apikeys.ts";
+import { JwtError, JwtVerifier } from "./jwt.ts";
+import { xfccPeerUri } from "./mtls.ts";
+
+export type AuthResult =
+  | { ok: true; identity: Identity }
+  | { ok: false; reason: string; message: string; /** a credential was presented but rejected */ invalidToken: boolean };
+
+const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+export class Authenticator {
+  readonly apiKeys: ApiKeyStore | undefined;
+  readonly jwt: JwtVerifier | undefined;
+  readonly #spiffe: string[] | undefined;
+  readonly #ids = new Map<string, Identity>();
+
+  constructor(cfg: GatewayConfig["auth"], opts: { jwksRefreshMs?: number } = {}) {
+    if (!cfg.apiKeys && !cfg.jwt && !cfg.mtls)
+      throw new Error("auth: configure at least one of apiKeys, jwt, mtls (there is no anonymous mode)");
+    this.apiKeys = cfg.apiKeys ? new ApiKeyStore(cfg.apiKeys.dir) : undefined;
+    this.jwt = cfg.jwt ? new JwtVerifier(cfg.jwt, { refreshMs: opts.jwksRefreshMs }) : undefined;
+    this.#spiffe = cfg.mtls?.spiffeIds;
+  }
+
+  async start(apiKeyRescanMs?: number): Promise<void> {
+    await Promise.all([this.apiKeys?.start(apiKeyRescanMs), this.jwt?.start()]);
+  }
+
+  stop(): void {
+    this.apiKeys?.stop();
+    this.jwt?.stop();
+  }
+
+  get ready(): boolean {
+    return (this.jwt ? this.jwt.ready : true) && (this.apiKeys ? this.apiKeys.size > 0 || !this.jwt : true);
+  }
+
+  #identity(kind: Identity["kind"], name: string, groups?: string[]): Identity {
+    if (groups && groups.length > 0) return { key: `${kind}:${name}`, kind, name, groups };
+    const key = `${kind}:${name}`;
+    let id = this.#ids.get(key);
+    if (!id) {
+      id = { key, kind, name };
+      if (this.#ids.size > 10000) this.#ids.clear();
+      this.#ids.set(key, id);
+    }
+    return id;
+  }
+
+  authenticate(headers: IncomingHttpHeaders): AuthResult | Promise<AuthResult> {
+    let credential: string | undefined;
+    const authz = headers.authorization;
+    if (authz !== undefined) {
+      if (authz.length < 8 || authz.slice(0, 7).toLowerCase() !== "bearer ")
+        return { ok: false, reason: "scheme", message: "use the Bearer authorization scheme", invalidToken: true };
+      credential = authz.slice(7).trim();
+    } else {
+      const k = headers["x-api-key"];
+      if (typeof k === "string") credential = k.trim();
+    }
+    if (!credential) {
+      if (this.#spiffe) {
+        const uri = xfccPeerUri(headers["x-forwarded-client-cert"] as string | undefined);
+        if (uri && anyGlob(this.#spiffe, uri)) return { ok: true, identity: this.#identity("spiffe", uri) };
+        if (uri) return { ok: false, reason: "peer", message: "peer identity not accepted", invalidToken: false };
+      }
+      return { ok: false, reason: "missing", message: "authentication required", invalidToken: false };
+    }
+    if (this.jwt && JWS_SHAPE.test(credential)) return this.#jwt(this.jwt, credential);
+    if (this.apiKeys) {
+      const client = this.apiKeys.lookup(credential);
+      if (client !== undefined) return { ok: true, identity: this.#identity("apikey", client) };
+    }
+    return { ok: false, reason: "invalid-key", message: "invalid credentials", invalidToken: true };
+  }
+
+  async #jwt(v: JwtVerifier, token: string): Promise<AuthResult> {
+    try {
+      const id = await v.verify(token);
+      return { ok: true, identity: this.#identity("jwt", id.subject, id.groups) };
+    } catch (e) {
+      const reason = e instanceof JwtError ? e.reason : "invalid";
+      const message = e instanceof JwtError ? e.message : "token invalid";
+      return { ok: false, reason, message, invalidToken: true };
+    }
+  }
+}

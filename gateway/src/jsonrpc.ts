@@ -1,0 +1,57 @@
+// JSON-RPC 2.0 helpers: shape checks and the error bodies the gateway answers with. Messages are
+// short, name the field or tool at fault, and never carry internals.
+export type JsonRpcId = string | number | null;
+
+export const ERR = {
+  parse: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internal: -32603,
+  /** Server-defined range (-32000..-32099). */
+  unauthorized: -32001,
+  denied: -32003,
+  rateLimited: -32029,
+  timeout: -32008,
+  tooLarge: -32013,
+  upstream: -32002,
+  overloaded: -32009,
+} as const;
+
+export interface JsonRpcMessage {
+  jsonrpc: "2.0";
+  id?: JsonRpcId;
+  method?: string;
+  params?: Record<string, unknown>;
+  result?: unknown;
+  error?: unknown;
+}
+
+export function errorBody(id: JsonRpcId | undefined, code: number, message: string, data?: unknown): string {
+  const error = data === undefined ? { code, message } : { code, message, data };
+  return JSON.stringify({ jsonrpc: "2.0", id: id ?? null, error });
+}
+
+/** Returns a problem description for a message that is not a single JSON-RPC 2.0 message, else undefined. */
+export function shapeProblem(msg: unknown): string | undefined {
+  if (Array.isArray(msg)) return "JSON-RPC batches are not supported; send one message per request";
+  if (msg === null || typeof msg !== "object") return "the body must be a JSON-RPC object";
+  const m = msg as Record<string, unknown>;
+  if (m.jsonrpc !== "2.0") return 'field "jsonrpc" must be "2.0"';
+  const hasId = "id" in m;
+  if (hasId && typeof m.id !== "string" && typeof m.id !== "number") return 'field "id" must be a string or a number';
+  if ("method" in m) {
+    if (typeof m.method !== "string" || m.method.length === 0) return 'field "method" must be a non-empty string';
+    if ("params" in m && (m.params === null || typeof m.params !== "object" || Array.isArray(m.params)))
+      return 'field "params" must be an object';
+    return undefined;
+  }
+  // A response from the client (to a server-initiated request, e.g. sampling).
+  if (!hasId) return 'a message needs "method" or "id"';
+  if (!("result" in m) && !("error" in m)) return 'a response needs "result" or "error"';
+  return undefined;
+}
+
+export function isRequest(m: JsonRpcMessage): boolean {
+  return typeof m.method === "string" && m.id !== undefined && m.id !== null;
+}

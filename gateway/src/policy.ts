@@ -1,0 +1,172 @@
+// The per-message checks between authentication and the upstream: rate limits, authorization,
+// tool integrity and argument validation. Pure decisions over the gateway's state; no I/O except the
+// limiter (Redis in shared mode) and the catalog refresh for a tool not seen yet.
+import type { Authorizer, Identity, Kind } from "./authz.ts";
+import { type ToolCatalog, describeAjvError } from "./catalog.ts";
+import type { GatewayConfig } from "./config.ts";
+import { globMatch } from "./glob.ts";
+import { ERR } from "./jsonrpc.ts";
+import type { Limiter, Take } from "./ratelimit.ts";
+
+export interface Refusal {
+  status: number;
+  code: number;
+  message: string;
+  outcome: "denied" | "rate-limited" | "invalid" | "blocked";
+  /** metrics label */
+  scope: string;
+  retryAfter?: number;
+}
+
+export interface Checked {
+  tool?: string;
+  args?: unknown;
+  timeoutMs: number;
+}
+
+function limited(t: Take, scope: string, what: string): Refusal {
+  return {
+    status: 429,
+    code: ERR.rateLimited,
+    message: `rate limit exceeded for ${what}; retry after ${t.retryAfter} s`,
+    outcome: "rate-limited",
+    scope,
+    retryAfter: t.retryAfter,
+  };
+}
+
+function deny(kind: Kind, name: string): Refusal {
+  const noun = kind === "tools" ? "tool" : kind === "resources" ? "resource" : "prompt";
+  return { status: 200, code: ERR.denied, message: `${noun} "${name}" is not allowed for this client`, outcome: "denied", scope: kind };
+}
+
+function invalid(message: string): Refusal {
+  return { status: 200, code: ERR.invalidParams, message, outcome: "invalid", scope: "params" };
+}
+
+export class PolicyEngine {
+  readonly #limits: GatewayConfig["limits"];
+  readonly #limiter: Limiter;
+  readonly #authz: Authorizer;
+  readonly #catalog: ToolCatalog;
+  readonly #toolLimitCache = new Map<string, GatewayConfig["limits"]["perTool"][number] | null>();
+  readonly #timeoutCache = new Map<string, number>();
+
+  constructor(limits: GatewayConfig["limits"], limiter: Limiter, authz: Authorizer, catalog: ToolCatalog) {
+    this.#limits = limits;
+    this.#limiter = limiter;
+    this.#authz = authz;
+    this.#catalog = catalog;
+  }
+
+  #toolLimit(tool: string) {
+    let l = this.#toolLimitCache.get(tool);
+    if (l === undefined) {
+      l = this.#limits.perTool.find((p) => globMatch(p.tool, tool)) ?? null;
+      if (this.#toolLimitCache.size < 10000) this.#toolLimitCache.set(tool, l);
+    }
+    return l;
+  }
+
+  timeoutMs(tool: string | undefined): number {
+    if (tool === undefined) return this.#limits.requestTimeoutSeconds * 1000;
+    let t = this.#timeoutCache.get(tool);
+    if (t === undefined) {
+      const hit = this.#limits.toolTimeouts.find((x) => globMatch(x.tool, tool));
+      t = (hit ? hit.timeoutSeconds : this.#limits.requestTimeoutSeconds) * 1000;
+      if (this.#timeoutCache.size < 10000) this.#timeoutCache.set(tool, t);
+    }
+    return t;
+  }
+
+  /** Checks one client request. Returns a refusal, or what the caller needs to forward it. */
+  async check(id: Identity, method: string, params: Record<string, unknown> | undefined): Promise<Refusal | Checked> {
+    const pc = this.#limits.perClient;
+    const t = await this.#limiter.take(`c:${id.key}`, pc.requestsPerMinute, pc.burst);
+    if (!t.ok) return limited(t, "client", "this client");
+    const policy = this.#authz.policyFor(id);
+    switch (method) {
+      case "tools/call": {
+        const name = params?.name;
+        if (typeof name !== "string" || name.length === 0) return invalid('tools/call needs "params.name" (a string)');
+        if (!policy.allows("tools", name)) return deny("tools", name);
+        const tl = this.#toolLimit(name);
+        if (tl) {
+          const tt = await this.#limiter.take(`t:${id.key}\u0000${name}`, tl.requestsPerMinute, tl.burst);
+          if (!tt.ok) return limited(tt, "tool", `tool "${name}"`);
+        }
+        const entry = await this.#catalog.ensure(name);
+        if (!entry) return invalid(`unknown tool "${name}"`);
+        const v = entry.assessment.verdict;
+        if (!v.allowed)
+          return { status: 200, code: ERR.denied, message: `tool "${name}" is blocked: ${v.reason}`, outcome: "blocked", scope: "integrity" };
+        const args = params?.arguments ?? {};
+        if (!entry.validate) return invalid(`tool "${name}" has an input schema the gateway cannot enforce`);
+        if (!entry.validate(args)) return invalid(`invalid arguments for tool "${name}": ${describeAjvError(entry.validate.errors)}`);
+        return { tool: name, args, timeoutMs: this.timeoutMs(name) };
+      }
+      case "resources/read":
+      case "resources/subscribe":
+      case "resources/unsubscribe": {
+        const uri = params?.uri;
+        if (typeof uri !== "string") return invalid(`${method} needs "params.uri" (a string)`);
+        if (!policy.allows("resources", uri)) return deny("resources", uri);
+        break;
+      }
+      case "prompts/get": {
+        const name = params?.name;
+        if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
+        if (!policy.allows("prompts", name)) return deny("prompts", name);
+        break;
+      }
+      case "completion/complete": {
+        const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
+        if (ref?.type === "ref/prompt" && typeof ref.name === "string" && !policy.allows("prompts", ref.name)) return deny("prompts", ref.name);
+        if (ref?.type === "ref/resource" && typeof ref.uri === "string" && !policy.allows("resources", ref.uri)) return deny("resources", ref.uri);
+        break;
+      }
+    }
+    return { timeoutMs: this.timeoutMs(undefined) };
+  }
+
+  /** Filters a list result for this client (and, for tools, by integrity). Returns undefined when unchanged. */
+  filterList(id: Identity, method: string, result: unknown): unknown {
+    if (!result || typeof result !== "object") return result;
+    const policy = this.#authz.policyFor(id);
+    const r = result as Record<string, unknown>;
+    switch (method) {
+      case "tools/list": {
+        if (!Array.isArray(r.tools)) return result;
+        const entries = this.#catalog.learn(r.tools);
+        const allowed = new Set(entries.filter((e) => e.assessment.verdict.allowed).map((e) => e.tool.name));
+        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && policy.allows("tools", (t as { name: string }).name)) };
+      }
+      case "resources/list":
+        if (!Array.isArray(r.resources)) return result;
+        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && policy.allows("resources", x.uri)) };
+      case "resources/templates/list":
+        if (!Array.isArray(r.resourceTemplates)) return result;
+        return {
+          ...r,
+          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && policy.allows("resources", x.uriTemplate)),
+        };
+      case "prompts/list":
+        if (!Array.isArray(r.prompts)) return result;
+        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && policy.allows("prompts", x.name)) };
+    }
+    return result;
+  }
+}
+
+export const LIST_METHODS = new Set(["tools/list", "resources/list", "resources/templates/list", "prompts/list"]);
+
+/** For streams where the request is unknown (GET/resumed streams): the list method a result's shape implies. */
+export function listMethodOf(result: unknown): string | undefined {
+  if (!result || typeof result !== "object") return undefined;
+  const r = result as Record<string, unknown>;
+  if (Array.isArray(r.tools)) return "tools/list";
+  if (Array.isArray(r.resources)) return "resources/list";
+  if (Array.isArray(r.resourceTemplates)) return "resources/templates/list";
+  if (Array.isArray(r.prompts)) return "prompts/list";
+  return undefined;
+}
