@@ -298,7 +298,12 @@ export const Limits = doc(
         z
           .object({
             url: doc(
-              z.string().max(1024).regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL"),
+              z
+                .string()
+                .max(1024)
+                .regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL")
+                // The URL lands in the gateway's ConfigMap, which must hold no secret values.
+                .regex(/^rediss?:\/\/[^\s@/]+(\/[^\s]*)?$/, "must not embed credentials (user:password@): the URL is stored in a ConfigMap"),
               "Shared rate-limit store, so limits hold across replicas. Without it each replica enforces limit/replicas.",
             ),
           })
@@ -315,7 +320,8 @@ export const Limits = doc(
 
 export const PinnedTool = z
   .object({
-    name: z.string().min(1).max(256),
+    // 128: the MCP limit on tool names; it also keeps the CEL uniqueness rule within the API server's cost budget.
+    name: z.string().min(1).max(128),
     sha256: doc(
       z.string().regex(/^[a-f0-9]{64}$/, "must be 64 lowercase hex digits"),
       "sha256 of the canonical JSON of {name, description, inputSchema} (`mcp-bastion fingerprint` prints it).",
@@ -326,7 +332,7 @@ export const PinnedTool = z
 export const Tools = doc(
   z
     .object({
-      pinned: listMap(z.array(PinnedTool).max(512).default([]), ["name"], "Tools pinned to a fingerprint."),
+      pinned: listMap(z.array(PinnedTool).max(256).default([]), ["name"], "Tools pinned to a fingerprint."),
       onDrift: doc(z.enum(["Block", "Warn"]).default("Block"), "What happens when a pinned tool changes. Warn is a visible opt-out."),
       allowUnpinned: doc(
         z.boolean().default(true),
@@ -399,12 +405,22 @@ const LabelSelector = z
   })
   .strict();
 
-export const IngressPeer = z
-  .object({
-    namespaceSelector: doc(LabelSelector.optional(), "Namespaces whose pods may connect (combined with podSelector)."),
-    podSelector: doc(LabelSelector.optional(), "Pods that may connect (in this namespace unless namespaceSelector is set)."),
-  })
-  .strict();
+export const IngressPeer = doc(
+  z
+    .object({
+      namespaceSelector: doc(LabelSelector.optional(), "Namespaces whose pods may connect (combined with podSelector)."),
+      podSelector: doc(LabelSelector.optional(), "Pods that may connect (in this namespace unless namespaceSelector is set)."),
+    })
+    .strict(),
+  "One allowed client peer.",
+  [
+    {
+      rule: "has(self.namespaceSelector) || has(self.podSelector)",
+      message: "spec.network.ingress[]: set namespaceSelector, podSelector or both (an empty peer would match nothing useful)",
+      check: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined,
+    },
+  ],
+);
 
 const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP", "UDP"]).default("TCP") }).strict();
 
@@ -574,6 +590,8 @@ export const McpServerStatus = z.object({
   checklist: listMap(z.array(ChecklistItem).optional(), ["id"], "One entry per item of the MCP security checklist."),
   optOuts: setList(z.array(z.string()).optional(), "Security defaults this server explicitly loosens."),
   rateLimitMode: doc(z.string().optional(), "How limits hold across replicas: redis (shared) or divided (limit/replicas per pod)."),
+  auth: doc(z.string().optional(), "Accepted auth methods, e.g. apiKeys+jwt (the Auth printer column)."),
+  mtls: doc(z.string().optional(), "Transport encryption: STRICT, PERMISSIVE, gateway-tls or none (the mTLS printer column)."),
 });
 
 export const ObjectMeta = z
