@@ -7,11 +7,8 @@
 # Deployment and the rendered gateway sidecars run it with readOnlyRootFilesystem: true.
 # test/ship/image.test.ts runs the same steps without a Docker engine (the layout below, then the
 # entrypoints with the source tree absent).
-ARG NODE_BUILD_IMAGE=node:24-bookworm
-ARG NODE_RUNTIME_IMAGE=node:24-bookworm-slim
-
 # ---- build: TypeScript -> dist/, and the bridge executable ---------------------------------------
-FROM ${NODE_BUILD_IMAGE} AS build
+FROM node:24-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # The marker tells the Makefile that dependencies are installed (make build depends on them).
@@ -24,13 +21,13 @@ COPY hack/tools/build-bridge.sh hack/tools/bridge-entry.ts ./hack/tools/
 RUN hack/tools/build-bridge.sh /out/mcp-bastion-bridge "$(command -v node)"
 
 # ---- production dependencies only, no install scripts ------------------------------------------
-FROM ${NODE_BUILD_IMAGE} AS deps
+FROM node:24-bookworm AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime -------------------------------------------------------------------------------------
-FROM ${NODE_RUNTIME_IMAGE}
+FROM node:24-bookworm-slim
 # The package managers are not needed at run time: less to patch, less to abuse.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg

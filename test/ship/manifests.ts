@@ -1,0 +1,62 @@
+// Where the shipping tests get their objects: the examples, what the renderer makes of them (through
+// the CLI, as a user would run it), helm template output, and the upstream CRDs beside the project.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { cli, ROOT } from "./tools.ts";
+
+export interface KubeDoc {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: unknown;
+}
+
+/** All documents of a YAML or JSON stream, with `kind: List` flattened; empty documents dropped. */
+export function parseManifests(text: string): KubeDoc[] {
+  const out: KubeDoc[] = [];
+  const add = (d: unknown) => {
+    if (!d || typeof d !== "object") return;
+    const o = d as KubeDoc & { items?: unknown[] };
+    if (o.kind === "List" || (o.kind?.endsWith("List") && Array.isArray(o.items))) (o.items ?? []).forEach(add);
+    else if (o.kind) out.push(o);
+  };
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length) throw new Error(`invalid YAML: ${doc.errors[0]!.message}`);
+    add(doc.toJS());
+  }
+  return out;
+}
+
+export interface Example {
+  file: string;
+  path: string;
+  docs: KubeDoc[];
+}
+
+/** examples/*.yaml files holding McpServer objects (the Argo CD Application example is not one). */
+export function mcpServerExamples(): Example[] {
+  const dir = join(ROOT, "examples");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((file) => {
+      const path = join(dir, file);
+      return { file, path, docs: parseManifests(readFileSync(path, "utf8")).filter((d) => d.kind === "McpServer") };
+    })
+    .filter((e) => e.docs.length > 0);
+}
+
+/** `mcp-bastion render -f FILE`: the objects the operator would apply for this example. */
+export async function renderExample(path: string): Promise<KubeDoc[]> {
+  const r = await cli(["render", "-f", path]);
+  if (r.code !== 0) throw new Error(`mcp-bastion render -f ${path} failed (${r.code}):\n${r.stderr}`);
+  return parseManifests(r.stdout);
+}
+
+/** ../shared/crds-upstream (real Istio and External Secrets CRDs), or undefined when absent. */
+export function upstreamCrdDir(): string | undefined {
+  const dir = join(ROOT, "..", "shared", "crds-upstream");
+  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith(".yaml")) ? dir : undefined;
+}
