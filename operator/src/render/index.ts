@@ -29,6 +29,16 @@ export interface RenderResult {
   warnings: string[];
   url: string;
   rateLimitMode: "redis" | "divided";
+  /** For status.auth and status.mtls (the Auth and mTLS printer columns). */
+  summary: { auth: string; mtls: string };
+}
+
+/** One-word summaries for the printer columns: "apiKeys+jwt", "STRICT" / "PERMISSIVE" / "gateway-tls" / "none". */
+export function summarize(server: McpServer): { auth: string; mtls: string } {
+  const { auth, mesh, tls } = server.spec;
+  const methods = (["apiKeys", "jwt", "mtls"] as const).filter((m) => auth[m] !== undefined);
+  const mtls = mesh.istio.enabled ? mesh.istio.mtlsMode : tls ? "gateway-tls" : "none";
+  return { auth: methods.join("+"), mtls };
 }
 
 export const OWNED_KINDS: { apiVersion: string; kind: string; plural: string; namespaced: true; requires?: "istio" | "external-secrets" }[] = [
@@ -113,5 +123,6 @@ export function renderMcpServer(server: McpServer, options: RenderOptions): Rend
     warnings: warningsFor(server),
     url: serviceUrl(server, options.clusterDomain),
     rateLimitMode: rateLimitMode(server),
+    summary: summarize(server),
   };
 }
