@@ -33,9 +33,27 @@ export interface CelRule {
 interface Rule<V> extends CelRule {
   check(value: V): boolean;
 }
-/** Marks an array as a list-map keyed by the given fields (server-side apply merges by key). */
+/**
+ * Marks an array as a list-map keyed by the given fields (server-side apply merges by key). The API
+ * server refuses duplicate keys in such a list ("Duplicate value"); the same check here keeps
+ * `mcp-bastion render` and the operator from accepting what the API server would refuse (two env
+ * vars or volumes with one name make a Deployment that cannot be applied).
+ */
 function listMap<T extends z.ZodType>(schema: T, keys: string[], description: string): T {
-  return schema.meta({
+  const unique = schema.superRefine((items, ctx) => {
+    if (!Array.isArray(items)) return;
+    const seen = new Set<string>();
+    items.forEach((item: unknown, i) => {
+      const values = keys.map((k) => (item !== null && typeof item === "object" ? (item as Record<string, unknown>)[k] : undefined));
+      const key = JSON.stringify(values);
+      if (seen.has(key)) {
+        const what = keys.map((k, j) => `${k} ${JSON.stringify(values[j])}`).join(", ");
+        ctx.addIssue({ code: "custom", path: [i], message: `duplicate ${what}: each entry must have its own ${keys.join(" and ")}` });
+      }
+      seen.add(key);
+    });
+  });
+  return unique.meta({
     description,
     "x-kubernetes-list-type": "map",
     "x-kubernetes-list-map-keys": keys,
