@@ -1,0 +1,264 @@
+// A thin Kubernetes HTTP client over node:https. Credentials come from @kubernetes/client-node's
+// KubeConfig (kubeconfig file, KUBECONFIG, or in-cluster service account), but requests are plain
+// JSON: rendered objects reach the API server byte for byte as the renderer produced them (the
+// generated client's serializer has dropped fields in the past), and server-side apply is a PATCH
+// with Content-Type application/apply-patch+yaml (JSON is valid YAML).
+import { Agent, type AgentOptions, request } from "node:https";
+import { request as httpRequest, Agent as HttpAgent } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: unknown[];
+    deletionTimestamp?: string;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export interface Status {
+  kind?: string;
+  code?: number;
+  reason?: string;
+  message?: string;
+}
+
+/** An error answer of the API server, with its HTTP code and Status reason. */
+export class ApiError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  constructor(code: number, reason: string, message: string) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+export interface RequestStats {
+  /** Requests sent, by verb (GET, LIST, WATCH, PATCH, POST, PUT, DELETE). */
+  byVerb: Map<string, number>;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  /** Abort the request (watches). */
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** Verb counted in stats (default: the HTTP method; LIST for list requests). */
+  statsVerb?: string;
+}
+
+export interface ResourceRef {
+  apiVersion: string;
+  plural: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+/** URL path of a resource: core group under /api, others under /apis. */
+export function resourcePath(ref: ResourceRef): string {
+  const base = ref.apiVersion.includes("/") ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
+  let p = base;
+  if (ref.namespace) p += `/namespaces/${encodeURIComponent(ref.namespace)}`;
+  p += `/${ref.plural}`;
+  if (ref.name) p += `/${encodeURIComponent(ref.name)}`;
+  if (ref.subresource) p += `/${ref.subresource}`;
+  return p;
+}
+
+function queryString(q: RequestOptions["query"]): string {
+  if (!q) return "";
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+export interface KubeClientOptions {
+  /** A KubeConfig; default: loadFromDefault() (KUBECONFIG, ~/.kube/config, or in-cluster). */
+  kubeConfig?: KubeConfig;
+  userAgent?: string;
+  /** Parallel connections to the API server (watches hold one each). */
+  maxSockets?: number;
+}
+
+export class KubeClient {
+  readonly server: string;
+  readonly stats: RequestStats = { byVerb: new Map() };
+  private readonly kc: KubeConfig;
+  private readonly userAgent: string;
+  private readonly agent: Agent | HttpAgent;
+  private readonly secure: boolean;
+  private headers: Record<string, string> = {};
+  private headersAt = 0;
+
+  private constructor(kc: KubeConfig, agent: Agent | HttpAgent, secure: boolean, server: string, userAgent: string) {
+    this.kc = kc;
+    this.agent = agent;
+    this.secure = secure;
+    this.server = server.replace(/\/+$/, "");
+    this.userAgent = userAgent;
+  }
+
+  static async create(opts: KubeClientOptions = {}): Promise<KubeClient> {
+    const kc = opts.kubeConfig ?? new KubeConfig();
+    if (!opts.kubeConfig) kc.loadFromDefault();
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error("no current cluster in the kubeconfig (set KUBECONFIG or run in a pod)");
+    const httpsOpts: Record<string, unknown> = {};
+    await kc.applyToHTTPSOptions(httpsOpts as never);
+    const agentOptions: AgentOptions = {
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 64,
+      ...(httpsOpts.ca ? { ca: httpsOpts.ca as Buffer } : {}),
+      ...(httpsOpts.cert ? { cert: httpsOpts.cert as Buffer } : {}),
+      ...(httpsOpts.key ? { key: httpsOpts.key as Buffer } : {}),
+      ...(httpsOpts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+    };
+    const secure = cluster.server.startsWith("https:");
+    const agent = secure ? new Agent(agentOptions) : new HttpAgent({ keepAlive: true, maxSockets: agentOptions.maxSockets ?? 64 });
+    const client = new KubeClient(kc, agent, secure, cluster.server, opts.userAgent ?? "mcp-bastion-operator");
+    await client.refreshHeaders();
+    return client;
+  }
+
+  /** Bearer tokens can rotate (projected service account tokens): re-read them every minute. */
+  private async refreshHeaders(): Promise<void> {
+    const o: { headers?: Record<string, string>; auth?: string } = {};
+    await this.kc.applyToHTTPSOptions(o as never);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(o.headers ?? {})) if (typeof v === "string") headers[k] = v;
+    if (o.auth) headers.Authorization = `Basic ${Buffer.from(o.auth).toString("base64")}`;
+    this.headers = headers;
+    this.headersAt = Date.now();
+  }
+
+  private async open(method: string, path: string, opts: RequestOptions, verbForStats: string): Promise<IncomingMessage> {
+    if (Date.now() - this.headersAt > 60_000) await this.refreshHeaders();
+    this.stats.byVerb.set(verbForStats, (this.stats.byVerb.get(verbForStats) ?? 0) + 1);
+    const url = new URL(this.server + path + queryString(opts.query));
+    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const headers: Record<string, string> = {
+      ...this.headers,
+      Accept: "application/json",
+      "User-Agent": this.userAgent,
+    };
+    if (body) {
+      headers["Content-Type"] = opts.contentType ?? "application/json";
+      headers["Content-Length"] = String(body.length);
+    }
+    const send = this.secure ? request : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, agent: this.agent as Agent, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+      if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms`)));
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+
+  /** A request whose answer is one JSON document. Non-2xx answers throw ApiError. */
+  async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.open(method, path, { timeoutMs: 60_000, ...opts }, opts.statsVerb ?? method);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    const code = res.statusCode ?? 0;
+    if (code < 200 || code >= 300) {
+      let status: Status = {};
+      try {
+        status = JSON.parse(text) as Status;
+      } catch {
+        // not JSON
+      }
+      throw new ApiError(code, status.reason ?? "", status.message ?? `${method} ${path}: HTTP ${code}`);
+    }
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  get<T = KubeObject>(ref: ResourceRef): Promise<T> {
+    return this.request<T>("GET", resourcePath(ref));
+  }
+
+  list<T = KubeObject>(ref: ResourceRef, query: RequestOptions["query"] = {}): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
+    return this.request("GET", resourcePath(ref), { query, timeoutMs: 120_000, statsVerb: "LIST" });
+  }
+
+  /**
+   * Server-side apply: the object as rendered, under one field manager, forcing ownership of the
+   * fields it sets, with strict field validation (an unknown field is an error, not silently dropped).
+   */
+  apply<T = KubeObject>(ref: ResourceRef, obj: unknown, fieldManager: string): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(ref), {
+      query: { fieldManager, force: "true", fieldValidation: "Strict" },
+      body: obj,
+      contentType: "application/apply-patch+yaml",
+    });
+  }
+
+  delete(ref: ResourceRef, query: RequestOptions["query"] = {}): Promise<unknown> {
+    return this.request("DELETE", resourcePath(ref), { query });
+  }
+
+  create<T = KubeObject>(ref: ResourceRef, obj: unknown): Promise<T> {
+    return this.request<T>("POST", resourcePath(ref), { body: obj });
+  }
+
+  replace<T = KubeObject>(ref: ResourceRef, obj: unknown): Promise<T> {
+    return this.request<T>("PUT", resourcePath(ref), { body: obj });
+  }
+
+  /**
+   * A watch: yields each event line as parsed JSON until the server closes the stream (normal end
+   * after timeoutSeconds), the signal aborts, or the connection fails (throws).
+   */
+  async *watch(path: string, query: RequestOptions["query"], signal: AbortSignal): AsyncGenerator<{ type: string; object: KubeObject & Status }> {
+    const res = await this.open("GET", path, { query: { ...query, watch: "true" }, signal }, "WATCH");
+    const code = res.statusCode ?? 0;
+    if (code !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      let status: Status = {};
+      try {
+        status = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Status;
+      } catch {
+        // not JSON
+      }
+      throw new ApiError(code, status.reason ?? "", status.message ?? `watch ${path}: HTTP ${code}`);
+    }
+    let buf = "";
+    res.setEncoding("utf8");
+    for await (const chunk of res) {
+      buf += chunk as string;
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) yield JSON.parse(line) as { type: string; object: KubeObject & Status };
+        nl = buf.indexOf("\n");
+      }
+    }
+  }
+
+  /** Total requests sent (all verbs). */
+  totalRequests(): number {
+    let n = 0;
+    for (const v of this.stats.byVerb.values()) n += v;
+    return n;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+// Prometheus metrics (own registry, so tests can run several operators in one process) and the
+// /metrics, /healthz and /readyz endpoints.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly reconciles: Counter<"result">;
+  readonly reconcileDuration: Histogram;
+  readonly writes: Counter<"verb" | "kind">;
+  readonly queueDepth: Gauge;
+  readonly inFlight: Gauge;
+  readonly leader: Gauge;
+  readonly watchErrors: Counter<"kind">;
+  readonly servers: Gauge<"condition">;
+
+  constructor(defaults = true) {
+    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: "mcp_bastion_operator_" });
+    const registers = [this.registry];
+    this.reconciles = new Counter({ name: "mcp_bastion_reconcile_total", help: "Reconciles of McpServers by result (success, error).", labelNames: ["result"], registers });
+    this.reconcileDuration = new Histogram({
+      name: "mcp_bastion_reconcile_duration_seconds",
+      help: "Duration of one McpServer reconcile.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.writes = new Counter({ name: "mcp_bastion_api_writes_total", help: "Writes sent to the API server by verb and kind.", labelNames: ["verb", "kind"], registers });
+    this.queueDepth = new Gauge({ name: "mcp_bastion_workqueue_depth", help: "McpServers waiting for a reconcile.", registers });
+    this.inFlight = new Gauge({ name: "mcp_bastion_workqueue_in_flight", help: "Reconciles running now.", registers });
+    this.leader = new Gauge({ name: "mcp_bastion_leader", help: "1 when this replica holds the leader Lease.", registers });
+    this.watchErrors = new Counter({ name: "mcp_bastion_watch_errors_total", help: "Watch/list failures (reconnected with backoff).", labelNames: ["kind"], registers });
+    this.servers = new Gauge({ name: "mcp_bastion_servers", help: "McpServers by condition that is True (Reconciled, Ready, Degraded).", labelNames: ["condition"], registers });
+  }
+}
+
+export interface HealthState {
+  healthy(): boolean;
+  ready(): boolean;
+}
+
+/** Serves /metrics, /healthz and /readyz on host:port (port 0: any free port). */
+export async function serveEndpoints(metrics: OperatorMetrics, health: HealthState, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz" || path === "/readyz") {
+      const ok = path === "/healthz" ? health.healthy() : health.ready();
+      res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" }).end(ok ? "ok\n" : "not ready\n");
+      return;
+    }
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+      return;
+    }
+    res.writeHead(404, { "Content-Type": "text/plain" }).end("not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export function boundPort(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}

@@ -1,0 +1,237 @@
+// "What should exist" for one McpServer, as pure functions: validation, the multi-tenancy checks,
+// the rendered children (with their hash annotation), the children that wait for a missing CRD,
+// and the status that describes the outcome. Nothing here does I/O; reconciler.ts makes it so.
+import type { ChecklistItem, Condition, McpServer, McpServerStatus } from "../api/v1alpha1.ts";
+import { validateMcpServer } from "../api/validate.ts";
+import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
+import { canonicalJson, withHash } from "./compare.ts";
+import { type ConditionInput, mergeConditions } from "./conditions.ts";
+import type { KubeObject } from "./kube.ts";
+
+export type OwnedKind = (typeof OWNED_KINDS)[number];
+export type Requirement = NonNullable<OwnedKind["requires"]>;
+
+/** Which ClusterSecretStores each namespace may use. Key "*" applies to every namespace. */
+export type ClusterStorePolicy = ReadonlyMap<string, ReadonlySet<string>>;
+
+export interface PlanEnv {
+  gatewayImage: string;
+  clusterDomain?: string;
+  /** Kinds whose CRD is served, as "apiVersion/Kind" (built-in kinds are always assumed). */
+  servedKinds: ReadonlySet<string>;
+  clusterStores: ClusterStorePolicy;
+}
+
+export type Plan =
+  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "RenderFailed"; message: string; server?: McpServer }
+  | {
+      ok: true;
+      server: McpServer;
+      render: RenderResult;
+      /** Children to apply, each with the hash annotation. */
+      apply: KubeObject[];
+      /** Children that cannot be applied because their CRD is not installed. */
+      missing: { kind: OwnedKind; name: string }[];
+    };
+
+export const kindId = (apiVersion: string, kind: string) => `${apiVersion}/${kind}`;
+const OWNED_BY_ID = new Map(OWNED_KINDS.map((k) => [kindId(k.apiVersion, k.kind), k]));
+
+export function ownedKind(obj: { apiVersion: string; kind: string }): OwnedKind | undefined {
+  return OWNED_BY_ID.get(kindId(obj.apiVersion, obj.kind));
+}
+
+/** True when the namespace may use this ClusterSecretStore. Nothing is allowed unless configured. */
+export function clusterStoreAllowed(policy: ClusterStorePolicy, namespace: string, store: string): boolean {
+  for (const key of [namespace, "*"]) {
+    const stores = policy.get(key);
+    if (stores && (stores.has(store) || stores.has("*"))) return true;
+  }
+  return false;
+}
+
+/**
+ * Parses the ClusterSecretStore policy: entries "namespace=storeA,storeB" separated by ";" or given
+ * as separate values. "*" as namespace means every namespace; "*" as store means every store.
+ */
+export function parseClusterStorePolicy(values: readonly string[]): ClusterStorePolicy {
+  const out = new Map<string, Set<string>>();
+  for (const value of values) {
+    for (const entry of value.split(";").map((s) => s.trim()).filter(Boolean)) {
+      const eq = entry.indexOf("=");
+      const ns = entry.slice(0, eq).trim();
+      const stores = entry.slice(eq + 1).split(",").map((s) => s.trim()).filter(Boolean);
+      if (eq <= 0 || stores.length === 0) {
+        throw new Error(`--allow-cluster-secret-store: "${entry}" must look like namespace=storeA,storeB`);
+      }
+      const set = out.get(ns) ?? new Set<string>();
+      for (const s of stores) set.add(s);
+      out.set(ns, set);
+    }
+  }
+  return out;
+}
+
+// Rendering is pure but not free (cdk8s synthesis): remember the last result per server and reuse
+// it while the inputs are the same (status writes and child events re-run reconciles).
+const renderCache = new Map<string, { input: string; result: RenderResult }>();
+
+function renderCached(server: McpServer, env: PlanEnv): RenderResult {
+  const key = `${server.metadata.namespace}/${server.metadata.name}`;
+  const input = canonicalJson({ spec: server.spec, uid: server.metadata.uid, image: env.gatewayImage, domain: env.clusterDomain });
+  const hit = renderCache.get(key);
+  if (hit && hit.input === input) return hit.result;
+  const result = renderMcpServer(server, { gatewayImage: env.gatewayImage, ...(env.clusterDomain ? { clusterDomain: env.clusterDomain } : {}) });
+  renderCache.set(key, { input, result });
+  return result;
+}
+
+export function forgetRender(namespace: string, name: string): void {
+  renderCache.delete(`${namespace}/${name}`);
+}
+
+export function planServer(raw: KubeObject, env: PlanEnv): Plan {
+  // The API server's schema is the first line of defence, but an object stored before the CRD was
+  // updated (or with validation off) can still be anything: validate it again, never crash on it.
+  const { status: _ignored, ...withoutStatus } = raw;
+  const valid = validateMcpServer(withoutStatus);
+  if (!valid.ok) return { ok: false, reason: "InvalidSpec", message: `invalid McpServer: ${valid.errors.slice(0, 5).join("; ")}` };
+  const server = valid.value;
+  const ns = server.metadata.namespace;
+
+  const refused = server.spec.secrets
+    .filter((s) => s.storeRef.kind === "ClusterSecretStore" && !clusterStoreAllowed(env.clusterStores, ns, s.storeRef.name))
+    .map((s) => `spec.secrets[${s.name}] uses ClusterSecretStore "${s.storeRef.name}"`);
+  if (refused.length) {
+    return {
+      ok: false,
+      reason: "ClusterSecretStoreNotAllowed",
+      server,
+      message: `${refused.join("; ")}, which the operator does not allow for namespace "${ns}": use a SecretStore in this namespace, or ask the operator's administrator to allow it (--allow-cluster-secret-store=${ns}=STORE)`,
+    };
+  }
+
+  let render: RenderResult;
+  try {
+    render = renderCached(server, env);
+  } catch (err) {
+    return { ok: false, reason: "RenderFailed", server, message: `could not render: ${err instanceof Error ? err.message : String(err)}` };
+  }
+
+  const apply: KubeObject[] = [];
+  const missing: { kind: OwnedKind; name: string }[] = [];
+  for (const obj of render.objects) {
+    const kind = ownedKind(obj);
+    // Defence in depth for multi-tenancy: only the namespaced kinds we own, only in the server's
+    // own namespace. Anything else would be a renderer bug and is refused, not applied.
+    if (!kind || (obj.metadata.namespace ?? ns) !== ns) {
+      return { ok: false, reason: "RenderFailed", server, message: `renderer produced ${obj.kind} ${obj.metadata.name} outside the kinds and namespace this operator manages` };
+    }
+    if (kind.requires && !env.servedKinds.has(kindId(kind.apiVersion, kind.kind))) {
+      missing.push({ kind, name: obj.metadata.name });
+      continue;
+    }
+    apply.push(withHash({ ...obj, metadata: { ...obj.metadata, namespace: ns } }) as KubeObject);
+  }
+  return { ok: true, server, render, apply, missing };
+}
+
+const WHAT_TO_DO: Record<Requirement, string> = {
+  istio: "install Istio (its CRDs) or set spec.mesh.istio.enabled: false",
+  "external-secrets": "install External Secrets Operator (external-secrets.io/v1 CRDs) or remove spec.secrets",
+};
+
+export function missingCrdMessage(missing: readonly { kind: OwnedKind }[]): string {
+  const byReq = new Map<Requirement, Set<string>>();
+  for (const m of missing) {
+    const req = m.kind.requires as Requirement;
+    const set = byReq.get(req) ?? new Set<string>();
+    set.add(`${m.kind.plural}.${m.kind.apiVersion.split("/")[0]} (${m.kind.apiVersion} ${m.kind.kind})`);
+    byReq.set(req, set);
+  }
+  return [...byReq.entries()].map(([req, crds]) => `CRD not installed: ${[...crds].join(", ")}; ${WHAT_TO_DO[req]}`).join(". ");
+}
+
+/** What happened when the plan was carried out (filled by the reconciler). */
+export interface Outcome {
+  /** Errors of individual applies/deletes, already phrased for a user. */
+  errors: string[];
+  /** The live Deployment, for Ready. */
+  deployment?: KubeObject;
+}
+
+interface DeploymentLike {
+  spec?: { replicas?: number };
+  status?: { availableReplicas?: number; conditions?: { type: string; status: string; message?: string }[] };
+}
+
+function readyCondition(plan: Plan, outcome: Outcome, generation: number | undefined): ConditionInput {
+  const base = { type: "Ready", ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+  if (!plan.ok) return { ...base, status: "False", reason: plan.reason, message: "not deployed: see the Reconciled condition" };
+  const d = outcome.deployment as DeploymentLike | undefined;
+  if (!d) return { ...base, status: "False", reason: "DeploymentMissing", message: "the Deployment does not exist yet" };
+  const available = d.status?.conditions?.find((c) => c.type === "Available");
+  const want = d.spec?.replicas ?? 1;
+  const have = d.status?.availableReplicas ?? 0;
+  if (available?.status === "True") return { ...base, status: "True", reason: "DeploymentAvailable", message: `${have}/${want} pods available` };
+  return { ...base, status: "False", reason: "DeploymentUnavailable", message: `${have}/${want} pods available${available?.message ? `: ${available.message}` : ""}` };
+}
+
+/** The status the McpServer should have; lastTransitionTime carried over from `previous` when unchanged. */
+export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, previous: McpServerStatus | undefined, now: string): McpServerStatus {
+  const generation = typeof raw.metadata.generation === "number" ? raw.metadata.generation : undefined;
+  const og = generation !== undefined ? { observedGeneration: generation } : {};
+  const conditions: ConditionInput[] = [];
+  if (!plan.ok) {
+    conditions.push({ type: "Reconciled", status: "False", reason: plan.reason, message: plan.message, ...og });
+    conditions.push(readyCondition(plan, outcome, generation));
+    conditions.push({ type: "Degraded", status: "True", reason: plan.reason, message: plan.message, ...og });
+  } else {
+    const errs = outcome.errors;
+    conditions.push(
+      errs.length
+        ? { type: "Reconciled", status: "False", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og }
+        : {
+            type: "Reconciled",
+            status: "True",
+            reason: plan.missing.length ? "PartiallyApplied" : "Applied",
+            message: plan.missing.length ? `${plan.apply.length} objects applied, ${plan.missing.length} waiting for CRDs` : `${plan.apply.length} objects applied`,
+            ...og,
+          },
+    );
+    conditions.push(readyCondition(plan, outcome, generation));
+    if (errs.length) conditions.push({ type: "Degraded", status: "True", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og });
+    else if (plan.missing.length) conditions.push({ type: "Degraded", status: "True", reason: "MissingCRD", message: missingCrdMessage(plan.missing), ...og });
+    else conditions.push({ type: "Degraded", status: "False", reason: "AsExpected", message: plan.render.warnings.join("; ") || "no problems found", ...og });
+  }
+  const status: McpServerStatus = {
+    ...og,
+    conditions: mergeConditions(previous?.conditions as Condition[] | undefined, conditions, now),
+  };
+  if (plan.ok) {
+    status.url = plan.render.url;
+    status.checklist = plan.render.checklist as ChecklistItem[];
+    status.optOuts = plan.render.optOuts;
+    status.rateLimitMode = plan.render.rateLimitMode;
+    status.auth = plan.render.summary.auth;
+    status.mtls = plan.render.summary.mtls;
+  } else if (plan.server) {
+    // Not deployed, but the printer columns can still say what was asked for.
+    const summary = summarize(plan.server);
+    status.auth = summary.auth;
+    status.mtls = summary.mtls;
+  }
+  return status;
+}
+
+/** Status equality as the API server would store it (key order and undefined fields ignored). */
+export function statusEqual(a: McpServerStatus | undefined, b: McpServerStatus | undefined): boolean {
+  return canonicalJson(normalizeStatus(a)) === canonicalJson(normalizeStatus(b));
+}
+
+function normalizeStatus(s: McpServerStatus | undefined): unknown {
+  if (!s) return {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) if (v !== undefined && !(Array.isArray(v) && v.length === 0)) out[k] = v;
+  return out;
+}

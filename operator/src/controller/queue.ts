@@ -1,0 +1,124 @@
+// The work queue: keys (namespace/name) waiting for a reconcile. A key is never processed twice at
+// once: adding a key that is being processed marks it dirty and it runs again right after. Up to
+// `concurrency` different keys run at the same time. A failed key is retried with exponential
+// backoff and jitter; a success forgets its failures.
+import { backoffDelay } from "./informer.ts";
+
+export interface QueueOptions {
+  concurrency: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  onError?: (key: string, err: unknown, attempt: number) => void;
+  onDone?: (key: string, ms: number, ok: boolean) => void;
+}
+
+/** What a worker may ask for: run this key again after a delay (e.g. waiting on something outside). */
+export interface WorkResult {
+  requeueAfterMs?: number;
+}
+
+export class WorkQueue {
+  private readonly worker: (key: string) => Promise<WorkResult | undefined>;
+  private readonly opts: Required<Omit<QueueOptions, "onError" | "onDone">> & Pick<QueueOptions, "onError" | "onDone">;
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private running = 0;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(worker: (key: string) => Promise<WorkResult | undefined>, opts: QueueOptions) {
+    this.worker = worker;
+    this.opts = { baseDelayMs: 200, maxDelayMs: 60_000, ...opts };
+  }
+
+  /** Keys waiting (not counting the ones being processed). */
+  depth(): number {
+    return this.queue.length;
+  }
+
+  inFlight(): number {
+    return this.running;
+  }
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.active.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  /** Adds the key after a delay; an earlier pending delay for the same key wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.stopped) return;
+    if (this.timers.has(key)) return;
+    const t = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    t.unref();
+    this.timers.set(key, t);
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.opts.concurrency && this.queue.length > 0) {
+      const key = this.queue.shift() as string;
+      this.queued.delete(key);
+      this.active.add(key);
+      this.running++;
+      void this.process(key);
+    }
+    if (this.running === 0 && this.queue.length === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const started = performance.now();
+    let ok = true;
+    try {
+      const result = await this.worker(key);
+      this.failures.delete(key);
+      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      ok = false;
+      const attempt = this.failures.get(key) ?? 0;
+      this.failures.set(key, attempt + 1);
+      this.opts.onError?.(key, err, attempt);
+      this.addAfter(key, backoffDelay(attempt, this.opts.baseDelayMs, this.opts.maxDelayMs));
+    } finally {
+      this.opts.onDone?.(key, performance.now() - started, ok);
+      this.active.delete(key);
+      this.running--;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+    }
+  }
+
+  /** Resolves when nothing is queued or running (delayed retries do not count). */
+  idle(): Promise<void> {
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Stops taking work; resolves when the reconciles in flight have finished (or after timeoutMs). */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.stopped = true;
+    this.queue.length = 0;
+    this.queued.clear();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    if (this.running === 0) return;
+    await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+}
