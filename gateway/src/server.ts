@@ -94,6 +94,8 @@ export class Gateway {
   #inflight = 0;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
+  #statelessUpstream = false;
+  #refresh: NodeJS.Timeout | undefined;
   readonly #apiKeyRescanMs: number | undefined;
 
   constructor(opts: GatewayOptions) {
@@ -152,6 +154,9 @@ export class Gateway {
     ]);
     this.#sweep = setInterval(() => this.#sweepSessions(), 60_000);
     this.#sweep.unref();
+    // Servers that change tools without notifying are caught by a periodic re-read.
+    this.#refresh = setInterval(() => void this.catalog.refresh().catch(() => undefined), 300_000);
+    this.#refresh.unref();
     const port = (this.#server.address() as AddressInfo).port;
     const adminPort = (this.#admin.address() as AddressInfo).port;
     log("info", "gateway listening", { port, adminPort, upstream: c.upstream.transport, tls: !!c.listen.tls, limits: c.limits.mode });
@@ -173,6 +178,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#sweep) clearInterval(this.#sweep);
+    if (this.#refresh) clearInterval(this.#refresh);
     for (const h of this.#hosted.values()) {
       h.channel.close();
       h.stream?.end();
@@ -395,7 +401,7 @@ export class Gateway {
       // Unknown and foreign sessions get the same answer, so session ids cannot be probed.
       if (!bound || bound.owner !== id.key) return this.#fail(res, ctx, 404, ERR.invalidRequest, "session not found", "invalid", {}, undefined, msg.id);
       bound.lastSeen = Date.now();
-    } else if (msg.method !== "initialize") {
+    } else if (msg.method !== "initialize" && !(this.#upstreamUrl && this.#statelessUpstream)) {
       return this.#fail(res, ctx, 400, ERR.invalidRequest, "missing Mcp-Session-Id header (initialize first)", "invalid", {}, undefined, msg.id);
     }
     const isRequest = msg.method !== undefined && msg.id !== undefined;
@@ -458,10 +464,13 @@ export class Gateway {
     });
     const isList = msg.method !== undefined && LIST_METHODS.has(msg.method) && msg.id !== undefined;
     let timedOut = false;
+    let piped: NodeJS.ReadableStream | undefined;
+    let sse = false;
     const timer = msg.id !== undefined && msg.method !== undefined
       ? setTimeout(() => {
           timedOut = true;
-          this.#timeout(res, ctx, msg, checked.timeoutMs);
+          piped?.unpipe(res);
+          this.#timeout(res, ctx, msg, checked.timeoutMs, sse);
           up.destroy();
           if (typeof req.headers["mcp-session-id"] === "string") this.#cancelUpstream(req, msg.id!);
         }, checked.timeoutMs)
@@ -488,7 +497,9 @@ export class Gateway {
       }
       if (msg.method === "initialize") {
         const sid = ur.headers["mcp-session-id"];
+        // A stateless upstream issues no session id: requests then carry none (each is authorized on its own).
         if (typeof sid === "string") this.#bind(sid, ctx.identity!);
+        else this.#statelessUpstream = true;
       }
       const ct = String(ur.headers["content-type"] ?? "");
       const finish = () => {
@@ -508,10 +519,12 @@ export class Gateway {
         return;
       }
       res.writeHead(status, this.#copyHeaders(ur));
-      const src = isList && ct.includes("text/event-stream")
+      sse = ct.includes("text/event-stream");
+      const src = isList && sse
         ? ur.pipe(new SseRewriter((d) => this.#filterRaw(ctx.identity!, msg.method!, d, msg.id)))
         : ur;
       src.pipe(res);
+      piped = src;
       src.on("end", finish);
       ur.on("aborted", finish);
     });
@@ -544,10 +557,10 @@ export class Gateway {
     return JSON.stringify({ ...m, result: this.#policy.filterList(identity, which, m.result) });
   }
 
-  #timeout(res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, ms: number) {
+  #timeout(res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, ms: number, sse = false) {
     const body = errorBody(msg.id, ERR.timeout, `request timed out after ${Math.round(ms / 1000)} s`);
     if (!res.headersSent) res.writeHead(200, { "content-type": "application/json" }).end(body);
-    else if (String(res.getHeader("content-type") ?? "").includes("text/event-stream")) res.end(`event: message\ndata: ${body}\n\n`);
+    else if (sse) res.end(`event: message\ndata: ${body}\n\n`);
     else res.destroy();
     this.#finish(ctx, "timeout", 200);
   }
@@ -616,8 +629,14 @@ export class Gateway {
       res.writeHead(status, this.#copyHeaders(ur));
       const ct = String(ur.headers["content-type"] ?? "");
       if (ct.includes("text/event-stream")) {
-        // Resumed streams can replay list answers: filter every list-shaped result.
-        ur.pipe(new SseRewriter((d) => this.#filterRaw(id, undefined, d, undefined))).pipe(res);
+        // Resumed streams can replay list answers: filter every list-shaped result. A tools/list_changed
+        // notification makes the gateway re-read the tool list, so a rug pull is caught without waiting.
+        ur.pipe(
+          new SseRewriter((d) => {
+            if (d.includes("notifications/tools/list_changed")) void this.catalog.refresh().catch(() => undefined);
+            return this.#filterRaw(id, undefined, d, undefined);
+          }),
+        ).pipe(res);
         res.flushHeaders();
         this.#finish(ctx, "ok", status);
       } else {
@@ -675,6 +694,7 @@ export class Gateway {
         return p.deliver(raw, m);
       }
     }
+    if (m?.method === "notifications/tools/list_changed") void this.catalog.refresh().catch(() => undefined);
     // Notifications and server-to-client requests go to the session's stream, when the client opened one.
     if (h.stream && !h.stream.writableEnded) h.stream.write(`event: message\ndata: ${this.#filterRaw(h.identity, undefined, raw, undefined)}\n\n`);
   }
@@ -751,7 +771,7 @@ export class Gateway {
     const sid = new URL(req.url ?? "/", "http://x").searchParams.get("sessionId") ?? "";
     ctx.session = sid;
     const h = this.#hosted.get(sid);
-    if (!h || !h.legacy || h.owner !== ctx.identity!.key) return this.#fail(res, ctx, 404, ERR.invalidRequest, "session not found", "invalid");
+    if (!h?.legacy || h.owner !== ctx.identity!.key) return this.#fail(res, ctx, 404, ERR.invalidRequest, "session not found", "invalid");
     h.lastSeen = Date.now();
     if (msg.method === undefined || msg.id === undefined) {
       h.channel.send(JSON.stringify(msg));

@@ -35,5 +35,5 @@ export function xfccPeerUri(header: string | undefined): string | undefined {
     if (eq < 0) continue;
     if (f.slice(0, eq).trim().toLowerCase() === "uri") uri = f.slice(eq + 1).trim().replace(/^"|"$/g, "");
   }
-  return uri && uri.startsWith("spiffe://") ? uri : undefined;
+  return uri?.startsWith("spiffe://") ? uri : undefined;
 }
