@@ -1,0 +1,100 @@
+// Table-driven: each invalid McpServer is rejected by the zod schema (the same one the CRD is
+// generated from) with a message that names the offending field.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { validateMcpServer } from "../../operator/src/api/validate.ts";
+
+const BASE = {
+  apiVersion: "mcp.bastion.dev/v1alpha1",
+  kind: "McpServer",
+  metadata: { name: "srv", namespace: "ns" },
+  spec: {
+    image: "registry.example/mcp:1",
+    transport: { type: "streamable-http", port: 3000 },
+    auth: { apiKeys: { secretRef: { name: "keys" } } },
+  },
+};
+type Spec = Record<string, unknown>;
+const withSpec = (patch: Spec) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+const ISTIO = { mesh: { istio: { enabled: true } } };
+const JWT = { issuer: "https://id.example.com", audiences: ["mcp"] };
+
+const CASES: [string, unknown, string][] = [
+  ["no auth method", withSpec({ auth: {} }), "spec.auth must set at least one of apiKeys, jwt, mtls"],
+  ["stdio with a port", withSpec({ transport: { type: "stdio", port: 3000 }, command: ["x"] }), "spec.transport.port must not be set when type is stdio"],
+  ["stdio with a path", withSpec({ transport: { type: "stdio", path: "/mcp" }, command: ["x"] }), "spec.transport.path must not be set"],
+  ["stdio without command", withSpec({ transport: { type: "stdio" } }), "spec.command is required"],
+  ["HTTP without port", withSpec({ transport: { type: "sse" } }), "spec.transport.port is required"],
+  ["unknown transport", withSpec({ transport: { type: "websocket", port: 3000 } }), "spec.transport.type"],
+  ["privileged port", withSpec({ transport: { type: "streamable-http", port: 80 } }), "spec.transport.port"],
+  ["relative path", withSpec({ transport: { type: "streamable-http", port: 3000, path: "mcp" } }), "spec.transport.path"],
+  ["image with spaces", withSpec({ image: "bad image" }), "spec.image"],
+  ["empty image", withSpec({ image: "" }), "spec.image"],
+  ["zero replicas", withSpec({ replicas: 0 }), "spec.replicas"],
+  ["fractional replicas", withSpec({ replicas: 1.5 }), "spec.replicas"],
+  ["bad env name", withSpec({ env: [{ name: "1BAD", value: "x" }] }), "spec.env[0].name"],
+  ["env from a secret ref", withSpec({ env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }), "spec.env[0]"],
+  ["bad quantity", withSpec({ resources: { limits: { memory: "lots" } } }), "spec.resources.limits.memory"],
+  ["unknown resource", withSpec({ resources: { limits: { "nvidia.com/gpu": "1" } } }), "spec.resources.limits"],
+  ["http issuer", withSpec({ auth: { jwt: { ...JWT, issuer: "http://id.example.com" } } }), "spec.auth.jwt.issuer must use https"],
+  ["http JWKS", withSpec({ auth: { jwt: { ...JWT, jwksUri: "http://id.example.com/jwks" } } }), "spec.auth.jwt.jwksUri must use https"],
+  ["both JWKS sources", withSpec({ auth: { jwt: { ...JWT, jwksUri: "https://x.example/jwks", jwksSecretRef: { name: "j" } } } }), "spec.auth.jwt: set at most one of jwksUri and jwksSecretRef"],
+  ["no audience", withSpec({ auth: { jwt: { ...JWT, audiences: [] } } }), "spec.auth.jwt.audiences"],
+  ["HMAC algorithm", withSpec({ auth: { jwt: { ...JWT, algorithms: ["HS256"] } } }), "spec.auth.jwt.algorithms[0]"],
+  ["none algorithm", withSpec({ auth: { jwt: { ...JWT, algorithms: ["none"] } } }), "spec.auth.jwt.algorithms[0]"],
+  ["token age too long", withSpec({ auth: { jwt: { ...JWT, maxTokenAgeSeconds: 999999 } } }), "spec.auth.jwt.maxTokenAgeSeconds"],
+  ["mTLS without mesh", withSpec({ auth: { mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } }), "spec.auth.mtls requires spec.mesh.istio.enabled"],
+  ["bad SPIFFE ID", withSpec({ ...ISTIO, auth: { mtls: { spiffeIds: ["cluster.local/ns/a/sa/b"] } } }), "spec.auth.mtls.spiffeIds[0]"],
+  ["API key secret name", withSpec({ auth: { apiKeys: { secretRef: { name: "Bad_Name" } } } }), "spec.auth.apiKeys.secretRef.name"],
+  ["rule without clients", withSpec({ authorization: { rules: [{ name: "r", clients: {} }] } }), "spec.authorization.rules[].clients must name at least one"],
+  ["rule name", withSpec({ authorization: { rules: [{ name: "Rule One", clients: { apiKeys: ["a"] } }] } }), "spec.authorization.rules[0].name"],
+  ["bad glob", withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, tools: { allow: ["rm -rf"] } }] } }), "spec.authorization.rules[0].tools.allow[0]"],
+  ["zero rate", withSpec({ limits: { perClient: { requestsPerMinute: 0 } } }), "spec.limits.perClient.requestsPerMinute"],
+  ["huge body", withSpec({ limits: { maxRequestBytes: 1024 * 1024 * 1024 } }), "spec.limits.maxRequestBytes"],
+  ["timeout too long", withSpec({ limits: { requestTimeoutSeconds: 7200 } }), "spec.limits.requestTimeoutSeconds"],
+  ["redis with password", withSpec({ limits: { redis: { url: "redis://:hunter2@redis:6379" } } }), "spec.limits.redis.url: must not embed credentials"],
+  ["redis scheme", withSpec({ limits: { redis: { url: "http://redis:6379" } } }), "spec.limits.redis.url"],
+  ["duplicate pins", withSpec({ tools: { pinned: [{ name: "a", sha256: "a".repeat(64) }, { name: "a", sha256: "b".repeat(64) }] } }), "spec.tools.pinned[].name must be unique"],
+  ["short hash", withSpec({ tools: { pinned: [{ name: "a", sha256: "abc" }] } }), "spec.tools.pinned[0].sha256"],
+  ["onDrift value", withSpec({ tools: { onDrift: "Ignore" } }), "spec.tools.onDrift"],
+  ["secret name", withSpec({ secrets: [{ name: "My Secret", storeRef: { name: "v" }, remoteRef: { key: "k" } }] }), "spec.secrets[0].name"],
+  ["secret without key", withSpec({ secrets: [{ name: "s", storeRef: { name: "v" }, remoteRef: {} }] }), "spec.secrets[0].remoteRef.key"],
+  ["secret file name", withSpec({ secrets: [{ name: "s", storeRef: { name: "v" }, remoteRef: { key: "k" }, fileName: "../etc/passwd" }] }), "spec.secrets[0].fileName"],
+  ["secret refresh", withSpec({ secrets: [{ name: "s", storeRef: { name: "v" }, remoteRef: { key: "k" }, refreshInterval: "soon" }] }), "spec.secrets[0].refreshInterval"],
+  ["volume with both sources", withSpec({ volumes: [{ name: "v", mountPath: "/data", configMap: { name: "c" }, persistentVolumeClaim: { claimName: "p" } }] }), "spec.volumes[]: set exactly one of configMap, persistentVolumeClaim"],
+  ["volume path traversal", withSpec({ volumes: [{ name: "v", mountPath: "/data/../etc", configMap: { name: "c" } }] }), "spec.volumes[0].mountPath"],
+  ["hostPath volume", withSpec({ volumes: [{ name: "v", mountPath: "/data", hostPath: { path: "/" } }] }), "spec.volumes[0]"],
+  ["egress hosts without mesh", withSpec({ network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }), "spec.network.egress[].hosts requires spec.mesh.istio.enabled"],
+  ["egress cidrs and hosts", withSpec({ ...ISTIO, network: { egress: [{ cidrs: ["10.0.0.0/8"], hosts: ["a.example.com"], ports: [{ port: 443 }] }] } }), "spec.network.egress[]: set exactly one of cidrs, hosts"],
+  ["bad CIDR", withSpec({ network: { egress: [{ cidrs: ["10.0.0.0"], ports: [{ port: 443 }] }] } }), "spec.network.egress[0].cidrs[0]"],
+  ["egress without ports", withSpec({ network: { egress: [{ cidrs: ["10.0.0.0/8"], ports: [] }] } }), "spec.network.egress[0].ports"],
+  ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
+  ["mtls mode", withSpec({ mesh: { istio: { enabled: true, mtlsMode: "DISABLE" } } }), "spec.mesh.istio.mtlsMode"],
+  ["TLS with mesh", withSpec({ ...ISTIO, tls: { secretRef: { name: "cert" } } }), "spec.tls is for clusters without a mesh"],
+  ["unknown spec field", withSpec({ privileged: true }), 'spec: unknown field(s) "privileged"'],
+  ["unknown nested field", withSpec({ auth: { apiKeys: { secretRef: { name: "k" } }, anonymous: true } }), 'spec.auth: unknown field(s) "anonymous"'],
+  ["name not a DNS label", { ...BASE, metadata: { name: "My_Server" } }, "metadata.name must be a DNS label"],
+  ["wrong apiVersion", { ...BASE, apiVersion: "mcp.bastion.dev/v1" }, "apiVersion"],
+  ["missing spec", { ...BASE, spec: undefined }, "spec"],
+];
+
+test(`${CASES.length} invalid specs are each rejected with a message naming the field`, () => {
+  assert.ok(CASES.length >= 25);
+  const failures: string[] = [];
+  for (const [what, input, expected] of CASES) {
+    const r = validateMcpServer(input);
+    if (r.ok) {
+      failures.push(`${what}: accepted`);
+      continue;
+    }
+    if (!r.errors.some((e) => e.startsWith(expected) || e.includes(expected))) failures.push(`${what}: expected "${expected}" in ${JSON.stringify(r.errors)}`);
+    // the field is named at the start of the message (path or the rule's own message)
+    for (const e of r.errors) if (!/^(spec|metadata|apiVersion|kind)\b/.test(e)) failures.push(`${what}: message does not start with a field: ${e}`);
+  }
+  assert.deepEqual(failures, []);
+});
+
+test("the base spec itself is valid (so each case fails for its own reason)", () => {
+  const r = validateMcpServer(BASE);
+  assert.ok(r.ok, r.ok ? "" : r.errors.join("; "));
+});
