@@ -45,12 +45,12 @@ async function helmRun(args: string[]): Promise<string> {
   assert.equal(r.code, 0, `helm ${args.join(" ")}\n${r.stderr}`);
   return r.stdout;
 }
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(what: string | (() => string), fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -102,7 +102,9 @@ function granted(rules: { apiGroups: string[]; resources: string[]; verbs: strin
   for (const r of rules)
     for (const g of r.apiGroups)
       for (const res of r.resources) {
-        const key = g ? `${res}.${g}` : res;
+        // kubectl prints a subresource after the group: mcpservers.mcp.bastion.dev/status
+        const [plural, sub] = res.split("/");
+        const key = (g ? `${plural}.${g}` : plural!) + (sub ? `/${sub}` : "");
         const s = m.get(key) ?? new Set<string>();
         for (const v of r.verbs) s.add(v);
         m.set(key, s);
@@ -123,7 +125,10 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const crdFiles = readdirSync(join(ROOT, "crds")).filter((f) => f.endsWith(".yaml"));
     if (crdFiles.length === 0) return t.skip("crds/ is empty");
     await kubectl(["apply", "-f", join(ROOT, "crds")]);
-    await kubectl(["wait", "--for=condition=Established", "crd/mcpservers.mcp.bastion.dev", "--timeout=60s"]);
+    await waitFor("the McpServer CRD to be Established", async () => {
+      const r = await cp.kubectl(["get", "crd", "mcpservers.mcp.bastion.dev", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}"]);
+      return r.stdout.trim() === "True" ? true : undefined;
+    });
     const examples = mcpServerExamples();
     if (examples.length === 0) return t.skip("no McpServer examples yet");
     for (const ex of examples) {
@@ -229,15 +234,17 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     server.metadata.namespace = "team-a";
     await kubectl(["apply", "-f", "-"], JSON.stringify(server));
     const name = server.metadata.name;
+    let lastStatus = "";
     const obj = await waitFor(
-      `McpServer ${name} Reconciled (operator output:\n${operatorLog.slice(-3000)})`,
+      () => `McpServer ${name} Reconciled; last status: ${lastStatus}\noperator output:\n${operatorLog.slice(-3000)}`,
       async () => {
         if (operator?.exitCode !== null) throw new Error(`operator exited ${operator?.exitCode}:\n${operatorLog.slice(-3000)}`);
         const o = JSON.parse(await kubectl(["get", "mcpserver", name, "-n", "team-a", "-o", "json"])) as Any;
+        lastStatus = JSON.stringify(o.status?.conditions ?? []);
         const c = (o.status?.conditions ?? []).find((x: Any) => x.type === "Reconciled");
         return c?.status === "True" && o.status.observedGeneration === o.metadata.generation ? o : undefined;
       },
-      90_000,
+      60_000,
     );
     // Its children exist, owned by the McpServer, running the gateway image the chart passed.
     const deps = JSON.parse(await kubectl(["get", "deployments", "-n", "team-a", "-l", `mcp.bastion.dev/server=${name}`, "-o", "json"])) as Any;
@@ -263,7 +270,11 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
       for (const f of readdirSync(upstream).filter((f) => f.endsWith(".yaml"))) {
         await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(upstream, f)]);
       }
-      await kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=120s"]);
+      await waitFor("the upstream CRDs to be Established", async () => {
+        const list = JSON.parse(await kubectl(["get", "crd", "-o", "json"])) as Any;
+        const pending = list.items.filter((c: Any) => !(c.status?.conditions ?? []).some((x: Any) => x.type === "Established" && x.status === "True"));
+        return pending.length === 0 ? true : undefined;
+      });
     } else {
       t.diagnostic("../shared/crds-upstream is absent: Istio and External Secrets objects are NOT dry-run against their real CRDs (see test/ship/scanners for the fallback)");
     }
