@@ -208,6 +208,17 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   ApiObject.of(deployment).addJsonPatch(JsonPatch.add("/spec/template/spec/enableServiceLinks", false));
 
   if (spec.replicas > 1) {
+    // Replicas on different nodes where the scheduler can, so one node going away never takes the
+    // whole server down (preferred, not required: a one-node cluster still schedules them all).
+    ApiObject.of(deployment).addJsonPatch(
+      JsonPatch.add("/spec/template/spec/affinity", {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 100, podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: selector } } },
+          ],
+        },
+      }),
+    );
     // cdk8s-plus-27 has no PodDisruptionBudget construct.
     new ApiObject(chart, "pdb", {
       apiVersion: "policy/v1",
