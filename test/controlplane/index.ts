@@ -23,6 +23,11 @@ export interface ControlPlane {
   /** Path of the API server's audit log (JSON lines), when started with auditLog. */
   auditLogPath?: string;
   kubectl(args: string[], opts?: { input?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * A kubeconfig for a non-admin user (client certificate signed by the cluster CA with CN=user and
+   * O=each group): for running something with exactly the RBAC it is granted.
+   */
+  userKubeconfig(user: string, groups?: string[]): Promise<string>;
   /** Kills kube-apiserver (SIGKILL) and starts it again on the same port; resolves when it is ready. */
   restartApiServer(): Promise<void>;
   /** Kills etcd (SIGKILL) and starts it again with the same data; resolves when the API server is ready again. */
@@ -136,7 +141,7 @@ async function makeCerts(dir: string): Promise<void> {
   await openssl(["rsa", "-in", "{dir}/sa.key", "-pubout", "-out", "{dir}/sa.pub"], dir);
 }
 
-function kubeconfigYaml(dir: string, server: string): string {
+function kubeconfigYaml(dir: string, server: string, certName = "admin"): string {
   const b64 = (f: string) => readFileSync(join(dir, f)).toString("base64");
   // Inline data, so the file stays usable when copied elsewhere (the demo prints its path).
   return `apiVersion: v1
@@ -149,8 +154,8 @@ clusters:
 users:
 - name: admin
   user:
-    client-certificate-data: ${b64("admin.crt")}
-    client-key-data: ${b64("admin.key")}
+    client-certificate-data: ${b64(`${certName}.crt`)}
+    client-key-data: ${b64(`${certName}.key`)}
 contexts:
 - name: local
   context: {cluster: local, user: admin}
@@ -183,6 +188,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const procs: Proc[] = [];
   const pgidFile = join(dir, "pgids");
   let stopped = false;
+  let userCount = 0;
 
   const recordPgids = () => writeFileSync(pgidFile, procs.map((p) => p.child?.pid).filter((p) => p !== undefined).join(" "));
 
@@ -322,6 +328,16 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       dir,
       ...(auditLogPath ? { auditLogPath } : {}),
       kubectl: (args, o = {}) => run(join(binDir, "kubectl"), ["--kubeconfig", kubeconfigPath, ...args], o),
+      async userKubeconfig(user, groups = []) {
+        const id = `user-${userCount++}`;
+        const subj = `${groups.map((g) => `/O=${g}`).join("")}/CN=${user}`;
+        writeFileSync(join(dir, `${id}.ext`), "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+        await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${id}.key`, "-out", `{dir}/${id}.csr`, "-subj", subj], dir);
+        await openssl(["x509", "-req", "-in", `{dir}/${id}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${id}.crt`, "-days", "30", "-extfile", `{dir}/${id}.ext`], dir);
+        const path = join(dir, `${id}.kubeconfig`);
+        writeFileSync(path, kubeconfigYaml(dir, server, id), { mode: 0o600 });
+        return path;
+      },
       async restartApiServer() {
         await killProc(apiserver, "SIGKILL", 0);
         startProc(apiserver);

@@ -14,6 +14,14 @@ export class OperatorMetrics {
   readonly leader: Gauge;
   readonly watchErrors: Counter<"kind">;
   readonly servers: Gauge<"condition">;
+  private requestSource: (() => ReadonlyMap<string, number>) | undefined;
+  /** Where the per-condition server counts come from (the controller's cache). */
+  serverSource: (() => Record<string, number>) | undefined;
+
+  /** Where the request counts come from (the Kubernetes client's stats). */
+  countRequests(source: () => ReadonlyMap<string, number>): void {
+    this.requestSource = source;
+  }
 
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: "mcp_bastion_operator_" });
@@ -30,7 +38,26 @@ export class OperatorMetrics {
     this.inFlight = new Gauge({ name: "mcp_bastion_workqueue_in_flight", help: "Reconciles running now.", registers });
     this.leader = new Gauge({ name: "mcp_bastion_leader", help: "1 when this replica holds the leader Lease.", registers });
     this.watchErrors = new Counter({ name: "mcp_bastion_watch_errors_total", help: "Watch/list failures (reconnected with backoff).", labelNames: ["kind"], registers });
-    this.servers = new Gauge({ name: "mcp_bastion_servers", help: "McpServers by condition that is True (Reconciled, Ready, Degraded).", labelNames: ["condition"], registers });
+    const self = this;
+    new Gauge({
+      name: "mcp_bastion_api_requests",
+      help: "Requests sent to the API server since start, by verb (GET, LIST, WATCH, PATCH, POST, PUT, DELETE).",
+      labelNames: ["verb"],
+      registers,
+      collect() {
+        for (const [verb, n] of self.requestSource?.() ?? []) this.set({ verb }, n);
+      },
+    });
+    this.servers = new Gauge({
+      name: "mcp_bastion_servers",
+      help: "McpServers whose condition (Reconciled, Ready, Degraded) is True.",
+      labelNames: ["condition"],
+      registers,
+      collect() {
+        const counts = self.serverSource?.();
+        if (counts) for (const [condition, n] of Object.entries(counts)) this.set({ condition }, n);
+      },
+    });
   }
 }
 

@@ -134,6 +134,14 @@ export class Operator {
       userAgent: this.config.userAgent ?? `mcp-bastion-operator/${this.config.leaderElection.identity}`,
       maxSockets: Math.max(32, this.config.concurrency * 4),
     });
+    this.metrics.countRequests(() => this.client.stats.byVerb);
+    this.metrics.serverSource = () => {
+      const counts: Record<string, number> = { Reconciled: 0, Ready: 0, Degraded: 0 };
+      for (const s of this.servers()) {
+        for (const c of (s.status as McpServerStatus | undefined)?.conditions ?? []) if (c.status === "True" && c.type in counts) counts[c.type] = (counts[c.type] ?? 0) + 1;
+      }
+      return counts;
+    };
     const health = { healthy: () => !this.stopping, ready: () => !this.stopping && (!this.running || this.synced) };
     const { metrics, health: healthAddr } = this.config;
     if (metrics) this.httpServers.push(await serveEndpoints(this.metrics, health, metrics.host, metrics.port));

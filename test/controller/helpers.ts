@@ -1,0 +1,229 @@
+// Shared by the controller tests and the reconcile benchmark: CRDs, RBAC, waiting, and running the
+// operator as a child process (for kill/restart/leader tests) with its log parsed.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { CLUSTER_RULES, LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
+import { OWNED_KINDS } from "../../operator/src/render/index.ts";
+import type { ControlPlane } from "../controlplane/index.ts";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const UPSTREAM_CRDS = join(ROOT, "..", "shared", "crds-upstream");
+
+export async function must(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read free-form API objects
+export async function getJson<T = Record<string, any>>(cp: ControlPlane, args: string[]): Promise<T | undefined> {
+  const r = await cp.kubectl(["get", ...args, "-o", "json"]);
+  if (r.code !== 0) {
+    if (/NotFound|not found/.test(r.stderr)) return undefined;
+    throw new Error(`kubectl get ${args.join(" ")}: ${r.stderr.trim()}`);
+  }
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` and the last value seen. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err instanceof Error ? err.message : err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last: ${JSON.stringify(last)?.slice(0, 500)})`);
+}
+
+/** Installs the McpServer CRD and waits until it is served. */
+export async function installCrd(cp: ControlPlane): Promise<void> {
+  await must(cp, ["apply", "--server-side", "-f", join(ROOT, "crds", "mcp.bastion.dev_mcpservers.yaml")]);
+  await must(cp, ["wait", "--for=condition=Established", "--timeout=60s", "crd/mcpservers.mcp.bastion.dev"]);
+}
+
+/**
+ * The Istio and External Secrets CRDs: the real upstream ones from ../shared/crds-upstream, or, when
+ * that directory is absent, permissive stand-ins (same group/version/kind, schema not checked).
+ */
+export function optionalCrds(): { yaml: string; upstream: boolean } {
+  if (existsSync(join(UPSTREAM_CRDS, "istio-crds.yaml"))) {
+    const files = ["istio-crds.yaml", "external-secrets.io_externalsecrets.yaml", "external-secrets.io_secretstores.yaml", "external-secrets.io_clustersecretstores.yaml"];
+    return { yaml: files.map((f) => readFileSync(join(UPSTREAM_CRDS, f), "utf8")).join("\n---\n"), upstream: true };
+  }
+  const docs = OWNED_KINDS.filter((k) => k.requires).map((k) => {
+    const [group, version] = k.apiVersion.split("/") as [string, string];
+    return stringify({
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: `${k.plural}.${group}` },
+      spec: {
+        group,
+        scope: "Namespaced",
+        names: { kind: k.kind, plural: k.plural, singular: k.kind.toLowerCase(), listKind: `${k.kind}List` },
+        versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }],
+      },
+    });
+  });
+  return { yaml: docs.join("---\n"), upstream: false };
+}
+
+export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
+  const { yaml, upstream } = optionalCrds();
+  await must(cp, ["apply", "--server-side", "-f", "-"], yaml);
+  const names = OWNED_KINDS.filter((k) => k.requires).map((k) => `crd/${k.plural}.${k.apiVersion.split("/")[0]}`);
+  await must(cp, ["wait", "--for=condition=Established", "--timeout=60s", ...names]);
+  return upstream;
+}
+
+/** Grants `user` exactly the operator's RBAC (rbac.ts): cluster-wide, plus leader election in `leaseNamespace`. */
+export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNamespace: string): Promise<void> {
+  const docs = [
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: [...NAMESPACED_RULES, ...CLUSTER_RULES] },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "mcp-bastion-operator" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mcp-bastion-operator" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "mcp-bastion-leader-election", namespace: leaseNamespace }, rules: LEADER_ELECTION_RULES },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "mcp-bastion-leader-election", namespace: leaseNamespace },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "mcp-bastion-leader-election" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
+    },
+  ];
+  await must(cp, ["apply", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+}
+
+/** A small valid McpServer (streamable HTTP, API keys); `spec` entries override the defaults. */
+export function mcpServer(name: string, namespace: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: "mcp.bastion.dev/v1alpha1",
+    kind: "McpServer",
+    metadata: { name, namespace },
+    spec: {
+      image: "ghcr.io/example/mcp-everything@sha256:4c5e3a1f0f3b6a8e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3c2b1a0f9e8d7c6",
+      transport: { type: "streamable-http", port: 3001, path: "/mcp" },
+      auth: { apiKeys: { secretRef: { name: `${name}-keys` } } },
+      authorization: { rules: [{ name: "ci", clients: { apiKeys: ["ci"] }, tools: { allow: ["*"] } }] },
+      ...spec,
+    },
+  };
+}
+
+export interface Conditions {
+  [type: string]: { status: string; reason: string; message: string; observedGeneration?: number; lastTransitionTime: string } | undefined;
+}
+
+export function conditionsOf(obj: { status?: { conditions?: { type: string }[] } } | undefined): Conditions {
+  const out: Conditions = {};
+  for (const c of obj?.status?.conditions ?? []) out[c.type] = c as never;
+  return out;
+}
+
+/** Waits until an McpServer has the condition with the given status (and reason, when given). */
+export async function waitCondition(cp: ControlPlane, ns: string, name: string, type: string, status: string, reason?: string, timeoutMs = 30_000) {
+  return waitFor(`${ns}/${name} ${type}=${status}${reason ? ` (${reason})` : ""}`, async () => {
+    const obj = await getJson(cp, ["mcpserver", "-n", ns, name]);
+    const c = conditionsOf(obj)[type];
+    return c && c.status === status && (!reason || c.reason === reason) && c.observedGeneration === obj?.metadata?.generation ? obj : undefined;
+  }, timeoutMs);
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  identity: string;
+  /** Port of /metrics, /healthz, /readyz. */
+  port: number;
+  waitLog(what: string, pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** Sends the signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+/** Runs `mcp-bastion operator` as a child process against the control plane; resolves once it serves its endpoints. */
+export async function spawnOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, "operator", "bin", "mcp-bastion.js"), "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, KUBECONFIG: kubeconfig } },
+  );
+  children.add(child);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => {
+    children.delete(child);
+    r(code);
+  }));
+  const logs: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let buf = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (d: string) => {
+    buf += d;
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ level: "raw", msg: line });
+      }
+      nl = buf.indexOf("\n");
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const waitLog = async (what: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = logs.find(pred);
+      if (hit) return hit;
+      if (child.exitCode !== null) throw new Error(`operator exited (${child.exitCode}) before: ${what}\n${logs.map((l) => JSON.stringify(l)).slice(-10).join("\n")}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for operator log: ${what}\n${logs.map((l) => JSON.stringify(l)).slice(-10).join("\n")}`);
+      await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 200))]);
+    }
+  };
+  const started = await waitLog("operator started", (l) => l.msg === "operator started");
+  const port = (started.endpoints as number[])[0] as number;
+  return {
+    child,
+    logs,
+    identity: started.identity as string,
+    port,
+    waitLog,
+    async metric(name, labels = {}) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      const text = await res.text();
+      const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+      let total = 0;
+      for (const line of text.split("\n")) {
+        if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+        if (want.every((w) => line.includes(w))) total += Number(line.slice(line.lastIndexOf(" ") + 1));
+      }
+      return total;
+    },
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
