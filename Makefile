@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane tools chart typecheck lint crds test unit demo bench build clean
+.PHONY: install controlplane tools chart typecheck lint crds test unit demo bench bench-render build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -49,6 +49,10 @@ demo: install controlplane
 	node operator/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
 bench: install controlplane
+	node bench/render/main.ts
+
+# Renderer benchmark alone (no control plane needed): 1,000 McpServers, median/p99/total/RSS.
+bench-render: install
 	node bench/render/main.ts
 
 clean:
