@@ -1,0 +1,177 @@
+// The other transports: a stdio server (server-everything in stdio mode) behind `mcp-bastion
+// stdio-bridge`, an upstream on the older HTTP+SSE transport, and SDK clients on the older transport.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Gateway, parseConfig } from "../../gateway/src/index.ts";
+import { type Child, EVERYTHING, MemorySink, ROOT, baseConfig, freePort, startEverything, tempDir, writeKeys } from "./helpers.ts";
+
+const ALICE = "alice-Ut6Yh3Jk9Lm2Nb5Vc8Xz";
+const BOB = "bob-Pq1Wo2Ei3Ru4Ty5Al6Sk";
+const CLI = join(ROOT, "operator/bin/mcp-bastion.js");
+let bridge: ChildProcess;
+let bridgePort: number;
+let bridgeLog = "";
+let sseUp: Child;
+let viaBridge: Gateway;
+let viaSse: Gateway;
+let bridgeUrl: string;
+let sseUrl: string;
+const sink = new MemorySink();
+
+function headers(key: string): Record<string, string> {
+  return { authorization: `Bearer ${key}` };
+}
+
+async function streamable(base: string, key: string): Promise<Client> {
+  const c = new Client({ name: "transport-test", version: "1.0.0" });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: headers(key) } }));
+  return c;
+}
+
+async function legacy(base: string, key: string): Promise<Client> {
+  const c = new Client({ name: "transport-test", version: "1.0.0" });
+  const h = headers(key);
+  await c.connect(
+    new SSEClientTransport(new URL(`${base}/sse`), {
+      requestInit: { headers: h },
+      eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), ...h } }) },
+    }),
+  );
+  return c;
+}
+
+async function gateway(upstream: Parameters<typeof baseConfig>[0]["upstream"]): Promise<[Gateway, string]> {
+  const dir = tempDir("keys");
+  writeKeys(dir, { alice: ALICE, bob: BOB });
+  const gw = new Gateway({ config: parseConfig(baseConfig({ upstream, auth: { apiKeys: { dir } } })), auditSink: sink });
+  const { port } = await gw.start();
+  for (let i = 0; i < 200 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(gw.ready, "gateway ready (tool catalog loaded through the upstream)");
+  return [gw, `http://127.0.0.1:${port}`];
+}
+
+before(async () => {
+  bridgePort = await freePort();
+  bridge = spawn(process.execPath, [CLI, "stdio-bridge", "--port", String(bridgePort), "--max-sessions", "4", "--", process.execPath, EVERYTHING, "stdio"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    bridge.stderr!.on("data", (d: Buffer) => {
+      bridgeLog += d.toString();
+      if (bridgeLog.includes('"msg":"listening"')) resolve();
+    });
+    bridge.on("exit", (c) => reject(new Error(`bridge exited ${c}: ${bridgeLog}`)));
+  });
+  sseUp = await startEverything("sse");
+  [[viaBridge, bridgeUrl], [viaSse, sseUrl]] = await Promise.all([
+    gateway({ transport: "stdio", bridge: { host: "127.0.0.1", port: bridgePort } }),
+    gateway({ transport: "sse", url: `http://127.0.0.1:${sseUp.port}/sse` }),
+  ]);
+});
+
+after(async () => {
+  await Promise.all([viaBridge?.close(), viaSse?.close()]);
+  bridge?.kill("SIGTERM");
+  await Promise.all([new Promise((r) => (bridge && bridge.exitCode === null ? bridge.once("exit", r) : r(undefined))), sseUp?.stop()]);
+});
+
+async function waitSessions(n: number): Promise<void> {
+  for (let i = 0; i < 50 && liveSessions() !== n; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(liveSessions(), n, "server processes alive");
+}
+
+function liveSessions(): number {
+  const started = bridgeLog.match(/"msg":"session started"/g)?.length ?? 0;
+  const ended = bridgeLog.match(/"msg":"session ended"/g)?.length ?? 0;
+  return started - ended;
+}
+
+describe("stdio server through the bridge", () => {
+  test("each MCP session gets its own server process, filtered and checked like any upstream", async () => {
+    const before = liveSessions();
+    const a = await streamable(bridgeUrl, ALICE);
+    await waitSessions(before + 1);
+    assert.deepEqual((await a.listTools()).tools.map((t) => t.name).sort(), ["echo", "get-sum"]);
+    assert.deepEqual((await a.callTool({ name: "echo", arguments: { message: "via stdio" } })).content, [{ type: "text", text: "Echo: via stdio" }]);
+    await assert.rejects(a.callTool({ name: "get-env", arguments: {} }), /-32003/);
+    await assert.rejects(a.callTool({ name: "echo", arguments: { message: ["x"] } }), /-32602/);
+    const b = await streamable(bridgeUrl, BOB);
+    await waitSessions(before + 2);
+    assert.ok((await b.listTools()).tools.length > 2);
+    // Ending the session ends its process.
+    await (a.transport as StreamableHTTPClientTransport).terminateSession();
+    await (b.transport as StreamableHTTPClientTransport).terminateSession();
+    await Promise.all([a.close(), b.close()]);
+    await waitSessions(before);
+  });
+
+  test("a client on the older HTTP+SSE transport works against the stdio server too", async () => {
+    const c = await legacy(bridgeUrl, BOB);
+    assert.deepEqual((await c.callTool({ name: "get-sum", arguments: { a: 20, b: 22 } })).content, [{ type: "text", text: "The sum of 20 and 22 is 42." }]);
+    await assert.rejects(c.callTool({ name: "get-env", arguments: {} }), /-32003/);
+    await c.close();
+  });
+
+  test("the bridge limits its children and kills a child when its connection closes", async () => {
+    const before = liveSessions();
+    const seen = bridgeLog.length;
+    const socks = [];
+    for (let i = 0; i < 5; i++) socks.push(tcpConnect({ host: "127.0.0.1", port: bridgePort }));
+    await waitSessions(4);
+    for (let i = 0; i < 20 && !bridgeLog.includes("child limit reached"); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(bridgeLog, /child limit reached/);
+    for (const s of socks) s.destroy();
+    await waitSessions(before);
+    const pids = [...bridgeLog.slice(seen).matchAll(/"msg":"session started","pid":(\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(pids.length, 4 - before);
+    const alive = pids.filter((p) => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], "children of closed connections are gone");
+  });
+
+  test("--install copies an executable bridge into a directory", () => {
+    const dir = tempDir("bridge");
+    execFileSync(process.execPath, [CLI, "stdio-bridge", "--install", dir], { stdio: "pipe" });
+    const exe = join(dir, "mcp-bastion-bridge");
+    assert.ok(existsSync(exe));
+    assert.ok((statSync(exe).mode & 0o111) !== 0, "executable");
+    assert.match(execFileSync(exe, ["--help"]).toString(), /usage: mcp-bastion stdio-bridge/);
+  });
+});
+
+describe("HTTP+SSE", () => {
+  test("an upstream on the older SSE transport, through a streamable HTTP client", async () => {
+    const c = await streamable(sseUrl, ALICE);
+    assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), ["echo", "get-sum"]);
+    assert.deepEqual((await c.callTool({ name: "echo", arguments: { message: "sse up" } })).content, [{ type: "text", text: "Echo: sse up" }]);
+    await c.close();
+  });
+
+  test("older-transport clients are authenticated, filtered and bound to their session", async () => {
+    await assert.rejects(legacy(bridgeUrl, "wrong-key-0000000000000"), /401|Unauthorized|Non-200/i);
+    const c = await legacy(sseUrl, ALICE);
+    assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), ["echo", "get-sum"]);
+    const sid = new URL((c.transport as unknown as { _endpoint: URL })._endpoint).searchParams.get("sessionId");
+    const r = await fetch(`${sseUrl}/messages?sessionId=${sid}`, {
+      method: "POST",
+      headers: { ...headers(BOB), "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 5, method: "tools/list" }),
+    });
+    assert.equal(r.status, 404);
+    await c.close();
+    sink.records();
+  });
+});
