@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane tools chart typecheck lint crds test unit demo bench bench-render build clean
+.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit demo bench bench-render bench-gateway build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -20,6 +20,11 @@ controlplane:
 # helm, kube-score, checkov and Argo CD's Lua engine for test/ship (cached in ~/.cache/mcp-bastion/tools).
 tools:
 	@hack/tools/install.sh >/dev/null
+
+# redis-server (shared rate limiter test) and nginx (gateway benchmark) from Debian's packages, unpacked
+# into ~/.cache/mcp-bastion (no root, no daemons).
+deps-gateway:
+	@hack/deps-gateway.sh >/dev/null
 
 # Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
 chart: install
@@ -39,7 +44,7 @@ build: install
 	rm -rf dist && tsc -p tsconfig.build.json
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
-test: install controlplane tools typecheck lint
+test: install controlplane tools deps-gateway typecheck lint
 	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
 
 unit: install
@@ -54,6 +59,10 @@ bench: install controlplane
 # Renderer benchmark alone (no control plane needed): 1,000 McpServers, median/p99/total/RSS.
 bench-render: install
 	node bench/render/main.ts
+
+# Gateway benchmark: server-everything direct vs through the gateway vs through nginx, 1 and 8 connections.
+bench-gateway: install deps-gateway
+	node bench/gateway/main.ts
 
 clean:
 	rm -rf dist node_modules .cache

@@ -29,10 +29,12 @@ install_one() {
   key=$(echo "${PKGS[$name]}" | sha256sum | cut -c1-12)
   if [ ! -x "$wrapper" ] || [ "$(cat "$bin/$name.stamp" 2>/dev/null)" != "$key" ]; then
     echo "deps-gateway: fetching ${PKGS[$name]} from Debian's packages" >&2
-    (cd "$cache/debs" && apt-get download ${PKGS[$name]} >&2) || {
-      echo "deps-gateway: apt-get download failed (try: apt-get update)" >&2
-      exit 1
-    }
+    # A fresh machine may have no package lists yet: refresh them once (as root) and retry.
+    (cd "$cache/debs" && apt-get download ${PKGS[$name]} >&2) ||
+      { [ "$(id -u)" = 0 ] && apt-get update -qq >&2 && (cd "$cache/debs" && apt-get download ${PKGS[$name]} >&2); } || {
+        echo "deps-gateway: apt-get download ${PKGS[$name]} failed (run: apt-get update)" >&2
+        exit 1
+      }
     for p in ${PKGS[$name]}; do
       deb=$(ls -t "$cache/debs/${p}"_*.deb | head -1)
       dpkg-deb -x "$deb" "$root"
