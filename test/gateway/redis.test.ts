@@ -1,0 +1,80 @@
+// Limits hold across replicas: two gateways sharing a Redis limiter (a real redis-server from Debian's
+// packages, unpacked by hack/deps-gateway.sh) give a client one budget, not one per replica.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Gateway, parseConfig } from "../../gateway/src/index.ts";
+import { MemorySink, ROOT, type Toy, baseConfig, freePort, startToy, tempDir, writeKeys } from "./helpers.ts";
+
+const KEY = "tenant-key-Rt5Yu8Io2Pa4Sd6F";
+let redis: ChildProcess;
+let redisPort: number;
+let toy: Toy;
+const gws: Gateway[] = [];
+const urls: string[] = [];
+
+function redisServerPath(): string {
+  const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["redis-server"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
+  const m = /^redis-server=(.+)$/m.exec(out);
+  assert.ok(m, "hack/deps-gateway.sh printed the redis-server path");
+  return m[1]!;
+}
+
+before(async () => {
+  redisPort = await freePort();
+  redis = spawn(redisServerPath(), ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const t = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
+    redis.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("Ready to accept connections")) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    redis.on("exit", (c) => reject(new Error(`redis-server exited ${c}: ${out}`)));
+  });
+  redis.stdout!.resume();
+  toy = await startToy();
+  for (let i = 0; i < 2; i++) {
+    const dir = tempDir("keys");
+    writeKeys(dir, { tenant: KEY });
+    const cfg = baseConfig({ upstream: { transport: "streamable-http", url: toy.url }, auth: { apiKeys: { dir } } });
+    cfg.authorization.rules = [{ name: "tenant", clients: { apiKeys: ["tenant"] }, tools: { allow: ["add"], deny: [] } }];
+    cfg.limits = { ...cfg.limits, perClient: { requestsPerMinute: 6, burst: 5 }, mode: "redis", replicas: 2, redisUrl: `redis://127.0.0.1:${redisPort}` };
+    const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
+    const { port } = await gw.start();
+    gws.push(gw);
+    urls.push(`http://127.0.0.1:${port}/mcp`);
+  }
+});
+
+after(async () => {
+  await Promise.all(gws.map((g) => g.close()));
+  await toy?.close();
+  redis?.kill("SIGKILL");
+});
+
+async function connect(url: string): Promise<Client> {
+  const c = new Client({ name: "redis-test", version: "1.0.0" });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${KEY}` } } }));
+  return c;
+}
+
+test("two replicas draw from one shared bucket per client", async () => {
+  const a = await connect(urls[0]!); // initialize: 1 token
+  const b = await connect(urls[1]!); // initialize: 2 tokens
+  await a.callTool({ name: "add", arguments: { a: 1, b: 1 } }); // 3
+  await b.callTool({ name: "add", arguments: { a: 1, b: 1 } }); // 4
+  await a.callTool({ name: "add", arguments: { a: 1, b: 1 } }); // 5: the burst is spent across both replicas
+  await assert.rejects(b.callTool({ name: "add", arguments: { a: 1, b: 1 } }), /-32029.*rate limit exceeded for this client; retry after \d+ s/);
+  await assert.rejects(a.callTool({ name: "add", arguments: { a: 1, b: 1 } }), /-32029/);
+  assert.equal(toy.calls.add, 3);
+  await Promise.all([a.close(), b.close()]);
+});
