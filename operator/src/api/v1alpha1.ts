@@ -69,7 +69,20 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Kubernetes resource quantity, e.g. 100m, 128Mi, 1Gi. */
-const QUANTITY = /^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
+/** Non-negative Kubernetes resource quantity (apimachinery's grammar), e.g. 100m, 0.5, 128Mi, 1G, 1e3. */
+const QUANTITY = /^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$/;
+const QUANTITY_SUFFIX: Record<string, number> = {
+  n: 1e-9, u: 1e-6, m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+/** The value of a quantity as a number (precise enough to compare requests with limits). */
+export function quantityValue(q: string): number {
+  const m = QUANTITY.exec(q);
+  if (!m) return Number.NaN;
+  const suffix = m[3] ?? "";
+  if (/^[eE]/.test(suffix)) return Number(m[1]) * 10 ** Number(suffix.slice(1));
+  return Number(m[1]) * (QUANTITY_SUFFIX[suffix] ?? Number.NaN);
+}
 /** A glob over MCP names: letters, digits, `_ - . / :` and `*` as wildcard. */
 const NAME_GLOB = /^[A-Za-z0-9_\-./:*]+$/;
 const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/;
@@ -104,9 +117,28 @@ const ResourceList = z
   })
   .strict();
 
+type ResourceName = "cpu" | "memory" | "ephemeral-storage";
+const requestWithinLimit = (r: ResourceName): Rule<{ requests?: Partial<Record<ResourceName, string>>; limits?: Partial<Record<ResourceName, string>> }> => {
+  // CEL sees a property name with '-' escaped as __dash__.
+  const prop = r.replaceAll("-", "__dash__");
+  const field = `self.requests.${prop}`;
+  const limit = `self.limits.${prop}`;
+  const present = `has(self.requests) && has(self.limits) && has(${field}) && has(${limit})`;
+  return {
+    rule: `!(${present}) || quantity(${field}).compareTo(quantity(${limit})) <= 0`,
+    message: `spec.resources.requests.${r} must not exceed spec.resources.limits.${r}`,
+    check: (v) => {
+      const q = v.requests?.[r];
+      const l = v.limits?.[r];
+      return q === undefined || l === undefined || quantityValue(q) <= quantityValue(l);
+    },
+  };
+};
+
 export const Resources = doc(
   z.object({ requests: ResourceList.optional(), limits: ResourceList.optional() }).strict(),
   "Compute resources of the MCP server container. Absent values get safe defaults; limits are always set.",
+  [requestWithinLimit("cpu"), requestWithinLimit("memory"), requestWithinLimit("ephemeral-storage")],
 );
 
 const EnvVar = z

@@ -1,0 +1,86 @@
+// The generated CRD on a real kube-apiserver: it is accepted (structural, CEL within the cost
+// budget), every example is admitted, and the cross-field rules refuse the same specs the zod
+// schema refuses, with the same message (CEL and zod are written side by side in v1alpha1.ts).
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { stringify } from "yaml";
+import { validateMcpServer } from "../../operator/src/api/validate.ts";
+import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
+import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+
+const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
+let cp: ControlPlane;
+
+before(async () => {
+  cp = await startControlPlane();
+  const applied = await cp.kubectl(["apply", "--server-side", "-f", "-"], { input: crdYaml() });
+  assert.equal(applied.code, 0, applied.stderr);
+  const ready = await cp.kubectl(["wait", "--for=condition=Established", "crd/mcpservers.mcp.bastion.dev", "--timeout=60s"]);
+  assert.equal(ready.code, 0, ready.stderr);
+  for (const ns of ["agents", "data", "cel"]) await cp.kubectl(["create", "namespace", ns]);
+});
+after(async () => {
+  await cp?.stop();
+});
+
+/** Server-side dry run with strict field validation: what `kubectl apply` would get. */
+async function dryRun(doc: unknown) {
+  return cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: stringify(doc) });
+}
+
+test("every example is admitted by the API server", async () => {
+  const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml"));
+  for (const f of files) {
+    const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", join(EXAMPLES, f)]);
+    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+  }
+});
+
+test("kubectl explain shows the descriptions and get shows the printer columns", async () => {
+  const explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
+  assert.equal(explain.code, 0, explain.stderr);
+  assert.match(explain.stdout, /no\s+anonymous mode/);
+  const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);
+  assert.equal(created.code, 0, created.stderr);
+  const get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
+  assert.equal(get.code, 0, get.stderr);
+  assert.match(get.stdout.split("\n")[0]!, /NAME\s+READY\s+TRANSPORT\s+AUTH\s+MTLS\s+URL\s+AGE/);
+  assert.match(get.stdout, /everything\s+streamable-http/);
+});
+
+const BASE = {
+  apiVersion: "mcp.bastion.dev/v1alpha1",
+  kind: "McpServer",
+  metadata: { name: "cel", namespace: "cel" },
+  spec: { image: "x:1", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } } },
+};
+const withSpec = (patch: Record<string, unknown>) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+
+const REFUSED: [string, unknown, string][] = [
+  ["no auth", withSpec({ auth: {} }), "spec.auth must set at least one of apiKeys, jwt, mtls"],
+  ["stdio with port", withSpec({ transport: { type: "stdio", port: 3000 }, command: ["x"] }), "spec.transport.port must not be set when type is stdio"],
+  ["stdio without command", withSpec({ transport: { type: "stdio" } }), "spec.command is required when spec.transport.type is stdio"],
+  ["mtls without mesh", withSpec({ auth: { mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } }), "spec.auth.mtls requires spec.mesh.istio.enabled"],
+  ["hosts without mesh", withSpec({ network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }), "spec.network.egress[].hosts requires spec.mesh.istio.enabled"],
+  ["http issuer", withSpec({ auth: { jwt: { issuer: "http://id.example.com", audiences: ["a"] } } }), "spec.auth.jwt.issuer must use https"],
+  ["duplicate pins", withSpec({ tools: { pinned: [{ name: "a", sha256: "a".repeat(64) }, { name: "a", sha256: "b".repeat(64) }] } }), ".spec.tools.pinned: duplicate entries for key [name=\"a\"]"],
+  ["request over limit", withSpec({ resources: { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } } }), "spec.resources.requests.memory must not exceed spec.resources.limits.memory"],
+  ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
+  ["name not a DNS label", { ...BASE, metadata: { name: "a.b", namespace: "cel" } }, "metadata.name must be a DNS label"],
+  ["unknown field", withSpec({ privileged: true }), ".spec.privileged: field not declared in schema"],
+];
+
+test("the API server refuses what the zod schema refuses, naming the field", async () => {
+  for (const [what, doc, message] of REFUSED) {
+    const local = validateMcpServer(doc);
+    assert.equal(local.ok, false, `${what}: zod accepted it`);
+    const r = await dryRun(doc);
+    assert.notEqual(r.code, 0, `${what}: the API server accepted it`);
+    assert.ok(r.stderr.includes(message), `${what}: expected "${message}" in ${r.stderr}`);
+  }
+  const ok = await dryRun(withSpec({ resources: { requests: { memory: "512Mi", cpu: "0.5" }, limits: { memory: "1Gi", cpu: "500m" } } }));
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(validateMcpServer(withSpec({ resources: { requests: { cpu: "0.5" }, limits: { cpu: "500m" } } })).ok, "0.5 == 500m");
+});
