@@ -16,16 +16,19 @@ bin="$root/node_modules/.bin"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# import.meta is empty in CommonJS; the bridge only uses it on paths a single executable never takes.
 "$bin/esbuild" "$root/hack/tools/bridge-entry.ts" --bundle --platform=node --format=cjs --target=node24 \
-  --log-level=warning --outfile="$work/bridge.cjs"
+  --log-level=warning --log-override:empty-import-meta=silent --outfile="$work/bridge.cjs"
 cat > "$work/sea-config.json" <<JSON
 { "main": "$work/bridge.cjs", "output": "$work/bridge.blob", "disableExperimentalSEAWarning": true, "useCodeCache": false }
 JSON
-"$node_bin" --experimental-sea-config "$work/sea-config.json" >/dev/null
+# Both tools are chatty on success (postject warns about ELF note sections): show output on failure only.
+quiet() { "$@" >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }; }
+quiet "$node_bin" --experimental-sea-config "$work/sea-config.json"
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 cp "$node_bin" "$out"
 chmod 0755 "$out"
-"$bin/postject" "$out" NODE_SEA_BLOB "$work/bridge.blob" \
-  --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 >/dev/null
+quiet "$bin/postject" "$out" NODE_SEA_BLOB "$work/bridge.blob" \
+  --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
 echo "$out"
