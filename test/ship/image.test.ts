@@ -166,7 +166,7 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
     assert.equal(crd.stdout, readFileSync(join(ROOT, "crds", "mcp.bastion.dev_mcpservers.yaml"), "utf8"));
 
     // The same objects as the source tree renders, for every example.
-    const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml") && f !== "argocd-application.yaml");
+    const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
     const input = mkdtempSync(join(tmpdir(), "mcp-bastion-ex-"));
     chmodSync(input, 0o755);
     for (const f of examples) {
