@@ -39,7 +39,12 @@ test("every example is admitted by the API server", async () => {
 });
 
 test("kubectl explain shows the descriptions and get shows the printer columns", async () => {
-  const explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
+  // The OpenAPI document the API server publishes for a new CRD lags its Established condition.
+  let explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
+  for (let i = 0; i < 40 && explain.code !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
+  }
   assert.equal(explain.code, 0, explain.stderr);
   assert.match(explain.stdout, /no\s+anonymous mode/);
   const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);

@@ -109,7 +109,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
       secrets: g.secrets.map((s) => ({ ...s, remoteRef: { key: s.remoteRef.key, ...(s.remoteRef.property ? { property: s.remoteRef.property } : {}) }, ...(s.fileName ? { fileName: s.fileName } : { fileName: undefined }) })),
       volumes: g.volumes.map((v) => ({
         name: v.name,
-        mountPath: `/mnt/${v.dir}`,
+        mountPath: `/mnt/${v.dir}/${v.name}`,
         readOnly: v.readOnly,
         ...(v.cm ? { configMap: { name: v.ref } } : { persistentVolumeClaim: { claimName: v.ref } }),
       })),

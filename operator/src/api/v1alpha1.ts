@@ -607,6 +607,22 @@ export const McpServerSpec = doc(
       check: (s) => s.tls === undefined || !s.mesh.istio.enabled,
     },
     {
+      rule:
+        "!has(self.volumes) || self.volumes.all(v, v.mountPath != '/tmp' && !v.mountPath.startsWith('/tmp/') && !v.mountPath.startsWith('/var/run/secrets/mcp') && !v.mountPath.startsWith('/opt/mcp-bastion'))",
+      message: "spec.volumes[].mountPath must not be /tmp, /var/run/secrets/mcp or /opt/mcp-bastion (used by the pod itself)",
+      fieldPath: ".volumes",
+      check: (s) =>
+        s.volumes.every(
+          (v) => v.mountPath !== "/tmp" && !v.mountPath.startsWith("/tmp/") && !v.mountPath.startsWith("/var/run/secrets/mcp") && !v.mountPath.startsWith("/opt/mcp-bastion"),
+        ),
+    },
+    {
+      rule: "!has(self.volumes) || self.volumes.all(a, self.volumes.exists_one(b, b.mountPath == a.mountPath))",
+      message: "spec.volumes[].mountPath must be unique",
+      fieldPath: ".volumes",
+      check: (s) => new Set(s.volumes.map((v) => v.mountPath)).size === s.volumes.length,
+    },
+    {
       rule: "!has(self.volumes) || self.volumes.all(v, has(v.configMap) != has(v.persistentVolumeClaim))",
       message: "spec.volumes[]: set exactly one of configMap, persistentVolumeClaim",
       fieldPath: ".volumes",
