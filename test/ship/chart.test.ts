@@ -118,6 +118,15 @@ describe("helm chart", () => {
     assert.equal(find(await template(["--set", "replicaCount=1"]), "PodDisruptionBudget").length, 0, "a PDB with minAvailable 1 on one replica would block every drain");
   });
 
+  test("cluster domain and allowed ClusterSecretStores reach the operator's flags; none by default", async () => {
+    const [dep] = find(await template(["--set", "clusterDomain=corp.local", "--set", "allowClusterSecretStores.team-a={vault,aws}"]), "Deployment") as Any[];
+    const args: string[] = dep.spec.template.spec.containers[0].args;
+    assert.ok(args.includes("--cluster-domain=corp.local"));
+    assert.ok(args.includes("--allow-cluster-secret-store=team-a=vault,aws"));
+    const [plain] = find(await template(), "Deployment") as Any[];
+    assert.ok(!plain.spec.template.spec.containers[0].args.some((a: string) => a.startsWith("--allow-cluster-secret-store")), "a shared secret store is allowed by default");
+  });
+
   test("image digest wins over the tag, and the gateway image follows unless set", async () => {
     const digest = `sha256:${"a".repeat(64)}`;
     const [dep] = find(await template(["--set", `image.digest=${digest}`]), "Deployment") as Any[];
@@ -136,6 +145,7 @@ describe("helm chart", () => {
       [["--set", "replicaCont=2"], /replicaCont.*not allowed/],
       [["--set", "resources.limits=null"], /\/resources.*limits/],
       [["--set", "image.digest=latest"], /\/image\/digest/],
+      [["--set", "allowClusterSecretStores.Team_A={vault}"], /\/allowClusterSecretStores.*Team_A/],
     ];
     for (const [args, message] of cases) {
       const r = await run(helm, ["template", "bastion", CHART_DIR, ...args]);

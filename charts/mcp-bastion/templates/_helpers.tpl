@@ -57,4 +57,10 @@ The operator's command line, in one place so it stays aligned with `mcp-bastion 
 - --metrics-bind-address=:{{ .Values.metrics.port }}
 - --health-port={{ .Values.health.port }}
 - --log-level={{ .Values.logLevel }}
+{{- with .Values.clusterDomain }}
+- --cluster-domain={{ . }}
+{{- end }}
+{{- range $ns, $stores := .Values.allowClusterSecretStores }}
+- --allow-cluster-secret-store={{ $ns }}={{ join "," $stores }}
+{{- end }}
 {{- end -}}
