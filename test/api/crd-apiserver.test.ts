@@ -49,7 +49,11 @@ test("kubectl explain shows the descriptions and get shows the printer columns",
   assert.match(explain.stdout, /no\s+anonymous mode/);
   const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);
   assert.equal(created.code, 0, created.stderr);
-  const get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
+  let get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
+  for (let i = 0; i < 20 && get.code !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
+  }
   assert.equal(get.code, 0, get.stderr);
   assert.match(get.stdout.split("\n")[0]!, /NAME\s+READY\s+TRANSPORT\s+AUTH\s+MTLS\s+URL\s+AGE/);
   assert.match(get.stdout, /everything\s+streamable-http/);
