@@ -48,7 +48,17 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 /** Installs the McpServer CRD and waits until it is served. */
 export async function installCrd(cp: ControlPlane): Promise<void> {
   await must(cp, ["apply", "--server-side", "-f", join(ROOT, "crds", "mcp.bastion.dev_mcpservers.yaml")]);
-  await must(cp, ["wait", "--for=condition=Established", "--timeout=60s", "crd/mcpservers.mcp.bastion.dev"]);
+  await waitEstablished(cp, ["mcpservers.mcp.bastion.dev"]);
+}
+
+/** Waits until the CRDs are Established (`kubectl wait` fails while a new CRD has no conditions yet). */
+export async function waitEstablished(cp: ControlPlane, names: string[]): Promise<void> {
+  for (const name of names) {
+    await waitFor(`CRD ${name} Established`, async () => {
+      const crd = await getJson(cp, ["crd", name]);
+      return crd?.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Established" && c.status === "True");
+    }, 60_000);
+  }
 }
 
 /**
@@ -80,8 +90,7 @@ export function optionalCrds(): { yaml: string; upstream: boolean } {
 export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
   const { yaml, upstream } = optionalCrds();
   await must(cp, ["apply", "--server-side", "-f", "-"], yaml);
-  const names = OWNED_KINDS.filter((k) => k.requires).map((k) => `crd/${k.plural}.${k.apiVersion.split("/")[0]}`);
-  await must(cp, ["wait", "--for=condition=Established", "--timeout=60s", ...names]);
+  await waitEstablished(cp, OWNED_KINDS.filter((k) => k.requires).map((k) => `${k.plural}.${k.apiVersion.split("/")[0]}`));
   return upstream;
 }
 

@@ -17,6 +17,8 @@ export class OperatorMetrics {
   private requestSource: (() => ReadonlyMap<string, number>) | undefined;
   /** Where the per-condition server counts come from (the controller's cache). */
   serverSource: (() => Record<string, number>) | undefined;
+  /** Where the work queue's depth and in-flight count come from. */
+  queueSource: (() => { depth: number; inFlight: number }) | undefined;
 
   /** Where the request counts come from (the Kubernetes client's stats). */
   countRequests(source: () => ReadonlyMap<string, number>): void {
@@ -26,6 +28,7 @@ export class OperatorMetrics {
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: "mcp_bastion_operator_" });
     const registers = [this.registry];
+    const self = this;
     this.reconciles = new Counter({ name: "mcp_bastion_reconcile_total", help: "Reconciles of McpServers by result (success, error).", labelNames: ["result"], registers });
     this.reconcileDuration = new Histogram({
       name: "mcp_bastion_reconcile_duration_seconds",
@@ -34,11 +37,24 @@ export class OperatorMetrics {
       registers,
     });
     this.writes = new Counter({ name: "mcp_bastion_api_writes_total", help: "Writes sent to the API server by verb and kind.", labelNames: ["verb", "kind"], registers });
-    this.queueDepth = new Gauge({ name: "mcp_bastion_workqueue_depth", help: "McpServers waiting for a reconcile.", registers });
-    this.inFlight = new Gauge({ name: "mcp_bastion_workqueue_in_flight", help: "Reconciles running now.", registers });
+    this.queueDepth = new Gauge({
+      name: "mcp_bastion_workqueue_depth",
+      help: "McpServers waiting for a reconcile.",
+      registers,
+      collect() {
+        if (self.queueSource) this.set(self.queueSource().depth);
+      },
+    });
+    this.inFlight = new Gauge({
+      name: "mcp_bastion_workqueue_in_flight",
+      help: "Reconciles running now.",
+      registers,
+      collect() {
+        if (self.queueSource) this.set(self.queueSource().inFlight);
+      },
+    });
     this.leader = new Gauge({ name: "mcp_bastion_leader", help: "1 when this replica holds the leader Lease.", registers });
     this.watchErrors = new Counter({ name: "mcp_bastion_watch_errors_total", help: "Watch/list failures (reconnected with backoff).", labelNames: ["kind"], registers });
-    const self = this;
     new Gauge({
       name: "mcp_bastion_api_requests",
       help: "Requests sent to the API server since start, by verb (GET, LIST, WATCH, PATCH, POST, PUT, DELETE).",

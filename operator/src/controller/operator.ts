@@ -121,8 +121,6 @@ export class Operator {
         this.reconcileCount++;
         this.metrics.reconciles.inc({ result: ok ? "success" : "error" });
         this.metrics.reconcileDuration.observe(ms / 1000);
-        this.metrics.queueDepth.set(this.queue.depth());
-        this.metrics.inFlight.set(this.queue.inFlight());
       },
     });
   }
@@ -135,6 +133,7 @@ export class Operator {
       maxSockets: Math.max(32, this.config.concurrency * 4),
     });
     this.metrics.countRequests(() => this.client.stats.byVerb);
+    this.metrics.queueSource = () => ({ depth: this.queue.depth(), inFlight: this.queue.inFlight() });
     this.metrics.serverSource = () => {
       const counts: Record<string, number> = { Reconciled: 0, Ready: 0, Degraded: 0 };
       for (const s of this.servers()) {
@@ -203,6 +202,7 @@ export class Operator {
     await Promise.all(this.allInformers().map((i) => i.synced));
     if (this.stopping) return;
     this.synced = true;
+    this.resyncAll();
     this.config.log("info", "caches synced", { servers: this.serverCount(), namespaces: this.config.namespaces.length ? this.config.namespaces : "all" });
     this.timers.push(setInterval(() => this.resyncAll(), this.config.resyncIntervalMs).unref());
     this.timers.push(setInterval(() => void this.rediscover(), this.config.discoveryIntervalMs).unref());
@@ -278,9 +278,10 @@ export class Operator {
   }
 
   private enqueue(key: string): void {
-    if (!this.running || this.stopping) return;
+    // Before every cache has synced a reconcile would see children as missing and re-apply them:
+    // events until then are dropped, and the first full resync after the sync covers them.
+    if (!this.running || this.stopping || !this.synced) return;
     this.queue.add(key);
-    this.metrics.queueDepth.set(this.queue.depth());
   }
 
   /** Queues every known McpServer (periodic resync; also used by the benchmark). */
@@ -440,6 +441,7 @@ export class Operator {
 
   private async stopControllers(): Promise<void> {
     this.running = false;
+    this.synced = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.queue.shutdown(10_000);

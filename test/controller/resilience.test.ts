@@ -1,0 +1,132 @@
+// What happens to controllers in production, with the operator as real child processes
+// (`mcp-bastion operator`) against a real kube-apiserver whose audit log counts every write:
+// a restart with nothing changed sends no write, only the leader writes and a standby takes over
+// when it dies, a kube-apiserver killed in the middle of a batch is survived, and --namespaces
+// limits what is watched.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../controlplane/index.ts";
+import { conditionsOf, getJson, installCrd, mcpServer, must, type OperatorProcess, spawnOperator, waitCondition, waitFor } from "./helpers.ts";
+
+const NS = "fleet";
+let cp: ControlPlane;
+const running: OperatorProcess[] = [];
+
+async function operator(args: string[] = []): Promise<OperatorProcess> {
+  const p = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=3", "--concurrency=8", ...args]);
+  running.push(p);
+  return p;
+}
+
+/** Writes (anything but get/list/watch) sent by one operator process, Lease renewals left out. */
+function writesBy(p: OperatorProcess, opts: { withLeases?: boolean } = {}): AuditEvent[] {
+  return readAuditEvents(cp.auditLogPath as string).filter(
+    (e) => e.stage === "ResponseComplete" && e.userAgent === `mcp-bastion-operator/${p.identity}` && (opts.withLeases || e.objectRef?.resource !== "leases"),
+  );
+}
+
+async function applyServers(names: string[], ns = NS): Promise<void> {
+  const list = { apiVersion: "v1", kind: "List", items: names.map((n) => mcpServer(n, ns)) };
+  await must(cp, ["apply", "--server-side", "-f", "-"], JSON.stringify(list));
+}
+
+async function allReconciled(names: string[], timeoutMs = 60_000, ns = NS): Promise<void> {
+  const want = new Set(names);
+  await waitFor(
+    `${names.length} servers Reconciled`,
+    async () => {
+      const list = await getJson(cp, ["mcpservers", "-n", ns]);
+      const done = (list?.items ?? []).filter((s: { metadata: { name: string; generation: number } }) => {
+        const c = conditionsOf(s as never).Reconciled;
+        return want.has(s.metadata.name) && c?.status === "True" && c.observedGeneration === s.metadata.generation;
+      });
+      return done.length === want.size;
+    },
+    timeoutMs,
+    500,
+  );
+}
+
+/** Waits until the operator has reconciled at least `n` times and has nothing queued or running. */
+async function settled(p: OperatorProcess, n: number): Promise<void> {
+  await waitFor(`operator settled after ${n} reconciles`, async () => {
+    const done = await p.metric("mcp_bastion_reconcile_total");
+    const depth = await p.metric("mcp_bastion_workqueue_depth");
+    const inFlight = await p.metric("mcp_bastion_workqueue_in_flight");
+    return done >= n && depth === 0 && inFlight === 0;
+  });
+}
+
+const batch = Array.from({ length: 20 }, (_, i) => `server-${i}`);
+let current: OperatorProcess;
+
+before(async () => {
+  cp = await startControlPlane({ auditLog: true });
+  await installCrd(cp);
+  await must(cp, ["create", "namespace", NS]);
+  current = await operator();
+  await applyServers(batch);
+  await allReconciled(batch);
+});
+
+after(async () => {
+  for (const p of running) await p.stop("SIGKILL");
+  await cp?.stop();
+});
+
+test("a restarted operator with nothing changed sends zero writes", async () => {
+  const before = writesBy(current).length;
+  assert.ok(before >= batch.length * 5, `the first operator did write (${before} writes)`);
+  assert.equal(await current.stop("SIGTERM"), 0, "SIGTERM is a clean exit");
+  const next = await operator();
+  await next.waitLog("caches synced", (l) => l.msg === "caches synced" && l.servers === batch.length);
+  await settled(next, batch.length);
+  assert.deepEqual(
+    writesBy(next).map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`),
+    [],
+    "no write after a restart with nothing changed",
+  );
+  current = next;
+});
+
+test("with two replicas only the leader writes; when it is killed the standby takes over and converges", async () => {
+  const standby = await operator();
+  await applyServers(["late-1"]);
+  await allReconciled(["late-1"]);
+  assert.deepEqual(writesBy(standby, { withLeases: true }).map((e) => e.verb), [], "the standby writes nothing, not even the Lease");
+  assert.ok(writesBy(current).some((e) => e.objectRef?.name === "late-1"), "the leader applied late-1");
+
+  await current.stop("SIGKILL"); // no chance to release the Lease: the standby must wait for it to expire
+  await applyServers(["late-2"]);
+  await standby.waitLog("standby became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 30_000);
+  await allReconciled(["late-2"]);
+  assert.ok(writesBy(standby).some((e) => e.objectRef?.name === "late-2"), "the new leader applied late-2");
+  current = standby;
+});
+
+test("kube-apiserver killed in the middle of a batch: the operator reconnects and every object converges", async () => {
+  const storm = Array.from({ length: 30 }, (_, i) => `storm-${i}`);
+  await applyServers(storm);
+  await waitFor("the batch has started", async () => (await current.metric("mcp_bastion_reconcile_total")) > 0);
+  await cp.restartApiServer();
+  await allReconciled(storm, 90_000);
+  assert.ok((await current.metric("mcp_bastion_watch_errors_total")) > 0, "the operator saw its watches break");
+  assert.equal(current.child.exitCode, null, "and it is still running");
+  // Drift made during the outage's aftermath is still reverted: the watches really are back.
+  await must(cp, ["scale", "deployment", "-n", NS, "storm-0", "--replicas=4"]);
+  await waitFor("storm-0 reverted", async () => (await getJson(cp, ["deployment", "-n", NS, "storm-0"]))?.spec.replicas === 1);
+});
+
+test("--namespaces limits the operator to the listed namespaces", async () => {
+  await current.stop("SIGTERM");
+  await must(cp, ["create", "namespace", "watched"]);
+  await must(cp, ["create", "namespace", "ignored"]);
+  const scoped = await operator(["--namespaces=watched", "--leader-elect=false"]);
+  await applyServers(["mine"], "watched");
+  await applyServers(["not-mine"], "ignored");
+  await waitCondition(cp, "watched", "mine", "Reconciled", "True");
+  await settled(scoped, 1);
+  const ignored = await getJson(cp, ["mcpserver", "-n", "ignored", "not-mine"]);
+  assert.equal(ignored?.status, undefined, "a server outside --namespaces is left alone");
+  assert.equal((await getJson(cp, ["deployments", "-n", "ignored"]))?.items.length, 0);
+});
