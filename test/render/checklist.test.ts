@@ -160,8 +160,14 @@ test("gateway config: upstream, JWT from a Secret, resources defaults and user q
   assert.equal(obj(res.requests).cpu, "2");
   assert.equal(obj(res.limits).cpu, "2");
   assert.equal(typeof obj(res.limits)["ephemeral-storage"], "string");
-  const sse = gatewayConfig(server({ transport: { type: "sse", port: 8000 } }));
+  const sseServer = server({ transport: { type: "sse", port: 8000 } });
+  const sse = gatewayConfig(sseServer);
   assert.deepEqual(sse.upstream, { transport: "sse", url: "http://127.0.0.1:8000/sse" });
+  // clients reach every server over streamable HTTP at /mcp (the gateway keeps /sse for legacy clients)
+  assert.equal(render(sseServer).url, "http://s.ns.svc.cluster.local:8443/mcp");
+  assert.equal(sse.publicUrl, render(sseServer).url);
+  const custom = server({ transport: { type: "streamable-http", port: 3000, path: "/v1/mcp" } });
+  assert.equal(gatewayConfig(custom).publicUrl, "http://s.ns.svc.cluster.local:8443/v1/mcp");
   // a policy change rolls the pods (checksum annotation), an unrelated render does not
   const ann = (s: McpServer) => obj(podOf(render(s)).meta.annotations)["mcp.bastion.dev/config-sha256"];
   assert.equal(ann(jwt), ann(jwt));

@@ -13,11 +13,14 @@ export function upstreamOf(server: McpServer): GatewayConfig["upstream"] {
   return { transport: t.type, url: `http://127.0.0.1:${t.port}${path}` };
 }
 
-/** Path clients use on the gateway: the server's own path for HTTP transports, /mcp for stdio. */
+/**
+ * Path of the gateway's streamable HTTP endpoint: the server's own path for streamable-http servers,
+ * /mcp otherwise (the gateway serves stdio and SSE servers over streamable HTTP there, and keeps
+ * /sse for legacy SSE clients).
+ */
 export function publicPath(server: McpServer): string {
   const t = server.spec.transport;
-  if (t.type === "stdio") return "/mcp";
-  return t.path ?? (t.type === "sse" ? "/sse" : "/mcp");
+  return t.type === "streamable-http" ? (t.path ?? "/mcp") : "/mcp";
 }
 
 /** The in-cluster URL of the MCP endpoint (the Service, gateway port). */
