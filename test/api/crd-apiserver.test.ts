@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import fc from "fast-check";
 import { stringify } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { mcpServerArbitrary } from "../render/arbitrary.ts";
 
 const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 let cp: ControlPlane;
@@ -27,7 +29,7 @@ after(async () => {
 
 /** Server-side dry run with strict field validation: what `kubectl apply` would get. */
 async function dryRun(doc: unknown) {
-  return cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: stringify(doc) });
+  return cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: stringify(doc, { version: "1.1" }) });
 }
 
 test("every example is admitted by the API server", async () => {
@@ -92,4 +94,15 @@ test("the API server refuses what the zod schema refuses, naming the field", asy
   const ok = await dryRun(withSpec({ resources: { requests: { memory: "512Mi", cpu: "0.5" }, limits: { memory: "1Gi", cpu: "500m" } } }));
   assert.equal(ok.code, 0, ok.stderr);
   assert.ok(validateMcpServer(withSpec({ resources: { requests: { cpu: "0.5" }, limits: { cpu: "500m" } } })).ok, "0.5 == 500m");
+});
+
+test("generated specs that zod accepts are admitted by the API server (CEL never refuses a valid spec)", async () => {
+  const samples = fc.sample(mcpServerArbitrary, { numRuns: 40, seed: 20261123 });
+  const docs = samples.map((input, i) => {
+    assert.ok(validateMcpServer(input).ok);
+    return stringify({ ...input, metadata: { name: `gen-${i}`, namespace: "cel" } }, { version: "1.1" });
+  });
+  const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: docs.join("---\n") });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim().split("\n").length, samples.length);
 });

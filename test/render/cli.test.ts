@@ -168,3 +168,15 @@ test("fingerprint --url lists the tools of a live streamable HTTP server (server
     server.kill();
   }
 });
+
+test("render reads and writes YAML the way kubectl does (1.1): `on` is a boolean, the string \"on\" stays quoted", async () => {
+  const base = "apiVersion: mcp.bastion.dev/v1alpha1\nkind: McpServer\nmetadata: {name: \"y\"}\nspec:\n  image: x:1\n  transport: {type: streamable-http, port: 3000}\n  auth: {apiKeys: {secretRef: {name: k}}}\n  env:\n";
+  const unquoted = await cli(["render", "-f", "-"], `${base}    - {name: FLAG, value: on}\n`);
+  assert.equal(unquoted.code, 1);
+  assert.match(unquoted.stderr, /document 1 \(McpServer\/y\): spec\.env\[0\]\.value: /);
+  const quoted = await cli(["render", "-f", "-"], `${base}    - {name: FLAG, value: "on"}\n`);
+  assert.equal(quoted.code, 0, quoted.stderr);
+  assert.match(quoted.stdout, /name: FLAG\n\s+value: "on"/);
+  // metadata.name "y" is a label value too: quoted, or kubectl would read true
+  assert.match(quoted.stdout, /app\.kubernetes\.io\/instance: "y"/);
+});

@@ -31,7 +31,7 @@ export function pinsYaml(tools: ToolDescriptor[], source: string): string {
     names.add(t.name);
   }
   const pinned = [...tools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((t) => ({ name: t.name, sha256: toolFingerprint(t) }));
-  return `# ${pinned.length} tool(s) from ${source}; paste under spec.tools\n${stringify({ pinned }, { lineWidth: 0 })}`;
+  return `# ${pinned.length} tool(s) from ${source}; paste under spec.tools\n${stringify({ pinned }, { lineWidth: 0, version: "1.1" })}`;
 }
 
 async function listOverHttp(url: string, headers: Record<string, string>): Promise<ToolDescriptor[]> {

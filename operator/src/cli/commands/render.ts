@@ -1,6 +1,8 @@
 // `mcp-bastion render -f FILE`: reads McpServer documents (one or many per file, `-` for stdin) and
 // prints every rendered object as multi-document YAML. Any problem in any document is reported as
 // `<file>: document N (<kind>/<name>): <field>: <message>` and nothing is printed; exit code 1.
+// Output is written for YAML 1.1 readers (kubectl, Helm, Argo CD): strings such as "on", "y" or
+// "012" are quoted so they never turn into booleans or numbers there.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments, stringify } from "yaml";
 import type { McpServer } from "../../api/v1alpha1.ts";
@@ -31,7 +33,8 @@ function describe(doc: unknown): string {
 /** Parses and validates every document of one file's text. Pure: the caller reads the file. */
 export function loadDocuments(file: string, text: string): Loaded {
   const out: Loaded = { servers: [], errors: [] };
-  const docs = parseAllDocuments(text, { prettyErrors: true });
+  // Read as YAML 1.1, like kubectl: `value: on` is a boolean there, so it is one here too.
+  const docs = parseAllDocuments(text, { prettyErrors: true, version: "1.1" });
   if (!Array.isArray(docs)) {
     // An empty stream parses to a single EmptyStream value.
     return out;
@@ -136,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
       const optOuts = result.optOuts.length ? result.optOuts.map((o) => `  opt-out: ${o}`) : ["  opt-outs: none"];
       process.stderr.write(`McpServer ${id} (${result.url}, rate limits ${result.rateLimitMode}):\n${[...lines, ...optOuts].join("\n")}\n`);
     }
-    for (const o of result.objects) docs.push(stringify(o, { lineWidth: 0 }));
+    for (const o of result.objects) docs.push(stringify(o, { lineWidth: 0, version: "1.1" }));
   }
   process.stdout.write(docs.map((d) => `---\n${d}`).join(""));
   return 0;
