@@ -32,10 +32,30 @@ export function errorBody(id: JsonRpcId | undefined, code: number, message: stri
   return JSON.stringify({ jsonrpc: "2.0", id: id ?? null, error });
 }
 
+/**
+ * Deepest nesting of arrays and objects the gateway forwards. JSON.parse copes with any depth, but
+ * the server behind the gateway may not (recursive parsers overflow their stack, Python stops at
+ * 1000): a 1 MiB body can nest 100000 levels. Real MCP arguments stay far below this.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion on hostile input). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Returns a problem description for a message that is not a single JSON-RPC 2.0 message, else undefined. */
 export function shapeProblem(msg: unknown): string | undefined {
   if (Array.isArray(msg)) return "JSON-RPC batches are not supported; send one message per request";
   if (msg === null || typeof msg !== "object") return "the body must be a JSON-RPC object";
+  if (nestsDeeperThan(msg, MAX_JSON_DEPTH)) return `the message nests deeper than ${MAX_JSON_DEPTH} levels`;
   const m = msg as Record<string, unknown>;
   if (m.jsonrpc !== "2.0") return 'field "jsonrpc" must be "2.0"';
   const hasId = "id" in m;

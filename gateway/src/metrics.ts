@@ -5,6 +5,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export const PHASES = ["auth", "parse", "policy", "validate", "audit", "upstream"] as const;
 export type Phase = (typeof PHASES)[number];
 
+/** Method label values are bounded: anything else is "other" (clients choose method names). */
+const METHODS = new Set([
+  "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/templates/list", "resources/read",
+  "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get", "completion/complete",
+  "logging/setLevel", "response", "GET", "DELETE", "POST", "sse/connect", "notifications/initialized",
+  "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed",
+]);
+
 export class Metrics {
   readonly registry = new Registry();
   readonly requests: Counter<"method" | "outcome">;
@@ -58,6 +66,21 @@ export class Metrics {
         for (const p of PHASES) this.set({ phase: p }, self.phaseCount[p]);
       },
     });
+  }
+
+  readonly #children = new Map<string, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+
+  /** Counts one finished request; label children are looked up once per (method, outcome), not hashed per call. */
+  observe(method: string, outcome: string, seconds: number): void {
+    const m = METHODS.has(method) ? method : "other";
+    const key = `${m}\u0000${outcome}`;
+    let c = this.#children.get(key);
+    if (!c) {
+      c = { count: this.requests.labels(m, outcome), latency: this.latency.labels(m) };
+      this.#children.set(key, c);
+    }
+    c.count.inc();
+    c.latency.observe(seconds);
   }
 
   phase(p: Phase, startNs: bigint): bigint {

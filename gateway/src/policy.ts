@@ -35,9 +35,23 @@ function limited(t: Take, scope: string, what: string): Refusal {
   };
 }
 
+/** A client-chosen name as it appears in an error message: bounded, so a 100 kB name is not echoed back. */
+export function quoted(name: string): string {
+  return JSON.stringify(name.length > 128 ? `${name.slice(0, 128)}...` : name);
+}
+
 function deny(kind: Kind, name: string): Refusal {
   const noun = kind === "tools" ? "tool" : kind === "resources" ? "resource" : "prompt";
-  return { status: 200, code: ERR.denied, message: `${noun} "${name}" is not allowed for this client`, outcome: "denied", scope: kind };
+  return { status: 200, code: ERR.denied, message: `${noun} ${quoted(name)} is not allowed for this client`, outcome: "denied", scope: kind };
+}
+
+/**
+ * Whether a URI has `.` or `..` path segments (also percent-encoded). Servers resolve them, so
+ * `allowed/prefix/../../secret` would match an `allowed/prefix/*` rule and read `secret`.
+ */
+export function hasDotSegments(uri: string): boolean {
+  const path = uri.replace(/[?#].*$/s, "");
+  return /(^|\/)(\.|%2e){1,2}(\/|$)/i.test(path);
 }
 
 function invalid(message: string): Refusal {
@@ -96,7 +110,7 @@ export class PolicyEngine {
           if (!tt.ok) return limited(tt, "tool", `tool "${name}"`);
         }
         const entry = await this.#catalog.ensure(name);
-        if (!entry) return invalid(`unknown tool "${name}"`);
+        if (!entry) return invalid(`unknown tool ${quoted(name)}`);
         const v = entry.assessment.verdict;
         if (!v.allowed)
           return { status: 200, code: ERR.denied, message: `tool "${name}" is blocked: ${v.reason}`, outcome: "blocked", scope: "integrity" };
@@ -110,6 +124,7 @@ export class PolicyEngine {
       case "resources/unsubscribe": {
         const uri = params?.uri;
         if (typeof uri !== "string") return invalid(`${method} needs "params.uri" (a string)`);
+        if (hasDotSegments(uri)) return invalid(`resource URI ${quoted(uri)} must not contain "." or ".." segments`);
         if (!policy.allows("resources", uri)) return deny("resources", uri);
         break;
       }

@@ -68,6 +68,41 @@ const HOP_HEADERS = ["content-type", "mcp-session-id", "mcp-protocol-version", "
 const MAX_SESSIONS = 10000;
 const SESSION_IDLE_MS = 3_600_000;
 
+/**
+ * Like src.pipe(res), but chunks that arrive within one event-loop turn - typically the whole answer
+ * to a fast tools/call, then the end - go out in a single write with the response headers and the
+ * chunked terminator, instead of one syscall each. Streams (progress, long answers) still flow: held
+ * data is written on the next turn at the latest, and backpressure is respected.
+ */
+function coalesce(src: NodeJS.ReadableStream, res: ServerResponse): void {
+  let held: Buffer[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (held.length === 0 || res.writableEnded) return;
+    const data = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    if (!res.write(data)) {
+      src.pause();
+      res.once("drain", () => src.resume());
+    }
+  };
+  src.on("data", (c: Buffer | string) => {
+    held.push(typeof c === "string" ? Buffer.from(c) : c);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  });
+  src.on("end", () => {
+    if (res.writableEnded) return;
+    const data = held.length === 0 ? undefined : held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    if (data) res.end(data);
+    else res.end();
+  });
+}
+
 function sourceOf(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? "unknown";
 }
@@ -302,7 +337,10 @@ export class Gateway {
         tooBig = true;
         res.setHeader("connection", "close");
         this.#fail(res, ctx, 413, ERR.tooLarge, `request body larger than ${max} bytes`, "invalid");
-        req.destroy();
+        // Destroying the socket at once, with the client's bytes still arriving, makes the kernel
+        // send a reset that can discard the 413 before the client reads it. Discard the rest for
+        // a moment (not buffered: `tooBig` drops it), then close.
+        setTimeout(() => req.destroy(), 1_000).unref();
         return;
       }
       chunks.push(c);
@@ -367,8 +405,7 @@ export class Gateway {
       ...(ctx.session ? { session: ctx.session.slice(0, 8) } : {}),
       ...(reason ? { reason } : {}),
     });
-    this.metrics.requests.inc({ method: ctx.method.length <= 40 ? ctx.method : "other", outcome });
-    this.metrics.latency.observe({ method: ctx.method.length <= 40 ? ctx.method : "other" }, latencyMs / 1000);
+    this.metrics.observe(ctx.method, outcome, latencyMs / 1000);
     ctx.span?.end({ outcome, status });
     this.metrics.phase("audit", t);
   }
@@ -469,7 +506,7 @@ export class Gateway {
     const timer = msg.id !== undefined && msg.method !== undefined
       ? setTimeout(() => {
           timedOut = true;
-          piped?.unpipe(res);
+          piped?.removeAllListeners("data").removeAllListeners("end");
           this.#timeout(res, ctx, msg, checked.timeoutMs, sse);
           up.destroy();
           if (typeof req.headers["mcp-session-id"] === "string") this.#cancelUpstream(req, msg.id!);
@@ -523,7 +560,7 @@ export class Gateway {
       const src = isList && sse
         ? ur.pipe(new SseRewriter((d) => this.#filterRaw(ctx.identity!, msg.method!, d, msg.id)))
         : ur;
-      src.pipe(res);
+      coalesce(src, res);
       piped = src;
       src.on("end", finish);
       ur.on("aborted", finish);

@@ -3,14 +3,15 @@
 // `dir/..data -> ..2024_01_01_xx` with `dir/NAME -> ..data/NAME` symlinks and swaps `..data` atomically
 // on rotation, so we read through the symlinks, skip dot-entries, and rescan on any fs event in the
 // directory plus every few seconds (events are not delivered reliably on every volume type).
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { type FSWatcher, watch } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errorKind, log } from "../log.ts";
 
+/** One-shot sha256 (crypto.hash avoids a Hash object per call: this runs on every request). */
 export function sha256(s: string): Buffer {
-  return createHash("sha256").update(s).digest();
+  return hash("sha256", s, "buffer");
 }
 
 /** Pure: client names → key digests from file contents; empty and whitespace-only keys are ignored. */
@@ -104,9 +105,9 @@ export class ApiKeyStore {
 
   /** The client owning this key, or undefined. Digest lookup, then a constant-time comparison. */
   lookup(key: string): string | undefined {
-    const d = sha256(key);
-    const hit = this.#byDigest.get(d.toString("hex"));
-    if (!hit || !timingSafeEqual(hit.digest, d)) return undefined;
+    const hex = hash("sha256", key, "hex");
+    const hit = this.#byDigest.get(hex);
+    if (!hit || !timingSafeEqual(hit.digest, Buffer.from(hex, "hex"))) return undefined;
     return hit.client;
   }
 }

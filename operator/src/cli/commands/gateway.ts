@@ -17,6 +17,8 @@ export async function run(args: string[]): Promise<number> {
   const { loadConfig, Gateway } = await import("../../../../gateway/src/index.ts");
   const config = await loadConfig(values.config ?? GATEWAY_PATHS.configFile);
   const gw = new Gateway({ config });
+  // Audit lines are buffered for a few milliseconds: write what is left on any exit.
+  process.on("exit", () => gw.audit.flush());
   await gw.start();
   return await new Promise<number>((resolve) => {
     const stop = (sig: string) => {
