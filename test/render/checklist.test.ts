@@ -198,6 +198,9 @@ test("network policy: default peers, metrics namespaces, DNS, CIDR and mesh egre
   assert.deepEqual(se.hosts, ["api.github.com"]);
   assert.deepEqual(se.ports, [{ number: 443, name: "tls-443", protocol: "TLS" }]);
   assert.deepEqual(obj(one(r, "Sidecar").spec).egress, [{ hosts: ["istio-system/*", "./api.github.com"] }]);
+  // CIDR destinations have no registry entry: they bypass the proxy (REGISTRY_ONLY would drop them)
+  assert.equal(obj(podOf(r).meta.annotations)["traffic.sidecar.istio.io/excludeOutboundIPRanges"], "10.1.0.0/16");
+  assert.equal(obj(podOf(render(server({ network: { egress: [{ cidrs: ["10.1.0.0/16"], ports: [{ port: 5432 }] }] } }))).meta.annotations)["traffic.sidecar.istio.io/excludeOutboundIPRanges"], undefined);
 });
 
 test("AuthorizationPolicy: mTLS-only servers admit only their SPIFFE IDs", () => {
