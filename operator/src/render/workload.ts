@@ -113,7 +113,8 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     podMetadata: { labels: podLabels, annotations: podAnnotations },
     serviceAccount: kplus.ServiceAccount.fromServiceAccountName(chart, "sa-ref", names.serviceAccount),
     automountServiceAccountToken: false,
-    securityContext: { ensureNonRoot: true, user: POD_UID, group: POD_UID, fsGroup: POD_UID },
+    // OnRootMismatch: a large data volume is not re-chowned on every pod start.
+    securityContext: { ensureNonRoot: true, user: POD_UID, group: POD_UID, fsGroup: POD_UID, fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH },
     isolate: false,
     spread: false,
   });
