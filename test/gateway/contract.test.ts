@@ -1,0 +1,36 @@
+// The contract between the renderer and the gateway: the gateway.json the renderer writes for every
+// example McpServer is a config the gateway accepts (schema and semantic checks), with the files it names
+// mounted where the gateway reads them.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parseAllDocuments } from "yaml";
+import { GATEWAY_PATHS } from "../../gateway/src/config.ts";
+import { parseConfig } from "../../gateway/src/load.ts";
+import { validateMcpServer } from "../../operator/src/api/validate.ts";
+import { renderMcpServer } from "../../operator/src/render/index.ts";
+import { ROOT } from "./helpers.ts";
+
+const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
+
+test("every example renders a gateway.json the gateway loads", () => {
+  assert.ok(examples.length > 0);
+  let seen = 0;
+  for (const f of examples) {
+    for (const doc of parseAllDocuments(readFileSync(join(ROOT, "examples", f), "utf8"))) {
+      const v = validateMcpServer(doc.toJSON());
+      if (!v.ok) continue; // not an McpServer document
+      const r = renderMcpServer(v.value, { gatewayImage: "ghcr.io/example/mcp-bastion:test" });
+      const cm = r.objects.find((o) => o.kind === "ConfigMap" && typeof (o.data as Record<string, unknown> | undefined)?.["gateway.json"] === "string");
+      assert.ok(cm, `${f}: a ConfigMap with gateway.json`);
+      const cfg = parseConfig(JSON.parse((cm.data as Record<string, string>)["gateway.json"]!));
+      assert.equal(cfg.server.name, v.value.metadata.name, `${f}: server name`);
+      if (cfg.auth.apiKeys) assert.equal(cfg.auth.apiKeys.dir, GATEWAY_PATHS.apiKeysDir, `${f}: api keys mounted where the gateway reads them`);
+      if (cfg.auth.jwt?.jwksFile) assert.ok(cfg.auth.jwt.jwksFile.startsWith(`${GATEWAY_PATHS.jwksDir}/`), `${f}: jwks file under ${GATEWAY_PATHS.jwksDir}`);
+      if (cfg.upstream.transport === "stdio") assert.equal(cfg.upstream.bridge.host, "127.0.0.1", `${f}: the bridge is reached on loopback`);
+      seen++;
+    }
+  }
+  assert.ok(seen >= 3, `rendered ${seen} McpServers`);
+});
