@@ -67,22 +67,29 @@ interface Bound {
 const HOP_HEADERS = ["content-type", "mcp-session-id", "mcp-protocol-version", "cache-control"];
 const MAX_SESSIONS = 10000;
 const SESSION_IDLE_MS = 3_600_000;
+/** Gateway-held sessions pin an upstream process (stdio) or stream: reclaimed sooner when idle. */
+const HOSTED_IDLE_MS = 900_000;
 
 /**
  * Like src.pipe(res), but chunks that arrive within one event-loop turn - typically the whole answer
- * to a fast tools/call, then the end - go out in a single write with the response headers and the
- * chunked terminator, instead of one syscall each. Streams (progress, long answers) still flow: held
- * data is written on the next turn at the latest, and backpressure is respected.
+ * to a fast tools/call, then the end - go out as one fixed-length response (headers and body in a
+ * single write, no chunked framing) instead of one syscall per piece. Streams (progress, long answers)
+ * still flow: held data is written on the next turn at the latest, chunked, with backpressure.
  */
-function coalesce(src: NodeJS.ReadableStream, res: ServerResponse): void {
+function coalesce(src: NodeJS.ReadableStream, res: ServerResponse, status: number, headers: OutgoingHttpHeaders): void {
   let held: Buffer[] = [];
   let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (held.length === 0 || res.writableEnded) return;
+  const take = () => {
     const data = held.length === 1 ? held[0]! : Buffer.concat(held);
     held = [];
-    if (!res.write(data)) {
+    return data;
+  };
+  const flush = () => {
+    scheduled = false;
+    if (res.writableEnded) return;
+    if (!res.headersSent) res.writeHead(status, headers);
+    if (held.length === 0) return;
+    if (!res.write(take())) {
       src.pause();
       res.once("drain", () => src.resume());
     }
@@ -96,10 +103,9 @@ function coalesce(src: NodeJS.ReadableStream, res: ServerResponse): void {
   });
   src.on("end", () => {
     if (res.writableEnded) return;
-    const data = held.length === 0 ? undefined : held.length === 1 ? held[0]! : Buffer.concat(held);
-    held = [];
-    if (data) res.end(data);
-    else res.end();
+    if (res.headersSent) return void (held.length ? res.end(take()) : res.end());
+    const data = held.length ? take() : Buffer.alloc(0);
+    res.writeHead(status, { ...headers, "content-length": data.length }).end(data);
   });
 }
 
@@ -232,9 +238,9 @@ export class Gateway {
   }
 
   #sweepSessions() {
-    const cutoff = Date.now() - SESSION_IDLE_MS;
-    for (const [k, s] of this.#bound) if (s.lastSeen < cutoff) this.#bound.delete(k);
-    for (const [k, h] of this.#hosted) if (h.lastSeen < cutoff && !h.stream) this.#dropHosted(k);
+    const now = Date.now();
+    for (const [k, s] of this.#bound) if (s.lastSeen < now - SESSION_IDLE_MS) this.#bound.delete(k);
+    for (const [k, h] of this.#hosted) if (h.lastSeen < now - HOSTED_IDLE_MS && !h.stream && h.pending.size === 0) this.#dropHosted(k);
   }
 
   // ---------------------------------------------------------------- admin port
@@ -555,12 +561,11 @@ export class Gateway {
         });
         return;
       }
-      res.writeHead(status, this.#copyHeaders(ur));
       sse = ct.includes("text/event-stream");
       const src = isList && sse
         ? ur.pipe(new SseRewriter((d) => this.#filterRaw(ctx.identity!, msg.method!, d, msg.id)))
         : ur;
-      coalesce(src, res);
+      coalesce(src, res, status, this.#copyHeaders(ur));
       piped = src;
       src.on("end", finish);
       ur.on("aborted", finish);
