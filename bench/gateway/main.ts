@@ -63,10 +63,12 @@ process.on("exit", cleanup);
 
 // ---------------------------------------------------------------- the three paths
 
+let upstreamPid = 0;
 async function startDirect(): Promise<number> {
   const port = await freePort();
   const p = spawn(process.execPath, [EVERYTHING, "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
+  upstreamPid = p.pid!;
   await waitOutput(p, "stderr", /listening/i, "server-everything");
   return port;
 }
@@ -135,6 +137,7 @@ async function startGateway(upstreamPort: number, dir: string): Promise<{ port: 
   return { port: Number(m[1]), adminPort, proc: p, audit };
 }
 
+let nginxPid = 0;
 async function startNginx(upstreamPort: number, dir: string): Promise<number> {
   const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["nginx"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
   const bin = /^nginx=(.+)$/m.exec(out)?.[1];
@@ -165,6 +168,7 @@ http {
   writeFileSync(join(dir, "nginx.conf"), conf);
   const p = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
+  nginxPid = p.pid!;
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${port}/`, (res) => r(!!res.resume())).on("error", () => r(false)));
     if (ok) return port;
@@ -269,6 +273,25 @@ async function phases(adminPort: number): Promise<Record<string, { s: number; n:
   return out;
 }
 
+/** CPU seconds (user + system) used so far by a process and its children's threads, from /proc. */
+function cpuSeconds(pid: number): number {
+  const read = (p: number) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    } catch {
+      return 0;
+    }
+  };
+  let total = read(pid);
+  try {
+    for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) total += read(Number(c));
+  } catch {
+    // no children file: the process alone
+  }
+  return total;
+}
+
 function rssMb(pid: number): { rss: number; peak: number } {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
@@ -290,13 +313,17 @@ const targets: Target[] = [
 process.stdout.write(`gateway benchmark: tools/call echo on one session; 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s\n`);
 
 const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {} };
+const cpuPerRequest: Record<string, number> = {};
 let before = await phases(gw.adminPort);
 let after = before;
 for (const conns of [1, 8]) {
   for (const t of targets) {
     const first = t.name === "gateway" && conns === 1;
     if (first) before = await phases(gw.adminPort);
+    const pid = t.name === "gateway" ? gw.proc.pid! : t.name === "nginx" ? nginxPid : upstreamPid;
+    const c0 = pid ? cpuSeconds(pid) : 0;
     results[t.name]![conns] = await load(t, conns, conns === 1 ? { requests: LATENCY_REQUESTS } : { seconds: THROUGHPUT_SECONDS });
+    if (pid && conns === 1) cpuPerRequest[t.name] = ((cpuSeconds(pid) - c0) / (LATENCY_REQUESTS + 302)) * 1e6;
     if (first) after = await phases(gw.adminPort);
   }
 }
@@ -320,6 +347,9 @@ for (const conns of [1, 8]) {
 }
 process.stdout.write(`\n${lines.join("\n")}\n`);
 process.stdout.write(`\ngateway RSS after the run: ${mem.rss.toFixed(1)} MB (peak ${mem.peak.toFixed(1)} MB); audit lines written: ${gw.audit.lines}\n`);
+process.stdout.write(
+  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
+);
 process.stdout.write("\nwhere the gateway's time goes at 1 connection (mean per request, from its phase counters):\n");
 for (const p of ["auth", "parse", "validate", "audit", "upstream"]) {
   const a = after[p];

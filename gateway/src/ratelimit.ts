@@ -120,11 +120,21 @@ export class RedisLimiter implements Limiter {
     const rate = perMinute / 60_000;
     const cap = Math.max(1, burst);
     const ttl = String(Math.ceil((cap / Math.max(rate, 1e-9)) * 2) + 1000);
-    try {
-      const r = (await this.#client.evalSha(this.#sha, {
+    const run = async () =>
+      (await this.#client.evalSha(this.#sha, {
         keys: [`${this.#prefix}${key}`],
         arguments: [String(rate), String(cap), ttl],
       })) as [number, number];
+    try {
+      let r: [number, number];
+      try {
+        r = await run();
+      } catch (e) {
+        // A restarted Redis has forgotten the script: load it again once.
+        if (!String((e as Error)?.message).includes("NOSCRIPT")) throw e;
+        this.#sha = await this.#client.scriptLoad(SCRIPT);
+        r = await run();
+      }
       return r[0] === 1 ? { ok: true, retryAfter: 0 } : { ok: false, retryAfter: Math.max(1, Math.ceil(r[1] / 1000)) };
     } catch (e) {
       // Redis down: keep enforcing the limit in this replica rather than failing open or failing every call.

@@ -78,3 +78,23 @@ test("two replicas draw from one shared bucket per client", async () => {
   assert.equal(toy.calls.add, 3);
   await Promise.all([a.close(), b.close()]);
 });
+
+test("after Redis forgets the script (SCRIPT FLUSH, as on a restart) the shared limiter keeps working", async () => {
+  const { createClient } = await import("redis");
+  const admin = createClient({ url: `redis://127.0.0.1:${redisPort}` });
+  await admin.connect();
+  await admin.sendCommand(["SCRIPT", "FLUSH"]);
+  await admin.sendCommand(["FLUSHALL"]);
+  await admin.close();
+  const a = await connect(urls[0]!);
+  await a.callTool({ name: "add", arguments: { a: 2, b: 2 } });
+  const keys = await (async () => {
+    const c = createClient({ url: `redis://127.0.0.1:${redisPort}` });
+    await c.connect();
+    const k = await c.keys("mcp-bastion:*");
+    await c.close();
+    return k;
+  })();
+  assert.ok(keys.some((k) => k.endsWith("c:apikey:tenant")), `the bucket lives in Redis again: ${keys.join(",")}`);
+  await a.close();
+});
