@@ -174,6 +174,15 @@ test("gateway config: upstream, JWT from a Secret, resources defaults and user q
   assert.notEqual(ann(jwt), ann(server({ ...jwt.spec, limits: { ...jwt.spec.limits, requestTimeoutSeconds: 5 } })));
 });
 
+test("the server container gets HOME=/tmp (writable) unless the spec sets HOME", () => {
+  const envOf = (s: McpServer) => list(list(podOf(render(s)).spec.containers).find((c) => c.name === "server")!.env);
+  assert.deepEqual(envOf(server({})), [{ name: "HOME", value: "/tmp" }]);
+  assert.deepEqual(envOf(server({ env: [{ name: "HOME", value: "/data/home" }, { name: "A", value: "1" }] })), [
+    { name: "HOME", value: "/data/home" },
+    { name: "A", value: "1" },
+  ]);
+});
+
 test("network policy: default peers, metrics namespaces, DNS, CIDR and mesh egress", () => {
   const plain = obj(one(render(server({})), "NetworkPolicy").spec);
   assert.deepEqual(list(plain.ingress)[0], { from: [{ podSelector: { matchLabels: { "mcp.bastion.dev/client": "true" } } }], ports: [{ port: 8443, protocol: "TCP" }] });

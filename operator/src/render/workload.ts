@@ -185,7 +185,9 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   const stdio = spec.transport.type === "stdio";
   const bridge = stdio ? emptyDir("bridge", "bridge") : undefined;
   if (bridge) serverMounts.push({ path: BRIDGE_DIR, readOnly: true, volume: bridge });
-  const env: Record<string, kplus.EnvValue> = {};
+  // UID 65532 has no home directory in most images and the root filesystem is read-only: point HOME
+  // at the writable /tmp (npm, uv and pip caches live there) unless the user chose another.
+  const env: Record<string, kplus.EnvValue> = { HOME: kplus.EnvValue.fromValue("/tmp") };
   for (const e of spec.env) env[e.name] = kplus.EnvValue.fromValue(e.value);
   deployment.addContainer({
     name: "server",
