@@ -179,5 +179,8 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   const istio = server.spec.mesh.istio.enabled;
   for (const kind of ["PeerAuthentication", "AuthorizationPolicy", "Sidecar"]) assert.equal(byKind(result, kind).length, istio ? 1 : 0, kind);
   assert.equal(byKind(result, "PodDisruptionBudget").length, server.spec.replicas > 1 ? 1 : 0);
+  const spread = list(obj(obj(pod.spec.affinity).podAntiAffinity).preferredDuringSchedulingIgnoredDuringExecution);
+  assert.equal(spread.length, server.spec.replicas > 1 ? 1 : 0, "replicas prefer different nodes");
+  if (spread[0]) assert.deepEqual(obj(obj(spread[0].podAffinityTerm).labelSelector).matchLabels, { "app.kubernetes.io/instance": name, "mcp.bastion.dev/server": name });
   assert.equal(podLabels["sidecar.istio.io/inject"], istio ? "true" : undefined);
 }
