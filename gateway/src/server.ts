@@ -341,12 +341,14 @@ export class Gateway {
       size += c.length;
       if (size > max) {
         tooBig = true;
-        res.setHeader("connection", "close");
         this.#fail(res, ctx, 413, ERR.tooLarge, `request body larger than ${max} bytes`, "invalid");
-        // Destroying the socket at once, with the client's bytes still arriving, makes the kernel
-        // send a reset that can discard the 413 before the client reads it. Discard the rest for
-        // a moment (not buffered: `tooBig` drops it), then close.
-        setTimeout(() => req.destroy(), 1_000).unref();
+        // Closing the socket while the client is still sending makes the kernel answer its bytes
+        // with a reset, and the client never reads the 413 (EPIPE/ECONNRESET). Discard the rest of
+        // the body instead (`tooBig` drops it, nothing is buffered), but only for a few seconds: a
+        // client that keeps streaming is cut off.
+        setTimeout(() => {
+          if (!req.complete) req.destroy();
+        }, 5_000).unref();
         return;
       }
       chunks.push(c);
