@@ -276,7 +276,9 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
         return pending.length === 0 ? true : undefined;
       });
     } else {
-      t.diagnostic("../shared/crds-upstream is absent: Istio and External Secrets objects are NOT dry-run against their real CRDs (see test/ship/scanners for the fallback)");
+      t.diagnostic(
+        "../shared/crds-upstream is ABSENT: Istio and External Secrets objects are skipped here, NOT dry-run against their real CRDs; test/render/schemas.test.ts falls back to the @kubernetes-models/* schemas for them",
+      );
     }
     const objects: KubeDoc[] = [];
     for (const ex of mcpServerExamples()) objects.push(...(await renderExample(ex.path)));
