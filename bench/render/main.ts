@@ -4,6 +4,7 @@
 //   node bench/render/main.ts            (make bench-render)
 // Goals (2-core machine): median < 1 ms/server, 1,000 in < 1.5 s, peak RSS < 250 MB.
 import { createHash } from "node:crypto";
+import { availableParallelism, loadavg } from "node:os";
 import { App, Chart } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
@@ -100,6 +101,10 @@ function timeEach(n: number, fn: (i: number) => unknown): number[] {
   return out;
 }
 
+// Other processes on the machine show up as long tails (p99, total): say how busy it was.
+const loadBefore = loadavg()[0]!;
+const cpus = availableParallelism();
+
 // ---- inputs (validation is measured too, but it is not part of rendering) ----
 const tv = performance.now();
 const servers: McpServer[] = [];
@@ -170,6 +175,7 @@ const lines = [
   `  where the time goes (median ms/server): cdk8s synth of all constructs ${f(stats(phaseSynth).median)}, gateway config + zod check + sha256 ${f(stats(phaseConfig).median)}, checklist ${f(stats(phaseChecklist).median)}`,
   `  validation (zod, not part of render): ${f(validateMs / N)} ms/server`,
   `  peak RSS: ${f(rssMB, 1)} MB for the whole run (${f(rssAfterPassMB, 1)} MB after the cold pass of ${N})`,
+  `  machine: load average ${f(loadBefore, 2)} on ${cpus} CPUs before the run${loadBefore > cpus ? " (busy: p99 and totals include time other processes took)" : ""}`,
   `  goals: median < 1 ms ${goals.median ? "met" : "MISSED"}; ${N} in < 1.5 s ${goals.total ? "met" : "MISSED"}; RSS < 250 MB ${goals.rss ? "met" : "MISSED"}`,
 ];
 process.stdout.write(`${lines.join("\n")}\n`);
