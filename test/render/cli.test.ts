@@ -30,7 +30,8 @@ function cli(args: string[], input?: string): Promise<{ code: number; stdout: st
 const noStackTrace = (s: string) => assert.doesNotMatch(s, /^\s+at .+\(.*:\d+:\d+\)$|^\s+at file:/m, "stack trace printed");
 
 test("render: several McpServer documents in one file become one multi-document YAML stream", async () => {
-  const files = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
+  // McpServer manifests only (examples/ may also hold other files, e.g. an Argo CD Application)
+  const files = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml") && /^kind: McpServer$/m.test(readFileSync(join(ROOT, "examples", f), "utf8")));
   const all = files.map((f) => readFileSync(join(ROOT, "examples", f), "utf8")).join("\n---\n");
   const file = join(TMP, "all.yaml");
   writeFileSync(file, all);
