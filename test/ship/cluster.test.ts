@@ -157,6 +157,7 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     assert.match(out, /STATUS: deployed/);
     assert.match(out, /rollout status deployment\/bastion-mcp-bastion/);
     assert.match(out, /kubectl explain mcpserver/);
+    for (const m of out.matchAll(/examples\/[\w./-]+\.yaml/g)) assert.ok(existsSync(join(ROOT, m[0])), `NOTES names ${m[0]}, which does not exist`);
     if (readdirSync(join(ROOT, "crds")).some((f) => f.endsWith(".yaml"))) await kubectl(["get", "crd", "mcpservers.mcp.bastion.dev"]);
     // kube-controller-manager creates the ReplicaSet and its Pods; PodSecurity admission would
     // refuse them (FailedCreate) if the operator's pod were not "restricted".
