@@ -1,7 +1,6 @@
-// examples/argocd/application.yaml must stay installable: the operator Application points at this
+// examples/argocd-application.yaml must stay installable: the operator Application points at this
 // chart and its inline values pass the chart's values.schema.json; both Applications use server-side
-// apply (the operator's status field ownership then never shows as drift). It lives in a subfolder:
-// examples/*.yaml are McpServers, rendered and applied as such by other tests and the demo.
+// apply (the operator's status field ownership then never shows as drift).
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +14,7 @@ import { KUBE_VERSION, ROOT, run, tool } from "./tools.ts";
 type Any = any;
 
 test("the Argo CD Application example installs this chart with valid values, server-side", async () => {
-  const apps = parseManifests(readFileSync(join(ROOT, "examples", "argocd", "application.yaml"), "utf8")) as Any[];
+  const apps = parseManifests(readFileSync(join(ROOT, "examples", "argocd-application.yaml"), "utf8")) as Any[];
   assert.ok(apps.length >= 2 && apps.every((a) => a.apiVersion === "argoproj.io/v1alpha1" && a.kind === "Application"));
   for (const a of apps) assert.ok(a.spec.syncPolicy.syncOptions.includes("ServerSideApply=true"), `${a.metadata.name} does not use server-side apply`);
   const operator = apps.find((a) => a.spec.source.helm);

@@ -13,6 +13,7 @@ import { basename, dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { freePort } from "../controlplane/index.ts";
+import { mcpServerExamples } from "./manifests.ts";
 import { ROOT, run, type RunResult } from "./tools.ts";
 
 interface Instr {
@@ -176,7 +177,7 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
     assert.equal(crd.stdout, (await sourceCli(["crd"])).stdout);
 
     // The same objects as the source tree renders, for every example.
-    const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
+    const examples = mcpServerExamples().map((e) => e.file);
     const input = mkdtempSync(join(tmpdir(), "mcp-bastion-ex-"));
     chmodSync(input, 0o755);
     for (const f of examples) {
