@@ -18,6 +18,7 @@ import { errorKind, log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { type Checked, LIST_METHODS, PolicyEngine, type Refusal, listMethodOf } from "./policy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
+import { sanitizeBody, sanitizeRaw } from "./sanitize.ts";
 import { SseRewriter } from "./sse.ts";
 import { type Tracer, startTracer } from "./telemetry.ts";
 
@@ -79,10 +80,11 @@ const HOSTED_IDLE_MS = 900_000;
 function coalesce(src: NodeJS.ReadableStream, res: ServerResponse, status: number, headers: OutgoingHttpHeaders): void {
   let held: Buffer[] = [];
   let scheduled = false;
+  const sse = String(headers["content-type"] ?? "").includes("text/event-stream");
   const take = () => {
     const data = held.length === 1 ? held[0]! : Buffer.concat(held);
     held = [];
-    return data;
+    return sanitizeBody(data, sse);
   };
   const flush = () => {
     scheduled = false;
@@ -133,6 +135,7 @@ export class Gateway {
   #server: http.Server | undefined;
   #admin: http.Server | undefined;
   #inflight = 0;
+  readonly #clientInflight = new Map<string, number>();
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #statelessUpstream = false;
@@ -326,12 +329,16 @@ export class Gateway {
       req.resume();
       return this.#fail(res, ctx, 413, ERR.tooLarge, `request body larger than ${max} bytes`, "invalid");
     }
-    if (this.#inflight >= this.config.limits.maxConcurrentRequests) {
+    const maxAll = this.config.limits.maxConcurrentRequests;
+    const mine = this.#clientInflight.get(ctx.identity.key) ?? 0;
+    // No client may hold more than half the slots, so one slow or hostile client cannot starve the others.
+    if (this.#inflight >= maxAll || mine >= Math.max(1, Math.ceil(maxAll / 2))) {
       req.resume();
       this.metrics.rateLimited.inc({ scope: "concurrency" });
       return this.#fail(res, ctx, 503, ERR.overloaded, "too many concurrent requests; retry shortly", "rate-limited", { "retry-after": "1" });
     }
     this.#inflight++;
+    this.#clientInflight.set(ctx.identity.key, mine + 1);
     ctx.holdsSlot = true;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -390,6 +397,10 @@ export class Gateway {
     if (ctx.holdsSlot) {
       ctx.holdsSlot = false;
       this.#inflight--;
+      const k = ctx.identity!.key;
+      const n = (this.#clientInflight.get(k) ?? 1) - 1;
+      if (n <= 0) this.#clientInflight.delete(k);
+      else this.#clientInflight.set(k, n);
     }
   }
 
@@ -594,7 +605,8 @@ export class Gateway {
     } catch {
       return raw;
     }
-    if (!m || typeof m !== "object" || m.result === undefined) return raw;
+    if (!m || typeof m !== "object") return raw;
+    if (m.result === undefined) return m.error !== undefined ? sanitizeRaw(raw) : raw;
     const lm = id !== undefined && m.id === id ? method : undefined;
     const which = lm ?? listMethodOf(m.result);
     if (!which || !LIST_METHODS.has(which)) return raw;
@@ -761,7 +773,7 @@ export class Gateway {
     this.#await(h, msg, checked, (raw) => {
       this.metrics.phase("upstream", tUp);
       if (raw === "") return this.#fail(res, ctx, 502, ERR.upstream, "upstream session ended", "upstream-error", {}, undefined, msg.id);
-      const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : raw;
+      const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw);
       res.writeHead(200, { "content-type": "application/json", ...extra }).end(out);
       this.#finish(ctx, "ok", 200);
     }, () => this.#timeout(res, ctx, msg, checked.timeoutMs));
@@ -849,7 +861,7 @@ export class Gateway {
     this.#await(h, msg, r, (raw) => {
       this.metrics.phase("upstream", t);
       if (raw === "") return this.#finish(ctx, "upstream-error", 202);
-      this.#legacySend(h, LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : raw);
+      this.#legacySend(h, LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw));
       this.#finish(ctx, "ok", 202);
     }, () => {
       this.#legacySend(h, errorBody(msg.id, ERR.timeout, `request timed out after ${Math.round(r.timeoutMs / 1000)} s`));

@@ -144,6 +144,10 @@ export async function startToy(): Promise<Toy> {
       calls["delete-all"]!++;
       return { content: [{ type: "text", text: "deleted" }] };
     });
+    s.registerTool("slow", { description: "Waits, then answers", inputSchema: { ms: z.number().int().max(10_000) } }, async ({ ms }) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return { content: [{ type: "text", text: "done" }] };
+    });
     s.registerTool("read-note", { description: POISONED_DESCRIPTION, inputSchema: { note: z.string() } }, async () => {
       calls["read-note"]!++;
       return { content: [{ type: "text", text: "ok" }] };

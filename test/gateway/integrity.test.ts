@@ -77,11 +77,41 @@ describe("requests the gateway refuses never reach the server", () => {
   });
 });
 
+describe("concurrency", () => {
+  test("maxConcurrentRequests holds, and one client cannot take every slot", async () => {
+    const dir = tempDir("keys");
+    writeKeys(dir, { ops: KEY, other: `${KEY}-other` });
+    const cfg = baseConfig({ upstream: { transport: "streamable-http", url: toy.url }, auth: { apiKeys: { dir } } });
+    cfg.authorization.rules = [{ name: "all", clients: { apiKeys: ["*"] }, tools: { allow: ["slow"], deny: [] } }];
+    cfg.limits.maxConcurrentRequests = 2;
+    const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
+    const { port } = await gw.start();
+    try {
+      const url = `http://127.0.0.1:${port}/mcp`;
+      const mk = async (key: string) => {
+        const c = new Client({ name: "conc", version: "1" });
+        await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+        return c;
+      };
+      const [a, b] = await Promise.all([mk(KEY), mk(`${KEY}-other`)]);
+      const first = a.callTool({ name: "slow", arguments: { ms: 600 } });
+      await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(a.callTool({ name: "slow", arguments: { ms: 1 } }), /-32009.*too many concurrent requests/);
+      const other = await b.callTool({ name: "slow", arguments: { ms: 1 } });
+      assert.deepEqual(other.content, [{ type: "text", text: "done" }]);
+      assert.deepEqual((await first).content, [{ type: "text", text: "done" }]);
+      await Promise.all([a.close(), b.close()]);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe("tool integrity", () => {
   test("a tool whose description carries injected instructions is hidden and refused (scanDescriptions), and counted", async () => {
     const c = await connect(blockUrl);
     const names = (await c.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(names, ["add"]);
+    assert.deepEqual(names, ["add", "slow"]);
     await assert.rejects(c.callTool({ name: "read-note", arguments: { note: "x" } }), /-32003.*"read-note" is blocked: tool description contains suspicious instructions/);
     assert.equal(toy.calls["read-note"], 0);
     await c.close();

@@ -10,6 +10,7 @@ import { Authorizer } from "../../gateway/src/authz.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
 import { shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
+import { sanitizeBody, sanitizeRaw } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 import { SseRewriter } from "../../gateway/src/sse.ts";
 import { baseConfig, tempDir, writeKeys } from "./helpers.ts";
@@ -165,5 +166,23 @@ describe("limits and streams", () => {
     rw.end("ta: x\n\n");
     await done;
     assert.equal(out.join(""), 'id: 1\nevent: message\ndata: {"A":1}\n\ndata: X\n\n');
+  });
+});
+
+describe("upstream error sanitizing", () => {
+  test("internals are removed from upstream JSON-RPC errors; ordinary messages and results pass", () => {
+    const leak = JSON.stringify({ jsonrpc: "2.0", id: 3, error: { code: -32603, message: "ENOENT: no such file or directory, open '/srv/app/config/secret.json'", data: { stack: "Error\n    at x (/srv/app/index.js:1:1)" } } });
+    assert.deepEqual(JSON.parse(sanitizeRaw(leak)), { jsonrpc: "2.0", id: 3, error: { code: -32603, message: "upstream error" } });
+    const stack = JSON.stringify({ jsonrpc: "2.0", id: 4, error: { code: -32000, message: "TypeError: x is undefined\n    at foo (file.js:1:2)" } });
+    assert.equal(JSON.parse(sanitizeRaw(stack)).error.message, "upstream error");
+    const fine = JSON.stringify({ jsonrpc: "2.0", id: 5, error: { code: -32602, message: "Unknown tool: nope", data: { hint: "x" } } });
+    assert.deepEqual(JSON.parse(sanitizeRaw(fine)), { jsonrpc: "2.0", id: 5, error: { code: -32602, message: "Unknown tool: nope" } });
+    const result = JSON.stringify({ jsonrpc: "2.0", id: 6, result: { content: [{ type: "text", text: "error at /tmp/x" }], isError: true } });
+    assert.equal(sanitizeRaw(result), result, "tool results are content, not errors");
+    const sse = Buffer.from(`event: message\nid: 9\ndata: ${leak}\n\nevent: message\ndata: ${result}\n\n`);
+    const out = sanitizeBody(sse, true).toString();
+    assert.doesNotMatch(out, /secret\.json|stack/);
+    assert.match(out, /id: 9\ndata: \{"jsonrpc":"2.0","id":3,"error":\{"code":-32603,"message":"upstream error"\}\}/);
+    assert.ok(out.includes(result));
   });
 });
