@@ -183,6 +183,25 @@ describe("helm chart", () => {
       }
       // prom-client counters are declared with their full name, _total included.
       assert.deepEqual(mine.filter((m) => !source.includes(`"${m}"`)), [], `alerts on ${component} metrics nobody exports`);
+      // Labels grouped or matched on must be the metric's own labelNames, the default labels the code
+      // puts on every series (new Metrics({ key: ... })), or target labels Prometheus adds.
+      const defaults = new Set<string>();
+      for (const m of source.matchAll(/(?:new Metrics|setDefaultLabels)\(\s*\{([^}]*)\}/g)) for (const k of m[1]!.matchAll(/(\w+)\s*:/g)) defaults.add(k[1]!);
+      const targetLabels = ["namespace", "pod", "service", "job", "instance"];
+      for (const g of rule.spec.groups as Any[]) {
+        for (const r of g.rules as Any[]) {
+          const expr = String(r.expr);
+          const metric = expr.match(/mcp_[a-z_]+_total/)?.[0];
+          if (!metric?.startsWith(prefix)) continue;
+          const at = source.indexOf(`"${metric}"`);
+          const decl = source.slice(at, source.indexOf("}", at));
+          const own = [...(decl.match(/labelNames:\s*\[([^\]]*)\]/)?.[1] ?? "").matchAll(/"(\w+)"/g)].map((m) => m[1]!);
+          const used = [...expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((l) => l.trim()));
+          used.push(...[...expr.matchAll(/\{(\w+)=/g)].map((m) => m[1]!));
+          const unknown = used.filter((l) => !own.includes(l) && !defaults.has(l) && !targetLabels.includes(l));
+          assert.deepEqual(unknown, [], `${r.alert}: ${metric} has no such label (it has ${[...own, ...defaults].join(", ")})`);
+        }
+      }
     }
   });
 
