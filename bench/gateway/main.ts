@@ -5,6 +5,7 @@
 //            per tool), schema validation and audit all on
 //   nginx    through nginx (Debian's package, via hack/deps-gateway.sh) as a plain reverse proxy with
 //            upstream keepalive
+//   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here
 // at 1 connection (latency) and 8 connections (throughput). Prints requests/s, p50, p99, the ratio of each
 // path to direct, the gateway's RSS, and where the gateway's time goes (its own phase counters).
 //
@@ -137,6 +138,45 @@ async function startGateway(upstreamPort: number, dir: string): Promise<{ port: 
   return { port: Number(m[1]), adminPort, proc: p, audit };
 }
 
+/**
+ * The floor for any Node.js proxy on this machine: 20 lines of node:http, keep-alive upstream, no
+ * checks at all. The gateway's overhead minus this one is what its features cost.
+ */
+const BARE_PROXY = `
+import http from "node:http";
+const [listenPort, upPort] = process.argv.slice(2).map(Number);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const pass = ["accept", "mcp-session-id", "mcp-protocol-version"];
+http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const body = Buffer.concat(chunks);
+    const headers = { "content-type": "application/json", "content-length": body.length };
+    for (const k of pass) if (req.headers[k] !== undefined) headers[k] = req.headers[k];
+    const up = http.request({ agent, host: "127.0.0.1", port: upPort, path: req.url, method: req.method, headers }, (ur) => {
+      const h = {};
+      for (const k of ["content-type", "mcp-session-id", "cache-control"]) if (ur.headers[k] !== undefined) h[k] = ur.headers[k];
+      res.writeHead(ur.statusCode, h);
+      ur.pipe(res);
+    });
+    up.on("error", () => res.destroy());
+    up.end(body);
+  });
+}).listen(listenPort, "127.0.0.1", () => process.stderr.write("listening\\n"));
+`;
+
+async function startBareProxy(upstreamPort: number, dir: string): Promise<number> {
+  const port = await freePort();
+  writeFileSync(join(dir, "bare-proxy.mjs"), BARE_PROXY);
+  const p = spawn(process.execPath, [join(dir, "bare-proxy.mjs"), String(port), String(upstreamPort)], { stdio: ["ignore", "ignore", "pipe"] });
+  children.push(p);
+  bareProxyPid = p.pid!;
+  await waitOutput(p, "stderr", /listening/, "bare node proxy");
+  return port;
+}
+
+let bareProxyPid = 0;
 let nginxPid = 0;
 async function startNginx(upstreamPort: number, dir: string): Promise<number> {
   const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["nginx"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
@@ -305,14 +345,16 @@ mkdirSync(dir, { recursive: true });
 const upstream = await startDirect();
 const gw = await startGateway(upstream, dir);
 const nginx = await startNginx(upstream, dir);
+const bare = await startBareProxy(upstream, dir);
 const targets: Target[] = [
   { name: "direct", port: upstream },
   { name: "gateway", port: gw.port },
   { name: "nginx", port: nginx },
+  { name: "node", port: bare },
 ];
 process.stdout.write(`gateway benchmark: tools/call echo on one session; 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s\n`);
 
-const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {} };
+const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {}, node: {} };
 const cpuPerRequest: Record<string, number> = {};
 let before = await phases(gw.adminPort);
 let after = before;
@@ -320,7 +362,7 @@ for (const conns of [1, 8]) {
   for (const t of targets) {
     const first = t.name === "gateway" && conns === 1;
     if (first) before = await phases(gw.adminPort);
-    const pid = t.name === "gateway" ? gw.proc.pid! : t.name === "nginx" ? nginxPid : upstreamPid;
+    const pid = { gateway: gw.proc.pid!, nginx: nginxPid, node: bareProxyPid, direct: upstreamPid }[t.name] ?? 0;
     const c0 = pid ? cpuSeconds(pid) : 0;
     results[t.name]![conns] = await load(t, conns, conns === 1 ? { requests: LATENCY_REQUESTS } : { seconds: THROUGHPUT_SECONDS });
     if (pid && conns === 1) cpuPerRequest[t.name] = ((cpuSeconds(pid) - c0) / (LATENCY_REQUESTS + 302)) * 1e6;
@@ -348,7 +390,7 @@ for (const conns of [1, 8]) {
 process.stdout.write(`\n${lines.join("\n")}\n`);
 process.stdout.write(`\ngateway RSS after the run: ${mem.rss.toFixed(1)} MB (peak ${mem.peak.toFixed(1)} MB); audit lines written: ${gw.audit.lines}\n`);
 process.stdout.write(
-  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
+  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs, bare node proxy ${cpuPerRequest.node?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
 );
 process.stdout.write("\nwhere the gateway's time goes at 1 connection (mean per request, from its phase counters):\n");
 for (const p of ["auth", "parse", "validate", "audit", "upstream"]) {
@@ -364,7 +406,7 @@ const d1 = results.direct![1]!;
 const g8 = results.gateway![8]!;
 const d8 = results.direct![8]!;
 process.stdout.write(
-  `\ngoals: gateway adds ${(g1.p50 - d1.p50).toFixed(0)} µs at p50 (goal < 150), keeps ${((g8.rps / d8.rps) * 100).toFixed(1)}% of direct throughput at 8 connections (goal >= 80%), RSS ${mem.rss.toFixed(0)} MB (goal < 120)\n`,
+  `\ngoals: gateway adds ${(g1.p50 - d1.p50).toFixed(0)} µs at p50 (goal < 150; the bare node proxy adds ${(results.node![1]!.p50 - d1.p50).toFixed(0)} µs), keeps ${((g8.rps / d8.rps) * 100).toFixed(1)}% of direct throughput at 8 connections (goal >= 80%), RSS ${mem.rss.toFixed(0)} MB (goal < 120)\n`,
 );
 cleanup();
 process.exit(0);
