@@ -70,6 +70,7 @@ const MAX_SESSIONS = 10000;
 const SESSION_IDLE_MS = 3_600_000;
 /** Gateway-held sessions pin an upstream process (stdio) or stream: reclaimed sooner when idle. */
 const HOSTED_IDLE_MS = 900_000;
+const MAX_HOSTED_PER_CLIENT = 8;
 
 /**
  * Like src.pipe(res), but chunks that arrive within one event-loop turn - typically the whole answer
@@ -314,7 +315,7 @@ export class Gateway {
     ctx.identity = a.identity;
     if (ctx.transport === "sse" && route === "sse") {
       if (req.method !== "GET") return this.#fail(res, ctx, 405, ERR.invalidRequest, "method not allowed", "invalid", { allow: "GET" });
-      return this.#openLegacy(req, res, ctx);
+      return void this.#openLegacy(req, res, ctx);
     }
     const m = req.method;
     if (m === "GET" || m === "DELETE") {
@@ -717,6 +718,16 @@ export class Gateway {
     };
     h.channel.onmessage = (raw) => this.#fromUpstream(h, raw);
     h.channel.onclose = () => this.#dropHosted(h.id);
+    // Each gateway-held session may pin a server process: a client keeps at most MAX_HOSTED_PER_CLIENT,
+    // its least recently used one is closed to make room (a leaking client hurts only itself).
+    let mine = 0;
+    let lru: Hosted | undefined;
+    for (const x of this.#hosted.values()) {
+      if (x.owner !== h.owner) continue;
+      mine++;
+      if (!lru || x.lastSeen < lru.lastSeen) lru = x;
+    }
+    if (mine >= MAX_HOSTED_PER_CLIENT && lru) this.#dropHosted(lru.id);
     if (this.#hosted.size >= MAX_SESSIONS) {
       const first = this.#hosted.keys().next().value;
       if (first) this.#dropHosted(first);
@@ -803,7 +814,14 @@ export class Gateway {
 
   // ---------------------------------------------------------------- older HTTP+SSE transport (clients)
 
-  #openLegacy(req: IncomingMessage, res: ServerResponse, ctx: Ctx) {
+  async #openLegacy(req: IncomingMessage, res: ServerResponse, ctx: Ctx) {
+    // Opening a stream starts an upstream session (maybe a process): it draws from the client's bucket.
+    const pc = this.config.limits.perClient;
+    const t = await this.#limiter.take(`c:${ctx.identity!.key}`, pc.requestsPerMinute, pc.burst);
+    if (!t.ok) {
+      this.metrics.rateLimited.inc({ scope: "client" });
+      return this.#fail(res, ctx, 429, ERR.rateLimited, `rate limit exceeded for this client; retry after ${t.retryAfter} s`, "rate-limited", { "retry-after": String(t.retryAfter) });
+    }
     const h = this.#newHosted(ctx.identity!, true);
     ctx.session = h.id;
     ctx.method = "sse/connect";

@@ -161,6 +161,17 @@ describe("HTTP+SSE", () => {
     await c.close();
   });
 
+  test("a client holds at most 8 gateway-held sessions: the least recently used one is closed", async () => {
+    const clients: Client[] = [];
+    for (let i = 0; i < 9; i++) clients.push(await streamable(sseUrl, BOB));
+    await assert.rejects(clients[0]!.callTool({ name: "echo", arguments: { message: "first" } }), /404|session not found/i);
+    for (const c of clients.slice(1)) assert.deepEqual((await c.callTool({ name: "echo", arguments: { message: "x" } })).content, [{ type: "text", text: "Echo: x" }]);
+    // Another client's sessions are untouched by bob's.
+    const a = await streamable(sseUrl, ALICE);
+    assert.deepEqual((await a.callTool({ name: "echo", arguments: { message: "a" } })).content, [{ type: "text", text: "Echo: a" }]);
+    await Promise.all([...clients, a].map((c) => c.close()));
+  });
+
   test("older-transport clients are authenticated, filtered and bound to their session", async () => {
     await assert.rejects(legacy(bridgeUrl, "wrong-key-0000000000000"), /401|Unauthorized|Non-200/i);
     const c = await legacy(sseUrl, ALICE);
