@@ -94,8 +94,8 @@ describe("concurrency", () => {
         return c;
       };
       const [a, b] = await Promise.all([mk(KEY), mk(`${KEY}-other`)]);
-      const first = a.callTool({ name: "slow", arguments: { ms: 600 } });
-      await new Promise((r) => setTimeout(r, 100));
+      const first = a.callTool({ name: "slow", arguments: { ms: 2000 } });
+      await new Promise((r) => setTimeout(r, 500));
       await assert.rejects(a.callTool({ name: "slow", arguments: { ms: 1 } }), /-32009.*too many concurrent requests/);
       const other = await b.callTool({ name: "slow", arguments: { ms: 1 } });
       assert.deepEqual(other.content, [{ type: "text", text: "done" }]);
