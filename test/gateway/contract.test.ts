@@ -34,3 +34,25 @@ test("every example renders a gateway.json the gateway loads", () => {
   }
   assert.ok(seen >= 3, `rendered ${seen} McpServers`);
 });
+
+test("`mcp-bastion gateway` with a broken config exits 1 naming the field, without a stack trace", async () => {
+  const { execFile } = await import("node:child_process");
+  const { writeFileSync } = await import("node:fs");
+  const { tempDir } = await import("./helpers.ts");
+  const dir = tempDir("badcfg");
+  const run = (file: string) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = execFile(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], (_e, _out, stderr) => resolve({ code: p.exitCode, stderr }));
+    });
+  writeFileSync(join(dir, "a.json"), JSON.stringify({ version: 1, server: { namespace: "n", name: "x" }, listen: {}, publicUrl: "https://x/mcp" }));
+  const a = await run(join(dir, "a.json"));
+  assert.equal(a.code, 1);
+  assert.match(a.stderr, /invalid gateway config: upstream: /);
+  assert.doesNotMatch(a.stderr, /\n\s+at /);
+  writeFileSync(join(dir, "b.json"), "{ not json");
+  const b = await run(join(dir, "b.json"));
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /is not valid JSON/);
+  const c = await run(join(dir, "missing.json"));
+  assert.match(c.stderr, /cannot read gateway config .*missing\.json: ENOENT/);
+});
