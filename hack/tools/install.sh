@@ -6,7 +6,7 @@
 #   checkov     from PyPI, in its own virtualenv
 #   luahealth   Argo CD's Lua engine (github.com/yuin/gopher-lua) behind a tiny runner, see luahealth/
 # Usage: install.sh [TOOL...]   (no TOOL = all). Prints the absolute path of each tool, one per line.
-# Idempotent: a tool is rebuilt only when its pinned version (or this script) changes.
+# Idempotent: a tool is rebuilt only when its pinned version (or the luahealth source) changes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 HELM_VERSION=v3.22.0
@@ -15,7 +15,9 @@ CHECKOV_VERSION=3.3.30
 cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
 tools="$cache/tools"
 mkdir -p "$tools"
-script_sum=$(sha256sum "$0" | cut -c1-12)
+# One installer at a time (test files run in parallel and each asks for its tools).
+exec 9>"$tools/.lock"
+flock 9
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 # fresh NAME KEY: true when $tools/NAME was built from KEY (the stamp file holds the key).
@@ -25,7 +27,7 @@ stamp() { echo "$2" > "$tools/$1.stamp"; }
 gobuild() { nice -n 10 go install -trimpath -ldflags "$1" "$2" >&2; }
 
 install_helm() {
-  local key="$HELM_VERSION-$script_sum" bin="$tools/helm-$HELM_VERSION/helm"
+  local key="$HELM_VERSION-k8s1.37" bin="$tools/helm-$HELM_VERSION/helm"
   if ! fresh helm "$key" || [ ! -x "$bin" ]; then
     echo "building helm $HELM_VERSION (Go module helm.sh/helm/v3)" >&2
     # Like helm's own Makefile: the default Kubernetes version (lint, template) is the client-go it
@@ -40,7 +42,7 @@ install_helm() {
 }
 
 install_kube_score() {
-  local key="$KUBE_SCORE_VERSION-$script_sum" bin="$tools/kube-score-$KUBE_SCORE_VERSION/kube-score"
+  local key="$KUBE_SCORE_VERSION" bin="$tools/kube-score-$KUBE_SCORE_VERSION/kube-score"
   if ! fresh kube-score "$key" || [ ! -x "$bin" ]; then
     echo "building kube-score $KUBE_SCORE_VERSION (Go module github.com/zegl/kube-score)" >&2
     GOBIN="$(dirname "$bin")" gobuild "-s -w -X main.version=$KUBE_SCORE_VERSION" \
@@ -51,7 +53,7 @@ install_kube_score() {
 }
 
 install_checkov() {
-  local key="$CHECKOV_VERSION-$script_sum" venv="$tools/checkov-$CHECKOV_VERSION"
+  local key="$CHECKOV_VERSION" venv="$tools/checkov-$CHECKOV_VERSION"
   if ! fresh checkov "$key" || [ ! -x "$venv/bin/checkov" ]; then
     echo "installing checkov $CHECKOV_VERSION (PyPI) into $venv" >&2
     rm -rf "$venv"
@@ -65,7 +67,7 @@ install_checkov() {
 install_luahealth() {
   local src="$here/luahealth"
   local key
-  key="$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)-$script_sum"
+  key="$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)"
   local bin="$tools/luahealth-$key/luahealth"
   if ! fresh luahealth "$key" || [ ! -x "$bin" ]; then
     echo "building luahealth (Argo CD's Lua engine, github.com/yuin/gopher-lua)" >&2
