@@ -146,6 +146,7 @@ describe("helm chart", () => {
       [["--set", "resources.limits=null"], /\/resources.*limits/],
       [["--set", "image.digest=latest"], /\/image\/digest/],
       [["--set", "allowClusterSecretStores.Team_A={vault}"], /\/allowClusterSecretStores.*Team_A/],
+      [["--set", "leaderElection.enabled=false"], /replicaCount > 1 needs leaderElection\.enabled=true/],
     ];
     for (const [args, message] of cases) {
       const r = await run(helm, ["template", "bastion", CHART_DIR, ...args]);
