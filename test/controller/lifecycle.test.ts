@@ -4,7 +4,6 @@
 // Ready stays False with reason DeploymentUnavailable, as documented.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { contains, differences } from "../../operator/src/controller/compare.ts";
 import { defaultConfig, Operator } from "../../operator/src/controller/operator.ts";
@@ -32,12 +31,11 @@ before(async () => {
   await must(cp, ["label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted"]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
-  const kc = new KubeConfig();
-  kc.loadFromFile(await cp.userKubeconfig("mcp-bastion-operator"));
+  const kubeconfigPath = await cp.userKubeconfig("mcp-bastion-operator");
   const base = defaultConfig();
   op = new Operator(
     defaultConfig({
-      kubeConfig: kc,
+      kubeconfigPath,
       gatewayImage: GATEWAY_IMAGE,
       concurrency: 4,
       clusterStores: parseClusterStorePolicy([`${NS}=allowed-store`]),

@@ -135,7 +135,7 @@ async function makeCerts(dir: string): Promise<void> {
     await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${name}.key`, "-out", `{dir}/${name}.csr`, "-subj", subj], dir);
     await openssl(["x509", "-req", "-in", `{dir}/${name}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${name}.crt`, "-days", days, "-extfile", `{dir}/${name}.ext`], dir);
   };
-  await sign("serving", "/CN=kube-apiserver", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc\n");
+  await sign("serving", "/CN=kube-apiserver", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n");
   await sign("admin", "/O=system:masters/CN=admin", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
   await openssl(["genrsa", "-out", "{dir}/sa.key", "2048"], dir);
   await openssl(["rsa", "-in", "{dir}/sa.key", "-pubout", "-out", "{dir}/sa.pub"], dir);
@@ -280,7 +280,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         `--secure-port=${apiPort}`,
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        // A /12 like kubeadm's default: the benchmark creates 1,000 Services.
+        "--service-cluster-ip-range=10.96.0.0/12",
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
         "--disable-admission-plugins=ServiceAccount",

@@ -1,12 +1,12 @@
 // A thin Kubernetes HTTP client over node:https. Credentials come from @kubernetes/client-node's
-// KubeConfig (kubeconfig file, KUBECONFIG, or in-cluster service account), but requests are plain
+// KubeConfig (kubeconfig file, KUBECONFIG, or in-cluster service account; see credentials.ts), but requests are plain
 // JSON: rendered objects reach the API server byte for byte as the renderer produced them (the
 // generated client's serializer has dropped fields in the past), and server-side apply is a PATCH
 // with Content-Type application/apply-patch+yaml (JSON is valid YAML).
 import { Agent, type AgentOptions, request } from "node:https";
 import { request as httpRequest, Agent as HttpAgent } from "node:http";
 import type { IncomingMessage } from "node:http";
-import { KubeConfig } from "@kubernetes/client-node";
+import { type Credentials, loadCredentials } from "./credentials.ts";
 
 export interface KubeObject {
   apiVersion: string;
@@ -87,66 +87,69 @@ function queryString(q: RequestOptions["query"]): string {
 }
 
 export interface KubeClientOptions {
-  /** A KubeConfig; default: loadFromDefault() (KUBECONFIG, ~/.kube/config, or in-cluster). */
-  kubeConfig?: KubeConfig;
+  /** A kubeconfig file; default: KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
+  kubeconfigPath?: string;
   userAgent?: string;
   /** Parallel connections to the API server (watches hold one each). */
   maxSockets?: number;
 }
 
+const ROTATE_EVERY_MS = 5 * 60_000;
+
 export class KubeClient {
   readonly server: string;
   readonly stats: RequestStats = { byVerb: new Map() };
-  private readonly kc: KubeConfig;
   private readonly userAgent: string;
   private readonly agent: Agent | HttpAgent;
   private readonly secure: boolean;
-  private headers: Record<string, string> = {};
-  private headersAt = 0;
+  private readonly kubeconfigPath: string | undefined;
+  private headers: Record<string, string>;
+  private readonly rotates: boolean;
+  private headersAt = Date.now();
+  private refreshing = false;
 
-  private constructor(kc: KubeConfig, agent: Agent | HttpAgent, secure: boolean, server: string, userAgent: string) {
-    this.kc = kc;
-    this.agent = agent;
-    this.secure = secure;
-    this.server = server.replace(/\/+$/, "");
-    this.userAgent = userAgent;
+  private constructor(creds: Credentials, opts: KubeClientOptions) {
+    this.server = creds.server.replace(/\/+$/, "");
+    this.secure = this.server.startsWith("https:");
+    this.userAgent = opts.userAgent ?? "mcp-bastion-operator";
+    this.kubeconfigPath = opts.kubeconfigPath;
+    this.headers = creds.headers;
+    this.rotates = creds.rotates;
+    const maxSockets = opts.maxSockets ?? 64;
+    const agentOptions: AgentOptions = {
+      keepAlive: true,
+      maxSockets,
+      ...(creds.ca ? { ca: creds.ca } : {}),
+      ...(creds.cert ? { cert: creds.cert } : {}),
+      ...(creds.key ? { key: creds.key } : {}),
+      ...(creds.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+    };
+    this.agent = this.secure ? new Agent(agentOptions) : new HttpAgent({ keepAlive: true, maxSockets });
   }
 
   static async create(opts: KubeClientOptions = {}): Promise<KubeClient> {
-    const kc = opts.kubeConfig ?? new KubeConfig();
-    if (!opts.kubeConfig) kc.loadFromDefault();
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error("no current cluster in the kubeconfig (set KUBECONFIG or run in a pod)");
-    const httpsOpts: Record<string, unknown> = {};
-    await kc.applyToHTTPSOptions(httpsOpts as never);
-    const agentOptions: AgentOptions = {
-      keepAlive: true,
-      maxSockets: opts.maxSockets ?? 64,
-      ...(httpsOpts.ca ? { ca: httpsOpts.ca as Buffer } : {}),
-      ...(httpsOpts.cert ? { cert: httpsOpts.cert as Buffer } : {}),
-      ...(httpsOpts.key ? { key: httpsOpts.key as Buffer } : {}),
-      ...(httpsOpts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
-    };
-    const secure = cluster.server.startsWith("https:");
-    const agent = secure ? new Agent(agentOptions) : new HttpAgent({ keepAlive: true, maxSockets: agentOptions.maxSockets ?? 64 });
-    const client = new KubeClient(kc, agent, secure, cluster.server, opts.userAgent ?? "mcp-bastion-operator");
-    await client.refreshHeaders();
-    return client;
+    return new KubeClient(await loadCredentials(opts.kubeconfigPath), opts);
   }
 
-  /** Bearer tokens can rotate (projected service account tokens): re-read them every minute. */
-  private async refreshHeaders(): Promise<void> {
-    const o: { headers?: Record<string, string>; auth?: string } = {};
-    await this.kc.applyToHTTPSOptions(o as never);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(o.headers ?? {})) if (typeof v === "string") headers[k] = v;
-    if (o.auth) headers.Authorization = `Basic ${Buffer.from(o.auth).toString("base64")}`;
-    this.headers = headers;
-    this.headersAt = Date.now();
+  /** Tokens can rotate (projected service account tokens, exec plugins): re-read them now and then, in the background. */
+  private maybeRefresh(): void {
+    if (!this.rotates || this.refreshing || Date.now() - this.headersAt < ROTATE_EVERY_MS) return;
+    this.refreshing = true;
+    loadCredentials(this.kubeconfigPath)
+      .then((c) => {
+        this.headers = c.headers;
+        this.headersAt = Date.now();
+      })
+      .catch(() => {
+        this.headersAt = Date.now() - ROTATE_EVERY_MS + 30_000; // retry in 30 s, keep the old token meanwhile
+      })
+      .finally(() => {
+        this.refreshing = false;
+      });
   }
 
   private async open(method: string, path: string, opts: RequestOptions, verbForStats: string): Promise<IncomingMessage> {
-    if (Date.now() - this.headersAt > 60_000) await this.refreshHeaders();
+    this.maybeRefresh();
     this.stats.byVerb.set(verbForStats, (this.stats.byVerb.get(verbForStats) ?? 0) + 1);
     const url = new URL(this.server + path + queryString(opts.query));
     const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));

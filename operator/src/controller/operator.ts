@@ -4,7 +4,6 @@
 // the status changed, and an Event per condition transition.
 import { hostname } from "node:os";
 import type { Server } from "node:http";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { API_VERSION, KIND, PLURAL, type McpServerStatus } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
 import { applyReason, differences } from "./compare.ts";
@@ -50,7 +49,8 @@ export interface OperatorConfig {
   /** How often discovery checks whether the Istio / External Secrets CRDs appeared or went. */
   discoveryIntervalMs: number;
   log: Logger;
-  kubeConfig?: KubeConfig;
+  /** kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster. */
+  kubeconfigPath?: string;
   userAgent?: string;
 }
 
@@ -128,7 +128,7 @@ export class Operator {
   /** Connects, serves the endpoints, and starts electing (or reconciling at once without election). */
   async start(): Promise<void> {
     this.client = await KubeClient.create({
-      ...(this.config.kubeConfig ? { kubeConfig: this.config.kubeConfig } : {}),
+      ...(this.config.kubeconfigPath ? { kubeconfigPath: this.config.kubeconfigPath } : {}),
       userAgent: this.config.userAgent ?? `mcp-bastion-operator/${this.config.leaderElection.identity}`,
       maxSockets: Math.max(32, this.config.concurrency * 4),
     });

@@ -1,0 +1,151 @@
+// Reconcile benchmark against the local control plane (not a timed test): creates N McpServers
+// (default 1,000) and prints the time until all are Reconciled, reconciles per second, API
+// requests per reconcile, the writes of a full resync with nothing changed (goal 0), the operator's
+// peak RSS (goal < 200 MB) and CPU share next to kube-apiserver's and etcd's (the goal is to be
+// limited by the API server, not by the operator).
+//
+//   node bench/reconcile/main.ts [--servers N] [--concurrency N] [--json]
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { KubeClient } from "../../operator/src/controller/kube.ts";
+import { readAuditEvents, startControlPlane } from "../../test/controlplane/index.ts";
+import { conditionsOf, installCrd, mcpServer, must, spawnOperator, waitFor } from "../../test/controller/helpers.ts";
+
+const { values } = parseArgs({
+  options: { servers: { type: "string", default: "1000" }, concurrency: { type: "string", default: "32" }, json: { type: "boolean", default: false } },
+});
+const N = Number(values.servers);
+const NS = "bench";
+if (!Number.isInteger(N) || N < 1) throw new Error("--servers must be a positive whole number");
+
+const CLK_TCK = 100; // Linux USER_HZ
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return Number.NaN;
+  }
+}
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "?";
+  }
+}
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+const cp = await startControlPlane({ auditLog: true });
+try {
+  await installCrd(cp);
+  await must(cp, ["create", "namespace", NS]);
+  const op = await spawnOperator(cp.kubeconfigPath, ["--leader-elect=false", `--concurrency=${values.concurrency}`, "--resync-period=3600", "--log-level=info"]);
+  const opPid = op.child.pid as number;
+  const cpPids = readFileSync(join(cp.dir, "pgids"), "utf8").trim().split(" ").map(Number);
+  const client = await KubeClient.create({ kubeconfigPath: cp.kubeconfigPath, userAgent: "bench", maxSockets: 32 });
+
+  const cpu0 = new Map([opPid, ...cpuPids()].map((p) => [p, cpuSeconds(p)]));
+  function cpuPids() {
+    return cpPids;
+  }
+  log(`creating ${N} McpServers`);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < N) {
+        const i = next++;
+        await client.create({ apiVersion: "mcp.bastion.dev/v1alpha1", plural: "mcpservers", namespace: NS }, mcpServer(`s-${String(i).padStart(4, "0")}`, NS));
+      }
+    }),
+  );
+  const tCreated = performance.now();
+  log(`created in ${((tCreated - t0) / 1000).toFixed(1)} s; waiting for Reconciled`);
+  // Watch progress through the operator's own gauge (cheap), then confirm once from the API server:
+  // polling a list of 1,000 full objects several times a second would load the API server we measure.
+  await waitFor(`${N} Reconciled`, async () => (await op.metric("mcp_bastion_servers", { condition: "Reconciled" })) >= N, 15 * 60_000, 100);
+  const tReconciled = performance.now();
+  const list = await client.list<{ metadata: { generation?: number }; status?: { conditions?: { type: string }[] } }>({ apiVersion: "mcp.bastion.dev/v1alpha1", plural: "mcpservers", namespace: NS });
+  const confirmed = list.items.filter((s) => {
+    const c = conditionsOf(s as never).Reconciled;
+    return c?.status === "True" && c.observedGeneration === s.metadata.generation;
+  }).length;
+  if (confirmed !== N) throw new Error(`the operator counts ${N} Reconciled but the API server has ${confirmed}`);
+  const wall = (tReconciled - t0) / 1000;
+  const cpu1 = new Map([...cpu0.keys()].map((p) => [p, cpuSeconds(p)]));
+  await waitFor("operator idle", async () => (await op.metric("mcp_bastion_workqueue_depth")) === 0 && (await op.metric("mcp_bastion_workqueue_in_flight")) === 0, 120_000);
+
+  const reconciles = await op.metric("mcp_bastion_reconcile_total");
+  const requests = await op.metric("mcp_bastion_api_requests");
+  const watches = await op.metric("mcp_bastion_api_requests", { verb: "WATCH" });
+  const lists = await op.metric("mcp_bastion_api_requests", { verb: "LIST" });
+  const opUA = `mcp-bastion-operator/${op.identity}`;
+  const opWrites = () => readAuditEvents(cp.auditLogPath as string).filter((e) => e.stage === "ResponseComplete" && e.userAgent === opUA);
+  const writesFirst = opWrites().length;
+
+  // Full resync with nothing changed.
+  log("full resync (SIGHUP) with nothing changed");
+  const before = reconciles;
+  const writesBefore = writesFirst;
+  const tr0 = performance.now();
+  process.kill(opPid, "SIGHUP");
+  await waitFor(
+    "resync done",
+    async () =>
+      (await op.metric("mcp_bastion_reconcile_total")) >= before + N &&
+      (await op.metric("mcp_bastion_workqueue_depth")) === 0 &&
+      (await op.metric("mcp_bastion_workqueue_in_flight")) === 0,
+    300_000,
+    100,
+  );
+  const resyncSeconds = (performance.now() - tr0) / 1000;
+  const resyncWrites = opWrites().length - writesBefore;
+
+  const figures = {
+    servers: N,
+    createSeconds: +((tCreated - t0) / 1000).toFixed(2),
+    allReconciledSeconds: +wall.toFixed(2),
+    reconcilesPerSecond: +(reconciles / wall).toFixed(1),
+    serversPerSecond: +(N / wall).toFixed(1),
+    reconciles,
+    apiRequestsPerReconcile: +((requests - watches - lists) / reconciles).toFixed(2),
+    apiRequests: { total: requests, watch: watches, list: lists },
+    writesPerServer: +(writesFirst / N).toFixed(2),
+    resyncSeconds: +resyncSeconds.toFixed(2),
+    resyncWrites,
+    operatorPeakRssMb: +peakRssMb(opPid).toFixed(1),
+    operatorHeapUsedMb: +((await op.metric("mcp_bastion_operator_nodejs_heap_size_used_bytes")) / 1024 / 1024).toFixed(1),
+    cpuSharePercentOfWall: Object.fromEntries(
+      [...cpu0.keys()].map((p) => [p === opPid ? "operator" : comm(p), +((((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / wall) * 100).toFixed(1)]),
+    ),
+  };
+  await op.stop();
+  client.close();
+  if (values.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
+  else {
+    const f = figures;
+    process.stdout.write(
+      [
+        `reconcile benchmark: ${f.servers} McpServers against local etcd + kube-apiserver (${values.concurrency} workers)`,
+        `  all Reconciled after        ${f.allReconciledSeconds} s (creating them took ${f.createSeconds} s)   goal < 60 s`,
+        `  reconciles per second       ${f.reconcilesPerSecond} (${f.reconciles} reconciles, ${f.serversPerSecond} servers/s)`,
+        `  API requests per reconcile  ${f.apiRequestsPerReconcile} (plus ${f.apiRequests.list} lists and ${f.apiRequests.watch} watches in total)`,
+        `  writes per server           ${f.writesPerServer}`,
+        `  full resync, nothing changed: ${f.resyncWrites} writes in ${f.resyncSeconds} s   goal 0`,
+        `  operator peak RSS           ${f.operatorPeakRssMb} MB   goal < 200 MB (JS heap in use at the end: ${f.operatorHeapUsedMb} MB)`,
+        `  CPU (% of one core, during the reconcile phase): ${Object.entries(f.cpuSharePercentOfWall).map(([k, v]) => `${k} ${v}%`).join(", ")}`,
+      ].join("\n") + "\n",
+    );
+  }
+} finally {
+  await cp.stop();
+}

@@ -1,0 +1,160 @@
+// The controller's pure parts, without an API server: the write decision, conditions, the plan
+// (validation, multi-tenancy, missing CRDs), status, the work queue and the operator's flags.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { configFromArgs } from "../../operator/src/cli/commands/operator.ts";
+import { applyReason, contains, HASH_ANNOTATION, withHash } from "../../operator/src/controller/compare.ts";
+import { mergeConditions, transitions } from "../../operator/src/controller/conditions.ts";
+import { backoffDelay } from "../../operator/src/controller/informer.ts";
+import type { KubeObject } from "../../operator/src/controller/kube.ts";
+import { clusterStoreAllowed, desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
+import { WorkQueue } from "../../operator/src/controller/queue.ts";
+import { mcpServer } from "./helpers.ts";
+
+const env = (over: Partial<PlanEnv> = {}): PlanEnv => ({ gatewayImage: "gw:1", servedKinds: new Set(), clusterStores: new Map(), ...over });
+const server = (spec: Record<string, unknown> = {}) => {
+  const s = mcpServer("demo", "team", spec) as KubeObject;
+  s.metadata.uid = "uid-1";
+  s.metadata.generation = 3;
+  return s;
+};
+
+test("a child needs a write when missing, when its rendered content changed, or when a managed field drifted; not otherwise", () => {
+  const cm = (data: Record<string, string>): KubeObject => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "n" }, data });
+  const desired = withHash(cm({ a: "1" }));
+  assert.equal(applyReason(desired, undefined), "missing");
+  const live = structuredClone(desired) as KubeObject;
+  Object.assign(live.metadata, { resourceVersion: "7", uid: "x", creationTimestamp: "t" }); // server-added fields
+  assert.equal(applyReason(desired, live), undefined);
+  const drifted = structuredClone(live);
+  (drifted.data as Record<string, string>).a = "2";
+  assert.equal(applyReason(desired, drifted), "drifted");
+  assert.equal(withHash(cm({ a: "1" })).metadata.annotations?.[HASH_ANNOTATION], desired.metadata.annotations?.[HASH_ANNOTATION], "hash is stable");
+  const removedField = withHash(cm({}));
+  assert.equal(applyReason(removedField, live), "changed", "a field that disappeared from the render is seen through the hash");
+});
+
+test("containment ignores what the API server adds or drops, and sees real differences", () => {
+  assert.ok(contains({ spec: { minReadySeconds: 0, hostNetwork: false, args: [], labels: {} } }, { spec: {} }), "zero values and empties are omitted by the server");
+  assert.ok(contains({ ports: [{ port: 80 }] }, { ports: [{ port: 80, protocol: "TCP" }] }), "server defaults inside list items");
+  assert.ok(!contains({ ports: [{ port: 80 }] }, { ports: [{ port: 80 }, { port: 81 }] }), "an extra list item is drift");
+  assert.ok(!contains({ hostNetwork: false }, { hostNetwork: true }));
+  assert.ok(!contains({ replicas: 1 }, { replicas: 3 }));
+});
+
+test("lastTransitionTime moves only when a condition's status flips; Events only for real changes", () => {
+  const t1 = mergeConditions(undefined, [{ type: "Ready", status: "False", reason: "A", message: "m" }], "T1");
+  const t2 = mergeConditions(t1, [{ type: "Ready", status: "False", reason: "B", message: "other" }], "T2");
+  assert.equal(t2[0]?.lastTransitionTime, "T1");
+  const t3 = mergeConditions(t2, [{ type: "Ready", status: "True", reason: "B", message: "" }], "T3");
+  assert.equal(t3[0]?.lastTransitionTime, "T3");
+  assert.deepEqual(transitions(t1, t1), []);
+  assert.deepEqual(transitions(t1, t2).map((t) => t.reason), ["B"]);
+});
+
+test("ClusterSecretStore policy: nothing allowed unless configured; per namespace, or * for all", () => {
+  const p = parseClusterStorePolicy(["team=vault,aws", "*=shared"]);
+  assert.ok(clusterStoreAllowed(p, "team", "vault"));
+  assert.ok(clusterStoreAllowed(p, "other", "shared"));
+  assert.ok(!clusterStoreAllowed(p, "other", "vault"));
+  assert.ok(!clusterStoreAllowed(new Map(), "team", "vault"));
+  assert.throws(() => parseClusterStorePolicy(["vault"]), /--allow-cluster-secret-store: "vault" must look like namespace=storeA,storeB/);
+});
+
+test("the plan refuses an invalid object with the field named, and a ClusterSecretStore the namespace may not use", () => {
+  const invalid = planServer(server({ transport: { type: "pigeon" } }), env());
+  assert.equal(invalid.ok, false);
+  assert.ok(!invalid.ok && invalid.reason === "InvalidSpec" && /spec\.transport\.type/.test(invalid.message));
+  const notAnObject = planServer({ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", metadata: { name: "x" }, spec: "?" } as KubeObject, env());
+  assert.ok(!notAnObject.ok && notAnObject.reason === "InvalidSpec");
+  const secrets = { secrets: [{ name: "t", storeRef: { name: "vault", kind: "ClusterSecretStore" }, remoteRef: { key: "k" } }] };
+  const refused = planServer(server(secrets), env());
+  assert.ok(!refused.ok && refused.reason === "ClusterSecretStoreNotAllowed" && /"vault".*namespace "team"/.test(refused.message));
+  const allowed = planServer(server(secrets), env({ clusterStores: parseClusterStorePolicy(["team=vault"]) }));
+  assert.ok(allowed.ok);
+});
+
+test("missing CRDs: the plan keeps the rest, names each CRD and what to do; status says Degraded MissingCRD, Reconciled", () => {
+  const plan = planServer(server({ mesh: { istio: { enabled: true } } }), env());
+  assert.ok(plan.ok);
+  assert.ok(plan.apply.some((o) => o.kind === "Deployment"));
+  assert.ok(plan.apply.every((o) => !o.apiVersion.includes("istio")));
+  assert.ok(plan.missing.length >= 2);
+  const status = desiredStatus(server(), plan, { errors: [] }, undefined, "T");
+  const byType = Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c]));
+  assert.equal(byType.Degraded?.reason, "MissingCRD");
+  assert.match(byType.Degraded?.message ?? "", /peerauthentications\.security\.istio\.io.*install Istio/);
+  assert.equal(byType.Reconciled?.status, "True");
+  assert.equal(byType.Ready?.reason, "DeploymentMissing");
+  assert.equal(status.observedGeneration, 3);
+  assert.ok(status.checklist && status.checklist.length > 0);
+});
+
+test("Ready follows the Deployment's Available condition; equal statuses compare equal", () => {
+  const plan = planServer(server(), env());
+  const dep = (available: string) => ({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "demo" }, spec: { replicas: 2 }, status: { availableReplicas: available === "True" ? 2 : 0, conditions: [{ type: "Available", status: available }] } }) as KubeObject;
+  const down = desiredStatus(server(), plan, { errors: [], deployment: dep("False") }, undefined, "T1");
+  assert.equal(down.conditions?.find((c) => c.type === "Ready")?.reason, "DeploymentUnavailable");
+  const up = desiredStatus(server(), plan, { errors: [], deployment: dep("True") }, down, "T2");
+  const ready = up.conditions?.find((c) => c.type === "Ready");
+  assert.equal(ready?.status, "True");
+  assert.equal(ready?.lastTransitionTime, "T2");
+  assert.ok(statusEqual(up, desiredStatus(server(), plan, { errors: [], deployment: dep("True") }, up, "T3")), "same inputs later: no status write");
+});
+
+test("the work queue never runs one key twice at once, runs keys in parallel, re-runs a key changed meanwhile, retries failures", async () => {
+  const active = new Set<string>();
+  let maxParallel = 0;
+  const runs: string[] = [];
+  let failOnce = true;
+  const q = new WorkQueue(
+    async (key) => {
+      assert.ok(!active.has(key), `${key} ran twice at once`);
+      active.add(key);
+      maxParallel = Math.max(maxParallel, active.size);
+      runs.push(key);
+      await new Promise((r) => setTimeout(r, 20));
+      active.delete(key);
+      if (key === "flaky" && failOnce) {
+        failOnce = false;
+        throw new Error("transient");
+      }
+      return undefined;
+    },
+    { concurrency: 3, baseDelayMs: 10, maxDelayMs: 50 },
+  );
+  for (const k of ["a", "b", "c", "flaky"]) q.add(k);
+  q.add("a"); // queued already: deduplicated
+  await new Promise((r) => setTimeout(r, 5));
+  q.add("a"); // running: marked dirty, runs again after
+  await q.idle();
+  await new Promise((r) => setTimeout(r, 100)); // the retry of "flaky"
+  await q.idle();
+  assert.equal(maxParallel, 3);
+  assert.equal(runs.filter((k) => k === "a").length, 2);
+  assert.equal(runs.filter((k) => k === "flaky").length, 2, "retried after the failure");
+  await q.shutdown(1000);
+});
+
+test("backoff grows exponentially with jitter and is capped", () => {
+  assert.equal(backoffDelay(0, 100, 10_000, () => 0), 50);
+  assert.equal(backoffDelay(0, 100, 10_000, () => 1), 100);
+  assert.equal(backoffDelay(3, 100, 10_000, () => 1), 800);
+  assert.equal(backoffDelay(30, 100, 10_000, () => 1), 10_000);
+});
+
+test("operator flags: bad values are refused with the flag's name; defaults are the locked-down ones", () => {
+  assert.throws(() => configFromArgs(["--leader-elect=maybe"]), /--leader-elect: "maybe" must be true or false/);
+  assert.throws(() => configFromArgs(["--namespaces=Bad_NS"]), /--namespaces: "Bad_NS" is not a namespace name/);
+  assert.throws(() => configFromArgs(["--concurrency=lots"]), /--concurrency: "lots" must be a whole number/);
+  assert.throws(() => configFromArgs(["--metrics-bind-address=:http"]), /--metrics-bind-address/);
+  const cfg = configFromArgs(["--namespaces=a,b", "--allow-cluster-secret-store=a=vault", "--gateway-image=reg/gw@sha256:abc"], {});
+  assert.deepEqual(cfg.namespaces, ["a", "b"]);
+  assert.equal(cfg.gatewayImage, "reg/gw@sha256:abc");
+  assert.ok(clusterStoreAllowed(cfg.clusterStores, "a", "vault"));
+  const defaults = configFromArgs([], {});
+  assert.equal(defaults.clusterStores.size, 0, "no ClusterSecretStore allowed by default");
+  assert.equal(defaults.leaderElection.enabled, true);
+  assert.equal(defaults.gatewayImage, "ghcr.io/mcp-bastion/mcp-bastion:0.1.0");
+  assert.equal(configFromArgs([], { MCP_BASTION_GATEWAY_IMAGE: "reg/gw:2" }).gatewayImage, "reg/gw:2");
+});
