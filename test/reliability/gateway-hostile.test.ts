@@ -430,7 +430,7 @@ describe("JWKS fetch failures", () => {
       let g: GatewayProcess | undefined;
       const t0 = performance.now();
       try {
-        g = await startGateway(cfg);
+        g = await startGateway(cfg, { waitReady: false });
         const token = signWithOther({ kid: "k1" }, { iss: "https://idp.example.com", aud: "mcp-test", sub: "m", groups: ["readers"], iat: now(), exp: now() + 300 });
         secrets.push(token);
         const start = performance.now();

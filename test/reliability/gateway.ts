@@ -21,7 +21,8 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-export async function startGateway(cfg: GatewayConfigInput): Promise<GatewayProcess> {
+/** `waitReady: false` for configs that can never be ready (a JWKS that never loads). */
+export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
   const file = join(tempDir("rel-gw"), "gateway.json");
   writeFileSync(file, JSON.stringify(cfg));
   const gw: ChildProcess = spawn(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
@@ -47,7 +48,7 @@ export async function startGateway(cfg: GatewayConfigInput): Promise<GatewayProc
   const exited = once(gw, "exit");
   const alive = () => gw.exitCode === null && gw.signalCode === null;
   const admin = `http://127.0.0.1:${ports.adminPort}`;
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; opts.waitReady !== false && i < 150; i++) {
     const r = await fetch(`${admin}/readyz`).catch(() => undefined);
     if (r?.status === 200) break;
     await new Promise((res) => setTimeout(res, 100));
