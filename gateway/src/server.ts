@@ -141,6 +141,7 @@ export class Gateway {
   #closing = false;
   #statelessUpstream = false;
   #refresh: NodeJS.Timeout | undefined;
+  #changeTimer: NodeJS.Timeout | undefined;
   readonly #apiKeyRescanMs: number | undefined;
 
   constructor(opts: GatewayOptions) {
@@ -224,6 +225,7 @@ export class Gateway {
     this.#closing = true;
     if (this.#sweep) clearInterval(this.#sweep);
     if (this.#refresh) clearInterval(this.#refresh);
+    if (this.#changeTimer) clearTimeout(this.#changeTimer);
     for (const h of this.#hosted.values()) {
       h.channel.close();
       h.stream?.end();
@@ -239,6 +241,20 @@ export class Gateway {
     await this.#limiter?.close();
     await this.#tracer?.shutdown();
     this.audit.flush();
+  }
+
+  /**
+   * An upstream announced changed tools: re-read the list soon. Debounced (one refresh at most every
+   * 2 s, after the burst) because servers announce changes on every new session, and for stdio each
+   * refresh is a server process.
+   */
+  #toolsChanged() {
+    if (this.#changeTimer || this.#closing) return;
+    this.#changeTimer = setTimeout(() => {
+      this.#changeTimer = undefined;
+      void this.catalog.refresh().catch(() => undefined);
+    }, 2000);
+    this.#changeTimer.unref();
   }
 
   #sweepSessions() {
@@ -690,7 +706,7 @@ export class Gateway {
         // notification makes the gateway re-read the tool list, so a rug pull is caught without waiting.
         ur.pipe(
           new SseRewriter((d) => {
-            if (d.includes("notifications/tools/list_changed")) void this.catalog.refresh().catch(() => undefined);
+            if (d.includes("notifications/tools/list_changed")) this.#toolsChanged();
             return this.#filterRaw(id, undefined, d, undefined);
           }),
         ).pipe(res);
@@ -761,7 +777,7 @@ export class Gateway {
         return p.deliver(raw, m);
       }
     }
-    if (m?.method === "notifications/tools/list_changed") void this.catalog.refresh().catch(() => undefined);
+    if (m?.method === "notifications/tools/list_changed") this.#toolsChanged();
     // Notifications and server-to-client requests go to the session's stream, when the client opened one.
     if (h.stream && !h.stream.writableEnded) h.stream.write(`event: message\ndata: ${this.#filterRaw(h.identity, undefined, raw, undefined)}\n\n`);
   }

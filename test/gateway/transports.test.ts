@@ -82,8 +82,9 @@ after(async () => {
   await Promise.all([new Promise((r) => (bridge && bridge.exitCode === null ? bridge.once("exit", r) : r(undefined))), sseUp?.stop()]);
 });
 
+/** Waits until exactly n server processes live (the gateway's own short tools/list sessions come and go). */
 async function waitSessions(n: number): Promise<void> {
-  for (let i = 0; i < 50 && liveSessions() !== n; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 150 && liveSessions() !== n; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(liveSessions(), n, "server processes alive");
 }
 
@@ -95,21 +96,21 @@ function liveSessions(): number {
 
 describe("stdio server through the bridge", () => {
   test("each MCP session gets its own server process, filtered and checked like any upstream", async () => {
-    const before = liveSessions();
+    await waitSessions(0);
     const a = await streamable(bridgeUrl, ALICE);
-    await waitSessions(before + 1);
+    await waitSessions(1);
     assert.deepEqual((await a.listTools()).tools.map((t) => t.name).sort(), ["echo", "get-sum"]);
     assert.deepEqual((await a.callTool({ name: "echo", arguments: { message: "via stdio" } })).content, [{ type: "text", text: "Echo: via stdio" }]);
     await assert.rejects(a.callTool({ name: "get-env", arguments: {} }), /-32003/);
     await assert.rejects(a.callTool({ name: "echo", arguments: { message: ["x"] } }), /-32602/);
     const b = await streamable(bridgeUrl, BOB);
-    await waitSessions(before + 2);
+    await waitSessions(2);
     assert.ok((await b.listTools()).tools.length > 2);
     // Ending the session ends its process.
     await (a.transport as StreamableHTTPClientTransport).terminateSession();
     await (b.transport as StreamableHTTPClientTransport).terminateSession();
     await Promise.all([a.close(), b.close()]);
-    await waitSessions(before);
+    await waitSessions(0);
   });
 
   test("a client on the older HTTP+SSE transport works against the stdio server too", async () => {
@@ -121,7 +122,6 @@ describe("stdio server through the bridge", () => {
 
   test("the bridge limits its children and kills a child when its connection closes", async () => {
     await waitSessions(0); // the earlier tests' sessions are closed by now
-    const before = 0;
     const seen = bridgeLog.length;
     const socks = [];
     for (let i = 0; i < 5; i++) socks.push(tcpConnect({ host: "127.0.0.1", port: bridgePort }));
@@ -129,9 +129,9 @@ describe("stdio server through the bridge", () => {
     for (let i = 0; i < 20 && !bridgeLog.includes("child limit reached"); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(bridgeLog, /child limit reached/);
     for (const s of socks) s.destroy();
-    await waitSessions(before);
+    await waitSessions(0);
     const pids = [...bridgeLog.slice(seen).matchAll(/"msg":"session started","pid":(\d+)/g)].map((m) => Number(m[1]));
-    assert.equal(pids.length, 4 - before);
+    assert.ok(pids.length >= 4, `children started: ${pids.length}`);
     const alive = pids.filter((p) => {
       try {
         process.kill(p, 0);
