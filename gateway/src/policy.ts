@@ -2,7 +2,7 @@
 // tool integrity and argument validation. Pure decisions over the gateway's state; no I/O except the
 // limiter (Redis in shared mode) and the catalog refresh for a tool not seen yet.
 import type { Authorizer, Identity, Kind } from "./authz.ts";
-import { type ToolCatalog, describeAjvError } from "./catalog.ts";
+import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts";
 import type { GatewayConfig } from "./config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
@@ -93,10 +93,17 @@ export class PolicyEngine {
     return t;
   }
 
-  /** Checks one client request. Returns a refusal, or what the caller needs to forward it. */
-  async check(id: Identity, method: string, params: Record<string, unknown> | undefined): Promise<Refusal | Checked> {
+  /**
+   * Checks one client request. Returns a refusal, or what the caller needs to forward it. Synchronous
+   * when it can be (local limiter, tool already known): the common tools/call costs no promise.
+   */
+  check(id: Identity, method: string, params: Record<string, unknown> | undefined): Refusal | Checked | Promise<Refusal | Checked> {
     const pc = this.#limits.perClient;
-    const t = await this.#limiter.take(`c:${id.key}`, pc.requestsPerMinute, pc.burst);
+    const t = this.#limiter.take(`c:${id.key}`, pc.requestsPerMinute, pc.burst);
+    return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params)) : this.#afterClientLimit(t, id, method, params);
+  }
+
+  #afterClientLimit(t: Take, id: Identity, method: string, params: Record<string, unknown> | undefined): Refusal | Checked | Promise<Refusal | Checked> {
     if (!t.ok) return limited(t, "client", "this client");
     const policy = this.#authz.policyFor(id);
     switch (method) {
@@ -106,18 +113,11 @@ export class PolicyEngine {
         if (!policy.allows("tools", name)) return deny("tools", name);
         const tl = this.#toolLimit(name);
         if (tl) {
-          const tt = await this.#limiter.take(`t:${id.key}\u0000${name}`, tl.requestsPerMinute, tl.burst);
+          const tt = this.#limiter.take(`t:${id.key}\u0000${name}`, tl.requestsPerMinute, tl.burst);
+          if (tt instanceof Promise) return tt.then((x) => (x.ok ? this.#toolEntry(name, params) : limited(x, "tool", `tool "${name}"`)));
           if (!tt.ok) return limited(tt, "tool", `tool "${name}"`);
         }
-        const entry = await this.#catalog.ensure(name);
-        if (!entry) return invalid(`unknown tool ${quoted(name)}`);
-        const v = entry.assessment.verdict;
-        if (!v.allowed)
-          return { status: 200, code: ERR.denied, message: `tool "${name}" is blocked: ${v.reason}`, outcome: "blocked", scope: "integrity" };
-        const args = params?.arguments ?? {};
-        if (!entry.validate) return invalid(`tool "${name}" has an input schema the gateway cannot enforce`);
-        if (!entry.validate(args)) return invalid(`invalid arguments for tool "${name}": ${describeAjvError(entry.validate.errors)}`);
-        return { tool: name, args, timeoutMs: this.timeoutMs(name) };
+        return this.#toolEntry(name, params);
       }
       case "resources/read":
       case "resources/subscribe":
@@ -142,6 +142,22 @@ export class PolicyEngine {
       }
     }
     return { timeoutMs: this.timeoutMs(undefined) };
+  }
+
+  /** The known tool's integrity verdict and argument check; a tool not seen yet is looked up first. */
+  #toolEntry(name: string, params: Record<string, unknown> | undefined): Refusal | Checked | Promise<Refusal | Checked> {
+    const hit = this.#catalog.get(name);
+    if (hit) return this.#checkTool(name, hit, params);
+    return this.#catalog.ensure(name).then((e) => (e ? this.#checkTool(name, e, params) : invalid(`unknown tool ${quoted(name)}`)));
+  }
+
+  #checkTool(name: string, entry: ToolEntry, params: Record<string, unknown> | undefined): Refusal | Checked {
+    const v = entry.assessment.verdict;
+    if (!v.allowed) return { status: 200, code: ERR.denied, message: `tool "${name}" is blocked: ${v.reason}`, outcome: "blocked", scope: "integrity" };
+    const args = params?.arguments ?? {};
+    if (!entry.validate) return invalid(`tool "${name}" has an input schema the gateway cannot enforce`);
+    if (!entry.validate(args)) return invalid(`invalid arguments for tool "${name}": ${describeAjvError(entry.validate.errors)}`);
+    return { tool: name, args, timeoutMs: this.timeoutMs(name) };
   }
 
   /** Filters a list result for this client (and, for tools, by integrity). Returns undefined when unchanged. */

@@ -486,17 +486,22 @@ export class Gateway {
       ctx.tool = msg.params.name;
       ctx.args = msg.params.arguments;
     }
-    this.#policy.check(id, msg.method!, msg.params).then(
-      (r) => {
-        t = this.metrics.phase(msg.method === "tools/call" ? "validate" : "policy", t);
-        if ("status" in r) return this.#refuse(res, ctx, r, msg.id);
-        ctx.tool = r.tool;
-        ctx.args = r.args;
-        this.#startSpan(ctx);
-        this.#dispatch(req, res, ctx, msg, body, r);
-      },
-      () => this.#fail(res, ctx, 500, ERR.internal, "internal error", "error", {}, undefined, msg.id),
-    );
+    const onChecked = (r: Refusal | Checked) => {
+      t = this.metrics.phase(msg.method === "tools/call" ? "validate" : "policy", t);
+      if ("status" in r) return this.#refuse(res, ctx, r, msg.id);
+      ctx.tool = r.tool;
+      ctx.args = r.args;
+      this.#startSpan(ctx);
+      this.#dispatch(req, res, ctx, msg, body, r);
+    };
+    let checked: ReturnType<PolicyEngine["check"]>;
+    try {
+      checked = this.#policy.check(id, msg.method!, msg.params);
+    } catch {
+      return this.#fail(res, ctx, 500, ERR.internal, "internal error", "error", {}, undefined, msg.id);
+    }
+    if (checked instanceof Promise) checked.then(onChecked, () => this.#fail(res, ctx, 500, ERR.internal, "internal error", "error", {}, undefined, msg.id));
+    else onChecked(checked);
   }
 
   #dispatch(req: IncomingMessage, res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, body: Buffer, checked: Checked) {
