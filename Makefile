@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit demo bench bench-render bench-gateway build clean
+.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -44,11 +44,19 @@ build: install
 	rm -rf dist && tsc -p tsconfig.build.json
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
+# RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
 test: install controlplane tools deps-gateway typecheck lint
-	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
+	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 unit: install
-	@test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES)
+	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
+
+# The reliability suite alone (hostile input, faults, soak of 1 minute) and its long variant (soak 10 minutes).
+reliability: install controlplane
+	@hack/reliability.sh
+
+reliability-long: install controlplane
+	@hack/reliability.sh --long
 
 demo: install controlplane
 	node operator/bin/mcp-bastion.js demo $(DEMO_ARGS)
