@@ -171,10 +171,10 @@ process.on("exit", () => {
 });
 
 /** Runs `mcp-bastion operator` as a child process against the control plane; resolves once it serves its endpoints. */
-export async function spawnOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
+export async function spawnOperator(kubeconfig: string, args: string[] = [], nodeFlags: string[] = []): Promise<OperatorProcess> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, "operator", "bin", "mcp-bastion.js"), "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],
+    [...nodeFlags, join(ROOT, "operator", "bin", "mcp-bastion.js"), "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, KUBECONFIG: kubeconfig } },
   );
   children.add(child);

@@ -58,6 +58,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Verb counted in stats (default: the HTTP method; LIST for list requests). */
   statsVerb?: string;
+  /** Extra headers (e.g. Accept for Table output). */
+  headers?: Record<string, string>;
 }
 
 export interface ResourceRef {
@@ -157,6 +159,7 @@ export class KubeClient {
       ...this.headers,
       Accept: "application/json",
       "User-Agent": this.userAgent,
+      ...opts.headers,
     };
     if (body) {
       headers["Content-Type"] = opts.contentType ?? "application/json";

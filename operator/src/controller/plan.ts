@@ -72,17 +72,24 @@ export function parseClusterStorePolicy(values: readonly string[]): ClusterStore
   return out;
 }
 
-// Rendering is pure but not free (cdk8s synthesis): remember the last result per server and reuse
-// it while the inputs are the same (status writes and child events re-run reconciles).
+// Rendering is pure but not free (cdk8s synthesis, ~2 ms): remember recent results and reuse them
+// while the inputs are the same (a status write and child events re-run a reconcile right after
+// the first). Bounded, least recently used first out: 1,000 cached results would cost ~40 MB.
 const renderCache = new Map<string, { input: string; result: RenderResult }>();
+const RENDER_CACHE_SIZE = 256;
 
 function renderCached(server: McpServer, env: PlanEnv): RenderResult {
   const key = `${server.metadata.namespace}/${server.metadata.name}`;
   const input = canonicalJson({ spec: server.spec, uid: server.metadata.uid, image: env.gatewayImage, domain: env.clusterDomain });
   const hit = renderCache.get(key);
-  if (hit && hit.input === input) return hit.result;
+  renderCache.delete(key); // re-inserted last: Map order is the LRU order
+  if (hit && hit.input === input) {
+    renderCache.set(key, hit);
+    return hit.result;
+  }
   const result = renderMcpServer(server, { gatewayImage: env.gatewayImage, ...(env.clusterDomain ? { clusterDomain: env.clusterDomain } : {}) });
   renderCache.set(key, { input, result });
+  if (renderCache.size > RENDER_CACHE_SIZE) renderCache.delete(renderCache.keys().next().value as string);
   return result;
 }
 
