@@ -66,6 +66,8 @@ describe("helm chart", () => {
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.ok(c.resources.limits.cpu && c.resources.limits.memory, "limits missing");
+    // V8 sized for the memory limit, so the heap does not grow into the OOM killer.
+    assert.ok(c.env.some((e: Any) => e.name === "NODE_OPTIONS" && /--max-old-space-size=\d+/.test(e.value)));
     assert.equal(c.livenessProbe.httpGet.path, "/healthz");
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
     assert.deepEqual(
@@ -147,6 +149,7 @@ describe("helm chart", () => {
       [["--set", "image.digest=latest"], /\/image\/digest/],
       [["--set", "allowClusterSecretStores.Team_A={vault}"], /\/allowClusterSecretStores.*Team_A/],
       [["--set", "leaderElection.enabled=false"], /replicaCount > 1 needs leaderElection\.enabled=true/],
+      [["--set", "nodeOptions=--require=/tmp/x.js"], /\/nodeOptions/],
     ];
     for (const [args, message] of cases) {
       const r = await run(helm, ["template", "bastion", CHART_DIR, ...args]);

@@ -227,7 +227,11 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const [metrics, health] = [await freePort(), await freePort()];
     const args = chartArgs.map((a) => (a.startsWith("--metrics-bind-address=") ? `--metrics-bind-address=127.0.0.1:${metrics}` : a.startsWith("--health-port=") ? `--health-port=${health}` : a));
     const kubeconfig = await serviceAccountKubeconfig();
-    operator = spawn(process.execPath, [join(ROOT, "operator", "bin", "mcp-bastion.js"), ...args, `--kubeconfig=${kubeconfig}`], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, POD_NAMESPACE: RELEASE_NS } });
+    // The chart's plain env too (NODE_OPTIONS heap sizing, TMPDIR); POD_NAMESPACE comes from the downward API there.
+    const chartEnv: Record<string, string> = {};
+    for (const e of dep.spec.template.spec.containers[0].env ?? []) if (typeof e.value === "string") chartEnv[e.name] = e.value;
+    const env = { ...process.env, ...chartEnv, TMPDIR: tmpdir(), POD_NAMESPACE: RELEASE_NS };
+    operator = spawn(process.execPath, [join(ROOT, "operator", "bin", "mcp-bastion.js"), ...args, `--kubeconfig=${kubeconfig}`], { stdio: ["ignore", "pipe", "pipe"], env });
     operator.stdout?.on("data", (b: Buffer) => (operatorLog += b));
     operator.stderr?.on("data", (b: Buffer) => (operatorLog += b));
 
