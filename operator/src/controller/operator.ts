@@ -345,11 +345,21 @@ export class Operator {
     const previous = raw.status as McpServerStatus | undefined;
     const status = desiredStatus(raw, plan, { errors, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
     if (!statusEqual(status, previous)) {
-      const updated = await this.client.apply(
-        { apiVersion: API_VERSION, plural: PLURAL, namespace: ns, name, subresource: "status" },
-        { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, status },
-        STATUS_FIELD_MANAGER,
-      );
+      let updated: KubeObject;
+      try {
+        updated = await this.client.apply(
+          { apiVersion: API_VERSION, plural: PLURAL, namespace: ns, name, subresource: "status" },
+          { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, status },
+          STATUS_FIELD_MANAGER,
+        );
+      } catch (err) {
+        // An object stored before the CRD was tightened can break the schema so badly that the API
+        // server refuses every status write to it (it cannot type the live object, or a root CEL
+        // rule fails). An Event still reaches `kubectl describe`: send the Degraded reason, once
+        // per generation (the write is retried with backoff).
+        if (!plan.ok) await this.statusRefusedEvent(raw, status);
+        throw err;
+      }
       this.countWrite("patch", `${KIND}/status`);
       serverInf?.store(updated);
       for (const t of transitions(previous?.conditions, status.conditions ?? [])) {
@@ -361,6 +371,16 @@ export class Operator {
     }
     if (errors.length) throw new Error(errors.join("; "));
     return undefined;
+  }
+
+  private readonly statusRefused = new Set<string>();
+  private async statusRefusedEvent(raw: KubeObject, status: McpServerStatus): Promise<void> {
+    const key = `${raw.metadata.uid}/${raw.metadata.generation}`;
+    const degraded = status.conditions?.find((c) => c.type === "Degraded");
+    if (!degraded || this.statusRefused.has(key)) return;
+    if (this.statusRefused.size > 10_000) this.statusRefused.clear();
+    this.statusRefused.add(key);
+    await this.event(raw, degraded);
   }
 
   /** Applies the children that differ from the plan and deletes the ones no longer planned. */
