@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway build clean
+.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -63,6 +63,7 @@ demo: install controlplane
 
 bench: install controlplane
 	node bench/render/main.ts
+	node bench/reconcile/main.ts
 
 # Renderer benchmark alone (no control plane needed): 1,000 McpServers, median/p99/total/RSS.
 bench-render: install
@@ -71,6 +72,11 @@ bench-render: install
 # Gateway benchmark: server-everything direct vs through the gateway vs through nginx, 1 and 8 connections.
 bench-gateway: install deps-gateway
 	node bench/gateway/main.ts
+
+# Controller benchmark against the local control plane: 1,000 McpServers until Reconciled, reconciles/s,
+# API requests per reconcile, writes of a full resync with nothing changed, peak RSS, CPU shares.
+bench-reconcile: install controlplane
+	node bench/reconcile/main.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist node_modules .cache
