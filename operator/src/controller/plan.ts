@@ -93,6 +93,17 @@ function renderCached(server: McpServer, env: PlanEnv): RenderResult {
   return result;
 }
 
+// The hash annotation of a cached render's object, computed once (hashing is canonical JSON + sha256).
+const hashedObjects = new WeakMap<object, KubeObject>();
+function hashed(obj: RenderResult["objects"][number], ns: string): KubeObject {
+  let h = hashedObjects.get(obj);
+  if (!h) {
+    h = withHash({ ...obj, metadata: { ...obj.metadata, namespace: ns } }) as KubeObject;
+    hashedObjects.set(obj, h);
+  }
+  return h;
+}
+
 export function forgetRender(namespace: string, name: string): void {
   renderCache.delete(`${namespace}/${name}`);
 }
@@ -138,7 +149,7 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
       missing.push({ kind, name: obj.metadata.name });
       continue;
     }
-    apply.push(withHash({ ...obj, metadata: { ...obj.metadata, namespace: ns } }) as KubeObject);
+    apply.push(hashed(obj, ns));
   }
   return { ok: true, server, render, apply, missing };
 }
