@@ -7,7 +7,7 @@ import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts
 import { type Kube, MCP_PATH, waitFor } from "./kube.ts";
 
 interface Item {
-  metadata: { name: string; uid: string; generation?: number; labels?: Record<string, string>; ownerReferences?: { uid: string; controller?: boolean }[]; deletionTimestamp?: string };
+  metadata: { name: string; uid: string; generation?: number; creationTimestamp?: string; labels?: Record<string, string>; ownerReferences?: { uid: string; controller?: boolean }[]; deletionTimestamp?: string };
   spec?: Record<string, unknown>;
   status?: { conditions?: { type: string; status: string; observedGeneration?: number; reason?: string; message?: string }[] };
 }
@@ -49,7 +49,7 @@ export async function fleetProblems(kube: Kube, ns: string, names?: Set<string>)
       const key = `${k.kind}/${it.metadata.name}`;
       const owners = (it.metadata.ownerReferences ?? []).filter((o) => o.controller);
       const owner = owners.length === 1 ? byUid.get(owners[0]!.uid) : undefined;
-      if (!owner) problems.push(`${key}: orphan (${owners.length} controller owner references, owner exists: ${owner !== undefined})`);
+      if (!owner) problems.push(`${key}: orphan (${owners.length} controller owner references, owner exists: false, created ${it.metadata.creationTimestamp})`);
       else if (names && !names.has(owner.metadata.name)) continue;
       if (!expected.delete(key) && owner && !it.metadata.deletionTimestamp) problems.push(`${key}: not rendered for its owner (duplicate or stale)`);
       if (k.kind === "Deployment" && owner) {

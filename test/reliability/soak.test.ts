@@ -38,7 +38,7 @@ before(async () => {
   kube = kubeClient(cp.kubeconfigPath);
   await installCrd(kube, parse(readFileSync(CRD_FILE, "utf8")));
   await ensureNamespace(kube, NS);
-  op = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=60"]);
+  op = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=60", `--log-level=${process.env.SOAK_OPERATOR_LOG_LEVEL ?? "info"}`]);
   upstream = await startEverything("streamableHttp");
   const keysDir = tempDir("rel-soak-keys");
   writeKeys(keysDir, KEYS);
@@ -175,7 +175,15 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
     clearInterval(sampler);
   }
   const rssEnd = { gw: rssMb(gw.pid), op: rssMb(op.child.pid!) };
-  const converge = await waitConverged(kube, NS, 120_000);
+  let converge: number;
+  try {
+    converge = await waitConverged(kube, NS, 120_000);
+  } catch (e) {
+    // Say what the operator did with the servers left over (their names are in the problems).
+    const left = [...new Set([...(e as Error).message.matchAll(/\/(s-\d+)/g)].map((m) => m[1]!))].slice(0, 3);
+    const lines = op.logs.filter((l) => left.some((n) => JSON.stringify(l).includes(`${NS}/${n}"`))).slice(-20);
+    throw new Error(`${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}`);
+  }
   const g = trend(gwRss);
   const o = trend(opRss);
   const rate = (valid.ok / SECONDS).toFixed(0);
