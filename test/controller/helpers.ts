@@ -171,10 +171,14 @@ process.on("exit", () => {
 });
 
 /** Runs `mcp-bastion operator` as a child process against the control plane; resolves once it serves its endpoints. */
-export async function spawnOperator(kubeconfig: string, args: string[] = [], nodeFlags: string[] = []): Promise<OperatorProcess> {
+export async function spawnOperator(kubeconfig: string, args: string[] = [], nodeFlags: string[] = [], compiledMain?: string): Promise<OperatorProcess> {
+  // From the sources through the `mcp-bastion` bin, or (compiledMain) from a tsc build as the image runs it.
+  const entry = compiledMain
+    ? ["--input-type=module", "-e", "const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2));", compiledMain]
+    : [join(ROOT, "operator", "bin", "mcp-bastion.js")];
   const child = spawn(
     process.execPath,
-    [...nodeFlags, join(ROOT, "operator", "bin", "mcp-bastion.js"), "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],
+    [...nodeFlags, ...entry, "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, KUBECONFIG: kubeconfig } },
   );
   children.add(child);
