@@ -347,6 +347,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       async restartEtcd() {
         await killProc(etcd, "SIGKILL", 0);
         startProc(etcd);
+        await waitEtcd(etcdPort, 60_000);
         await waitReady(dir, server, apiserver, 90_000);
       },
       async stop() {
@@ -375,6 +376,21 @@ function tail(file: string, lines: number): string {
   } catch {
     return "";
   }
+}
+
+/** Polls etcd's /health until it reports healthy (the API server's /readyz can lag behind). */
+async function waitEtcd(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok && ((await res.json()) as { health?: string }).health === "true") return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`etcd not healthy after ${timeoutMs / 1000}s`);
 }
 
 /** Polls /readyz with the admin certificate until it answers 200. */
