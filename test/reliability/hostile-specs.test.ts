@@ -68,9 +68,11 @@ describe("real API server and operator", () => {
   before(async () => {
     const crd = await crdManifest();
     if (!crd) return;
-    cp = await startControlPlane();
+    // kube-controller-manager: the legal-but-hostile servers' Deployments get real Pods, admitted
+    // (or not) by Pod Security admission in a namespace that enforces `restricted`.
+    cp = await startControlPlane({ controllerManager: true });
     kube = kubeClient(cp.kubeconfigPath);
-    await ensureNamespace(kube, NAMESPACE);
+    await ensureNamespace(kube, NAMESPACE, { "pod-security.kubernetes.io/enforce": "restricted" });
     await ensureNamespace(kube, BYPASS_NAMESPACE);
     // First a CRD without a schema, as if an older CRD were installed: every invalid spec gets
     // stored, so the operator meets them all. Then the real CRD for the refusal tests.
@@ -192,6 +194,40 @@ describe("real API server and operator", () => {
         ok = true;
       } finally {
         figures.scenario("operator survives hostile objects", ok);
+      }
+    });
+
+    test("the legal-but-hostile servers' Pods are admitted under Pod Security `restricted`", async (t) => {
+      if (!kube || !op) return t.skip("no operator run");
+      const k = kube;
+      let ok = false;
+      try {
+        const start = performance.now();
+        const missing = new Set(storedValid.keys());
+        await waitFor("a Pod for every legal-but-hostile server", 120_000, async () => {
+          for (const name of [...missing]) {
+            const r = await k.req("GET", `/api/v1/namespaces/${NAMESPACE}/pods?limit=1&labelSelector=${encodeURIComponent(`mcp.bastion.dev/server=${name}`)}`);
+            if (((r.body as { items?: unknown[] }).items ?? []).length > 0) missing.delete(name);
+          }
+          return missing.size === 0;
+        }, 500).catch((e: Error) => {
+          throw new Error(`${e.message}; no Pod for: ${[...missing].join(", ")}`);
+        });
+        // Control: admission really enforces here (a privileged Pod is refused).
+        const control = await k.req("POST", `/api/v1/namespaces/${NAMESPACE}/pods`, {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "psa-control" },
+          spec: { containers: [{ name: "c", image: "busybox", securityContext: { privileged: true } }] },
+        });
+        assert.equal(control.status, 403, `a privileged Pod was not refused: HTTP ${control.status}`);
+        const ev = await k.req("GET", `/api/v1/namespaces/${NAMESPACE}/events?fieldSelector=reason%3DFailedCreate`);
+        const refused = ((ev.body as { items?: { involvedObject: { name: string }; message: string }[] }).items ?? []).filter((e) => /PodSecurity|forbidden/.test(e.message));
+        assert.deepEqual(refused.map((e) => `${e.involvedObject.name}: ${e.message.slice(0, 200)}`), [], "Pods refused by Pod Security admission");
+        figures.figure("Pods admitted under restricted", `${storedValid.size} legal-but-hostile servers, all admitted (${((performance.now() - start) / 1000).toFixed(1)} s)`);
+        ok = true;
+      } finally {
+        figures.scenario("hostile-but-legal Pods admitted by PSA restricted", ok);
       }
     });
   });
