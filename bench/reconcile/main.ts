@@ -7,6 +7,7 @@
 //   node bench/reconcile/main.ts [--servers N] [--concurrency N] [--node-flags "..."] [--source] [--json]
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeClient } from "../../operator/src/controller/kube.ts";
@@ -153,6 +154,7 @@ try {
     resyncWrites,
     operatorPeakRssMb: +peakRssMb(opPid).toFixed(1),
     operatorHeapUsedMb: +((await op.metric("mcp_bastion_operator_nodejs_heap_size_used_bytes")) / 1024 / 1024).toFixed(1),
+    loadAverage1m: +loadavg()[0].toFixed(1),
     cpuSharePercentOfWall: Object.fromEntries(
       [...cpu0.keys()].map((p) => [p === opPid ? "operator" : comm(p), +((((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / wall) * 100).toFixed(1)]),
     ),
@@ -172,6 +174,7 @@ try {
         `  full resync, nothing changed: ${f.resyncWrites} writes in ${f.resyncSeconds} s   goal 0`,
         `  operator peak RSS           ${f.operatorPeakRssMb} MB   goal < 200 MB (JS heap in use at the end: ${f.operatorHeapUsedMb} MB; ${compiledMain ? "compiled JS" : "TypeScript sources"}; node flags: ${nodeFlags.join(" ") || "defaults"})`,
         `  CPU (% of one core, during the reconcile phase): ${Object.entries(f.cpuSharePercentOfWall).map(([k, v]) => `${k} ${v}%`).join(", ")}`,
+        `  machine load average (1 min) at the end: ${f.loadAverage1m} on ${cpus().length} cores (other processes compete when it exceeds the core count)`,
       ].join("\n") + "\n",
     );
   }
