@@ -154,7 +154,7 @@ try {
     resyncWrites,
     operatorPeakRssMb: +peakRssMb(opPid).toFixed(1),
     operatorHeapUsedMb: +((await op.metric("mcp_bastion_operator_nodejs_heap_size_used_bytes")) / 1024 / 1024).toFixed(1),
-    loadAverage1m: +loadavg()[0].toFixed(1),
+    loadAverage1m: +(loadavg()[0] ?? 0).toFixed(1),
     cpuSharePercentOfWall: Object.fromEntries(
       [...cpu0.keys()].map((p) => [p === opPid ? "operator" : comm(p), +((((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / wall) * 100).toFixed(1)]),
     ),
