@@ -180,7 +180,12 @@ export class Operator {
   private async startControllers(): Promise<void> {
     if (this.running || this.stopping) return;
     this.running = true;
-    await this.discover();
+    try {
+      await this.discover();
+    } catch (err) {
+      // Not fatal: optional kinds count as absent until the periodic rediscovery succeeds.
+      this.config.log("warn", "discovery failed; Istio/External Secrets kinds treated as absent for now", { error: errorText(err) });
+    }
     const namespaces = this.config.namespaces.length ? this.config.namespaces : [""];
     for (const ns of namespaces) {
       const inf = new Informer(this.client, {
