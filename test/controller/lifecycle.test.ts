@@ -169,6 +169,12 @@ test("multi-tenancy: a ClusterSecretStore the namespace may not use is refused; 
   const refused = await waitCondition(cp, NS, "sneaky", "Degraded", "True", "ClusterSecretStoreNotAllowed");
   assert.match(conditionsOf(refused).Degraded?.message ?? "", /ClusterSecretStore "other-teams-vault".*not allow.*namespace "team-a"/);
   assert.equal(await getJson(cp, ["deployment", "-n", NS, "sneaky"]), undefined, "nothing deployed for a refused server");
+  const event = await waitFor("a Warning Event on sneaky", async () => {
+    const list = await getJson(cp, ["events", "-n", NS, "--field-selector=involvedObject.name=sneaky,reason=ClusterSecretStoreNotAllowed"]);
+    return list?.items.find((e: { type: string }) => e.type === "Warning");
+  });
+  assert.equal(event.involvedObject.kind, "McpServer");
+  assert.match(event.message, /^(Reconciled=False|Degraded=True): .*other-teams-vault/);
 
   await apply(mcpServer("allowed", NS, secret("allowed-store")));
   await waitCondition(cp, NS, "allowed", "Reconciled", "True", "Applied");

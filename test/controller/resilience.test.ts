@@ -112,6 +112,7 @@ test("kube-apiserver killed in the middle of a batch: the operator reconnects an
   await allReconciled(storm, 90_000);
   assert.ok((await current.metric("mcp_bastion_watch_errors_total")) > 0, "the operator saw its watches break");
   assert.equal(current.child.exitCode, null, "and it is still running");
+  for (const path of ["/healthz", "/readyz"]) assert.equal((await fetch(`http://127.0.0.1:${current.port}${path}`)).status, 200, path);
   // Drift made during the outage's aftermath is still reverted: the watches really are back.
   await must(cp, ["scale", "deployment", "-n", NS, "storm-0", "--replicas=4"]);
   await waitFor("storm-0 reverted", async () => (await getJson(cp, ["deployment", "-n", NS, "storm-0"]))?.spec.replicas === 1);
