@@ -1,10 +1,14 @@
 // The controller's pure parts, without an API server: the write decision, conditions, the plan
 // (validation, multi-tenancy, missing CRDs), status, the work queue and the operator's flags.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { configFromArgs } from "../../operator/src/cli/commands/operator.ts";
 import { applyReason, contains, HASH_ANNOTATION, withHash } from "../../operator/src/controller/compare.ts";
 import { mergeConditions, transitions } from "../../operator/src/controller/conditions.ts";
+import { bearer, inClusterCredentials } from "../../operator/src/controller/credentials.ts";
 import { backoffDelay } from "../../operator/src/controller/informer.ts";
 import type { KubeObject } from "../../operator/src/controller/kube.ts";
 import { clusterStoreAllowed, desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
@@ -157,4 +161,22 @@ test("operator flags: bad values are refused with the flag's name; defaults are 
   assert.equal(defaults.leaderElection.enabled, true);
   assert.equal(defaults.gatewayImage, "ghcr.io/mcp-bastion/mcp-bastion:0.1.0");
   assert.equal(configFromArgs([], { MCP_BASTION_GATEWAY_IMAGE: "reg/gw:2" }).gatewayImage, "reg/gw:2");
+});
+
+test("in a pod the service account token is read directly (and re-read), with the API server from the environment", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sa-"));
+  try {
+    assert.equal(inClusterCredentials({ KUBERNETES_SERVICE_HOST: "10.96.0.1" }, dir), undefined, "no token file: not in a pod");
+    writeFileSync(join(dir, "token"), "first-token\n");
+    writeFileSync(join(dir, "ca.crt"), "CA PEM");
+    const creds = inClusterCredentials({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" }, dir);
+    assert.equal(creds?.server, "https://10.96.0.1:443");
+    assert.equal(creds?.headers.Authorization, "Bearer first-token");
+    assert.equal(creds?.ca, "CA PEM");
+    assert.equal(inClusterCredentials({ KUBERNETES_SERVICE_HOST: "fd00::1" }, dir)?.server, "https://[fd00::1]:443");
+    writeFileSync(join(dir, "token"), "rotated-token");
+    assert.equal(bearer(creds?.tokenFile as string).Authorization, "Bearer rotated-token");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,9 @@
 // (and again only when a token may have rotated). The child prints the credentials as JSON on a
 // pipe; nothing is written to disk or logged.
 import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 export interface Credentials {
@@ -17,10 +20,40 @@ export interface Credentials {
   insecureSkipTlsVerify?: boolean;
   /** True when the credentials include a token that may rotate (re-read them from time to time). */
   rotates: boolean;
+  /** In a pod: the projected service account token file, re-read as the kubelet rotates it. */
+  tokenFile?: string;
+}
+
+const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/**
+ * In a pod (no kubeconfig anywhere): the service account token, CA and the API server address from
+ * the environment, read directly, as KubeConfig.loadFromCluster does. No child process, so a token
+ * rotation never costs a second Node process inside the pod's memory limit.
+ */
+export function inClusterCredentials(env: NodeJS.ProcessEnv = process.env, dir = SA_DIR): Credentials | undefined {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT ?? "443";
+  const tokenFile = join(dir, "token");
+  if (!host || !existsSync(tokenFile)) return undefined;
+  const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const creds: Credentials = { server, headers: bearer(tokenFile), rotates: true, tokenFile };
+  const caFile = join(dir, "ca.crt");
+  if (existsSync(caFile)) creds.ca = readFileSync(caFile, "utf8");
+  return creds;
+}
+
+export function bearer(tokenFile: string): Record<string, string> {
+  return { Authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` };
 }
 
 /** Loads the credentials of the current context of `kubeconfigPath` (or the default chain). */
 export function loadCredentials(kubeconfigPath?: string, timeoutMs = 60_000): Promise<Credentials> {
+  // The same order as KubeConfig.loadFromDefault: KUBECONFIG, ~/.kube/config, then in-cluster.
+  if (!kubeconfigPath && !process.env.KUBECONFIG && !existsSync(join(homedir(), ".kube", "config"))) {
+    const inCluster = inClusterCredentials();
+    if (inCluster) return Promise.resolve(inCluster);
+  }
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     execFile(

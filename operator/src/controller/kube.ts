@@ -6,7 +6,7 @@
 import { Agent, type AgentOptions, request } from "node:https";
 import { request as httpRequest, Agent as HttpAgent } from "node:http";
 import type { IncomingMessage } from "node:http";
-import { type Credentials, loadCredentials } from "./credentials.ts";
+import { bearer, type Credentials, loadCredentials } from "./credentials.ts";
 
 export interface KubeObject {
   apiVersion: string;
@@ -107,6 +107,7 @@ export class KubeClient {
   private readonly kubeconfigPath: string | undefined;
   private headers: Record<string, string>;
   private readonly rotates: boolean;
+  private readonly tokenFile: string | undefined;
   private headersAt = Date.now();
   private refreshing = false;
 
@@ -117,6 +118,7 @@ export class KubeClient {
     this.kubeconfigPath = opts.kubeconfigPath;
     this.headers = creds.headers;
     this.rotates = creds.rotates;
+    this.tokenFile = creds.tokenFile;
     const maxSockets = opts.maxSockets ?? 64;
     const agentOptions: AgentOptions = {
       keepAlive: true,
@@ -135,6 +137,17 @@ export class KubeClient {
 
   /** Tokens can rotate (projected service account tokens, exec plugins): re-read them now and then, in the background. */
   private maybeRefresh(): void {
+    if (this.tokenFile) {
+      // In a pod: re-read the projected token file every minute (cheap; the kubelet rotates it).
+      if (Date.now() - this.headersAt < 60_000) return;
+      try {
+        this.headers = bearer(this.tokenFile);
+      } catch {
+        // keep the old token; the next request tries again in a minute
+      }
+      this.headersAt = Date.now();
+      return;
+    }
     if (!this.rotates || this.refreshing || Date.now() - this.headersAt < ROTATE_EVERY_MS) return;
     this.refreshing = true;
     loadCredentials(this.kubeconfigPath)
