@@ -111,6 +111,9 @@ test("kube-apiserver killed in the middle of a batch: the operator reconnects an
   await cp.restartApiServer();
   await allReconciled(storm, 90_000);
   assert.ok((await current.metric("mcp_bastion_watch_errors_total")) > 0, "the operator saw its watches break");
+  // A new API server starts its watch cache at the current revision: resuming a watch from an
+  // older resourceVersion is answered 410 Gone, and those informers relist.
+  assert.ok((await current.metric("mcp_bastion_informer_lists_total", { reason: "gone" })) > 0, "informers relisted after 410 Gone");
   assert.equal(current.child.exitCode, null, "and it is still running");
   for (const path of ["/healthz", "/readyz"]) assert.equal((await fetch(`http://127.0.0.1:${current.port}${path}`)).status, 200, path);
   // Drift made during the outage's aftermath is still reverted: the watches really are back.

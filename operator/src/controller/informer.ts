@@ -21,6 +21,8 @@ export interface InformerOptions {
   staleAfterMs?: number;
   /** Report connection problems (never throws). */
   onError?: (err: unknown, attempt: number) => void;
+  /** Called after each full list (the first sync, and every relist after a 410 Gone or repeated failures). */
+  onList?: (reason: "initial" | "gone" | "errors") => void;
   /** Page size of list requests. */
   pageSize?: number;
 }
@@ -41,6 +43,7 @@ export class Informer {
   private readonly client: KubeClient;
   private readonly handlers: Handler[] = [];
   private resourceVersion: string | undefined;
+  private relistReason: "gone" | "errors" = "gone";
   private abort = new AbortController();
   private stopped = false;
   private syncedResolve!: () => void;
@@ -107,18 +110,25 @@ export class Informer {
     let attempt = 0;
     while (!this.stopped) {
       try {
-        if (this.resourceVersion === undefined) await this.relist();
+        if (this.resourceVersion === undefined) {
+          await this.relist();
+          this.opts.onList?.(this.lists === 1 ? "initial" : this.relistReason);
+        }
         await this.watchOnce();
         attempt = 0; // normal end of a watch (server timeout): rewatch at once
       } catch (err) {
         if (this.stopped) break;
         if (err instanceof ApiError && (err.code === 410 || err.reason === "Expired" || err.reason === "Gone")) {
           this.resourceVersion = undefined; // too old: relist
+          this.relistReason = "gone";
           continue;
         }
         this.opts.onError?.(err, attempt);
         // After repeated failures, relist too: events may have been missed in a way no 410 tells.
-        if (attempt >= 3) this.resourceVersion = undefined;
+        if (attempt >= 3) {
+          this.resourceVersion = undefined;
+          this.relistReason = "errors";
+        }
         await this.sleep(backoffDelay(attempt, 250, 15_000));
         attempt++;
       }

@@ -13,6 +13,7 @@ export class OperatorMetrics {
   readonly inFlight: Gauge;
   readonly leader: Gauge;
   readonly watchErrors: Counter<"kind">;
+  readonly lists: Counter<"kind" | "reason">;
   readonly servers: Gauge<"condition">;
   private requestSource: (() => ReadonlyMap<string, number>) | undefined;
   /** Where the per-condition server counts come from (the controller's cache). */
@@ -63,6 +64,12 @@ export class OperatorMetrics {
       collect() {
         for (const [verb, n] of self.requestSource?.() ?? []) this.set({ verb }, n);
       },
+    });
+    this.lists = new Counter({
+      name: "mcp_bastion_informer_lists_total",
+      help: "Full lists by kind and reason: initial, gone (410: resourceVersion too old), errors (after repeated watch failures).",
+      labelNames: ["kind", "reason"],
+      registers,
     });
     this.servers = new Gauge({
       name: "mcp_bastion_servers",

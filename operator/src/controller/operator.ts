@@ -195,6 +195,7 @@ export class Operator {
         ...(ns ? { namespace: ns } : {}),
         transform: slim,
         onError: (err, attempt) => this.watchError(KIND, err, attempt),
+        onList: (reason) => this.metrics.lists.inc({ kind: KIND, reason }),
       });
       inf.on((type, obj) => {
         if (type === "DELETED") forgetRender(obj.metadata.namespace ?? "", obj.metadata.name);
@@ -232,6 +233,7 @@ export class Operator {
         labelSelector: MANAGED_SELECTOR,
         transform: slim,
         onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
+        onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
       });
       // Any change to a child (a hand edit, a deletion, a Deployment's availability) re-runs its owner.
       inf.on((_type, obj) => {
