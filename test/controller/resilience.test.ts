@@ -1,8 +1,8 @@
 // What happens to controllers in production, with the operator as real child processes
 // (`mcp-bastion operator`) against a real kube-apiserver whose audit log counts every write:
 // a restart with nothing changed sends no write, only the leader writes and a standby takes over
-// when it dies, a kube-apiserver killed in the middle of a batch is survived, and --namespaces
-// limits what is watched.
+// when it dies, a kube-apiserver killed in the middle of a batch is survived, --namespaces
+// limits what is watched, and a leader that loses its Lease stops.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../controlplane/index.ts";
@@ -133,4 +133,14 @@ test("--namespaces limits the operator to the listed namespaces", async () => {
   const ignored = await getJson(cp, ["mcpserver", "-n", "ignored", "not-mine"]);
   assert.equal(ignored?.status, undefined, "a server outside --namespaces is left alone");
   assert.equal((await getJson(cp, ["deployments", "-n", "ignored"]))?.items.length, 0);
+});
+
+test("a leader that loses its Lease stops at once and exits non-zero (its pod restarts as a standby)", async () => {
+  const leader = await operator(["--leader-election-id=takeover-test"]);
+  await leader.waitLog("became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"));
+  const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  await must(cp, ["patch", "lease", "-n", "default", "takeover-test", "--type=merge", "-p", JSON.stringify({ spec: { holderIdentity: "someone-else", renewTime: now } })]);
+  const code = await Promise.race([leader.stop("SIGCONT"), new Promise((r) => setTimeout(r, 20_000, "still running"))]);
+  assert.equal(code, 1, JSON.stringify(leader.logs));
+  assert.ok(leader.logs.some((l) => l.msg === "lost leadership: stopping all work"));
 });
