@@ -128,7 +128,7 @@ async function churn(until: () => boolean, stats: { creates: number; updates: nu
     } else stats.failures.push(`create ${name}: HTTP ${c.status}`);
     if (live.length > 3) {
       const target = live[Math.floor(live.length / 2)]!;
-      const u = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${target}`, { spec: { replicas: 1 + (i % 3), env: [{ name: "ROUND", value: String(i) }] } }, "application/merge-patch+json");
+      const u = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${target}`, { spec: { replicas: 1 + (i % 2), env: [{ name: "ROUND", value: String(i) }] } }, "application/merge-patch+json");
       if (u.status === 200) stats.updates++;
       else stats.failures.push(`update ${target}: HTTP ${u.status}`);
     }
@@ -139,6 +139,25 @@ async function churn(until: () => boolean, stats: { creates: number; updates: nu
       else stats.failures.push(`delete ${gone}: HTTP ${d.status}`);
     }
     await sleep(200);
+  }
+}
+
+/** Whether kube-controller-manager (the garbage collector) still runs, and the end of its log. */
+function controllerManagerState(): string {
+  try {
+    const pids = readFileSync(`${cp.dir}/pgids`, "utf8").trim().split(" ").map(Number);
+    const kcm = pids[2];
+    let alive = false;
+    try {
+      if (kcm) process.kill(kcm, 0);
+      alive = kcm !== undefined;
+    } catch {
+      alive = false;
+    }
+    const log = readFileSync(`${cp.dir}/kube-controller-manager.log`, "utf8").trimEnd().split("\n").slice(-8).join("\n");
+    return `kube-controller-manager ${alive ? "running" : "not running"}; its log ends:\n${log}`;
+  } catch (e) {
+    return `kube-controller-manager state unknown: ${String(e)}`;
   }
 }
 
@@ -177,12 +196,15 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
   const rssEnd = { gw: rssMb(gw.pid), op: rssMb(op.child.pid!) };
   let converge: number;
   try {
-    converge = await waitConverged(kube, NS, 120_000);
+    // Deleted servers' children go through kube-controller-manager's garbage collector, whose API
+    // budget (20 requests/s by default) it shares with the Deployment and ReplicaSet controllers:
+    // after a long soak it has a backlog to work off.
+    converge = await waitConverged(kube, NS, Math.max(120, SECONDS / 2) * 1000);
   } catch (e) {
     // Say what the operator did with the servers left over (their names are in the problems).
     const left = [...new Set([...(e as Error).message.matchAll(/\/(s-\d+)/g)].map((m) => m[1]!))].slice(0, 3);
     const lines = op.logs.filter((l) => left.some((n) => JSON.stringify(l).includes(`${NS}/${n}"`))).slice(-20);
-    throw new Error(`${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}`);
+    throw new Error(`${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${controllerManagerState()}`);
   }
   const g = trend(gwRss);
   const o = trend(opRss);
