@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { configFromArgs } from "../../operator/src/cli/commands/operator.ts";
-import { applyReason, contains, HASH_ANNOTATION, withHash } from "../../operator/src/controller/compare.ts";
+import { applyReason, contains, HASH_ANNOTATION, verifiedMarker, withHash } from "../../operator/src/controller/compare.ts";
 import { mergeConditions, transitions } from "../../operator/src/controller/conditions.ts";
 import { bearer, inClusterCredentials } from "../../operator/src/controller/credentials.ts";
 import { backoffDelay } from "../../operator/src/controller/informer.ts";
@@ -36,6 +36,11 @@ test("a child needs a write when missing, when its rendered content changed, or 
   assert.equal(withHash(cm({ a: "1" })).metadata.annotations?.[HASH_ANNOTATION], desired.metadata.annotations?.[HASH_ANNOTATION], "hash is stable");
   const removedField = withHash(cm({}));
   assert.equal(applyReason(removedField, live), "changed", "a field that disappeared from the render is seen through the hash");
+  // Once verified, the cache keeps only a marker: still equal for the same render, changed for another.
+  const marker = verifiedMarker(live, desired.metadata.annotations?.[HASH_ANNOTATION] as string);
+  assert.equal(marker.data, undefined, "the marker drops the body");
+  assert.equal(applyReason(desired, marker), undefined);
+  assert.equal(applyReason(removedField, marker), "changed");
 });
 
 test("containment ignores what the API server adds or drops, and sees real differences", () => {

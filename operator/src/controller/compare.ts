@@ -71,8 +71,24 @@ export function applyReason(desired: KubeObject, live: KubeObject | undefined): 
   if (!live) return "missing";
   const want = desired.metadata.annotations?.[HASH_ANNOTATION];
   if (want === undefined || live.metadata.annotations?.[HASH_ANNOTATION] !== want) return "changed";
+  if ((live as Record<string, unknown>)[VERIFIED] === want) return undefined;
   if (!contains(normalizeForCompare(desired), live)) return "drifted";
   return undefined;
+}
+
+/**
+ * Key of the marker that replaces a child in the cache once it was found (or made) equal to its
+ * rendered form with this hash. The informer replaces the marker with the whole object on the next
+ * watch event (any change, e.g. a hand edit), so drift is still seen; meanwhile the cache holds only
+ * metadata (and a Deployment's status, for Ready), which keeps 1,000 servers' children small.
+ */
+export const VERIFIED = "mcpBastionVerifiedHash";
+
+export function verifiedMarker(live: KubeObject, hash: string): KubeObject {
+  const { managedFields: _m, ...metadata } = live.metadata;
+  const marker: KubeObject = { apiVersion: live.apiVersion, kind: live.kind, metadata, [VERIFIED]: hash };
+  if (live.kind === "Deployment" && live.status !== undefined) marker.status = live.status;
+  return marker;
 }
 
 /** Paths where `desired` is not contained in `live` (for logs: which field drifted). */

@@ -78,6 +78,12 @@ export class Informer {
     this.cache.set(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
+  /** Replaces the cached object by a smaller stand-in of the same resourceVersion (see compare.ts VERIFIED). */
+  replaceSameVersion(obj: KubeObject): void {
+    const key = objectKey(obj);
+    if (this.cache.get(key)?.metadata.resourceVersion === obj.metadata.resourceVersion) this.cache.set(key, obj);
+  }
+
   forget(obj: { metadata: { name: string; namespace?: string } }): void {
     this.cache.delete(objectKey(obj));
   }

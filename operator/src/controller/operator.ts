@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import type { Server } from "node:http";
 import { API_VERSION, KIND, PLURAL, type McpServerStatus } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
-import { applyReason, differences } from "./compare.ts";
+import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } from "./compare.ts";
 import { transitions } from "./conditions.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
@@ -400,12 +400,17 @@ export class Operator {
         const inf = this.childInformer(obj.apiVersion, obj.kind, ns);
         const current = inf?.get(ns, obj.metadata.name);
         const why = applyReason(obj, current);
-        if (!why) return;
+        const hash = obj.metadata.annotations?.[HASH_ANNOTATION] as string;
+        if (!why) {
+          if (current && !(VERIFIED in current)) inf?.replaceSameVersion(verifiedMarker(current, hash));
+          return;
+        }
         if (why === "drifted") this.config.log("info", "reverting drift", { server: `${ns}/${raw.metadata.name}`, kind: obj.kind, name: obj.metadata.name, fields: differences(obj, current).slice(0, 5) });
         try {
           const live = await this.client.apply({ apiVersion: obj.apiVersion, plural: kind.plural, namespace: ns, name: obj.metadata.name }, obj, FIELD_MANAGER);
           this.countWrite("apply", obj.kind);
-          inf?.store(live);
+          // The answer is the object with our fields applied (force): remember only that.
+          inf?.store(verifiedMarker(live, hash));
           this.config.log("debug", "applied", { server: `${ns}/${raw.metadata.name}`, kind: obj.kind, name: obj.metadata.name, why });
         } catch (err) {
           errors.push(`${obj.kind} ${obj.metadata.name}: ${errorText(err)}`);
