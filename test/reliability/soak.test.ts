@@ -194,6 +194,14 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
     clearInterval(sampler);
   }
   const rssEnd = { gw: rssMb(gw.pid), op: rssMb(op.child.pid!) };
+  const g = trend(gwRss);
+  const o = trend(opRss);
+  const rate = (valid.ok / SECONDS).toFixed(0);
+  figures.figure("duration", `${SECONDS} s`);
+  figures.figure("valid calls", `${valid.ok} (${rate}/s), ${valid.errors.length} errors`);
+  figures.figure("hostile requests", `${hostile.sent}, ${hostile.problems.length} not refused cleanly`);
+  figures.figure("gateway RSS", `start ${rssStart.gw.toFixed(0)} MB, end ${rssEnd.gw.toFixed(0)} MB (trend: median ${g.start.toFixed(0)} -> ${g.end.toFixed(0)} MB)`);
+  figures.figure("operator RSS", `start ${rssStart.op.toFixed(0)} MB, end ${rssEnd.op.toFixed(0)} MB (trend: median ${o.start.toFixed(0)} -> ${o.end.toFixed(0)} MB)`);
   let converge: number;
   try {
     // Deleted servers' children go through kube-controller-manager's garbage collector, whose API
@@ -204,17 +212,11 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
     // Say what the operator did with the servers left over (their names are in the problems).
     const left = [...new Set([...(e as Error).message.matchAll(/\/(s-\d+)/g)].map((m) => m[1]!))].slice(0, 3);
     const lines = op.logs.filter((l) => left.some((n) => JSON.stringify(l).includes(`${NS}/${n}"`))).slice(-20);
+    figures.scenario("soak: the fleet converges after the churn", false);
     throw new Error(`${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${controllerManagerState()}`);
   }
-  const g = trend(gwRss);
-  const o = trend(opRss);
-  const rate = (valid.ok / SECONDS).toFixed(0);
-  figures.figure("duration", `${SECONDS} s`);
-  figures.figure("valid calls", `${valid.ok} (${rate}/s), ${valid.errors.length} errors`);
-  figures.figure("hostile requests", `${hostile.sent}, ${hostile.problems.length} not refused cleanly`);
+  figures.scenario("soak: the fleet converges after the churn", true);
   figures.figure("McpServers", `${cps.creates} created, ${cps.updates} updated, ${cps.deletes} deleted; converged ${(converge / 1000).toFixed(2)} s after the churn stopped`);
-  figures.figure("gateway RSS", `start ${rssStart.gw.toFixed(0)} MB, end ${rssEnd.gw.toFixed(0)} MB (trend: median ${g.start.toFixed(0)} -> ${g.end.toFixed(0)} MB)`);
-  figures.figure("operator RSS", `start ${rssStart.op.toFixed(0)} MB, end ${rssEnd.op.toFixed(0)} MB (trend: median ${o.start.toFixed(0)} -> ${o.end.toFixed(0)} MB)`);
 
   const checks: [string, boolean][] = [
     ["zero errors for valid clients", valid.errors.length === 0 && valid.ok > SECONDS * 10],
