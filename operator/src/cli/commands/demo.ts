@@ -148,10 +148,24 @@ export async function run(args: string[]): Promise<number> {
     await op?.stop();
     await cp?.stop();
   };
+  // Ctrl-C at any point: finish the current step, then stop the operator and the control plane
+  // cleanly (installed first, so the control plane's own last-resort signal handler stays out of the way).
+  let interrupted = false;
+  let wake = () => {};
+  const onSignal = () => {
+    interrupted = true;
+    wake();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const checkpoint = () => {
+    if (interrupted) throw new Interrupted();
+  };
   try {
     if (local) {
       out("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)...");
       cp = await startLocal();
+      checkpoint();
     } else {
       out(`using the cluster of KUBECONFIG=${process.env.KUBECONFIG}`);
     }
@@ -185,6 +199,7 @@ export async function run(args: string[]): Promise<number> {
       }
     }
 
+    checkpoint();
     out("starting the operator");
     const base = defaultConfig();
     op = new Operator(
@@ -197,6 +212,7 @@ export async function run(args: string[]): Promise<number> {
     );
     await op.start();
 
+    checkpoint();
     out(`applying ${examples.length} examples from ${examplesDir}`);
     await applyAll(client, examples);
     // Every example gets a verdict (Reconciled True or False) for its current generation.
@@ -206,7 +222,7 @@ export async function run(args: string[]): Promise<number> {
       return list.items.filter((s) => (s.status as Status | undefined)?.conditions?.some((c) => c.type === "Reconciled") && (s.status as { observedGeneration?: number }).observedGeneration === s.metadata.generation);
     };
     let done = await verdict();
-    while (done.length < examples.length && Date.now() < deadline) {
+    while (done.length < examples.length && Date.now() < deadline && !interrupted) {
       await new Promise((r) => setTimeout(r, 500));
       done = await verdict();
     }
@@ -222,23 +238,30 @@ export async function run(args: string[]): Promise<number> {
     if (cp && !values.once) out(`Try it: export KUBECONFIG=${cp.kubeconfigPath}; ${join(cp.binDir, "kubectl")} get mcpservers -A`);
     client.close();
 
-    if (!values.once) {
+    if (!values.once && !interrupted) {
       await new Promise<void>((resolveWait) => {
         const timer = exitAfter !== undefined ? setTimeout(resolveWait, exitAfter * 1000) : undefined;
         if (exitAfter === undefined) out("Running; Ctrl-C stops the operator and the control plane.");
-        const onSignal = () => {
+        wake = () => {
           clearTimeout(timer);
           resolveWait();
         };
-        process.once("SIGINT", onSignal);
-        process.once("SIGTERM", onSignal);
       });
     }
     out("stopping");
     await stopAll();
-    return 0;
+    return interrupted ? 130 : 0;
   } catch (err) {
     await stopAll().catch(() => {});
+    if (err instanceof Interrupted) {
+      out("interrupted: stopped");
+      return 130;
+    }
     throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
+
+class Interrupted extends Error {}
