@@ -70,8 +70,25 @@ export class Informer {
     return this.cache.get(namespace ? `${namespace}/${name}` : name);
   }
 
+  /**
+   * Uids of objects whose deletion this informer has seen (bounded, oldest dropped first). A write
+   * answered just before the object was deleted can be stored after its DELETED event: without
+   * this, store() would bring a deleted McpServer back into the cache for good, and every later
+   * reconcile would re-create children for an owner that no longer exists (orphans that the
+   * garbage collector deletes and the operator re-creates, forever). Found by the reliability soak.
+   */
+  private readonly deletedUids = new Set<string>();
+
+  private tombstone(obj: KubeObject): void {
+    const uid = obj.metadata.uid as string | undefined;
+    if (!uid) return;
+    this.deletedUids.add(uid);
+    if (this.deletedUids.size > 10_000) this.deletedUids.delete(this.deletedUids.values().next().value as string);
+  }
+
   /** Stores an object the controller just wrote, so a reconcile before its watch event sees it. */
   store(obj: KubeObject): void {
+    if (obj.metadata.uid && this.deletedUids.has(obj.metadata.uid as string)) return;
     const key = objectKey(obj);
     const old = this.cache.get(key);
     if (old && newerOrSame(old, obj)) return;
@@ -179,7 +196,11 @@ export class Informer {
       if (!prev) this.emit("ADDED", v);
       else if (prev.metadata.resourceVersion !== v.metadata.resourceVersion) this.emit("MODIFIED", v);
     }
-    for (const [k, v] of old) if (!seen.has(k)) this.emit("DELETED", v);
+    for (const [k, v] of old) {
+      if (seen.has(k)) continue;
+      this.tombstone(v);
+      this.emit("DELETED", v);
+    }
     if (!this.isSynced) {
       this.isSynced = true;
       this.syncedResolve();
@@ -217,6 +238,7 @@ export class Informer {
         const key = objectKey(obj);
         if (ev.type === "DELETED") {
           this.cache.delete(key);
+          this.tombstone(obj);
           this.emit("DELETED", obj);
         } else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
           const stored = this.opts.transform ? this.opts.transform(obj) : obj;
