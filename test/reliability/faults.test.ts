@@ -10,6 +10,8 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { after, before, test } from "node:test";
 import { parse } from "yaml";
+import { Informer } from "../../operator/src/controller/informer.ts";
+import { KubeClient, type KubeObject } from "../../operator/src/controller/kube.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { mcpServer, type OperatorProcess, spawnOperator } from "../controller/helpers.ts";
 import { Figures } from "./figures.ts";
@@ -301,5 +303,30 @@ test(`the leader SIGKILLed mid-batch of ${BIG} while a second replica waits for 
     await waitConverged(kube, LEADER_NS, CONVERGE_MS);
     const tEnd = performance.now();
     return `${secs(tEnd - tKill)} from kill to converged (Lease taken over after ${secs(takeover)}, ${done} reconciles done by the old leader), ${secs(tEnd - t0)} for the batch`;
+  });
+});
+
+test("a write answered just before a delete does not bring the deleted McpServer back into the operator's cache", async () => {
+  await scenario("no resurrection of a deleted McpServer in the informer cache", async () => {
+    // The race the soak found: reconcile writes status, the object is deleted, the DELETED event is
+    // handled, then the write's answer is stored. The real informer against the real API server.
+    const client = await KubeClient.create({ kubeconfigPath: cp.kubeconfigPath });
+    const inf = new Informer(client, { apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", plural: "mcpservers", namespace: NS });
+    inf.start();
+    try {
+      await inf.synced;
+      const name = "resurrect-me";
+      await createServers([name]);
+      await waitFor("the informer sees the server", 30_000, () => inf.get(NS, name) !== undefined);
+      const answer = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`, { metadata: { labels: { touched: "yes" } } }, "application/merge-patch+json");
+      assert.equal(answer.status, 200);
+      await kube.req("DELETE", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`);
+      await waitFor("the informer drops the server", 30_000, () => inf.get(NS, name) === undefined);
+      inf.store(answer.body as KubeObject);
+      assert.equal(inf.get(NS, name), undefined, "store() brought a deleted object back");
+      return "a late write answer is ignored after the DELETED event";
+    } finally {
+      await inf.stop();
+    }
   });
 });
