@@ -5,19 +5,13 @@
 // - every field we render must be present with the same value on the live object, which catches a
 //   hand edit (drift) of a field we manage. Fields the API server adds (defaults, status) are ignored.
 import { createHash } from "node:crypto";
+import { canonicalJson } from "../api/fingerprint.ts";
 import type { KubeObject } from "./kube.ts";
 
-export const HASH_ANNOTATION = "mcp.bastion.dev/applied-hash";
+// One canonical JSON for tool pins and child hashes; re-exported for the controller's callers.
+export { canonicalJson };
 
-/** JSON with object keys sorted, so equal values always give equal text. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-}
+export const HASH_ANNOTATION = "mcp.bastion.dev/applied-hash";
 
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
