@@ -530,16 +530,8 @@ export class Gateway {
   }
 
   #proxyPost(req: IncomingMessage, res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, body: Buffer, checked: Checked) {
-    const u = this.#upstreamUrl!;
     const tUp = process.hrtime.bigint();
-    const up = http.request({
-      agent: this.#agent,
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname + u.search,
-      method: "POST",
-      headers: this.#upstreamHeaders(req, { "content-type": "application/json", "content-length": body.length }),
-    });
+    const up = this.#upstreamPost(req, { "content-type": "application/json", "content-length": body.length });
     const isList = msg.method !== undefined && LIST_METHODS.has(msg.method) && msg.id !== undefined;
     let timedOut = false;
     let piped: NodeJS.ReadableStream | undefined;
@@ -643,18 +635,16 @@ export class Gateway {
     this.#finish(ctx, "timeout", 200);
   }
 
+  /** A POST to the upstream MCP endpoint over the keep-alive agent, with the client's forwarded headers. */
+  #upstreamPost(req: IncomingMessage, extra: OutgoingHttpHeaders) {
+    const u = this.#upstreamUrl!;
+    return http.request({ agent: this.#agent, host: u.hostname, port: u.port, path: u.pathname + u.search, method: "POST", headers: this.#upstreamHeaders(req, extra) });
+  }
+
   /** Tells the upstream to stop working on a request the client will no longer get an answer for. */
   #cancelUpstream(req: IncomingMessage, id: JsonRpcId) {
-    const u = this.#upstreamUrl!;
     const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: "timeout" } }));
-    const r = http.request({
-      agent: this.#agent,
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname + u.search,
-      method: "POST",
-      headers: this.#upstreamHeaders(req, { "content-type": "application/json", "content-length": body.length, accept: "application/json, text/event-stream" }),
-    });
+    const r = this.#upstreamPost(req, { "content-type": "application/json", "content-length": body.length, accept: "application/json, text/event-stream" });
     r.on("response", (x) => x.resume());
     r.on("error", () => undefined);
     r.end(body);

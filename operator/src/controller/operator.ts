@@ -10,7 +10,7 @@ import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } f
 import { transitions } from "./conditions.ts";
 import { Informer, objectKey } from "./informer.ts";
 import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
-import { LeaderElector } from "./leader.ts";
+import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
 import { type ClusterStorePolicy, desiredStatus, forgetRender, kindId, type OwnedKind, type Plan, planServer, statusEqual } from "./plan.ts";
 import { WorkQueue } from "./queue.ts";
@@ -31,15 +31,7 @@ export interface OperatorConfig {
   clusterStores: ClusterStorePolicy;
   /** McpServers reconciled at the same time. */
   concurrency: number;
-  leaderElection: {
-    enabled: boolean;
-    namespace: string;
-    name: string;
-    identity: string;
-    leaseDurationMs: number;
-    renewDeadlineMs: number;
-    retryPeriodMs: number;
-  };
+  leaderElection: { enabled: boolean } & Omit<LeaderOptions, "log">;
   /** host:port of /metrics (port 0: any free port); undefined: off. */
   metrics?: { host: string; port: number };
   /** host:port of /healthz and /readyz; undefined: off (may equal metrics). */
