@@ -2,25 +2,16 @@
 // gateway config builder, API key files, and an audit sink that keeps lines in memory.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GatewayConfigInput } from "../../gateway/src/config.ts";
+import { freePort } from "../support/index.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on("error", reject);
-  });
-}
+export { freePort } from "../support/index.ts";
 
 export interface Child {
   proc: ChildProcess;
@@ -34,7 +25,7 @@ export async function startEverything(mode: "streamableHttp" | "sse"): Promise<C
   const proc = spawn(process.execPath, [EVERYTHING, mode], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   await new Promise<void>((resolve, reject) => {
     let err = "";
-    const t = setTimeout(() => reject(new Error(`server-everything ${mode} did not start: ${err}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`server-everything ${mode} did not start within 60 s: ${err}`)), 60_000);
     proc.stderr!.on("data", (d: Buffer) => {
       err += d.toString();
       if (/listening|running/i.test(err)) {

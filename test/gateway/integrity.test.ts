@@ -6,6 +6,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { toolFingerprint } from "../../operator/src/api/fingerprint.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
+import { waitFor, waitUntil } from "../support/index.ts";
 import { ADD_DESCRIPTION, MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "ops-key-9Xq2Lm7Vb4Nc8Zr1Tw5Y";
@@ -46,7 +47,7 @@ async function start(onDrift: "Block" | "Warn", scan: boolean, pin: string): Pro
   cfg.tools = { pinned: [{ name: "add", sha256: pin }], onDrift, allowUnpinned: true, scanDescriptions: scan };
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
   const { port, adminPort } = await gw.start();
-  for (let i = 0; i < 100 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(`the ${onDrift} gateway to be ready (tool catalog loaded)`, () => gw.ready);
   return [gw, `http://127.0.0.1:${port}/mcp`, `http://127.0.0.1:${adminPort}`];
 }
 
@@ -85,7 +86,7 @@ describe("concurrency", () => {
     cfg.authorization.rules = [{ name: "all", clients: { apiKeys: ["*"] }, tools: { allow: ["slow"], deny: [] } }];
     cfg.limits.maxConcurrentRequests = 2;
     const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
-    const { port } = await gw.start();
+    const { port, adminPort } = await gw.start();
     try {
       const url = `http://127.0.0.1:${port}/mcp`;
       const mk = async (key: string) => {
@@ -94,11 +95,21 @@ describe("concurrency", () => {
         return c;
       };
       const [a, b] = await Promise.all([mk(KEY), mk(`${KEY}-other`)]);
-      const first = a.callTool({ name: "slow", arguments: { ms: 2000 } });
-      await new Promise((r) => setTimeout(r, 500));
+      // The first call holds a slot for 10 s; the test waits until the gateway counts it in flight (not a
+      // fixed sleep) and checks afterwards that it was still running, so a slow machine fails loudly.
+      let firstDone = false;
+      const first = a.callTool({ name: "slow", arguments: { ms: 10_000 } }).finally(() => {
+        firstDone = true;
+      });
+      await waitUntil(
+        "the first slow call to be in flight (mcp_gateway_inflight_requests 1)",
+        async () => /^mcp_gateway_inflight_requests(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text())?.[1],
+        (n) => n === "1",
+      );
       await assert.rejects(a.callTool({ name: "slow", arguments: { ms: 1 } }), /-32009.*too many concurrent requests/);
       const other = await b.callTool({ name: "slow", arguments: { ms: 1 } });
       assert.deepEqual(other.content, [{ type: "text", text: "done" }]);
+      assert.equal(firstDone, false, "the first call was still holding its slot while the others ran");
       assert.deepEqual((await first).content, [{ type: "text", text: "done" }]);
       await Promise.all([a.close(), b.close()]);
     } finally {

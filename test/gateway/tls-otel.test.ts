@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import tls from "node:tls";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
+import { waitFor } from "../support/index.ts";
 import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "otel-key-Mn4Bv6Cx8Za1Sd3F";
@@ -48,7 +49,7 @@ before(async () => {
   if (haveOpenssl) cfg.listen.tls = { certFile: join(certDir, "tls.crt"), keyFile: join(certDir, "tls.key") };
   gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
   port = (await gw.start()).port;
-  for (let i = 0; i < 100 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor("the gateway to be ready (tool catalog loaded)", () => gw.ready);
 });
 
 after(async () => {

@@ -10,6 +10,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
+import { waitFor, waitUntil, withDeadline } from "../support/index.ts";
 import { type Child, EVERYTHING, MemorySink, ROOT, baseConfig, freePort, startEverything, tempDir, writeKeys } from "./helpers.ts";
 
 const ALICE = "alice-Ut6Yh3Jk9Lm2Nb5Vc8Xz";
@@ -52,8 +53,7 @@ async function gateway(upstream: Parameters<typeof baseConfig>[0]["upstream"]): 
   writeKeys(dir, { alice: ALICE, bob: BOB });
   const gw = new Gateway({ config: parseConfig(baseConfig({ upstream, auth: { apiKeys: { dir } } })), auditSink: sink });
   const { port } = await gw.start();
-  for (let i = 0; i < 200 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(gw.ready, "gateway ready (tool catalog loaded through the upstream)");
+  await waitFor(`the gateway in front of ${upstream.transport} to be ready (tool catalog loaded through the upstream)`, () => gw.ready);
   return [gw, `http://127.0.0.1:${port}`];
 }
 
@@ -62,13 +62,14 @@ before(async () => {
   bridge = spawn(process.execPath, [CLI, "stdio-bridge", "--port", String(bridgePort), "--max-sessions", "4", "--", process.execPath, EVERYTHING, "stdio"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  await new Promise<void>((resolve, reject) => {
+  const listening = new Promise<void>((resolve, reject) => {
     bridge.stderr!.on("data", (d: Buffer) => {
       bridgeLog += d.toString();
       if (bridgeLog.includes('"msg":"listening"')) resolve();
     });
     bridge.on("exit", (c) => reject(new Error(`bridge exited ${c}: ${bridgeLog}`)));
   });
+  await withDeadline("the stdio bridge to log that it listens", listening, 60_000, () => bridgeLog);
   sseUp = await startEverything("sse");
   [[viaBridge, bridgeUrl], [viaSse, sseUrl]] = await Promise.all([
     gateway({ transport: "stdio", bridge: { host: "127.0.0.1", port: bridgePort } }),
@@ -84,8 +85,7 @@ after(async () => {
 
 /** Waits until exactly n server processes live (the gateway's own short tools/list sessions come and go). */
 async function waitSessions(n: number): Promise<void> {
-  for (let i = 0; i < 150 && liveSessions() !== n; i++) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(liveSessions(), n, "server processes alive");
+  await waitUntil(`${n} stdio server processes alive (sessions started minus ended in the bridge log)`, liveSessions, (live) => live === n, 60_000, 100);
 }
 
 function liveSessions(): number {
@@ -126,8 +126,7 @@ describe("stdio server through the bridge", () => {
     const socks = [];
     for (let i = 0; i < 5; i++) socks.push(tcpConnect({ host: "127.0.0.1", port: bridgePort }));
     await waitSessions(4);
-    for (let i = 0; i < 20 && !bridgeLog.includes("child limit reached"); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(bridgeLog, /child limit reached/);
+    await waitFor("the bridge to log that it refused the fifth connection (child limit reached)", () => bridgeLog.includes("child limit reached"), 60_000, 100);
     for (const s of socks) s.destroy();
     await waitSessions(0);
     const pids = [...bridgeLog.slice(seen).matchAll(/"msg":"session started","pid":(\d+)/g)].map((m) => Number(m[1]));

@@ -1,0 +1,91 @@
+// What every test needs to be robust on a loaded machine (load average several times the core count):
+// wait for a state by polling it with a generous deadline, and a free loopback port. No test sleeps
+// for a fixed time to "let something happen": it waits for the state it needs and, when the deadline
+// passes, says what it waited for and what it saw last.
+import { once } from "node:events";
+import { createServer } from "node:net";
+
+/** Deadlines are generous on purpose: they only bound a test that is broken, they never pace one that works. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/**
+ * Polls `check` every `intervalMs` until it returns a truthy value, and returns that value. A check that
+ * throws counts as "not yet" (its error becomes the last value seen). When `timeoutMs` has passed, throws
+ * `timed out after Ns waiting for WHAT (last seen: ...)`. The check always runs at least once, and once more
+ * at the deadline, so a slow poll (a kubectl call that took the whole budget) is not mistaken for a timeout.
+ */
+export function waitFor<T>(
+  what: string | (() => string),
+  check: () => T | undefined | null | false | "" | 0 | Promise<T | undefined | null | false | "" | 0>,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  intervalMs = 200,
+): Promise<T> {
+  return waitUntil(what, check, (v) => Boolean(v), timeoutMs, intervalMs) as Promise<T>;
+}
+
+/**
+ * Like waitFor, for a check whose value says more than true/false: polls `probe` until `done(value)`,
+ * returns that value, and on the deadline names the last value (e.g. `HTTP 503`, a status object).
+ */
+export async function waitUntil<T>(
+  what: string | (() => string),
+  probe: () => T | Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = "(not checked yet)";
+  for (;;) {
+    try {
+      const v = await probe();
+      if (done(v)) return v;
+      last = v;
+    } catch (err) {
+      last = err instanceof Error ? `error: ${err.message}` : err;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await new Promise((r) => setTimeout(r, Math.min(intervalMs, left)));
+  }
+  const label = typeof what === "string" ? what : what();
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${label} (last seen: ${describe(last)})`);
+}
+
+/** A short, single-line rendering of whatever a check last returned. */
+export function describe(v: unknown, max = 500): string {
+  let s: string;
+  if (typeof v === "string") s = v;
+  else {
+    try {
+      s = JSON.stringify(v) ?? String(v);
+    } catch {
+      s = String(v);
+    }
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * Resolves with the first value an event source produces, or throws after `timeoutMs` with what was awaited
+ * and `seen()` (e.g. the child's stderr so far). For "wait until this process prints that it listens".
+ */
+export function withDeadline<T>(what: string, promise: Promise<T>, timeoutMs = DEFAULT_TIMEOUT_MS, seen: () => unknown = () => "(nothing)"): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last seen: ${describe(seen())})`)), timeoutMs);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** A free TCP port on 127.0.0.1 (bind to 0, read the port, release it). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const addr = srv.address();
+  srv.close();
+  await once(srv, "close");
+  if (!addr || typeof addr === "string") throw new Error("could not allocate a port");
+  return addr.port;
+}
