@@ -13,11 +13,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freePort } from "../../test/support/index.ts";
 import { measureSteps } from "./steps.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -26,16 +26,6 @@ const KEY = "bench-key-Lk3Jh5Gf7Ds9Aq2W";
 const { values: opts } = parseArgs({ options: { requests: { type: "string" }, seconds: { type: "string" } } });
 const LATENCY_REQUESTS = Number(opts.requests ?? 3000);
 const THROUGHPUT_SECONDS = Number(opts.seconds ?? 5);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function waitOutput(proc: ChildProcess, stream: "stdout" | "stderr", re: RegExp, what: string): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {

@@ -11,6 +11,7 @@ import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
+import { waitUntil } from "../support/index.ts";
 
 const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 let cp: ControlPlane;
@@ -19,9 +20,21 @@ before(async () => {
   cp = await startControlPlane();
   const applied = await cp.kubectl(["apply", "--server-side", "-f", "-"], { input: crdYaml() });
   assert.equal(applied.code, 0, applied.stderr);
-  const ready = await cp.kubectl(["wait", "--for=condition=Established", "crd/mcpservers.mcp.bastion.dev", "--timeout=60s"]);
-  assert.equal(ready.code, 0, ready.stderr);
-  for (const ns of ["agents", "data", "cel"]) await cp.kubectl(["create", "namespace", ns]);
+  // Not `kubectl wait --for=condition=Established`: it fails outright ("<nil> is of the type <nil>") when it
+  // looks before the CRD has any condition, which a loaded machine makes likely. Poll for the condition.
+  await waitUntil(
+    "the McpServer CRD to be Established",
+    async () => {
+      const r = await cp.kubectl(["get", "crd", "mcpservers.mcp.bastion.dev", "-o", "jsonpath={.status.conditions}"]);
+      if (r.code !== 0) throw new Error(r.stderr.trim());
+      return r.stdout ? (JSON.parse(r.stdout) as { type: string; status: string }[]) : [];
+    },
+    (conditions) => conditions.some((c) => c.type === "Established" && c.status === "True"),
+  );
+  for (const ns of ["agents", "data", "cel"]) {
+    const r = await cp.kubectl(["create", "namespace", ns]);
+    assert.equal(r.code, 0, r.stderr);
+  }
 });
 after(async () => {
   await cp?.stop();
@@ -42,21 +55,11 @@ test("every example is admitted by the API server", async () => {
 
 test("kubectl explain shows the descriptions and get shows the printer columns", async () => {
   // The OpenAPI document the API server publishes for a new CRD lags its Established condition.
-  let explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
-  for (let i = 0; i < 40 && explain.code !== 0; i++) {
-    await new Promise((r) => setTimeout(r, 500));
-    explain = await cp.kubectl(["explain", "mcpservers.spec.auth"]);
-  }
-  assert.equal(explain.code, 0, explain.stderr);
+  const explain = await waitUntil("kubectl explain mcpservers.spec.auth to work (published OpenAPI)", () => cp.kubectl(["explain", "mcpservers.spec.auth"]), (r) => r.code === 0, 60_000, 500);
   assert.match(explain.stdout, /no\s+anonymous mode/);
   const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);
   assert.equal(created.code, 0, created.stderr);
-  let get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
-  for (let i = 0; i < 20 && get.code !== 0; i++) {
-    await new Promise((r) => setTimeout(r, 500));
-    get = await cp.kubectl(["get", "mcps", "-n", "agents"]);
-  }
-  assert.equal(get.code, 0, get.stderr);
+  const get = await waitUntil("kubectl get mcps (the short name) to work", () => cp.kubectl(["get", "mcps", "-n", "agents"]), (r) => r.code === 0, 60_000, 500);
   assert.match(get.stdout.split("\n")[0]!, /NAME\s+READY\s+TRANSPORT\s+AUTH\s+MTLS\s+URL\s+AGE/);
   assert.match(get.stdout, /everything\s+streamable-http/);
 });

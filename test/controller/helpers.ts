@@ -8,6 +8,7 @@ import { stringify } from "yaml";
 import { CLUSTER_RULES, LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
 import type { ControlPlane } from "../controlplane/index.ts";
+import { waitFor, waitUntil } from "../support/index.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const UPSTREAM_CRDS = join(ROOT, "..", "shared", "crds-upstream");
@@ -28,22 +29,8 @@ export async function getJson<T = Record<string, any>>(cp: ControlPlane, args: s
   return JSON.parse(r.stdout) as T;
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` and the last value seen. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err instanceof Error ? err.message : err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last: ${JSON.stringify(last)?.slice(0, 500)})`);
-}
+/** Polls `check` until it returns a truthy value; fails with `what` and the last value seen (test/support). */
+export { waitFor };
 
 /** Installs the McpServer CRD and waits until it is served. */
 export async function installCrd(cp: ControlPlane): Promise<void> {
@@ -144,12 +131,20 @@ export function conditionsOf(obj: { status?: { conditions?: { type: string }[] }
 }
 
 /** Waits until an McpServer has the condition with the given status (and reason, when given). */
-export async function waitCondition(cp: ControlPlane, ns: string, name: string, type: string, status: string, reason?: string, timeoutMs = 30_000) {
-  return waitFor(`${ns}/${name} ${type}=${status}${reason ? ` (${reason})` : ""}`, async () => {
-    const obj = await getJson(cp, ["mcpserver", "-n", ns, name]);
-    const c = conditionsOf(obj)[type];
-    return c && c.status === status && (!reason || c.reason === reason) && c.observedGeneration === obj?.metadata?.generation ? obj : undefined;
-  }, timeoutMs);
+export async function waitCondition(cp: ControlPlane, ns: string, name: string, type: string, status: string, reason?: string, timeoutMs = 60_000) {
+  return waitUntil(
+    `${ns}/${name} ${type}=${status}${reason ? ` (${reason})` : ""}`,
+    async () => {
+      const obj = await getJson(cp, ["mcpserver", "-n", ns, name]);
+      // What the error shows when the deadline passes: the conditions and generations, not the whole object.
+      return { conditions: obj?.status?.conditions, generation: obj?.metadata?.generation, observedGeneration: obj?.status?.observedGeneration, obj };
+    },
+    ({ obj }) => {
+      const c = conditionsOf(obj)[type];
+      return !!c && c.status === status && (!reason || c.reason === reason) && c.observedGeneration === obj?.metadata?.generation;
+    },
+    timeoutMs,
+  ).then(({ obj }) => obj as NonNullable<typeof obj>); // done() saw it
 }
 
 export interface OperatorProcess {
@@ -205,7 +200,7 @@ export async function spawnOperator(kubeconfig: string, args: string[] = [], nod
     }
     for (const w of waiters.splice(0)) w();
   });
-  const waitLog = async (what: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 30_000) => {
+  const waitLog = async (what: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 60_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = logs.find(pred);

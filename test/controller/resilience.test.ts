@@ -13,7 +13,9 @@ let cp: ControlPlane;
 const running: OperatorProcess[] = [];
 
 async function operator(args: string[] = []): Promise<OperatorProcess> {
-  const p = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=3", "--concurrency=8", ...args]);
+  // A 10 s Lease (renew deadline 6.7 s): short enough for a quick takeover, long enough that a leader on a
+  // loaded machine does not miss its renewals and hand over by accident in the middle of a test.
+  const p = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=10", "--concurrency=8", ...args]);
   running.push(p);
   return p;
 }
@@ -98,7 +100,7 @@ test("with two replicas only the leader writes; when it is killed the standby ta
 
   await current.stop("SIGKILL"); // no chance to release the Lease: the standby must wait for it to expire
   await applyServers(["late-2"]);
-  await standby.waitLog("standby became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 30_000);
+  await standby.waitLog("standby became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 90_000);
   await allReconciled(["late-2"]);
   assert.ok(writesBy(standby).some((e) => e.objectRef?.name === "late-2"), "the new leader applied late-2");
   current = standby;
@@ -140,7 +142,7 @@ test("a leader that loses its Lease stops at once and exits non-zero (its pod re
   await leader.waitLog("became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"));
   const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
   await must(cp, ["patch", "lease", "-n", "default", "takeover-test", "--type=merge", "-p", JSON.stringify({ spec: { holderIdentity: "someone-else", renewTime: now } })]);
-  const code = await Promise.race([leader.stop("SIGCONT"), new Promise((r) => setTimeout(r, 20_000, "still running"))]);
+  const code = await Promise.race([leader.stop("SIGCONT"), new Promise((r) => setTimeout(r, 60_000, "still running 60 s after its Lease was taken"))]);
   assert.equal(code, 1, JSON.stringify(leader.logs));
   assert.ok(leader.logs.some((l) => l.msg === "lost leadership: stopping all work"));
 });

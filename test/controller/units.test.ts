@@ -13,6 +13,7 @@ import { backoffDelay } from "../../operator/src/controller/informer.ts";
 import type { KubeObject } from "../../operator/src/controller/kube.ts";
 import { clusterStoreAllowed, desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
 import { WorkQueue } from "../../operator/src/controller/queue.ts";
+import { waitFor } from "../support/index.ts";
 import { mcpServer } from "./helpers.ts";
 
 const env = (over: Partial<PlanEnv> = {}): PlanEnv => ({ gatewayImage: "gw:1", servedKinds: new Set(), clusterStores: new Map(), ...over });
@@ -132,12 +133,14 @@ test("the work queue never runs one key twice at once, runs keys in parallel, re
     },
     { concurrency: 3, baseDelayMs: 10, maxDelayMs: 50 },
   );
+  // add() starts work synchronously: a, b and c run now (concurrency 3) and flaky waits in the queue,
+  // whatever the machine's speed (no timing involved).
   for (const k of ["a", "b", "c", "flaky"]) q.add(k);
-  q.add("a"); // queued already: deduplicated
-  await new Promise((r) => setTimeout(r, 5));
+  q.add("flaky"); // queued already: deduplicated
   q.add("a"); // running: marked dirty, runs again after
   await q.idle();
-  await new Promise((r) => setTimeout(r, 100)); // the retry of "flaky"
+  // idle() does not count delayed retries: wait for the retry of "flaky" to start, then to finish.
+  await waitFor("the retry of flaky to run", () => runs.filter((k) => k === "flaky").length >= 2, 30_000, 10);
   await q.idle();
   assert.equal(maxParallel, 3);
   assert.equal(runs.filter((k) => k === "a").length, 2);

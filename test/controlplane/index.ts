@@ -10,10 +10,10 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../support/index.ts";
 
 export interface ControlPlane {
   kubeconfigPath: string;
@@ -45,6 +45,8 @@ export interface StartOptions {
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** Only bounds a broken start: on a machine loaded several times over, kube-apiserver alone can take a minute. */
+const READY_TIMEOUT_MS = 180_000;
 
 /** Processes started by any control plane in this Node process, keyed by pid (= process group id). */
 const live = new Set<number>();
@@ -109,17 +111,8 @@ function run(
   });
 }
 
-/** A free TCP port on 127.0.0.1 (bind to 0, read the port, release it). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const addr = srv.address();
-  srv.close();
-  await once(srv, "close");
-  if (!addr || typeof addr === "string") throw new Error("could not allocate a port");
-  return addr.port;
-}
+/** A free TCP port on 127.0.0.1 (the one shared copy lives in test/support). */
+export { freePort };
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   const { code, stderr } = await run("openssl", args.map((a) => a.replaceAll("{dir}", cwd)));
@@ -297,7 +290,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     procs.push(etcd, apiserver);
     startProc(etcd);
     startProc(apiserver);
-    await waitReady(dir, server, apiserver, 90_000);
+    await waitReady(dir, server, apiserver, READY_TIMEOUT_MS);
 
     if (opts.controllerManager) {
       const kcm: Proc = {
@@ -342,13 +335,13 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       async restartApiServer() {
         await killProc(apiserver, "SIGKILL", 0);
         startProc(apiserver);
-        await waitReady(dir, server, apiserver, 90_000);
+        await waitReady(dir, server, apiserver, READY_TIMEOUT_MS);
       },
       async restartEtcd() {
         await killProc(etcd, "SIGKILL", 0);
         startProc(etcd);
-        await waitEtcd(etcdPort, 60_000);
-        await waitReady(dir, server, apiserver, 90_000);
+        await waitEtcd(etcdPort, READY_TIMEOUT_MS);
+        await waitReady(dir, server, apiserver, READY_TIMEOUT_MS);
       },
       async stop() {
         if (stopped) return;
@@ -381,16 +374,19 @@ function tail(file: string, lines: number): string {
 /** Polls etcd's /health until it reports healthy (the API server's /readyz can lag behind). */
 async function waitEtcd(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let last = "";
   while (Date.now() < deadline) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok && ((await res.json()) as { health?: string }).health === "true") return;
-    } catch {
-      // not up yet
+      const body = await res.text();
+      last = `HTTP ${res.status} ${body.slice(0, 200)}`;
+      if (res.ok && (JSON.parse(body) as { health?: string }).health === "true") return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err); // not up yet
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`etcd not healthy after ${timeoutMs / 1000}s`);
+  throw new Error(`etcd not healthy after ${timeoutMs / 1000}s (last: ${last})`);
 }
 
 /** Polls /readyz with the admin certificate until it answers 200. */

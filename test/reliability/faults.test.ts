@@ -16,7 +16,8 @@ import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { mcpServer, type OperatorProcess, spawnOperator } from "../controller/helpers.ts";
 import { Figures } from "./figures.ts";
 import { fleetProblems, waitConverged } from "./fleet.ts";
-import { CRD_FILE, ensureNamespace, installCrd, type Kube, kubeClient, MCP_PATH, waitFor } from "./kube.ts";
+import { waitFor, waitUntil } from "../support/index.ts";
+import { CRD_FILE, ensureNamespace, installCrd, type Kube, kubeClient, MCP_PATH } from "./kube.ts";
 
 const figures = new Figures(import.meta.url);
 after(() => figures.flush());
@@ -27,6 +28,8 @@ const SMALL = LONG ? 200 : 40;
 const NS = "faults";
 const LEADER_NS = "faults-leader";
 const CONVERGE_MS = 180_000;
+/** How long a write may keep being refused while the API server (or etcd) restarts under it. */
+const RESTART_MS = 180_000;
 
 let cp: ControlPlane;
 let kube: Kube;
@@ -46,11 +49,12 @@ async function createServers(names: string[], ns = NS): Promise<void> {
   await Promise.all(
     Array.from({ length: 16 }, async () => {
       for (let n = queue.shift(); n; n = queue.shift()) {
-        for (let attempt = 0; ; attempt++) {
+        const deadline = Date.now() + RESTART_MS;
+        for (;;) {
           const r = await kube.req("POST", `${MCP_PATH}/namespaces/${ns}/mcpservers`, mcpServer(n, ns));
           if (r.status === 201 || r.status === 409) break;
           // The API server may be restarting under us: retry like kubectl would.
-          if (attempt > 60) throw new Error(`create ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+          if (Date.now() > deadline) throw new Error(`create ${n}: still refused after ${RESTART_MS / 1000} s: HTTP ${r.status} ${r.text.slice(0, 200)}`);
           await new Promise((res) => setTimeout(res, 500));
         }
       }
@@ -62,10 +66,11 @@ async function createServers(names: string[], ns = NS): Promise<void> {
 async function updateServers(names: string[], value: string): Promise<void> {
   await Promise.all(
     names.map(async (n) => {
-      for (let attempt = 0; ; attempt++) {
+      const deadline = Date.now() + RESTART_MS;
+      for (;;) {
         const r = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${n}`, { spec: { env: [{ name: "ROUND", value }] } }, "application/merge-patch+json");
         if (r.status === 200) return;
-        if (attempt > 60) throw new Error(`update ${n}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        if (Date.now() > deadline) throw new Error(`update ${n}: still refused after ${RESTART_MS / 1000} s: HTTP ${r.status} ${r.text.slice(0, 200)}`);
         await new Promise((res) => setTimeout(res, 500));
       }
     }),
@@ -109,7 +114,7 @@ test(`kube-apiserver killed and restarted during a batch of ${BIG} reconciles`, 
     const batch = names("a", BIG);
     const t0 = performance.now();
     await createServers(batch);
-    await waitFor("the batch to be under way", 60_000, async () => (await op!.metric("mcp_bastion_reconcile_total")) >= 10, 50);
+    await waitFor("the batch to be under way (10 reconciles)", async () => (await op!.metric("mcp_bastion_reconcile_total")) >= 10, 60_000, 50);
     const done = await op!.metric("mcp_bastion_reconcile_total");
     const tKill = performance.now();
     await cp.restartApiServer();
@@ -125,7 +130,7 @@ test("etcd killed and restarted while specs change", async () => {
     const batch = names("a", SMALL);
     const before = await op!.metric("mcp_bastion_reconcile_total");
     await updateServers(batch, "etcd");
-    await waitFor("updates under way", 60_000, async () => (await op!.metric("mcp_bastion_reconcile_total")) > before + 2, 50);
+    await waitFor("updates under way (3 reconciles)", async () => (await op!.metric("mcp_bastion_reconcile_total")) > before + 2, 60_000, 50);
     const t0 = performance.now();
     await cp.restartEtcd();
     const outage = performance.now() - t0;
@@ -185,7 +190,7 @@ test("watches closed by the server (CRD updated) mid-change", async () => {
     crd.spec.versions[0]!.schema.openAPIV3Schema.description = `McpServer (reliability suite, ${Date.now()})`;
     const t0 = performance.now();
     await installCrd(kube, crd);
-    const how = await Promise.race([w.ended, new Promise<string>((r) => setTimeout(r, 30_000, "still open after 30 s"))]);
+    const how = await Promise.race([w.ended, new Promise<string>((r) => setTimeout(r, 60_000, "still open after 60 s"))]);
     assert.equal(how, "closed by the server", "the API server did not close watches on the CRD update");
     await updateServers(names("a", SMALL), "rewatch");
     await waitConverged(kube, NS, CONVERGE_MS);
@@ -212,12 +217,16 @@ test("410 Gone: the operator comes back with a resourceVersion the API server no
       await updateServers(names("a", SMALL), "missed");
       await cp.restartApiServer();
       // Right after a restart the API server answers 429 until its watch cache is ready: ask again.
-      for (let i = 0; i < 60; i++) {
-        const w = rawWatch(stale);
-        proof = await Promise.race([w.firstEvent, new Promise<string>((r) => setTimeout(r, 15_000, "no event"))]);
-        if (proof !== "HTTP 429") break;
-        await new Promise((r) => setTimeout(r, 500));
-      }
+      proof = await waitUntil(
+        "a watch from the stale resourceVersion to get an answer other than 429",
+        () => {
+          const w = rawWatch(stale);
+          return Promise.race([w.firstEvent, new Promise<string>((r) => setTimeout(r, 30_000, "no event within 30 s"))]);
+        },
+        (first) => first !== "HTTP 429",
+        RESTART_MS,
+        500,
+      );
     } finally {
       process.kill(pid, "SIGCONT");
     }
@@ -238,10 +247,11 @@ test("update conflicts: another writer fights over the children and the specs", 
     let stop = false;
     let conflicts = 0;
     let intruderWrites = 0;
+    let rounds = 0;
     // The intruder: scales Deployments by server-side apply (force) and patches specs with a stale
     // resourceVersion precondition, as a careless controller or a human with an old copy would.
     const intruder = (async () => {
-      for (let round = 0; !stop; round++) {
+      for (let round = 0; !stop; round++, rounds++) {
         await Promise.all(
           batch.slice(0, 20).map(async (n) => {
             const d = await kube.req(
@@ -267,7 +277,10 @@ test("update conflicts: another writer fights over the children and the specs", 
       }
     })();
     await updateServers(batch, "owner");
+    // The fight lasts a while (a duration, not a synchronisation), and at least a few intruder rounds
+    // however slow the machine, so the scenario always has something to converge from.
     await new Promise((r) => setTimeout(r, LONG ? 30_000 : 5_000));
+    await waitFor(() => `3 intruder rounds (${rounds} done)`, () => rounds >= 3);
     stop = true;
     await intruder;
     const t0 = performance.now();
@@ -282,8 +295,9 @@ test("update conflicts: another writer fights over the children and the specs", 
 
 test(`the leader SIGKILLed mid-batch of ${BIG} while a second replica waits for the Lease`, async () => {
   await scenario(`leader SIGKILL mid-batch of ${BIG}`, async () => {
-    // A fresh pair with a short Lease (3 s), the first one alone so it is the leader.
-    const lease = ["--lease-duration=3", "--leader-election-id=reliability-pair"];
+    // A fresh pair with a short Lease (10 s), the first one alone so it is the leader. Not shorter: a
+    // leader busy with 200 reconciles on a loaded machine must not miss its renew deadline (2/3 of it).
+    const lease = ["--lease-duration=10", "--leader-election-id=reliability-pair"];
     await op!.stop("SIGTERM");
     // The test cluster's Service range is a /24: free the first batch's Service IPs (there is no
     // garbage collector without kube-controller-manager) and use a namespace of its own.
@@ -295,17 +309,17 @@ test(`the leader SIGKILLed mid-batch of ${BIG} while a second replica waits for 
     );
     await ensureNamespace(kube, LEADER_NS);
     const leader = await operator(lease);
-    await leader.waitLog("leader elected", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 30_000);
+    await leader.waitLog("leader elected", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 60_000);
     const standby = await operator(lease);
     op = standby;
     const batch = names("k", BIG);
     const t0 = performance.now();
     await createServers(batch, LEADER_NS);
-    await waitFor("the batch to be under way", 60_000, async () => (await leader.metric("mcp_bastion_reconcile_total")) >= 10, 50);
+    await waitFor("the batch to be under way (10 reconciles by the leader)", async () => (await leader.metric("mcp_bastion_reconcile_total")) >= 10, 60_000, 50);
     const done = await leader.metric("mcp_bastion_reconcile_total");
     const tKill = performance.now();
     await leader.stop("SIGKILL");
-    await standby.waitLog("standby took over", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 30_000);
+    await standby.waitLog("standby took over", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 90_000);
     const takeover = performance.now() - tKill;
     await waitConverged(kube, LEADER_NS, CONVERGE_MS);
     const tEnd = performance.now();
@@ -324,11 +338,11 @@ test("a write answered just before a delete does not bring the deleted McpServer
       await inf.synced;
       const name = "resurrect-me";
       await createServers([name]);
-      await waitFor("the informer sees the server", 30_000, () => inf.get(NS, name) !== undefined);
+      await waitFor("the informer sees the server", () => inf.get(NS, name) !== undefined);
       const answer = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`, { metadata: { labels: { touched: "yes" } } }, "application/merge-patch+json");
       assert.equal(answer.status, 200);
       await kube.req("DELETE", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`);
-      await waitFor("the informer drops the server", 30_000, () => inf.get(NS, name) === undefined);
+      await waitFor("the informer drops the server", () => inf.get(NS, name) === undefined);
       inf.store(answer.body as KubeObject);
       assert.equal(inf.get(NS, name), undefined, "store() brought a deleted object back");
       return "a late write answer is ignored after the DELETED event";

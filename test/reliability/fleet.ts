@@ -4,7 +4,8 @@
 // Reads everything with a few list calls, so it can be polled to time convergence.
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
-import { type Kube, MCP_PATH, waitFor } from "./kube.ts";
+import { waitUntil } from "../support/index.ts";
+import { type Kube, MCP_PATH } from "./kube.ts";
 
 interface Item {
   metadata: { name: string; uid: string; generation?: number; creationTimestamp?: string; labels?: Record<string, string>; ownerReferences?: { uid: string; controller?: boolean }[]; deletionTimestamp?: string };
@@ -65,13 +66,16 @@ export async function fleetProblems(kube: Kube, ns: string, names?: Set<string>)
 
 /** Polls until the namespace is converged; returns the elapsed ms, or throws with what is left. */
 export async function waitConverged(kube: Kube, ns: string, timeoutMs: number, names?: Set<string>): Promise<number> {
-  let last: string[] = [];
-  try {
-    return await waitFor(`namespace ${ns} to converge`, timeoutMs, async () => {
-      last = await fleetProblems(kube, ns, names);
-      return last.length === 0;
-    }, 250);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; ${last.length} problems, first: ${last.slice(0, 5).join(" | ")}`);
-  }
+  const start = performance.now();
+  await waitUntil(
+    `namespace ${ns} to converge (last seen: how many problems, and the first ones)`,
+    async () => {
+      const problems = await fleetProblems(kube, ns, names);
+      return { problems: problems.length, first: problems.slice(0, 5) };
+    },
+    (p) => p.problems === 0,
+    timeoutMs,
+    250,
+  );
+  return performance.now() - start;
 }

@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { baseConfig, type Child, startEverything, tempDir, writeKeys } from "../gateway/helpers.ts";
+import { waitFor } from "../support/index.ts";
 import { Figures, peakRssMb, rssMb } from "./figures.ts";
 import { type GatewayProcess, httpRequest, type RawResponse, rawExchange, STACK_TRACE, startGateway } from "./gateway.ts";
 
@@ -352,12 +353,11 @@ describe("adversarial requests", () => {
   });
 
   test("the valid client was served throughout, without one error", async () => {
-    // Let it run a little after the last hostile request: the gateway must still answer.
+    // After the last hostile request the gateway must still answer: wait for the valid client's next
+    // successful calls (a state, however slow the machine), then check that none of its calls failed.
     const before = valid.ok;
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor(() => `the valid client to make progress after the hostile requests (${valid.ok} ok, ${before} before, 20 needed; errors: ${valid.errors.slice(0, 3).join("; ")})`, () => valid.ok > before && valid.ok >= 20);
     assert.deepEqual(valid.errors, []);
-    assert.ok(valid.ok > before, "the valid client made no progress after the hostile requests");
-    assert.ok(valid.ok >= 20, `only ${valid.ok} valid calls`);
     figures.figure("valid client calls during the attack", `${valid.ok} ok, ${valid.errors.length} errors`);
     figures.scenario("valid client served throughout", true);
   });
@@ -437,12 +437,14 @@ describe("JWKS fetch failures", () => {
         const r = await httpRequest(g.base, {
           headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${token}` },
           body: rpc("initialize", { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: "t", version: "1" } }),
-          timeoutMs: 20_000,
+          timeoutMs: 30_000,
         });
         const ms = performance.now() - start;
         assert.equal(r.status, 401, `HTTP ${r.status} ${r.body.slice(0, 200)}`);
         assert.deepEqual(problemsWith(r), []);
-        assert.ok(ms < 10_000, `refusal took ${ms} ms`);
+        // The gateway gives up on the JWKS after 3 s; 15 s separates that from a hang (the request's own
+        // 30 s timeout) with room for a loaded machine.
+        assert.ok(ms < 15_000, `refusal took ${ms} ms`);
         const c = new Client({ name: "valid", version: "1" });
         await c.connect(new StreamableHTTPClientTransport(new URL(`${g.base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${KEYS.valid}` } } }));
         const e = await c.callTool({ name: "echo", arguments: { message: "still here" } });

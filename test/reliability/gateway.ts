@@ -8,6 +8,7 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { GatewayConfigInput } from "../../gateway/src/config.ts";
+import { waitUntil } from "../support/index.ts";
 import { ROOT, tempDir } from "../gateway/helpers.ts";
 
 export interface GatewayProcess {
@@ -34,7 +35,7 @@ export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: 
     out = cap(out + d.toString());
   });
   const ports = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gateway did not start: ${err}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`gateway did not start within 60 s: ${err}`)), 60_000);
     gw.stderr!.on("data", (d: Buffer) => {
       err = cap(err + d.toString());
       const m = /"msg":"gateway listening","port":(\d+),"adminPort":(\d+)/.exec(err);
@@ -48,11 +49,8 @@ export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: 
   const exited = once(gw, "exit");
   const alive = () => gw.exitCode === null && gw.signalCode === null;
   const admin = `http://127.0.0.1:${ports.adminPort}`;
-  for (let i = 0; opts.waitReady !== false && i < 150; i++) {
-    const r = await fetch(`${admin}/readyz`).catch(() => undefined);
-    if (r?.status === 200) break;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  if (opts.waitReady !== false)
+    await waitUntil("the gateway's /readyz to answer 200", async () => (await fetch(`${admin}/readyz`)).status, (s) => s === 200, 60_000, 100);
   return {
     base: `http://127.0.0.1:${ports.port}`,
     admin,

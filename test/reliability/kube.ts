@@ -7,6 +7,7 @@ import { Agent, request } from "node:https";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { waitUntil } from "../support/index.ts";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -110,7 +111,7 @@ export async function installCrd(kube: Kube, crd: unknown): Promise<void> {
     "application/apply-patch+yaml",
   );
   if (r.status >= 300) throw new Error(`CRD apply failed: HTTP ${r.status} ${r.text.slice(0, 500)}`);
-  await waitFor("the McpServer CRD to be served", 60_000, async () => (await kube.req("GET", `${MCP_PATH}/mcpservers`)).status === 200);
+  await waitUntil("the McpServer CRD to be served", async () => (await kube.req("GET", `${MCP_PATH}/mcpservers`)).status, (s) => s === 200, 60_000, 100);
 }
 
 export async function ensureNamespace(kube: Kube, name: string, labels: Record<string, string> = {}): Promise<void> {
@@ -118,20 +119,6 @@ export async function ensureNamespace(kube: Kube, name: string, labels: Record<s
   if (r.status >= 300 && r.status !== 409) throw new Error(`namespace ${name}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
 }
 
-/** Polls `check` until it returns true; throws with `what` on timeout. Returns the elapsed ms. */
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean> | boolean, intervalMs = 100): Promise<number> {
-  const start = performance.now();
-  let lastErr: unknown;
-  while (performance.now() - start < timeoutMs) {
-    try {
-      if (await check()) return performance.now() - start;
-    } catch (e) {
-      lastErr = e;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ""}`);
-}
 
 /** The message of a Kubernetes Status answer (or the raw text). */
 export function statusMessage(r: KubeResponse): string {

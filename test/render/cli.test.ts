@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
-import { createServer } from "node:net";
 import { toolFingerprint } from "../../operator/src/api/fingerprint.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
+import { freePort } from "../support/index.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "operator", "bin", "mcp-bastion.js");
@@ -133,26 +133,17 @@ test("fingerprint -f prints pins that validate as spec.tools.pinned and match to
   noStackTrace(bad.stderr);
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
 test("fingerprint --url lists the tools of a live streamable HTTP server (server-everything)", async () => {
   const port = await freePort();
   const entry = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
   const server = spawn(process.execPath, [entry, "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("server-everything did not start")), 20_000);
+      let err = "";
+      const timer = setTimeout(() => reject(new Error(`server-everything did not start within 60 s: ${err}`)), 60_000);
       server.stderr!.on("data", (d: Buffer) => {
-        if (String(d).includes("listening")) {
+        err += String(d);
+        if (err.includes("listening")) {
           clearTimeout(timer);
           resolve();
         }

@@ -16,7 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { type ControlPlane, freePort, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { freePort, waitFor, waitUntil } from "../support/index.ts";
 import { loadRbac } from "../../hack/tools/sync-chart.ts";
 import { CHART_DIR, ROOT, run, tool } from "./tools.ts";
 import { type KubeDoc, mcpServerExamples, parseManifests, renderExample, upstreamCrdDir } from "./manifests.ts";
@@ -44,15 +45,6 @@ async function helmRun(args: string[]): Promise<string> {
   const r = await run(helm, [...args, "--kubeconfig", cp.kubeconfigPath]);
   assert.equal(r.code, 0, `helm ${args.join(" ")}\n${r.stderr}`);
   return r.stdout;
-}
-async function waitFor<T>(what: string | (() => string), fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 async function ensureNamespace(name: string, restricted = true): Promise<void> {
   const ns = { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: restricted ? { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } : {} } };
@@ -125,10 +117,17 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const crdFiles = readdirSync(join(ROOT, "crds")).filter((f) => f.endsWith(".yaml"));
     if (crdFiles.length === 0) return t.skip("crds/ is empty");
     await kubectl(["apply", "-f", join(ROOT, "crds")]);
-    await waitFor("the McpServer CRD to be Established", async () => {
-      const r = await cp.kubectl(["get", "crd", "mcpservers.mcp.bastion.dev", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}"]);
-      return r.stdout.trim() === "True" ? true : undefined;
-    });
+    await waitUntil(
+      "the McpServer CRD to be Established",
+      async () => {
+        const r = await cp.kubectl(["get", "crd", "mcpservers.mcp.bastion.dev", "-o", "jsonpath={.status.conditions}"]);
+        if (r.code !== 0) throw new Error(r.stderr.trim());
+        return (r.stdout ? JSON.parse(r.stdout) : []) as { type: string; status: string }[];
+      },
+      (conditions) => conditions.some((c) => c.type === "Established" && c.status === "True"),
+      60_000,
+      500,
+    );
     const examples = mcpServerExamples();
     if (examples.length === 0) return t.skip("no McpServer examples yet");
     for (const ex of examples) {
@@ -161,10 +160,13 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     if (readdirSync(join(ROOT, "crds")).some((f) => f.endsWith(".yaml"))) await kubectl(["get", "crd", "mcpservers.mcp.bastion.dev"]);
     // kube-controller-manager creates the ReplicaSet and its Pods; PodSecurity admission would
     // refuse them (FailedCreate) if the operator's pod were not "restricted".
-    const pods = await waitFor("operator pods", async () => {
-      const list = JSON.parse(await kubectl(["get", "pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/name=mcp-bastion", "-o", "json"])) as Any;
-      return list.items.length === 2 ? list.items : undefined;
-    });
+    const pods = await waitUntil(
+      "the 2 operator pods",
+      async () => (JSON.parse(await kubectl(["get", "pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/name=mcp-bastion", "-o", "json"])) as Any).items as Any[],
+      (items) => items.length === 2,
+      120_000,
+      500,
+    );
     const events = JSON.parse(await kubectl(["get", "events", "-n", RELEASE_NS, "-o", "json"])) as Any;
     const refused = events.items.filter((e: Any) => e.reason === "FailedCreate").map((e: Any) => e.message);
     assert.deepEqual(refused, []);
@@ -249,7 +251,8 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
         const c = (o.status?.conditions ?? []).find((x: Any) => x.type === "Reconciled");
         return c?.status === "True" && o.status.observedGeneration === o.metadata.generation ? o : undefined;
       },
-      60_000,
+      120_000,
+      500,
     );
     // Its children exist, owned by the McpServer, running the gateway image the chart passed.
     const deps = JSON.parse(await kubectl(["get", "deployments", "-n", "team-a", "-l", `mcp.bastion.dev/server=${name}`, "-o", "json"])) as Any;
@@ -275,11 +278,16 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
       for (const f of readdirSync(upstream).filter((f) => f.endsWith(".yaml"))) {
         await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(upstream, f)]);
       }
-      await waitFor("the upstream CRDs to be Established", async () => {
-        const list = JSON.parse(await kubectl(["get", "crd", "-o", "json"])) as Any;
-        const pending = list.items.filter((c: Any) => !(c.status?.conditions ?? []).some((x: Any) => x.type === "Established" && x.status === "True"));
-        return pending.length === 0 ? true : undefined;
-      });
+      await waitUntil(
+        "the upstream CRDs to be Established (not yet: the names seen last)",
+        async () => {
+          const list = JSON.parse(await kubectl(["get", "crd", "-o", "json"])) as Any;
+          return list.items.filter((c: Any) => !(c.status?.conditions ?? []).some((x: Any) => x.type === "Established" && x.status === "True")).map((c: Any) => c.metadata.name) as string[];
+        },
+        (pending) => pending.length === 0,
+        60_000,
+        500,
+      );
     } else {
       t.diagnostic(
         "../shared/crds-upstream is ABSENT: Istio and External Secrets objects are skipped here, NOT dry-run against their real CRDs; test/render/schemas.test.ts falls back to the @kubernetes-models/* schemas for them",

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { freePort } from "../controlplane/index.ts";
+import { freePort } from "../support/index.ts";
 import { mcpServerExamples } from "./manifests.ts";
 import { ROOT, run, type RunResult } from "./tools.ts";
 
@@ -231,12 +231,14 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
 /** Connects to the bridge (retrying while it starts) and sends an MCP initialize request. */
 async function initialize(port: number): Promise<{ jsonrpc?: string; result?: { serverInfo?: { name?: string } } }> {
   const request = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "ship-test", version: "1" } } };
-  for (let attempt = 0; ; attempt++) {
+  // Deadlines, not attempt counts: a loaded machine may take a while to start the single executable.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
     try {
       return await new Promise((resolve, reject) => {
         const sock = connect(port, "127.0.0.1");
         let buf = "";
-        const timer = setTimeout(() => sock.destroy(new Error("no reply within 20s")), 20_000);
+        const timer = setTimeout(() => sock.destroy(new Error(`no reply within 60 s (received so far: ${JSON.stringify(buf.slice(0, 300))})`)), 60_000);
         sock.on("connect", () => sock.write(`${JSON.stringify(request)}\n`));
         sock.on("data", (b) => {
           buf += b;
@@ -253,7 +255,8 @@ async function initialize(port: number): Promise<{ jsonrpc?: string; result?: { 
         });
       });
     } catch (err) {
-      if (attempt > 40 || !(err instanceof Error && /ECONNREFUSED/.test(err.message))) throw err;
+      if (!(err instanceof Error && /ECONNREFUSED/.test(err.message))) throw err;
+      if (Date.now() > deadline) throw new Error(`the bridge on port ${port} refused connections for 60 s (last: ${err.message})`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }
