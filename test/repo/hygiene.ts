@@ -20,10 +20,12 @@ const CODE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 const IMPORT = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*|\bimport\.meta\.resolve\s*\(\s*)(["'`])([^"'`\n]+)\1/g;
 
 /**
- * Locations that only exist on a development machine: a checkout under /work/ or /root/, a user's home
- * (/home/NAME, /Users/NAME). A bare `/work` is a common in-pod mount path and does not count. Matched only where a path starts (after a quote, a space, `=`, `(`, `:`, `,`, `[`, the
- * start of the line, or `file://`), so URLs (`https://host/work/x`) and regexes (`\/work\/`) do not count,
- * and neither do paths that exist inside a container or pod (/var/run/secrets, /tmp, /usr/lib/cni).
+ * Locations that only exist on a development machine: something below the top-level directories `work`
+ * and `root`, or a user's home directory (`home/NAME`, `Users/NAME` at the top level). The bare top-level
+ * `work` directory is a common in-pod mount path and does not count. Matched only where a path starts
+ * (after a quote, a space, `=`, `(`, `:`, `,`, `[`, the start of the line, or `file://`), so URLs and
+ * escaped regexes do not count, and neither do paths inside a container or pod (/var/run/secrets, /tmp,
+ * /usr/lib/cni). This file and its test name no such path literally, or they would flag themselves.
  */
 const HOST_PATH = /(?:^|[\s"'`=(:,[]|file:\/\/)(?:(?:\/work|\/root)\/[^\s"'`/]|(?:\/home|\/Users)\/[A-Za-z0-9._-]+(?=[/\s"'`),;]|$))/;
 
