@@ -1,82 +1,99 @@
 # Two entry points do everything on a fresh machine: `make demo` and `make test`.
 # Node 24 comes from the npm registry's `node` package (node_modules/.bin is put first on PATH);
 # the control plane is built from Go modules into ~/.cache/mcp-bastion by hack/controlplane/build.sh.
+# `make help` lists the targets: the `## ` comment after a target is its line there.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
+.DEFAULT_GOAL := help
 
-.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+# The set-up report of `make test`: each set-up step (npm ci, control plane, tools, deps-gateway) appends
+# what it did and how long it took to this file, test/run-tests.sh prints it before the summary line and
+# removes it. Only for a `make test` run, and passed to the set-up steps only (never to the tests, which call
+# the same scripts again).
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
+endif
+SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
+
+.PHONY: help install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+
+help: ## list the targets, one line each
+	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@t0=$$SECONDS; npm ci --no-audit --no-fund && \
+	  { [ -z "$(SETUP_LOG)" ] || printf 'npm packages (npm ci)\tbuilt\t%s\n' $$((SECONDS - t0)) >>"$(SETUP_LOG)"; }
 	@touch $@
 
-install: node_modules/.installed
+install: node_modules/.installed ## npm packages, Node 24 included (npm ci when package-lock.json changed)
 
-controlplane:
-	@hack/controlplane/build.sh
+controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/controlplane/build.sh
 
 # helm, kube-score, checkov and Argo CD's Lua engine for test/ship (cached in ~/.cache/mcp-bastion/tools).
-tools:
-	@hack/tools/install.sh >/dev/null
+tools: ## build/install helm, kube-score, checkov, luahealth into ~/.cache/mcp-bastion/tools (once)
+	@$(SETUP_ENV) hack/tools/install.sh >/dev/null
 
 # redis-server (shared rate limiter test) and nginx (gateway benchmark) from Debian's packages, unpacked
 # into ~/.cache/mcp-bastion (no root, no daemons).
-deps-gateway:
-	@hack/deps-gateway.sh >/dev/null
+deps-gateway: ## unpack redis-server and nginx from Debian's packages into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/deps-gateway.sh >/dev/null
 
 # Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
-chart: install
+chart: install ## regenerate the chart's copies (CRDs, RBAC, Argo CD snippets)
 	node hack/tools/sync-chart.ts
 
-typecheck: install
+typecheck: install ## tsc over sources, tests and benchmarks
 	tsc -p tsconfig.json
 
-lint: install
+lint: install ## biome lint
 	biome lint .
 
-crds: install
+crds: install ## regenerate crds/ from the zod schema (and the chart's copy)
 	node operator/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml
 	node hack/tools/sync-chart.ts
 
-build: install
+build: install ## compile operator and gateway into dist/ (what the image runs)
 	rm -rf dist && tsc -p tsconfig.build.json
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools deps-gateway typecheck lint
-	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
+test: install controlplane tools deps-gateway typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
-unit: install
-	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
+# The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them
+# from what each test imports; MCP_BASTION_UNIT=1 makes the control plane and hack's installers refuse).
+unit: install ## fast inner loop: renderer, schema, policy and gateway tests that need no control plane or built tool
+	@export MCP_BASTION_UNIT=1; files=$$(node test/unit.ts) && test/run-tests.sh $(TEST_CONCURRENCY) $$files
 
 # The reliability suite alone (hostile input, faults, soak of 1 minute) and its long variant (soak 10 minutes).
-reliability: install controlplane
+reliability: install controlplane ## the reliability suite (hostile input, faults, 1-minute soak) with its figures
 	@hack/reliability.sh
 
-reliability-long: install controlplane
+reliability-long: install controlplane ## the same with a 10-minute soak and bigger batches
 	@hack/reliability.sh --long
 
-demo: install controlplane
+demo: install controlplane ## local control plane + operator + the examples, their status and checklist
 	node operator/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
-bench: install controlplane
+bench: install controlplane ## renderer and controller benchmarks
 	node bench/render/main.ts
 	node bench/reconcile/main.ts
 
 # Renderer benchmark alone (no control plane needed): 1,000 McpServers, median/p99/total/RSS.
-bench-render: install
+bench-render: install ## renderer benchmark: 1,000 McpServers (no control plane)
 	node bench/render/main.ts
 
 # Gateway benchmark: server-everything direct vs through the gateway vs through nginx, 1 and 8 connections.
-bench-gateway: install deps-gateway
+bench-gateway: install deps-gateway ## gateway benchmark: direct vs gateway vs nginx
 	node bench/gateway/main.ts
 
 # Controller benchmark against the local control plane: 1,000 McpServers until Reconciled, reconciles/s,
 # API requests per reconcile, writes of a full resync with nothing changed, peak RSS, CPU shares.
-bench-reconcile: install controlplane
+bench-reconcile: install controlplane ## controller benchmark: 1,000 McpServers until Reconciled
 	node bench/reconcile/main.ts $(BENCH_ARGS)
 
-clean:
+clean: ## remove dist/ and node_modules/ (the ~/.cache/mcp-bastion builds stay)
 	rm -rf dist node_modules .cache

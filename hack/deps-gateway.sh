@@ -7,6 +7,11 @@
 # PATH are used as they are. Idempotent: a second run only checks the stamp and prints the paths.
 # Usage: deps-gateway.sh [redis-server|nginx]...   Prints NAME=ABSOLUTE_PATH lines (a wrapper setting LD_LIBRARY_PATH).
 set -euo pipefail
+# `make unit` (MCP_BASTION_UNIT=1) runs only tests that need nothing outside npm: a test that gets here was misjudged.
+if [ "${MCP_BASTION_UNIT:-}" = 1 ]; then echo "$(basename "$0"): called under \`make unit\`, which runs only tests that need nothing outside npm (test/unit.ts misjudged a test)" >&2; exit 3; fi
+# For the set-up report `make test` prints at the end: one line (what, cache|built, seconds) per step when
+# MCP_BASTION_SETUP_LOG names a file (the Makefile sets it for its own steps only, never for the tests).
+record() { if [ -n "${MCP_BASTION_SETUP_LOG:-}" ]; then printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$MCP_BASTION_SETUP_LOG"; fi; }
 cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
 root="$cache/debroot"
 bin="$cache/bin-gateway"
@@ -20,11 +25,13 @@ declare -A PKGS=(
 declare -A PATHS=([redis-server]="usr/bin/redis-server" [nginx]="usr/sbin/nginx")
 
 install_one() {
-  local name=$1 wrapper="$bin/$1"
+  local name=$1 wrapper="$bin/$1" t0=$SECONDS
   if command -v "$name" >/dev/null 2>&1 && [ "$(command -v "$name")" != "$wrapper" ]; then
+    record "$name (Debian package)" system 0
     echo "$name=$(command -v "$name")"
     return
   fi
+  local built=cache
   local key
   key=$(echo "${PKGS[$name]}" | sha256sum | cut -c1-12)
   if [ ! -x "$wrapper" ] || [ "$(cat "$bin/$name.stamp" 2>/dev/null)" != "$key" ]; then
@@ -49,7 +56,9 @@ EOF
       exit 1
     }
     echo "$key" >"$bin/$name.stamp"
+    built=built
   fi
+  record "$name (Debian package)" "$built" $((SECONDS - t0))
   echo "$name=$wrapper"
 }
 

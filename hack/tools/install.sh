@@ -8,7 +8,12 @@
 # Usage: install.sh [TOOL...]   (no TOOL = all). Prints the absolute path of each tool, one per line.
 # Idempotent: a tool is rebuilt only when its pinned version (or the luahealth source) changes.
 set -euo pipefail
+# `make unit` (MCP_BASTION_UNIT=1) runs only tests that need nothing outside npm: a test that gets here was misjudged.
+if [ "${MCP_BASTION_UNIT:-}" = 1 ]; then echo "$(basename "$0"): called under \`make unit\`, which runs only tests that need nothing outside npm (test/unit.ts misjudged a test)" >&2; exit 3; fi
 here=$(cd "$(dirname "$0")" && pwd)
+# For the set-up report `make test` prints at the end: one line (what, cache|built, seconds) per step when
+# MCP_BASTION_SETUP_LOG names a file (the Makefile sets it for its own steps only, never for the tests).
+record() { if [ -n "${MCP_BASTION_SETUP_LOG:-}" ]; then printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$MCP_BASTION_SETUP_LOG"; fi; }
 HELM_VERSION=v3.22.0
 KUBE_SCORE_VERSION=v1.20.0
 CHECKOV_VERSION=3.3.30
@@ -22,7 +27,7 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 # fresh NAME KEY: true when $tools/NAME was built from KEY (the stamp file holds the key).
 fresh() { [ -f "$tools/$1.stamp" ] && [ "$(cat "$tools/$1.stamp")" = "$2" ]; }
-stamp() { echo "$2" > "$tools/$1.stamp"; }
+stamp() { echo "$2" > "$tools/$1.stamp"; built=built; }
 # The control plane build has priority on this 2-core machine: Go tools build niced, one package at a time.
 gobuild() { nice -n 10 go install -trimpath -ldflags "$1" "$2" >&2; }
 
@@ -79,6 +84,8 @@ install_luahealth() {
 
 [ $# -gt 0 ] || set -- helm kube-score checkov luahealth
 for tool in "$@"; do
+  t0=$SECONDS
+  built=cache
   case "$tool" in
     helm) install_helm ;;
     kube-score) install_kube_score ;;
@@ -86,4 +93,5 @@ for tool in "$@"; do
     luahealth) install_luahealth ;;
     *) echo "install.sh: unknown tool \"$tool\" (helm, kube-score, checkov, luahealth)" >&2; exit 2 ;;
   esac
+  record "$tool (tool)" "$built" $((SECONDS - t0))
 done

@@ -81,6 +81,8 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 
 /** The directory with the control-plane binaries: $MCP_BASTION_CP_BIN, else what build.sh prints (cached). */
 export async function controlPlaneBinDir(): Promise<string> {
+  if (process.env.MCP_BASTION_UNIT === "1")
+    throw new Error("`make unit` runs only tests that need nothing outside npm, but this test starts the local control plane: test/unit.ts misjudged it (run it with `make test`)");
   if (process.env.MCP_BASTION_CP_BIN) return process.env.MCP_BASTION_CP_BIN;
   const script = join(repoRoot, "hack", "controlplane", "build.sh");
   const { code, stdout, stderr } = await run(script, [], { timeoutMs: 90 * 60_000 });

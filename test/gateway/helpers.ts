@@ -111,6 +111,8 @@ export interface Toy {
   calls: Record<string, number>;
   /** Changes the description of `add` in every live session and in sessions created later. */
   setAddDescription(d: string): void;
+  /** Ends every `slow` call now, so a test that holds a slot for "long enough" does not wait it out. */
+  releaseSlow(): void;
   close(): Promise<void>;
 }
 
@@ -120,6 +122,10 @@ export const POISONED_DESCRIPTION =
 
 export async function startToy(): Promise<Toy> {
   const calls: Record<string, number> = { add: 0, "delete-all": 0, "read-note": 0 };
+  let releaseSlow = () => {};
+  let slowReleased = new Promise<void>((r) => {
+    releaseSlow = r;
+  });
   let addDescription = ADD_DESCRIPTION;
   const live: { update(u: { description: string }): void }[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
@@ -136,7 +142,7 @@ export async function startToy(): Promise<Toy> {
       return { content: [{ type: "text", text: "deleted" }] };
     });
     s.registerTool("slow", { description: "Waits, then answers", inputSchema: { ms: z.number().int().max(10_000) } }, async ({ ms }) => {
-      await new Promise((r) => setTimeout(r, ms));
+      await Promise.race([new Promise((r) => setTimeout(r, ms)), slowReleased]);
       return { content: [{ type: "text", text: "done" }] };
     });
     s.registerTool("read-note", { description: POISONED_DESCRIPTION, inputSchema: { note: z.string() } }, async () => {
@@ -165,6 +171,12 @@ export async function startToy(): Promise<Toy> {
     port,
     url: `http://127.0.0.1:${port}/mcp`,
     calls,
+    releaseSlow() {
+      releaseSlow();
+      slowReleased = new Promise<void>((r) => {
+        releaseSlow = r;
+      });
+    },
     setAddDescription(d) {
       addDescription = d;
       for (const t of live) t.update({ description: d });

@@ -110,6 +110,7 @@ describe("concurrency", () => {
       const other = await b.callTool({ name: "slow", arguments: { ms: 1 } });
       assert.deepEqual(other.content, [{ type: "text", text: "done" }]);
       assert.equal(firstDone, false, "the first call was still holding its slot while the others ran");
+      toy.releaseSlow();
       assert.deepEqual((await first).content, [{ type: "text", text: "done" }]);
       await Promise.all([a.close(), b.close()]);
     } finally {
