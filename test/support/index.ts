@@ -12,7 +12,7 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
  * Polls `check` every `intervalMs` until it returns a truthy value, and returns that value. A check that
  * throws counts as "not yet" (its error becomes the last value seen). When `timeoutMs` has passed, throws
  * `timed out after Ns waiting for WHAT (last seen: ...)`. The check always runs at least once, and once more
- * at the deadline, so a slow poll (a kubectl call that took the whole budget) is not mistaken for a timeout.
+ * after the deadline, so a slow poll (a kubectl call that took the whole budget) is not mistaken for a timeout.
  */
 export function waitFor<T>(
   what: string | (() => string),
@@ -36,6 +36,7 @@ export async function waitUntil<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = "(not checked yet)";
+  let lastChance = false;
   for (;;) {
     try {
       const v = await probe();
@@ -45,7 +46,12 @@ export async function waitUntil<T>(
       last = err instanceof Error ? `error: ${err.message}` : err;
     }
     const left = deadline - Date.now();
-    if (left <= 0) break;
+    if (left <= 0) {
+      // One more look after the deadline: the poll that just failed may have started long before it.
+      if (lastChance) break;
+      lastChance = true;
+      continue;
+    }
     await new Promise((r) => setTimeout(r, Math.min(intervalMs, left)));
   }
   const label = typeof what === "string" ? what : what();
