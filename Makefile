@@ -29,8 +29,11 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed ## npm packages, Node 24 included (npm ci when package-lock.json changed)
 
+# build.sh is timed here, not inside: its own text is part of its cache key (an edit there rebuilds).
 controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kubectl into ~/.cache/mcp-bastion (once)
-	@$(SETUP_ENV) hack/controlplane/build.sh
+	@t0=$$(date +%s); dir=$$(hack/controlplane/build.sh) || exit $$?; echo "$$dir"; \
+	if [ -n "$(SETUP_LOG)" ]; then how=cache; [ "$$(stat -c %Y "$$dir/.stamp")" -lt "$$t0" ] || how=built; \
+	  printf 'control plane (%s)\t%s\t%s\n' "$${dir##*/}" $$how $$(( $$(date +%s) - t0 )) >>"$(SETUP_LOG)"; fi
 
 # helm, kube-score, checkov and Argo CD's Lua engine for test/ship (cached in ~/.cache/mcp-bastion/tools).
 tools: ## build/install helm, kube-score, checkov, luahealth into ~/.cache/mcp-bastion/tools (once)

@@ -3,13 +3,7 @@
 # published Go modules and caches the binaries outside the work tree, so a fresh clone on the same
 # machine (CI) pays only once. Prints the directory holding the binaries.
 set -euo pipefail
-# `make unit` (MCP_BASTION_UNIT=1) runs only tests that need nothing outside npm: a test that gets here was misjudged.
-if [ "${MCP_BASTION_UNIT:-}" = 1 ]; then echo "$(basename "$0"): called under \`make unit\`, which runs only tests that need nothing outside npm (test/unit.ts misjudged a test)" >&2; exit 3; fi
 here=$(cd "$(dirname "$0")" && pwd)
-# For the set-up report `make test` prints at the end: one line (what, cache|built, seconds) per step when
-# MCP_BASTION_SETUP_LOG names a file (the Makefile sets it for its own steps only, never for the tests).
-record() { if [ -n "${MCP_BASTION_SETUP_LOG:-}" ]; then printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$MCP_BASTION_SETUP_LOG"; fi; }
-t0=$SECONDS
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.4
 cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
@@ -17,8 +11,7 @@ out="$cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 mkdir -p "$out"
 # The go.mod files are part of the cache key: a changed pin rebuilds.
 stamp=$(cat "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum "$0" | sha256sum | cut -c1-16)
-what="control plane (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION)"
-if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then record "$what" cache $((SECONDS - t0)); echo "$out"; exit 0; fi
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then echo "$out"; exit 0; fi
 
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 vpkg=k8s.io/component-base/version
@@ -32,5 +25,4 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
   done )
 ( cd "$here/etcd" && echo "building etcd $ETCD_VERSION" >&2 && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3 >&2 )
 echo "$stamp" > "$out/.stamp"
-record "$what" built $((SECONDS - t0))
 echo "$out"

@@ -1,10 +1,11 @@
 // `make unit` must stay the fast inner loop: test/unit.ts picks the test files that need nothing but Node
-// and npm packages, from what they import; and under `make unit` (MCP_BASTION_UNIT=1) hack's installers
-// refuse to run, so a test the selection misjudges fails loudly instead of building the world.
+// and npm packages, from what they import; and under `make unit` (MCP_BASTION_UNIT=1) the control plane
+// and hack's installers refuse to run, so a test the selection misjudges fails loudly instead of building the world.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { controlPlaneBinDir } from "../controlplane/index.ts";
 import { needs, unitTestFiles } from "../unit.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -28,8 +29,14 @@ test("the unit selection keeps the pure tests and leaves out what needs the cont
   }
 });
 
-test("under make unit, the control plane build and hack's installers refuse to run, naming the reason", () => {
-  for (const script of ["hack/controlplane/build.sh", "hack/tools/install.sh", "hack/deps-gateway.sh"]) {
+test("under make unit, the control plane and hack's installers refuse to run, naming the reason", async () => {
+  process.env.MCP_BASTION_UNIT = "1";
+  try {
+    await assert.rejects(controlPlaneBinDir(), /`make unit` runs only tests that need nothing outside npm/);
+  } finally {
+    delete process.env.MCP_BASTION_UNIT;
+  }
+  for (const script of ["hack/tools/install.sh", "hack/deps-gateway.sh"]) {
     const r = spawnSync("bash", [join(ROOT, script)], { env: { ...process.env, MCP_BASTION_UNIT: "1" }, encoding: "utf8", timeout: 60_000 });
     assert.equal(r.status, 3, `${script}: exit ${r.status} ${r.stderr}`);
     assert.match(r.stderr, /called under `make unit`/, script);
