@@ -3,15 +3,15 @@
 import { ApiObject, type Chart, Duration, JsonPatch, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
 import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../gateway/src/config.ts";
-import type { McpServer } from "../api/v1alpha1.ts";
+import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { jwksFile } from "./gateway-config.ts";
 import { SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
 /** Non-root UID/GID of every container; also the fsGroup that makes 0400 secret files readable. */
 export const POD_UID = 65532;
-/** Where the stdio bridge executable is installed (shared emptyDir, written by the init container). */
-export const BRIDGE_DIR = "/opt/mcp-bastion";
+/** Where the stdio bridge executable is installed (shared emptyDir, written by the init container); reserved in the API. */
+export const BRIDGE_DIR = SERVER_PATHS.bridge;
 export const BRIDGE_BIN = `${BRIDGE_DIR}/mcp-bastion-bridge`;
 
 export interface ResourceRequirements {
@@ -172,7 +172,7 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   });
 
   // ---- MCP server: listens on loopback/pod port only, never declared as a containerPort ----------
-  const serverMounts: kplus.VolumeMount[] = [{ path: "/tmp", volume: emptyDir("server-tmp", "tmp") }];
+  const serverMounts: kplus.VolumeMount[] = [{ path: SERVER_PATHS.tmp, volume: emptyDir("server-tmp", "tmp") }];
   for (const m of secretMounts(server)) {
     serverMounts.push({ path: m.mountPath, readOnly: true, volume: readOnlySecret(m.volume, m.volume, m.secretName) });
   }
