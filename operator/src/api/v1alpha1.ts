@@ -541,10 +541,13 @@ const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP"
 
 export const EgressRule = doc(
   z.object({
-    cidrs: setList(z.array(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(64).optional(), "Destination CIDRs."),
+    cidrs: setList(
+      z.array(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(64).optional(),
+      "Destination CIDRs. With Istio they stay in the proxy (a ServiceEntry per rule, TCP ports only). Wider than /16 (IPv4) or /48 (IPv6) is reported as an opt-out.",
+    ),
     hosts: setList(
       z.array(z.string().max(253).regex(HOSTNAME, "must be a DNS name such as api.github.com")).max(64).optional(),
-      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar).",
+      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar; TCP ports only; wildcards on 443 only). They must resolve to public addresses: private ones need a cidrs rule.",
     ),
     ports: z.array(Port).min(1).max(16),
   }).strict(),
@@ -554,6 +557,19 @@ export const EgressRule = doc(
       rule: "has(self.cidrs) != has(self.hosts)",
       message: "spec.network.egress[]: set exactly one of cidrs, hosts",
       check: (e) => (e.cidrs === undefined) !== (e.hosts === undefined),
+    },
+    {
+      // The Istio sidecar intercepts TCP only: a UDP "hostname" rule would be an open UDP port.
+      rule: "!has(self.hosts) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
+      message: "spec.network.egress[].hosts: ports must be TCP (the Istio sidecar does not intercept UDP, so a hostname cannot be enforced); use cidrs for UDP destinations",
+      check: (e) => e.hosts === undefined || e.ports.every((p) => p.protocol === "TCP"),
+    },
+    {
+      // A wildcard cannot be resolved: the proxy can only match it on the TLS SNI (port 443). On a
+      // plain TCP port it would forward to whatever address the application dialled.
+      rule: "!has(self.hosts) || !self.hosts.exists(h, h.startsWith('*.')) || self.ports.all(p, p.port == 443)",
+      message: "spec.network.egress[].hosts: a wildcard host (*.example.com) can only be enforced by TLS SNI on port 443; list the hosts by name for other ports",
+      check: (e) => e.hosts === undefined || !e.hosts.some((h) => h.startsWith("*.")) || e.ports.every((p) => p.port === 443),
     },
   ],
 );

@@ -12,7 +12,18 @@ import { Informer, objectKey } from "./informer.ts";
 import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
-import { type ClusterStorePolicy, desiredStatus, forgetRender, kindId, type OwnedKind, type Plan, planServer, statusEqual } from "./plan.ts";
+import {
+  type ClusterStorePolicy,
+  desiredStatus,
+  forgetRender,
+  foreignHolder,
+  kindId,
+  type OwnedKind,
+  type OwnershipConflict,
+  type Plan,
+  planServer,
+  statusEqual,
+} from "./plan.ts";
 import { WorkQueue } from "./queue.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
@@ -338,11 +349,11 @@ export class Operator {
       servedKinds: this.servedKinds,
       clusterStores: this.config.clusterStores,
     });
-    const errors = plan.ok ? await this.makeItSo(raw, plan) : [];
+    const { errors, conflicts } = plan.ok ? await this.makeItSo(raw, plan) : { errors: [], conflicts: [] };
     const deployment = plan.ok ? plan.apply.find((o) => o.kind === "Deployment") : undefined;
     const liveDeployment = deployment ? this.childInformer(deployment.apiVersion, "Deployment", ns)?.get(ns, deployment.metadata.name) : undefined;
     const previous = raw.status as McpServerStatus | undefined;
-    const status = desiredStatus(raw, plan, { errors, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
+    const status = desiredStatus(raw, plan, { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
     if (!statusEqual(status, previous)) {
       let updated: KubeObject;
       try {
@@ -368,8 +379,40 @@ export class Operator {
         await this.event(raw, t);
       }
     }
+    // Retried with backoff: a conflicting object outside the managed label is not watched.
+    if (conflicts.length) throw new Error(`ownership conflict: ${conflicts.map((c) => `${c.kind} ${c.name} held by ${c.holder}`).join("; ")}`);
     if (errors.length) throw new Error(errors.join("; "));
     return undefined;
+  }
+
+  /**
+   * Children that exist but are held by someone other than this McpServer. The cache holds only
+   * objects labelled as managed by mcp-bastion; a child it does not hold is looked up once before
+   * it is created, so an object someone else made under that name is never written over.
+   */
+  private async ownershipConflicts(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<{ conflicts: OwnershipConflict[]; errors: string[] }> {
+    const ns = raw.metadata.namespace as string;
+    const conflicts: OwnershipConflict[] = [];
+    const errors: string[] = [];
+    await Promise.all(
+      plan.apply.map(async (obj) => {
+        const kind = OWNED_KINDS.find((k) => k.apiVersion === obj.apiVersion && k.kind === obj.kind) as OwnedKind;
+        let live = this.childInformer(obj.apiVersion, obj.kind, ns)?.get(ns, obj.metadata.name);
+        if (!live) {
+          try {
+            live = await this.client.get({ apiVersion: obj.apiVersion, plural: kind.plural, namespace: ns, name: obj.metadata.name });
+          } catch (err) {
+            if (err instanceof ApiError && err.code === 404) return;
+            errors.push(`${obj.kind} ${obj.metadata.name}: ${errorText(err)}`);
+            return;
+          }
+        }
+        if (!live) return;
+        const holder = foreignHolder(live, raw.metadata.uid);
+        if (holder) conflicts.push({ kind: obj.kind, name: obj.metadata.name, holder });
+      }),
+    );
+    return { conflicts: conflicts.sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`)), errors };
   }
 
   private readonly statusRefused = new Set<string>();
@@ -383,8 +426,12 @@ export class Operator {
   }
 
   /** Applies the children that differ from the plan and deletes the ones no longer planned. */
-  private async makeItSo(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<string[]> {
+  private async makeItSo(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<{ errors: string[]; conflicts: OwnershipConflict[] }> {
     const ns = raw.metadata.namespace as string;
+    // Nothing is applied while any child is held by someone else: half a deployment could mount
+    // a Secret or use a ConfigMap the other owner controls.
+    const held = await this.ownershipConflicts(raw, plan);
+    if (held.conflicts.length || held.errors.length) return held;
     const errors: string[] = [];
     await Promise.all(
       plan.apply.map(async (obj) => {
@@ -433,7 +480,7 @@ export class Operator {
         }
       }
     }
-    return errors;
+    return { errors, conflicts: [] };
   }
 
   private async event(raw: KubeObject, t: { type: string; status: string; reason: string; message: string }): Promise<void> {

@@ -99,10 +99,8 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     podLabels["sidecar.istio.io/inject"] = "true";
     // The MCP server's first outbound call must not race the proxy start (REGISTRY_ONLY egress).
     podAnnotations["proxy.istio.io/config"] = '{"holdApplicationUntilProxyStarts":true}';
-    // The Sidecar's REGISTRY_ONLY policy would black-hole CIDR destinations (they have no service
-    // entry): they bypass the proxy instead, and the NetworkPolicy still limits them to their ports.
-    const cidrs = [...new Set(spec.network.egress.flatMap((e) => e.cidrs ?? []))].sort();
-    if (cidrs.length > 0) podAnnotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = cidrs.join(",");
+    // CIDR destinations are ServiceEntries of their own (mesh.ts), never excludeOutboundIPRanges:
+    // an excluded range bypasses the proxy on every port.
   }
 
   const deployment = new kplus.Deployment(chart, "deployment", {
