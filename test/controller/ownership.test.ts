@@ -14,13 +14,14 @@ import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCr
 const NS = "owners";
 let cp: ControlPlane;
 let op: Operator;
+let UPSTREAM = false;
 const apply = (obj: unknown) => must(cp, ["apply", "--server-side", "--field-manager=test-user", "-f", "-"], JSON.stringify(obj));
 const secret = (name: string) => ({ secrets: [{ name, storeRef: { name: "vault" }, remoteRef: { key: `mcp/${name}` } }] });
 
 before(async () => {
   cp = await startControlPlane();
   await installCrd(cp);
-  await installOptionalCrds(cp);
+  UPSTREAM = await installOptionalCrds(cp);
   await must(cp, ["create", "namespace", NS]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
@@ -129,4 +130,32 @@ test("upgrade: a child under its name from an earlier release (<server>-<secret>
   const deployment = await getJson(cp, ["deployment", "-n", NS, "third"]);
   const volumes = deployment?.spec.template.spec.volumes as { secret?: { secretName: string } }[];
   assert.ok(volumes.some((v) => v.secret?.secretName === "third.tok"), "the pod mounts the new Secret name");
+});
+
+test("egress objects are admitted as rendered: public-address NetworkPolicy peers and the split ServiceEntries (upstream Istio CRDs when present)", async (t) => {
+  if (!UPSTREAM) t.diagnostic("../shared/crds-upstream is absent (set MCP_BASTION_UPSTREAM_CRDS): Istio CRDs are permissive stand-ins, their schemas and CEL are not checked here");
+  await apply(
+    mcpServer("egress", NS, {
+      mesh: { istio: { enabled: true } },
+      network: {
+        egress: [
+          { cidrs: ["10.40.0.0/16", "fd00:1::/64"], ports: [{ port: 5432 }, { port: 5432, protocol: "UDP" }] },
+          { hosts: ["api.github.com", "*.githubusercontent.com"], ports: [{ port: 443 }] },
+        ],
+      },
+    }),
+  );
+  await waitCondition(cp, NS, "egress", "Reconciled", "True", "Applied", 60_000);
+  const np = await getJson(cp, ["networkpolicy", "-n", NS, "egress"]);
+  const rules = (np?.spec.egress ?? []) as { to?: { ipBlock?: { cidr: string; except?: string[] } }[] }[];
+  const blocks = rules.flatMap((r) => (r.to ?? []).flatMap((p) => (p.ipBlock ? [p.ipBlock] : [])));
+  assert.ok(blocks.some((b) => b.cidr === "0.0.0.0/0" && b.except?.includes("169.254.0.0/16")), JSON.stringify(blocks));
+  const entries = await getJson(cp, ["serviceentries.networking.istio.io", "-n", NS, "-l", "mcp.bastion.dev/server=egress"]);
+  const byName = new Map<string, { resolution: string; hosts: string[]; addresses?: string[] }>(entries?.items.map((i: { metadata: { name: string }; spec: never }) => [i.metadata.name, i.spec]));
+  assert.deepEqual([...byName.keys()].sort(), ["egress-egress", "egress-egress-cidr-0", "egress-egress-wildcard"]);
+  assert.equal(byName.get("egress-egress")?.resolution, "DNS");
+  assert.equal(byName.get("egress-egress-wildcard")?.resolution, "NONE");
+  assert.deepEqual(byName.get("egress-egress-cidr-0")?.addresses, ["10.40.0.0/16", "fd00:1::/64"]);
+  const dep = await getJson(cp, ["deployment", "-n", NS, "egress"]);
+  assert.equal(dep?.spec.template.metadata.annotations?.["traffic.sidecar.istio.io/excludeOutboundIPRanges"], undefined);
 });
