@@ -51,5 +51,7 @@ export const NON_CANONICAL_FIELDS: [string, Record<string, unknown>, string][] =
   ["secret fileName ..data", { secrets: [{ name: "s", storeRef: { name: "v" }, remoteRef: { key: "k" }, fileName: "..data" }] }, "must be a plain file name: not '.', not starting with '..'"],
   ["secret fileName with /", { secrets: [{ name: "s", storeRef: { name: "v" }, remoteRef: { key: "k" }, fileName: "../etc/passwd" }] }, "spec.secrets[0].fileName"],
   ["JWKS key with /", { auth: { jwt: { issuer: "https://id.example.com", audiences: ["a"], jwksSecretRef: { name: "j", key: "../../api-keys/ci" } } } }, "spec.auth.jwt.jwksSecretRef.key"],
+  ["CIDR with an octet out of range", { network: { egress: [{ cidrs: ["999.1.1.1/8"], ports: [{ port: 443 }] }] } }, "must be a valid CIDR"],
+  ["CIDR with a prefix out of range", { network: { egress: [{ cidrs: ["10.0.0.0/40"], ports: [{ port: 443 }] }] } }, "must be a valid CIDR"],
   ["JWKS key ..data", { auth: { jwt: { issuer: "https://id.example.com", audiences: ["a"], jwksSecretRef: { name: "j", key: "..data" } } } }, "must be a plain file name: not '.', not starting with '..'"],
 ];

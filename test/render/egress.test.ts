@@ -119,6 +119,7 @@ test("checklist: wide egress CIDRs and ingress from every namespace are opt-outs
     ["egress 0.0.0.0/0", { network: { egress: [{ cidrs: ["0.0.0.0/0"], ports: [{ port: 443 }] }] } }, /egress to 0\.0\.0\.0\/0 on 443\/TCP/],
     ["egress ::/0", { network: { egress: [{ cidrs: ["::/0"], ports: [{ port: 443 }] }] } }, /egress to ::\/0/],
     ["egress 10.0.0.0/8", { network: { egress: [{ cidrs: ["10.0.0.0/8"], ports: [{ port: 5432 }] }] } }, /egress to 10\.0\.0\.0\/8/],
+    ["egress ::ffff:0:0/96 (every IPv4 address, written in IPv6)", { network: { egress: [{ cidrs: ["::ffff:0:0/96"], ports: [{ port: 443 }] }] } }, /egress to ::ffff:0:0\/96/],
     ["egress 2001:db8::/32", { network: { egress: [{ cidrs: ["2001:db8::/32"], ports: [{ port: 5432 }] }] } }, /egress to 2001:db8::\/32/],
     ["ingress namespaceSelector {}", { network: { ingress: [{ namespaceSelector: {} }] } }, /ingress from every namespace/],
     ["ingress namespaceSelector {} with a podSelector", { network: { ingress: [{ namespaceSelector: { matchLabels: {} }, podSelector: { matchLabels: { app: "agent" } } }] } }, /ingress from every namespace/],

@@ -5,6 +5,7 @@
 // Conventions (Kubernetes API conventions): camelCase fields, durations as integer
 // `...Seconds`, lists of named things as list-maps keyed by `name`, enums in PascalCase
 // where they are Kubernetes-style values, optional fields that default to the locked-down choice.
+import { isIP } from "node:net";
 import { z } from "zod";
 
 export const GROUP = "mcp.bastion.dev";
@@ -542,7 +543,23 @@ const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP"
 export const EgressRule = doc(
   z.object({
     cidrs: setList(
-      z.array(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(64).optional(),
+      z
+        .array(
+          doc(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
+            {
+              // The pattern only shapes it; 999.1.1.1/8 or 10.0.0.0/40 would reach the NetworkPolicy and fail there.
+              rule: "isCIDR(self)",
+              message: "must be a valid CIDR (address and prefix length within range)",
+              check: (c) => {
+                const [base, len] = c.split("/") as [string, string];
+                const family = isIP(base);
+                return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
+              },
+            },
+          ]),
+        )
+        .max(64)
+        .optional(),
       "Destination CIDRs. With Istio they stay in the proxy (a ServiceEntry per rule, TCP ports only). Wider than /16 (IPv4) or /48 (IPv6) is reported as an opt-out.",
     ),
     hosts: setList(

@@ -51,6 +51,8 @@ export const WIDE_PREFIX = { ipv4: 16, ipv6: 48 } as const;
 export function isWideCidr(cidr: string): boolean {
   const slash = cidr.lastIndexOf("/");
   const prefix = Number(cidr.slice(slash + 1));
+  // ::ffff:a.b.c.d/96+n is the IPv4 /n, written in IPv6.
+  if (/^::ffff:/i.test(cidr)) return prefix - 96 < WIDE_PREFIX.ipv4;
   return cidr.includes(":") ? prefix < WIDE_PREFIX.ipv6 : prefix < WIDE_PREFIX.ipv4;
 }
 
