@@ -545,7 +545,7 @@ export const EgressRule = doc(
     cidrs: setList(
       z
         .array(
-          doc(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
+          doc(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
             {
               // The pattern only shapes it; 999.1.1.1/8 or 10.0.0.0/40 would reach the NetworkPolicy and fail there.
               rule: "isCIDR(self)",
