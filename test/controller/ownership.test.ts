@@ -34,6 +34,7 @@ before(async () => {
       clusterStores: parseClusterStorePolicy([]),
       leaderElection: { ...base.leaderElection, enabled: false, namespace: "mcp-system" },
       discoveryIntervalMs: 1_000,
+      conflictRecheckMs: 1_000,
     }),
   );
   await op.start();
@@ -71,7 +72,8 @@ test("an object made by hand under a child's name blocks the server: condition, 
   assert.equal(await getJson(cp, ["deployment", "-n", NS, "blocked"]), undefined, "nothing is applied while a child is held elsewhere");
 
   await must(cp, ["delete", "configmap", "-n", NS, "blocked-gateway"]);
-  await waitCondition(cp, NS, "blocked", "Reconciled", "True", "Applied", 90_000);
+  // Not watched (no managed label): the blocked server looks again on its recheck interval.
+  await waitCondition(cp, NS, "blocked", "Reconciled", "True", "Applied", 60_000);
   const mine = await getJson(cp, ["configmap", "-n", NS, "blocked-gateway"]);
   assert.equal(mine?.metadata.ownerReferences?.[0]?.name, "blocked");
 });

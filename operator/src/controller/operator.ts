@@ -51,6 +51,8 @@ export interface OperatorConfig {
   resyncIntervalMs: number;
   /** How often discovery checks whether the Istio / External Secrets CRDs appeared or went. */
   discoveryIntervalMs: number;
+  /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
+  conflictRecheckMs: number;
   log: Logger;
   /** kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster. */
   kubeconfigPath?: string;
@@ -75,6 +77,7 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
     },
     resyncIntervalMs: 10 * 60_000,
     discoveryIntervalMs: 30_000,
+    conflictRecheckMs: 15_000,
     log: () => {},
     ...overrides,
   };
@@ -335,7 +338,7 @@ export class Operator {
   }
 
   /** One reconcile of one McpServer. Throws (and is retried with backoff) when a write failed. */
-  async reconcile(key: string): Promise<undefined> {
+  async reconcile(key: string): Promise<{ requeueAfterMs: number } | undefined> {
     const slash = key.indexOf("/");
     const ns = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -379,9 +382,13 @@ export class Operator {
         await this.event(raw, t);
       }
     }
-    // Retried with backoff: a conflicting object outside the managed label is not watched.
-    if (conflicts.length) throw new Error(`ownership conflict: ${conflicts.map((c) => `${c.kind} ${c.name} held by ${c.holder}`).join("; ")}`);
     if (errors.length) throw new Error(errors.join("; "));
+    if (conflicts.length) {
+      // Not a failure to back off from: someone else's object, usually outside the watched label
+      // (its removal raises no event here), so it is looked at again on a steady interval.
+      this.config.log("warn", "not applied: a child's name is held by another owner", { server: key, conflicts });
+      return { requeueAfterMs: this.config.conflictRecheckMs };
+    }
     return undefined;
   }
 
