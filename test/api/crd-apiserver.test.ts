@@ -12,6 +12,7 @@ import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";
+import { NON_CANONICAL_FIELDS, RESERVED_MOUNT_PATH_SPELLINGS, withSpec as withPathSpec, withVolume } from "./path-cases.ts";
 
 const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 let cp: ControlPlane;
@@ -108,4 +109,47 @@ test("generated specs that zod accepts are admitted by the API server (CEL never
   const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: docs.join("---\n") });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split("\n").length, samples.length);
+});
+
+/** Server-side dry run of several documents at once: the names the API server admitted, and its stderr. */
+async function dryRunMany(docs: Record<string, unknown>[]): Promise<{ admitted: Set<string>; stderr: string }> {
+  const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], {
+    input: docs.map((d) => stringify(d, { version: "1.1" })).join("---\n"),
+  });
+  const admitted = new Set([...r.stdout.matchAll(/mcpserver\.mcp\.bastion\.dev\/(\S+) serverside-applied/g)].map((m) => m[1]!));
+  return { admitted, stderr: r.stderr };
+}
+
+test("the API server refuses every spelling of a reserved mount path and every non-canonical path, with zod's message", async () => {
+  const named = (doc: { metadata: object }, i: number) => ({ ...doc, metadata: { ...doc.metadata, name: `path-${i}` } });
+  const reserved = RESERVED_MOUNT_PATH_SPELLINGS.map((p, i) => named(withVolume(p), i));
+  const { admitted, stderr } = await dryRunMany(reserved);
+  assert.deepEqual(
+    [...admitted].map((n) => RESERVED_MOUNT_PATH_SPELLINGS[Number(n.slice(5))]),
+    [],
+    "admitted mount paths that resolve onto the pod's own paths",
+  );
+  assert.ok(stderr.includes("spec.volumes[0].mountPath"), stderr);
+  for (const [what, spec, message] of NON_CANONICAL_FIELDS) {
+    assert.equal(validateMcpServer(withPathSpec(spec)).ok, false, `${what}: zod accepted it`);
+    const r = await dryRun(withPathSpec(spec));
+    assert.notEqual(r.code, 0, `${what}: the API server accepted it`);
+    assert.ok(r.stderr.includes(message), `${what}: expected "${message}" in ${r.stderr}`);
+  }
+});
+
+test("property: on generated mount paths the API server and zod agree, accepted or refused", async () => {
+  const segment = fc.constantFrom("", ".", "..", "tmp", "var", "run", "secrets", "mcp", "opt", "mcp-bastion", "data", "x");
+  const paths = fc.sample(
+    fc.tuple(fc.array(segment, { minLength: 1, maxLength: 6 }), fc.boolean()).map(([segs, trailing]) => `/${segs.join("/")}${trailing ? "/" : ""}`),
+    { numRuns: 60, seed: 20261130 },
+  );
+  const docs = paths.map((p, i) => ({ ...withVolume(p), metadata: { name: `gen-path-${i}`, namespace: "cel" } }));
+  const { admitted } = await dryRunMany(docs);
+  const disagree = docs.flatMap((d, i) => {
+    const zod = validateMcpServer(d).ok;
+    return zod === admitted.has(d.metadata.name) ? [] : [`${paths[i]} (zod ${zod ? "accepts" : "refuses"}, the API server ${zod ? "refuses" : "admits"})`];
+  });
+  assert.deepEqual(disagree, []);
+  assert.ok(admitted.size > 0 && admitted.size < docs.length, `both outcomes occur (${admitted.size}/${docs.length} admitted)`);
 });

@@ -11,7 +11,8 @@ import type { ControlPlane } from "../controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const UPSTREAM_CRDS = join(ROOT, "..", "shared", "crds-upstream");
+/** The upstream Istio and External Secrets CRDs (MCP_BASTION_UPSTREAM_CRDS overrides where they are, as in test/render/schemas.test.ts). */
+export const UPSTREAM_CRDS = process.env.MCP_BASTION_UPSTREAM_CRDS ?? join(ROOT, "..", "shared", "crds-upstream");
 
 export async function must(cp: ControlPlane, args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });

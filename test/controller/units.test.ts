@@ -11,7 +11,7 @@ import { mergeConditions, transitions } from "../../operator/src/controller/cond
 import { bearer, inClusterCredentials } from "../../operator/src/controller/credentials.ts";
 import { backoffDelay } from "../../operator/src/controller/informer.ts";
 import type { KubeObject } from "../../operator/src/controller/kube.ts";
-import { clusterStoreAllowed, desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
+import { clusterStoreAllowed, desiredStatus, foreignHolder, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
 import { WorkQueue } from "../../operator/src/controller/queue.ts";
 import { waitFor } from "../support/index.ts";
 import { mcpServer } from "./helpers.ts";
@@ -187,4 +187,29 @@ test("in a pod the service account token is read directly (and re-read), with th
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("ownership: only an object controlled by this McpServer's uid may be written; the holder is named otherwise", () => {
+  const obj = (ownerReferences?: unknown[], managers: string[] = []): KubeObject => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "c", namespace: "n", ...(ownerReferences ? { ownerReferences } : {}), managedFields: managers.map((manager) => ({ manager })) },
+  });
+  const ref = (uid: string, name: string, controller = true) => ({ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name, uid, controller });
+  assert.equal(foreignHolder(obj([ref("uid-1", "demo")]), "uid-1"), undefined);
+  assert.equal(foreignHolder(obj([ref("uid-2", "other")]), "uid-1"), "McpServer other (uid uid-2)");
+  assert.equal(foreignHolder(obj([ref("uid-1", "demo", false)]), "uid-1"), "no controller (not created by this McpServer)", "a non-controller reference does not make it ours");
+  assert.equal(foreignHolder(obj(undefined, ["kubectl", "kubectl"]), "uid-1"), "no controller (not created by this McpServer; written by kubectl)");
+  assert.equal(foreignHolder(obj([ref("uid-1", "demo")]), undefined), "McpServer demo (uid uid-1)", "without a uid nothing is ours");
+
+  const raw = server();
+  const plan = planServer(raw, env());
+  const status = desiredStatus(raw, plan, { errors: [], conflicts: [{ kind: "ExternalSecret", name: "demo.tok", holder: "McpServer other (uid uid-2)" }] }, undefined, "2026-01-01T00:00:00Z");
+  const byType = new Map(status.conditions?.map((c) => [c.type, c]));
+  assert.equal(byType.get("Reconciled")?.status, "False");
+  assert.equal(byType.get("Reconciled")?.reason, "OwnershipConflict");
+  assert.equal(byType.get("Degraded")?.status, "True");
+  assert.match(byType.get("Degraded")?.message ?? "", /ExternalSecret demo\.tok is held by McpServer other \(uid uid-2\)/);
+  // Degraded=True is a transition that the operator records as a Warning Event.
+  assert.ok(transitions(undefined, status.conditions ?? []).some((t) => t.type === "Degraded" && t.status === "True" && t.reason === "OwnershipConflict"));
 });

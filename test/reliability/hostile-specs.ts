@@ -319,6 +319,9 @@ export const HOSTILE_SPECS: HostileSpec[] = [
       const np = r.objects.find((o) => o.kind === "NetworkPolicy");
       const types = obj(np?.spec).policyTypes;
       if (!Array.isArray(types) || !types.includes("Ingress") || !types.includes("Egress")) out.push("NetworkPolicy lost a policy type");
+      // Legal, but it undoes egress isolation: a visible opt-out, never "network isolation satisfied".
+      if (!r.optOuts.some((o) => o.includes("0.0.0.0/0"))) out.push(`0.0.0.0/0 egress is not a visible opt-out: ${JSON.stringify(r.optOuts)}`);
+      if (r.checklist.find((c) => c.id === "network-isolation")?.satisfied !== false) out.push("0.0.0.0/0 egress reported as satisfied network isolation");
       return out;
     },
   },

@@ -75,7 +75,10 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     ),
     ingress: fc.array(fc.record({ ns: fc.option(label, { nil: undefined }), pod: label }), { maxLength: 2 }),
     cidrEgress: fc.array(fc.record({ cidrs: fc.array(cidr, { minLength: 1, maxLength: 2 }), ports: fc.array(port, { minLength: 1, maxLength: 2 }) }), { maxLength: 2 }),
-    hostEgress: fc.array(fc.record({ hosts: fc.uniqueArray(host, { minLength: 1, maxLength: 2 }), ports: fc.array(fc.constantFrom(443, 8443, 5432), { minLength: 1, maxLength: 2 }) }), { maxLength: 2 }),
+    hostEgress: fc.array(
+      fc.record({ hosts: fc.uniqueArray(host, { minLength: 1, maxLength: 2 }), ports: fc.array(fc.constantFrom(443, 8443, 5432), { minLength: 1, maxLength: 2 }), wildcard: fc.boolean() }),
+      { maxLength: 2 },
+    ),
     allowDNS: fc.boolean(),
     redactKeys: fc.uniqueArray(label, { maxLength: 3 }),
   })
@@ -117,7 +120,12 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
         ingress: g.ingress.map((p) => ({ ...(p.ns ? { namespaceSelector: { matchLabels: { team: p.ns } } } : {}), podSelector: { matchLabels: { app: p.pod } } })),
         egress: [
           ...g.cidrEgress.map((e) => ({ cidrs: e.cidrs, ports: e.ports.map((p) => ({ port: p })) })),
-          ...(istio ? g.hostEgress.map((e) => ({ hosts: e.hosts, ports: e.ports.map((p) => ({ port: p })) })) : []),
+          // Wildcard hosts only on 443 (the schema refuses them elsewhere: only SNI can match them).
+          ...(istio
+            ? g.hostEgress.map((e) =>
+                e.wildcard ? { hosts: [`*.${e.hosts[0]}`, ...e.hosts.slice(1)], ports: [{ port: 443 }] } : { hosts: e.hosts, ports: e.ports.map((p) => ({ port: p })) },
+              )
+            : []),
         ],
         allowDNS: g.allowDNS,
       },

@@ -203,13 +203,12 @@ test("network policy: default peers, metrics namespaces, DNS, CIDR and mesh egre
   const egress = list(obj(one(r, "NetworkPolicy").spec).egress);
   assert.ok(egress.some((e) => list(e.ports).some((p) => p.port === 15012)), "istiod xDS allowed");
   assert.ok(egress.some((e) => list(e.to).some((t) => obj(t.ipBlock).cidr === "10.1.0.0/16")));
-  const se = obj(one(r, "ServiceEntry").spec);
+  const se = obj(r.objects.find((o) => o.kind === "ServiceEntry" && o.metadata.name === "s-egress")?.spec);
   assert.deepEqual(se.hosts, ["api.github.com"]);
   assert.deepEqual(se.ports, [{ number: 443, name: "tls-443", protocol: "TLS" }]);
-  assert.deepEqual(obj(one(r, "Sidecar").spec).egress, [{ hosts: ["istio-system/*", "./api.github.com"] }]);
-  // CIDR destinations have no registry entry: they bypass the proxy (REGISTRY_ONLY would drop them)
-  assert.equal(obj(podOf(r).meta.annotations)["traffic.sidecar.istio.io/excludeOutboundIPRanges"], "10.1.0.0/16");
-  assert.equal(obj(podOf(render(server({ network: { egress: [{ cidrs: ["10.1.0.0/16"], ports: [{ port: 5432 }] }] } }))).meta.annotations)["traffic.sidecar.istio.io/excludeOutboundIPRanges"], undefined);
+  assert.deepEqual(obj(one(r, "Sidecar").spec).egress, [{ hosts: ["istio-system/*", "./api.github.com", "./egress-cidr-0.s.mcp-bastion.internal"] }]);
+  // CIDR destinations stay in the proxy (a ServiceEntry of their own), never excluded from it.
+  assert.equal(obj(podOf(r).meta.annotations)["traffic.sidecar.istio.io/excludeOutboundIPRanges"], undefined);
 });
 
 test("AuthorizationPolicy: mTLS-only servers admit only their SPIFFE IDs", () => {

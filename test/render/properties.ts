@@ -135,7 +135,7 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
     const mount = mountsOf("server").find((m) => m.mountPath === `/var/run/secrets/mcp/${s.name}`);
     assert.ok(mount, `secret ${s.name} mounted in the server`);
     assert.equal(mount.readOnly, true);
-    assert.ok(!secretNamesMountedIn("gateway").includes(`${name}-${s.name}`), `secret ${s.name} must not reach the gateway`);
+    assert.ok(!secretNamesMountedIn("gateway").includes(`${name}.${s.name}`), `secret ${s.name} must not reach the gateway`);
   }
   assert.equal(byKind(result, "ExternalSecret").length, server.spec.secrets.length);
   const gatewaySecrets = new Set(secretNamesMountedIn("gateway"));

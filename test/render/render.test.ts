@@ -55,7 +55,11 @@ test("the examples cover what the issue asks for", () => {
   const gh = renderMcpServer(github, OPTIONS);
   assert.ok(github.spec.auth.jwt);
   assert.equal(byKind(gh, "ExternalSecret").length, 1);
-  assert.ok((obj(one(gh, "ServiceEntry").spec).hosts as string[]).includes("api.github.com"));
+  const entries = new Map(byKind(gh, "ServiceEntry").map((o) => [o.metadata.name, obj(o.spec)]));
+  assert.ok(((entries.get("github-egress")?.hosts as string[] | undefined) ?? []).includes("api.github.com"));
+  assert.equal(entries.get("github-egress")?.resolution, "DNS", "named hosts keep DNS resolution next to a wildcard");
+  assert.deepEqual(entries.get("github-egress-wildcard")?.hosts, ["*.githubusercontent.com"]);
+  assert.equal(byKind(gh, "ExternalSecret")[0]!.metadata.name, "github.github-token");
   assert.deepEqual(obj(one(gh, "Sidecar").spec).outboundTrafficPolicy, { mode: "REGISTRY_ONLY" });
   const fs = renderMcpServer(byName.get("filesystem")!, OPTIONS);
   const fsServer = list(podOf(fs).spec.containers).find((c) => c.name === "server")!;

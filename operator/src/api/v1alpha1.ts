@@ -5,6 +5,7 @@
 // Conventions (Kubernetes API conventions): camelCase fields, durations as integer
 // `...Seconds`, lists of named things as list-maps keyed by `name`, enums in PascalCase
 // where they are Kubernetes-style values, optional fields that default to the locked-down choice.
+import { isIP } from "node:net";
 import { z } from "zod";
 
 export const GROUP = "mcp.bastion.dev";
@@ -90,6 +91,85 @@ const CIDR = /^(([0-9]{1,3}\.){3}[0-9]{1,3}\/[0-9]{1,2}|[0-9a-fA-F:]+\/[0-9]{1,3
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9.-]+(\/[A-Za-z0-9._\-*]+)*$/;
 const DURATION = /^([0-9]+(s|m|h))+$/;
 
+// ---- paths: compared in canonical form only -----------------------------------------------
+//
+// A path is checked as the kubelet and the container runtime will resolve it: `//tmp`, `/./tmp`,
+// `/opt//mcp-bastion/`, `/data/../tmp` all name /tmp. CEL has no path normalizer, so instead of
+// normalizing, both the CRD and zod refuse every non-canonical spelling (empty or dot segments,
+// trailing '/'); on the canonical form a string comparison at '/' boundaries is then a path comparison.
+// zod also normalizes before comparing, so its verdict never depends on the canonical rules alone.
+
+/** Paths the pod itself uses in the MCP server container (the renderer mounts them; see render/). */
+export const SERVER_PATHS = { tmp: "/tmp", secrets: "/var/run/secrets/mcp", bridge: "/opt/mcp-bastion" } as const;
+export const RESERVED_MOUNT_PATHS: readonly string[] = [SERVER_PATHS.tmp, SERVER_PATHS.secrets, SERVER_PATHS.bridge];
+
+/** What `filepath.Clean` makes of an absolute path: no empty or '.' segments, '..' resolved, no trailing '/'. */
+export function normalizeAbsolutePath(path: string): string {
+  const out: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") out.pop();
+    else out.push(segment);
+  }
+  return `/${out.join("/")}`;
+}
+
+/** True when one path is the other or lies inside it (compared segment by segment, after normalizing). */
+export function pathsOverlap(a: string, b: string): boolean {
+  const x = normalizeAbsolutePath(a);
+  const y = normalizeAbsolutePath(b);
+  const inside = (inner: string, outer: string) => inner === outer || inner.startsWith(outer === "/" ? "/" : `${outer}/`);
+  return inside(x, y) || inside(y, x);
+}
+
+const DOT_SEGMENT = /(^|\/)\.\.?(\/|$)/;
+/** CEL's RE2 has no lookaround: '.' and '..' segments are found by this and refused. */
+const CEL_DOT_SEGMENT = "(^|/)[.][.]?(/|$)";
+const celString = (s: string) => `'${s}'`;
+
+const noEmptySegment: Rule<string> = {
+  rule: "!self.contains('//')",
+  message: "must not contain '//': write the path in canonical form",
+  check: (p) => !p.includes("//"),
+};
+const noDotSegment: Rule<string> = {
+  rule: `!self.matches('${CEL_DOT_SEGMENT}')`,
+  message: "must not contain '.' or '..' segments: write the path in canonical form",
+  check: (p) => !DOT_SEGMENT.test(p),
+};
+
+/** An absolute path inside a container, in canonical form. */
+const mountPath = doc(
+  z.string().min(2).max(256).regex(/^\/[A-Za-z0-9_.\-/]+$/, "must be an absolute path of letters, digits and _ . - /"),
+  `Where the volume appears in the MCP server container: an absolute path in canonical form (no '//', '.' or '..' segments, no trailing '/'), not ${RESERVED_MOUNT_PATHS.join(", ")} and neither inside nor above them.`,
+  [
+    noEmptySegment,
+    noDotSegment,
+    { rule: "!self.endsWith('/')", message: "must not end with '/': write the path in canonical form", check: (p) => !p.endsWith("/") },
+    {
+      // Inside a reserved path the volume would shadow the pod's own files; above it, it would hide them.
+      rule: `![${RESERVED_MOUNT_PATHS.map(celString).join(", ")}].exists(r, self == r || self.startsWith(r + '/') || r.startsWith(self + '/'))`,
+      message: `must not be, lie inside or contain ${RESERVED_MOUNT_PATHS.join(", ")} (paths the pod itself uses)`,
+      check: (p) => !RESERVED_MOUNT_PATHS.some((r) => pathsOverlap(p, r)),
+    },
+  ],
+);
+
+/** A key of a Secret, used as a file name in a secret volume (apimachinery's IsConfigMapKey). */
+const secretKey = (description: string, max: number) =>
+  doc(
+    z.string().min(1).max(max).regex(/^[A-Za-z0-9_.-]+$/, "must be a plain file name of letters, digits and _ . -"),
+    description,
+    [
+      {
+        // '.' and '..' would name a directory; the kubelet reserves '..'-prefixed names in secret volumes.
+        rule: "self != '.' && !self.startsWith('..')",
+        message: "must be a plain file name: not '.', not starting with '..'",
+        check: (k) => k !== "." && !k.startsWith(".."),
+      },
+    ],
+  );
+
 const dnsLabel = (what: string) =>
   z
     .string()
@@ -166,10 +246,10 @@ export const Transport = doc(
         z
           .string()
           .max(256)
-          .regex(/^\/[A-Za-z0-9_\-./]*$/, "must be an absolute URL path")
-          .optional(),
-        "URL path of the MCP endpoint (HTTP transports only). Default /mcp, or /sse for sse.",
-      ),
+          .regex(/^\/[A-Za-z0-9_\-./]*$/, "must be an absolute URL path"),
+        "URL path of the MCP endpoint (HTTP transports only), in canonical form (no '//', '.' or '..' segments: URL parsers resolve them, so the path clients use would differ). Default /mcp, or /sse for sse.",
+        [noEmptySegment, noDotSegment],
+      ).optional(),
     })
     .strict(),
   "Transport of the MCP server behind the gateway.",
@@ -203,7 +283,7 @@ export const JwtAuth = doc(
       audiences: setList(z.array(z.string().min(1).max(512)).min(1).max(16), "Accepted `aud` values (at least one)."),
       jwksUri: doc(z.url().max(2048).optional(), "JWKS URL (https)."),
       jwksSecretRef: doc(
-        z.object({ name: secretName("name"), key: z.string().min(1).max(253).default("jwks.json") }).strict().optional(),
+        z.object({ name: secretName("name"), key: secretKey("Key of the Secret holding the JWKS; also its file name in the gateway.", 253).default("jwks.json") }).strict().optional(),
         "Secret holding the JWKS document, for issuers the pod cannot reach.",
       ),
       algorithms: setList(
@@ -418,16 +498,7 @@ export const SecretSpec = z
         version: z.string().min(1).max(256).optional(),
       })
       .strict(),
-    fileName: doc(
-      z
-        .string()
-        .min(1)
-        .max(128)
-        .regex(/^[A-Za-z0-9_.-]+$/, "must be a plain file name")
-        .refine((v) => v !== "." && v !== "..", "must be a plain file name")
-        .default("value"),
-      "File name under /var/run/secrets/mcp/<name>/.",
-    ),
+    fileName: secretKey("File name under /var/run/secrets/mcp/<name>/ (the key of the target Secret).", 128).default("value"),
     refreshInterval: doc(z.string().regex(DURATION, "must be a duration such as 1h or 15m").default("1h"), "How often External Secrets refreshes the value."),
   })
   .strict();
@@ -435,12 +506,7 @@ export const SecretSpec = z
 export const VolumeSpec = z
   .object({
     name: dnsLabel("spec.volumes[].name"),
-    mountPath: z
-      .string()
-      .min(2)
-      .max(256)
-      .regex(/^\/[A-Za-z0-9_.\-/]+$/, "must be an absolute path")
-      .refine((p) => !p.split("/").includes(".."), "must not contain '..'"),
+    mountPath,
     readOnly: doc(z.boolean().default(true), "Mounted read-only unless set to false."),
     configMap: LocalObjectReference.optional(),
     persistentVolumeClaim: z.object({ claimName: secretName("claimName") }).strict().optional(),
@@ -476,10 +542,29 @@ const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP"
 
 export const EgressRule = doc(
   z.object({
-    cidrs: setList(z.array(z.string().regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(64).optional(), "Destination CIDRs."),
+    cidrs: setList(
+      z
+        .array(
+          doc(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
+            {
+              // The pattern only shapes it; 999.1.1.1/8 or 10.0.0.0/40 would reach the NetworkPolicy and fail there.
+              rule: "isCIDR(self)",
+              message: "must be a valid CIDR (address and prefix length within range)",
+              check: (c) => {
+                const [base, len] = c.split("/") as [string, string];
+                const family = isIP(base);
+                return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
+              },
+            },
+          ]),
+        )
+        .max(64)
+        .optional(),
+      "Destination CIDRs. With Istio they stay in the proxy (a ServiceEntry per rule, TCP ports only). Wider than /16 (IPv4) or /48 (IPv6) is reported as an opt-out.",
+    ),
     hosts: setList(
       z.array(z.string().max(253).regex(HOSTNAME, "must be a DNS name such as api.github.com")).max(64).optional(),
-      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar).",
+      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar; TCP ports only; wildcards on 443 only). They must resolve to public addresses: private ones need a cidrs rule.",
     ),
     ports: z.array(Port).min(1).max(16),
   }).strict(),
@@ -489,6 +574,19 @@ export const EgressRule = doc(
       rule: "has(self.cidrs) != has(self.hosts)",
       message: "spec.network.egress[]: set exactly one of cidrs, hosts",
       check: (e) => (e.cidrs === undefined) !== (e.hosts === undefined),
+    },
+    {
+      // The Istio sidecar intercepts TCP only: a UDP "hostname" rule would be an open UDP port.
+      rule: "!has(self.hosts) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
+      message: "spec.network.egress[].hosts: ports must be TCP (the Istio sidecar does not intercept UDP, so a hostname cannot be enforced); use cidrs for UDP destinations",
+      check: (e) => e.hosts === undefined || e.ports.every((p) => p.protocol === "TCP"),
+    },
+    {
+      // A wildcard cannot be resolved: the proxy can only match it on the TLS SNI (port 443). On a
+      // plain TCP port it would forward to whatever address the application dialled.
+      rule: "!has(self.hosts) || !self.hosts.exists(h, h.startsWith('*.')) || self.ports.all(p, p.port == 443)",
+      message: "spec.network.egress[].hosts: a wildcard host (*.example.com) can only be enforced by TLS SNI on port 443; list the hosts by name for other ports",
+      check: (e) => e.hosts === undefined || !e.hosts.some((h) => h.startsWith("*.")) || e.ports.every((p) => p.port === 443),
     },
   ],
 );
@@ -607,20 +705,11 @@ export const McpServerSpec = doc(
       check: (s) => s.tls === undefined || !s.mesh.istio.enabled,
     },
     {
-      rule:
-        "!has(self.volumes) || self.volumes.all(v, v.mountPath != '/tmp' && !v.mountPath.startsWith('/tmp/') && !v.mountPath.startsWith('/var/run/secrets/mcp') && !v.mountPath.startsWith('/opt/mcp-bastion'))",
-      message: "spec.volumes[].mountPath must not be /tmp, /var/run/secrets/mcp or /opt/mcp-bastion (used by the pod itself)",
-      fieldPath: ".volumes",
-      check: (s) =>
-        s.volumes.every(
-          (v) => v.mountPath !== "/tmp" && !v.mountPath.startsWith("/tmp/") && !v.mountPath.startsWith("/var/run/secrets/mcp") && !v.mountPath.startsWith("/opt/mcp-bastion"),
-        ),
-    },
-    {
+      // Paths are canonical here (the field's own rules), so string equality is path equality.
       rule: "!has(self.volumes) || self.volumes.all(a, self.volumes.exists_one(b, b.mountPath == a.mountPath))",
       message: "spec.volumes[].mountPath must be unique",
       fieldPath: ".volumes",
-      check: (s) => new Set(s.volumes.map((v) => v.mountPath)).size === s.volumes.length,
+      check: (s) => new Set(s.volumes.map((v) => normalizeAbsolutePath(v.mountPath))).size === s.volumes.length,
     },
     {
       rule: "!has(self.volumes) || self.volumes.all(v, has(v.configMap) != has(v.persistentVolumeClaim))",

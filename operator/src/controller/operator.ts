@@ -12,7 +12,18 @@ import { Informer, objectKey } from "./informer.ts";
 import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
-import { type ClusterStorePolicy, desiredStatus, forgetRender, kindId, type OwnedKind, type Plan, planServer, statusEqual } from "./plan.ts";
+import {
+  type ClusterStorePolicy,
+  desiredStatus,
+  forgetRender,
+  foreignHolder,
+  kindId,
+  type OwnedKind,
+  type OwnershipConflict,
+  type Plan,
+  planServer,
+  statusEqual,
+} from "./plan.ts";
 import { WorkQueue } from "./queue.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
@@ -40,6 +51,8 @@ export interface OperatorConfig {
   resyncIntervalMs: number;
   /** How often discovery checks whether the Istio / External Secrets CRDs appeared or went. */
   discoveryIntervalMs: number;
+  /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
+  conflictRecheckMs: number;
   log: Logger;
   /** kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster. */
   kubeconfigPath?: string;
@@ -64,6 +77,7 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
     },
     resyncIntervalMs: 10 * 60_000,
     discoveryIntervalMs: 30_000,
+    conflictRecheckMs: 15_000,
     log: () => {},
     ...overrides,
   };
@@ -324,7 +338,7 @@ export class Operator {
   }
 
   /** One reconcile of one McpServer. Throws (and is retried with backoff) when a write failed. */
-  async reconcile(key: string): Promise<undefined> {
+  async reconcile(key: string): Promise<{ requeueAfterMs: number } | undefined> {
     const slash = key.indexOf("/");
     const ns = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -338,11 +352,11 @@ export class Operator {
       servedKinds: this.servedKinds,
       clusterStores: this.config.clusterStores,
     });
-    const errors = plan.ok ? await this.makeItSo(raw, plan) : [];
+    const { errors, conflicts } = plan.ok ? await this.makeItSo(raw, plan) : { errors: [], conflicts: [] };
     const deployment = plan.ok ? plan.apply.find((o) => o.kind === "Deployment") : undefined;
     const liveDeployment = deployment ? this.childInformer(deployment.apiVersion, "Deployment", ns)?.get(ns, deployment.metadata.name) : undefined;
     const previous = raw.status as McpServerStatus | undefined;
-    const status = desiredStatus(raw, plan, { errors, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
+    const status = desiredStatus(raw, plan, { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, new Date().toISOString().replace(/\.\d{3}Z$/, "Z"));
     if (!statusEqual(status, previous)) {
       let updated: KubeObject;
       try {
@@ -369,7 +383,43 @@ export class Operator {
       }
     }
     if (errors.length) throw new Error(errors.join("; "));
+    if (conflicts.length) {
+      // Not a failure to back off from: someone else's object, usually outside the watched label
+      // (its removal raises no event here), so it is looked at again on a steady interval.
+      this.config.log("warn", "not applied: a child's name is held by another owner", { server: key, conflicts });
+      return { requeueAfterMs: this.config.conflictRecheckMs };
+    }
     return undefined;
+  }
+
+  /**
+   * Children that exist but are held by someone other than this McpServer. The cache holds only
+   * objects labelled as managed by mcp-bastion; a child it does not hold is looked up once before
+   * it is created, so an object someone else made under that name is never written over.
+   */
+  private async ownershipConflicts(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<{ conflicts: OwnershipConflict[]; errors: string[] }> {
+    const ns = raw.metadata.namespace as string;
+    const conflicts: OwnershipConflict[] = [];
+    const errors: string[] = [];
+    await Promise.all(
+      plan.apply.map(async (obj) => {
+        const kind = OWNED_KINDS.find((k) => k.apiVersion === obj.apiVersion && k.kind === obj.kind) as OwnedKind;
+        let live = this.childInformer(obj.apiVersion, obj.kind, ns)?.get(ns, obj.metadata.name);
+        if (!live) {
+          try {
+            live = await this.client.get({ apiVersion: obj.apiVersion, plural: kind.plural, namespace: ns, name: obj.metadata.name });
+          } catch (err) {
+            if (err instanceof ApiError && err.code === 404) return;
+            errors.push(`${obj.kind} ${obj.metadata.name}: ${errorText(err)}`);
+            return;
+          }
+        }
+        if (!live) return;
+        const holder = foreignHolder(live, raw.metadata.uid);
+        if (holder) conflicts.push({ kind: obj.kind, name: obj.metadata.name, holder });
+      }),
+    );
+    return { conflicts: conflicts.sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`)), errors };
   }
 
   private readonly statusRefused = new Set<string>();
@@ -383,8 +433,12 @@ export class Operator {
   }
 
   /** Applies the children that differ from the plan and deletes the ones no longer planned. */
-  private async makeItSo(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<string[]> {
+  private async makeItSo(raw: KubeObject, plan: Extract<Plan, { ok: true }>): Promise<{ errors: string[]; conflicts: OwnershipConflict[] }> {
     const ns = raw.metadata.namespace as string;
+    // Nothing is applied while any child is held by someone else: half a deployment could mount
+    // a Secret or use a ConfigMap the other owner controls.
+    const held = await this.ownershipConflicts(raw, plan);
+    if (held.conflicts.length || held.errors.length) return held;
     const errors: string[] = [];
     await Promise.all(
       plan.apply.map(async (obj) => {
@@ -433,7 +487,7 @@ export class Operator {
         }
       }
     }
-    return errors;
+    return { errors, conflicts: [] };
   }
 
   private async event(raw: KubeObject, t: { type: string; status: string; reason: string; message: string }): Promise<void> {

@@ -170,10 +170,46 @@ export function missingCrdMessage(missing: readonly { kind: OwnedKind }[]): stri
   return [...byReq.entries()].map(([req, crds]) => `CRD not installed: ${[...crds].join(", ")}; ${WHAT_TO_DO[req]}`).join(". ");
 }
 
+interface OwnerRef {
+  apiVersion?: string;
+  kind?: string;
+  name?: string;
+  uid?: string;
+  controller?: boolean;
+}
+
+/**
+ * Who holds a live object, when it is not this McpServer (`uid`): the controller owner reference
+ * ("McpServer other (uid ...)"), or a note that nothing controls it (made by hand or another tool).
+ * undefined: it is ours, and the operator may apply over it.
+ */
+export function foreignHolder(live: KubeObject, uid: string | undefined): string | undefined {
+  const refs = (live.metadata.ownerReferences as OwnerRef[] | undefined) ?? [];
+  const controller = refs.find((r) => r.controller === true);
+  if (controller && uid !== undefined && controller.uid === uid) return undefined;
+  if (controller) return `${controller.kind ?? "object"} ${controller.name ?? "?"} (uid ${controller.uid ?? "?"})`;
+  const managers = [...new Set(((live.metadata.managedFields as { manager?: string }[] | undefined) ?? []).map((m) => m.manager).filter(Boolean))];
+  return `no controller (not created by this McpServer${managers.length ? `; written by ${managers.join(", ")}` : ""})`;
+}
+
+/** One child the operator refused to apply because someone else holds an object of that name. */
+export interface OwnershipConflict {
+  kind: string;
+  name: string;
+  holder: string;
+}
+
+export function conflictMessage(conflicts: readonly OwnershipConflict[]): string {
+  const what = conflicts.map((c) => `${c.kind} ${c.name} is held by ${c.holder}`).join("; ");
+  return `not applied: ${what}. The operator never writes over an object it does not own for this McpServer: delete or rename that object, or rename this server`;
+}
+
 /** What happened when the plan was carried out (filled by the reconciler). */
 export interface Outcome {
   /** Errors of individual applies/deletes, already phrased for a user. */
   errors: string[];
+  /** Children held by another owner: nothing was applied. */
+  conflicts?: OwnershipConflict[];
   /** The live Deployment, for Ready. */
   deployment?: KubeObject;
 }
@@ -204,6 +240,11 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     conditions.push({ type: "Reconciled", status: "False", reason: plan.reason, message: plan.message, ...og });
     conditions.push(readyCondition(plan, outcome, generation));
     conditions.push({ type: "Degraded", status: "True", reason: plan.reason, message: plan.message, ...og });
+  } else if (outcome.conflicts?.length) {
+    const message = conflictMessage(outcome.conflicts);
+    conditions.push({ type: "Reconciled", status: "False", reason: "OwnershipConflict", message, ...og });
+    conditions.push(readyCondition(plan, outcome, generation));
+    conditions.push({ type: "Degraded", status: "True", reason: "OwnershipConflict", message, ...og });
   } else {
     const errs = outcome.errors;
     conditions.push(

@@ -3,6 +3,7 @@
 // security defaults this server explicitly loosens.
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../gateway/src/config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
+import { isPublicAddressesPeer, isWideCidr, selectsAll, WIDE_PREFIX } from "./network.ts";
 import { restrictedViolations } from "./restricted.ts";
 import type { KubeObject } from "./types.ts";
 import { isDigestPinned } from "./workload.ts";
@@ -123,6 +124,36 @@ function envSecretRefs(v: View): string[] {
     for (const f of list(c.envFrom)) if (f.secretRef !== undefined) out.push(`${String(c.name)}:envFrom`);
   }
   return out;
+}
+
+/**
+ * NetworkPolicy rules that let more in or out than an allowlist should: ingress peers selecting every
+ * namespace, ipBlocks wider than WIDE_PREFIX. The public-address peers of hostname rules count only
+ * when no Sidecar with REGISTRY_ONLY narrows them to the allowlisted hosts.
+ */
+function wideNetworkRules(v: View): { wide: string[]; meshHosts: string[] } {
+  const np = obj(v.networkPolicy?.spec);
+  const sidecar = v.objects.find((o) => o.kind === "Sidecar");
+  const registryOnly = obj(obj(sidecar?.spec).outboundTrafficPolicy).mode === "REGISTRY_ONLY";
+  const wide: string[] = [];
+  const meshHosts = new Set<string>();
+  const portsOf = (r: Obj) => list(r.ports).map((p) => `${String(p.port)}/${String(p.protocol ?? "TCP")}`);
+  for (const r of list(np.ingress)) {
+    for (const peer of list(r.from)) {
+      if (peer.namespaceSelector !== undefined && selectsAll(obj(peer.namespaceSelector))) wide.push(`ingress from every namespace (namespaceSelector {}) on ${portsOf(r).join(", ")}`);
+      const block = obj(peer.ipBlock);
+      if (typeof block.cidr === "string" && isWideCidr(block.cidr)) wide.push(`ingress from ${block.cidr}`);
+    }
+  }
+  for (const r of list(np.egress)) {
+    for (const peer of list(r.to)) {
+      const block = obj(peer.ipBlock);
+      if (typeof block.cidr !== "string" || !isWideCidr(block.cidr)) continue;
+      if (registryOnly && isPublicAddressesPeer(peer)) for (const p of portsOf(r)) meshHosts.add(p);
+      else wide.push(`egress to ${block.cidr} on ${portsOf(r).join(", ")}`);
+    }
+  }
+  return { wide: [...new Set(wide)], meshHosts: [...meshHosts] };
 }
 
 export function computeChecklist(server: McpServer, objects: KubeObject[]): ChecklistItem[] {
@@ -265,21 +296,24 @@ export function computeChecklist(server: McpServer, objects: KubeObject[]): Chec
     ),
   );
 
-  // 11. network isolation
+  // 11. network isolation: default deny both ways, and no rule so wide that it undoes it.
   const np = obj(v.networkPolicy?.spec);
   const types = Array.isArray(np.policyTypes) ? np.policyTypes : [];
   const ingressPorts = list(np.ingress).flatMap((r) => list(r.ports).map((p) => Number(p.port)));
   const isolated =
     v.networkPolicy !== undefined && types.includes("Ingress") && types.includes("Egress") && ingressPorts.every((p) => p === GATEWAY_PORTS.mcp || p === GATEWAY_PORTS.admin);
+  const wide = wideNetworkRules(v);
   const egressRules = list(np.egress).length;
   items.push(
     item(
       "network-isolation",
       "Network isolation",
-      isolated,
-      isolated
-        ? `default deny in and out; ingress only to ${GATEWAY_PORTS.mcp} (and ${GATEWAY_PORTS.admin} from metrics namespaces); ${egressRules} egress rule(s)`
-        : "no default-deny NetworkPolicy for both directions",
+      isolated && wide.wide.length === 0,
+      !isolated
+        ? "no default-deny NetworkPolicy for both directions"
+        : wide.wide.length > 0
+          ? `wide rules (opt-out): ${wide.wide.join("; ")}`
+          : `default deny in and out; ingress only to ${GATEWAY_PORTS.mcp} (and ${GATEWAY_PORTS.admin} from metrics namespaces); ${egressRules} egress rule(s)${wide.meshHosts.length ? `; hostnames enforced by the Istio sidecar (public addresses on ports ${wide.meshHosts.join(", ")})` : ""}`,
     ),
   );
 
@@ -373,5 +407,12 @@ export function computeOptOuts(server: McpServer): string[] {
   if (spec.mesh.istio.enabled && spec.mesh.istio.mtlsMode === "PERMISSIVE") out.push("spec.mesh.istio.mtlsMode: PERMISSIVE (plaintext accepted)");
   if (!isDigestPinned(spec.image)) out.push(`spec.image: tag-only image ${spec.image}`);
   for (const v of spec.volumes) if (!v.readOnly) out.push(`spec.volumes[${v.name}]: writable volume at ${v.mountPath}`);
+  spec.network.egress.forEach((e, i) => {
+    const wide = (e.cidrs ?? []).filter(isWideCidr);
+    if (wide.length) out.push(`spec.network.egress[${i}].cidrs: ${wide.join(", ")} wider than /${WIDE_PREFIX.ipv4} (IPv4) or /${WIDE_PREFIX.ipv6} (IPv6)`);
+  });
+  spec.network.ingress.forEach((p, i) => {
+    if (p.namespaceSelector !== undefined && selectsAll(p.namespaceSelector)) out.push(`spec.network.ingress[${i}]: namespaceSelector {} admits pods of every namespace`);
+  });
   return out;
 }

@@ -1,5 +1,5 @@
 // Names, labels and owner references shared by every child object. Names are stable and explicit
-// (no hashes) so a reconcile always addresses the same objects.
+// (no hashes) so a reconcile always addresses the same objects, and collision-free across servers.
 import { createHash } from "node:crypto";
 import type { McpServer } from "../api/v1alpha1.ts";
 import { API_VERSION, KIND } from "../api/v1alpha1.ts";
@@ -44,7 +44,17 @@ export function ownerReferences(server: McpServer): OwnerReference[] | undefined
   return [{ apiVersion: API_VERSION, kind: KIND, name: server.metadata.name, uid, controller: true, blockOwnerDeletion: true }];
 }
 
-/** Stable child names, derived from the server name only. */
+/**
+ * Stable child names. Within one kind and namespace, different (server, part) pairs never give one
+ * name: servers own objects by name, so a collision would let one server's owner read or replace
+ * another server's object (the operator also refuses to apply over an object another owner holds).
+ * - most kinds: the server name itself (unique per namespace);
+ * - fixed suffixes: `-gateway` (ConfigMap), `-egress`, `-egress-wildcard`, `-egress-cidr-<i>`
+ *   (ServiceEntries): no suffix ends another, so the server name is recovered from the right;
+ * - user-chosen parts (secret names): `<server>.<secret>`. Both parts are DNS labels, which cannot
+ *   contain '.', so the split is unambiguous (`a` + `b-c` is `a.b-c`, `a-b` + `c` is `a-b.c`);
+ *   at most 127 characters, a valid DNS subdomain for ExternalSecrets and Secrets.
+ */
 export function childNames(server: McpServer) {
   const n = server.metadata.name;
   return {
@@ -57,9 +67,14 @@ export function childNames(server: McpServer) {
     peerAuthentication: n,
     authorizationPolicy: n,
     sidecar: n,
+    /** Named hosts, resolved by DNS. */
     serviceEntry: `${n}-egress`,
+    /** Wildcard hosts (resolution NONE, matched by TLS SNI only). */
+    wildcardServiceEntry: `${n}-egress-wildcard`,
+    /** The CIDRs of spec.network.egress[index], with that rule's TCP ports. */
+    cidrServiceEntry: (index: number) => `${n}-egress-cidr-${index}`,
     /** ExternalSecret and its target Secret share this name. */
-    secret: (secretName: string) => `${n}-${secretName}`,
+    secret: (secretName: string) => `${n}.${secretName}`,
   };
 }
 

@@ -13,7 +13,7 @@ import { CLIENT_LABEL, childNames, METRICS_NAMESPACE_LABEL, selectorLabels } fro
 interface Peer {
   namespaceSelector?: { matchLabels?: Record<string, string> };
   podSelector?: { matchLabels?: Record<string, string> };
-  ipBlock?: { cidr: string };
+  ipBlock?: { cidr: string; except?: string[] };
 }
 interface PolicyPort {
   port: number;
@@ -34,6 +34,40 @@ export const ISTIOD_PEER: Peer = {
   podSelector: { matchLabels: { app: "istiod" } },
 };
 export const ISTIOD_XDS_PORT = 15012;
+
+/** Addresses that are never "the internet": this-network, private, shared (CGNAT), loopback, link-local. */
+export const NON_PUBLIC_IPV4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
+export const NON_PUBLIC_IPV6 = ["::1/128", "fc00::/7", "fe80::/10"];
+/** The peers of a hostname rule: every public address (the sidecar narrows it to the hosts). */
+export const PUBLIC_ADDRESSES: Peer[] = [
+  { ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_IPV4 } },
+  { ipBlock: { cidr: "::/0", except: NON_PUBLIC_IPV6 } },
+];
+
+/** Prefixes shorter than these are "wide": more addresses than one site or VPC (65,536 IPv4 addresses, an IPv6 /48). */
+export const WIDE_PREFIX = { ipv4: 16, ipv6: 48 } as const;
+
+/** True for a CIDR wider than WIDE_PREFIX (0.0.0.0/0, ::/0, 10.0.0.0/8, ...). */
+export function isWideCidr(cidr: string): boolean {
+  const slash = cidr.lastIndexOf("/");
+  const prefix = Number(cidr.slice(slash + 1));
+  // ::ffff:a.b.c.d/96+n is the IPv4 /n, written in IPv6.
+  if (/^::ffff:/i.test(cidr)) return prefix - 96 < WIDE_PREFIX.ipv4;
+  return cidr.includes(":") ? prefix < WIDE_PREFIX.ipv6 : prefix < WIDE_PREFIX.ipv4;
+}
+
+/** True for the peers of a hostname rule (public addresses only), which the mesh narrows to the hosts. */
+export function isPublicAddressesPeer(peer: { ipBlock?: { cidr?: unknown; except?: unknown } }): boolean {
+  const b = peer.ipBlock;
+  if (!b) return false;
+  const same = (a: unknown, want: string[]) => Array.isArray(a) && a.length === want.length && want.every((w, i) => a[i] === w);
+  return (b.cidr === "0.0.0.0/0" && same(b.except, NON_PUBLIC_IPV4)) || (b.cidr === "::/0" && same(b.except, NON_PUBLIC_IPV6));
+}
+
+/** True for a selector that selects everything (no labels). */
+export function selectsAll(s: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | undefined): boolean {
+  return s !== undefined && Object.keys(s.matchLabels ?? {}).length === 0 && (s.matchExpressions ?? []).length === 0;
+}
 
 function selector(s: { matchLabels?: Record<string, string> } | undefined) {
   return { matchLabels: { ...(s?.matchLabels ?? {}) } };
@@ -66,10 +100,12 @@ export function egressRules(server: McpServer): NetworkPolicyRule[] {
     if (e.cidrs) {
       rules.push({ to: e.cidrs.map((cidr) => ({ ipBlock: { cidr } })), ports });
     } else {
-      // Hostnames: an IP-level policy cannot name them, so only the ports are limited here; the
-      // Istio sidecar (ServiceEntry + Sidecar REGISTRY_ONLY, see mesh.ts) allows only these hosts.
-      // The schema refuses hosts without the mesh.
-      rules.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }], ports });
+      // Hostnames: an IP-level policy cannot name them. The Istio sidecar (ServiceEntry + Sidecar
+      // REGISTRY_ONLY, see mesh.ts) allows only these hosts, and the schema refuses hosts without
+      // the mesh and with UDP ports (which the sidecar does not intercept). Here the ports are limited
+      // and, as a second line if the proxy were bypassed, private, loopback and link-local addresses
+      // (other pods, the node, cloud metadata) stay closed: a private destination needs a cidrs rule.
+      rules.push({ to: structuredClone(PUBLIC_ADDRESSES), ports });
     }
   }
   return rules;

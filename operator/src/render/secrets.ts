@@ -2,11 +2,11 @@
 // version current External Secrets serves), whose target Secret is mounted as read-only 0400 files
 // into the MCP server container. Secret values never become environment variables.
 import { ApiObject, type Chart } from "cdk8s";
-import type { McpServer } from "../api/v1alpha1.ts";
+import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, volumeName } from "./labels.ts";
 
-
-export const SECRET_MOUNT_ROOT = "/var/run/secrets/mcp";
+/** Reserved in the API (spec.volumes[].mountPath may not touch it). */
+export const SECRET_MOUNT_ROOT = SERVER_PATHS.secrets;
 /** Owner read-only; readable by the pod's non-root UID through the pod-level fsGroup. */
 export const SECRET_FILE_MODE = 0o400;
 

@@ -3,15 +3,15 @@
 import { ApiObject, type Chart, Duration, JsonPatch, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
 import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../gateway/src/config.ts";
-import type { McpServer } from "../api/v1alpha1.ts";
+import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { jwksFile } from "./gateway-config.ts";
 import { SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
 /** Non-root UID/GID of every container; also the fsGroup that makes 0400 secret files readable. */
 export const POD_UID = 65532;
-/** Where the stdio bridge executable is installed (shared emptyDir, written by the init container). */
-export const BRIDGE_DIR = "/opt/mcp-bastion";
+/** Where the stdio bridge executable is installed (shared emptyDir, written by the init container); reserved in the API. */
+export const BRIDGE_DIR = SERVER_PATHS.bridge;
 export const BRIDGE_BIN = `${BRIDGE_DIR}/mcp-bastion-bridge`;
 
 export interface ResourceRequirements {
@@ -99,10 +99,8 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     podLabels["sidecar.istio.io/inject"] = "true";
     // The MCP server's first outbound call must not race the proxy start (REGISTRY_ONLY egress).
     podAnnotations["proxy.istio.io/config"] = '{"holdApplicationUntilProxyStarts":true}';
-    // The Sidecar's REGISTRY_ONLY policy would black-hole CIDR destinations (they have no service
-    // entry): they bypass the proxy instead, and the NetworkPolicy still limits them to their ports.
-    const cidrs = [...new Set(spec.network.egress.flatMap((e) => e.cidrs ?? []))].sort();
-    if (cidrs.length > 0) podAnnotations["traffic.sidecar.istio.io/excludeOutboundIPRanges"] = cidrs.join(",");
+    // CIDR destinations are ServiceEntries of their own (mesh.ts), never excludeOutboundIPRanges:
+    // an excluded range bypasses the proxy on every port.
   }
 
   const deployment = new kplus.Deployment(chart, "deployment", {
@@ -172,7 +170,7 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   });
 
   // ---- MCP server: listens on loopback/pod port only, never declared as a containerPort ----------
-  const serverMounts: kplus.VolumeMount[] = [{ path: "/tmp", volume: emptyDir("server-tmp", "tmp") }];
+  const serverMounts: kplus.VolumeMount[] = [{ path: SERVER_PATHS.tmp, volume: emptyDir("server-tmp", "tmp") }];
   for (const m of secretMounts(server)) {
     serverMounts.push({ path: m.mountPath, readOnly: true, volume: readOnlySecret(m.volume, m.volume, m.secretName) });
   }
