@@ -11,7 +11,7 @@ import { AuditLog, type AuditSink } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
 import { AccessEngine } from "./authz/engine.ts";
-import { IdentityForwarder } from "./authz/identity.ts";
+import { IdentityForwarder, identityHeaderProblems } from "./authz/identity.ts";
 import { insufficientScopeChallenge, unauthorizedChallenge } from "./authz/scopes.ts";
 import { type CidrSet, cidrSet, clientAddress } from "./authz/source.ts";
 import { ToolCatalog } from "./catalog.ts";
@@ -185,6 +185,8 @@ export class Gateway {
     if (this.access.problems.length > 0)
       throw new Error(`authorization: ${this.access.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     this.#trustedProxies = cidrSet(c.authorization.trustedProxies);
+    const idProblems = identityHeaderProblems(c.authorization.identity);
+    if (idProblems.length > 0) throw new Error(`authorization.identity: ${idProblems.join("; ")}`);
     this.#identity = new IdentityForwarder(c.authorization.identity, this.#now);
   }
 

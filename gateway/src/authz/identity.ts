@@ -31,7 +31,7 @@ export const RESERVED_HEADERS = new Set([
 
 export function identityHeaderProblems(cfg: IdentityConfig): string[] {
   const out: string[] = [];
-  const names = [...Object.entries(cfg.headers), ...(cfg.signedJwt ? [["signedJwt.header", cfg.signedJwt.header]] : [])];
+  const names = [...Object.entries(cfg.headers).map(([k, v]) => [`headers.${k}`, v] as const), ...(cfg.signedJwt ? [["signedJwt.header", cfg.signedJwt.header] as const] : [])];
   const seen = new Set<string>();
   for (const [field, name] of names) {
     if (name === undefined) continue;

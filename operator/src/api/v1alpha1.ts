@@ -8,6 +8,7 @@
 import { z } from "zod";
 import { conditionError } from "../../../gateway/src/authz/conditions.ts";
 import { compileOverlay } from "../../../gateway/src/authz/engine.ts";
+import { identityHeaderProblems } from "../../../gateway/src/authz/identity.ts";
 import { checkTimeZone } from "../../../gateway/src/authz/windows.ts";
 
 export const GROUP = "mcp.bastion.dev";
@@ -411,7 +412,11 @@ export const IdentityForServer = doc(
         "Also send a short-lived JWT (ES256, issuer mcp-bastion-gateway) signed with a key the gateway generates at start; the server verifies it with the JWKS at http://<pod>:9090/.well-known/jwks.json.",
       ),
     })
-    .strict(),
+    .strict()
+    .superRefine((i, ctx) => {
+      for (const p of identityHeaderProblems({ headers: i.headers ?? {}, ...(i.signedJwt ? { signedJwt: i.signedJwt } : {}) }))
+        ctx.addIssue({ code: "custom", message: p });
+    }),
   "The verified caller's identity for the MCP server (never the client's own token).",
   [
     {
@@ -647,7 +652,7 @@ export const IngressPeer = doc(
   [
     {
       rule: "has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
-      message: "spec.network.ingress[]: set namespaceSelector, podSelector, both, or ipBlock (an empty peer would match nothing useful)",
+      message: "spec.network.ingress[]: set namespaceSelector, podSelector or both, or an ipBlock (an empty peer would match nothing useful)",
       check: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined || p.ipBlock !== undefined,
     },
     {

@@ -12,7 +12,7 @@ import { Informer, objectKey } from "./informer.ts";
 import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
-import { type ClusterStorePolicy, desiredStatus, forgetRender, kindId, type OwnedKind, type Plan, planServer, statusEqual } from "./plan.ts";
+import { type ClusterStorePolicy, desiredStatus, forgetRender, kindId, type OwnedKind, type Plan, planServer, requeueForSchedule, statusEqual } from "./plan.ts";
 import { WorkQueue } from "./queue.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
@@ -324,7 +324,7 @@ export class Operator {
   }
 
   /** One reconcile of one McpServer. Throws (and is retried with backoff) when a write failed. */
-  async reconcile(key: string): Promise<undefined> {
+  async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const slash = key.indexOf("/");
     const ns = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -369,7 +369,10 @@ export class Operator {
       }
     }
     if (errors.length) throw new Error(errors.join("; "));
-    return undefined;
+    // issue 13: come back when a rule's schedule flips (a window opens or closes, an elevation expires),
+    // so status.authorization follows the clock without anyone editing the object.
+    const after = requeueForSchedule(status, Date.now());
+    return after === undefined ? undefined : { requeueAfterMs: after };
   }
 
   private readonly statusRefused = new Set<string>();
