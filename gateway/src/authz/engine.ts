@@ -107,6 +107,8 @@ interface CompiledRule {
   active: boolean;
   until: number;
   memo: Map<string, 0 | 1 | 2>; // 0 nothing, 1 allow, 2 deny
+  /** Source address -> admitted (BlockList lookups parse the address each time; clients repeat). */
+  sourceMemo: Map<string, boolean>;
 }
 
 interface CompiledConstraint {
@@ -166,6 +168,7 @@ export function compileAccess(cfg: AccessConfig): { rules: CompiledRule[]; const
       active: true,
       until: Number.NEGATIVE_INFINITY,
       memo: new Map(),
+      sourceMemo: new Map(),
     };
   });
   const constraints = (cfg.constraints ?? []).map((c, i): CompiledConstraint => {
@@ -190,6 +193,16 @@ export function usesExtendedAuthorization(cfg: AccessConfig): boolean {
     (cfg.requiredScopes?.length ?? 0) > 0 ||
     cfg.rules.some((r) => (r.scopes?.length ?? 0) > 0 || r.schedule !== undefined || (r.sources?.length ?? 0) > 0 || r.readOnlyTools || (r.conditions?.length ?? 0) > 0)
   );
+}
+
+function admits(r: CompiledRule, source: string): boolean {
+  let v = r.sourceMemo.get(source);
+  if (v === undefined) {
+    v = r.sources!.has(source);
+    if (r.sourceMemo.size >= 4096) r.sourceMemo.clear();
+    r.sourceMemo.set(source, v);
+  }
+  return v;
 }
 
 function namesClient(r: RuleSpec, id: Identity): boolean {
@@ -302,7 +315,7 @@ export class AccessEngine {
       const v = verdict(r, kind, name);
       if (v === 0 || !this.#active(r, now)) continue;
       // Unknown source (a replayed stream): deny rules apply, source-limited allow rules do not.
-      if (r.sources && (facts.source === undefined ? v === 1 : !r.sources.has(facts.source))) continue;
+      if (r.sources && (facts.source === undefined ? v === 1 : !admits(r, facts.source))) continue;
       if (v === 2) return false;
       if (r.scopes.length > 0 && id.kind !== "jwt") continue;
       if (kind === "tools" && r.spec.readOnlyTools && !this.#readOnlyOk(name)) continue;
@@ -324,7 +337,7 @@ export class AccessEngine {
         why ??= `rule "${r.spec.name}" is not active now`;
         continue;
       }
-      if (r.sources && !r.sources.has(facts.source)) {
+      if (r.sources && !admits(r, facts.source)) {
         why ??= `rule "${r.spec.name}" does not admit source ${facts.source}`;
         continue;
       }
@@ -410,14 +423,48 @@ export class AccessEngine {
   }
 
   #activation(id: Identity, op: Operation, facts: RequestFacts): Activation {
-    const request = new Map<string, unknown>([
+    return new LazyActivation(id, op, facts);
+  }
+
+  /** Which rules are active at `now`, and the next instant any of them changes (for the status). */
+  schedule(now: number): { active: string[]; inactive: string[]; nextChange?: number } {
+    return ruleSchedule(this.#rules.map((r) => r.spec), now);
+  }
+}
+
+/**
+ * The CEL variables, each built on first use: most conditions read only `request`, and a timestamp or the
+ * client map would cost more than the evaluation itself.
+ */
+class LazyActivation implements Activation {
+  readonly #id: Identity;
+  readonly #op: Operation;
+  readonly #facts: RequestFacts;
+  #request: Map<string, unknown> | undefined;
+  #client: Map<string, unknown> | undefined;
+  #now: Activation["now"] | undefined;
+
+  constructor(id: Identity, op: Operation, facts: RequestFacts) {
+    this.#id = id;
+    this.#op = op;
+    this.#facts = facts;
+  }
+
+  get request(): Map<string, unknown> {
+    const op = this.#op;
+    this.#request ??= new Map<string, unknown>([
       ["method", op.method],
       ["arguments", toCel(op.arguments ?? {})],
       ["tool", op.kind === "tools" ? op.name : ""],
       ["uri", op.kind === "resources" ? op.name : ""],
       ["prompt", op.kind === "prompts" ? op.name : ""],
     ]);
-    const client = new Map<string, unknown>([
+    return this.#request;
+  }
+
+  get client(): Map<string, unknown> {
+    const id = this.#id;
+    this.#client ??= new Map<string, unknown>([
       ["name", id.key],
       ["kind", id.kind],
       ["subject", id.kind === "jwt" ? id.name : ""],
@@ -425,14 +472,14 @@ export class AccessEngine {
       ["scopes", [...(id.scopes ?? [])]],
       ["claims", toCel(id.claims ?? {})],
       ["spiffeId", id.kind === "spiffe" ? id.name : ""],
-      ["source", facts.source],
+      ["source", this.#facts.source],
     ]);
-    return { request, client, now: celTimestamp(facts.now) };
+    return this.#client;
   }
 
-  /** Which rules are active at `now`, and the next instant any of them changes (for the status). */
-  schedule(now: number): { active: string[]; inactive: string[]; nextChange?: number } {
-    return ruleSchedule(this.#rules.map((r) => r.spec), now);
+  get now(): Activation["now"] {
+    this.#now ??= celTimestamp(this.#facts.now);
+    return this.#now;
   }
 }
 
