@@ -550,7 +550,7 @@ export const PinnedTool = z
     name: z.string().min(1).max(128),
     sha256: doc(
       z.string().regex(/^[a-f0-9]{64}$/, "must be 64 lowercase hex digits"),
-      "sha256 of the canonical JSON of {name, description, inputSchema} (`mcp-bastion fingerprint` prints it).",
+      "sha256 of the canonical JSON of {name, description, inputSchema, annotations (when the tool has any)} (`mcp-bastion fingerprint` prints it). A pin made before annotations were included still matches, but does not vouch for the annotations (rules[].readOnlyTools).",
     ),
   })
   .strict();
