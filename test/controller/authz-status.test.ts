@@ -71,3 +71,26 @@ test("an invalid CEL expression or overlay is InvalidSpec naming the field and t
   assert.equal(reconciled?.reason, "InvalidSpec");
   assert.match(reconciled?.message ?? "", /conditions\[0\]\.expression/);
 });
+
+test("a requeue that is due sooner replaces a later pending one (a schedule moved earlier is not missed)", async () => {
+  const { WorkQueue } = await import("../../operator/src/controller/queue.ts");
+  const runs: number[] = [];
+  const q = new WorkQueue(
+    async () => {
+      runs.push(Date.now());
+      return undefined;
+    },
+    { concurrency: 1 },
+  );
+  const t0 = Date.now();
+  q.addAfter("k", 60_000); // e.g. the next change of a schedule, an hour away (capped)
+  q.addAfter("k", 50); // the spec changed: a window opens in 50 ms
+  q.addAfter("k", 30_000); // a later one does not push it back
+  const deadline = Date.now() + 10_000;
+  while (runs.length === 0) {
+    if (Date.now() > deadline) assert.fail("the sooner requeue did not run within 10 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(runs[0]! - t0 < 10_000, `ran after ${runs[0]! - t0} ms`);
+  await q.shutdown(1000);
+});
