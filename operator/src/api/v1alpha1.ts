@@ -298,8 +298,9 @@ export const TimeWindow = doc(
   z
     .object({
       days: setList(z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).max(7).optional(), "Days of the week (local to timeZone); all days when absent."),
-      start: doc(z.string().regex(HHMM, "must be HH:MM (00:00-23:59)"), "Start, local time, inclusive."),
-      end: doc(z.string().regex(HHMM, "must be HH:MM (00:00-23:59)"), "End, local time, exclusive. An end at or before start runs past midnight."),
+      // maxLength keeps the CEL rule below within the API server's cost budget (rules x windows).
+      start: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "Start, local time, inclusive."),
+      end: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "End, local time, exclusive. An end at or before start runs past midnight."),
       timeZone: doc(
         z.string().min(1).max(64).refine((tz) => {
           try {
@@ -321,9 +322,9 @@ export const RuleSchedule = doc(
   z
     .object({
       windows: doc(z.array(TimeWindow).max(16).optional(), "The rule is active only inside one of these windows."),
-      notBefore: doc(z.iso.datetime({ offset: true }).optional(), "The rule is inactive before this time (RFC 3339)."),
+      notBefore: doc(z.iso.datetime({ offset: true }).max(64).optional(), "The rule is inactive before this time (RFC 3339)."),
       notAfter: doc(
-        z.iso.datetime({ offset: true }).optional(),
+        z.iso.datetime({ offset: true }).max(64).optional(),
         "The rule is inactive from this time on (RFC 3339): a temporary elevation ends by itself, without anyone editing the object.",
       ),
     })
