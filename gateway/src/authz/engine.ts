@@ -5,7 +5,7 @@
 // injected, the tool facts (pins, annotations) come from a callback.
 import { createRequire } from "node:module";
 import type { ValidateFunction } from "ajv";
-import type { Identity, Kind } from "../authz.ts";
+import { Authorizer, type Identity, type Kind } from "../authz.ts";
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { type Activation, type Program, celTimestamp, compileCondition, toCel } from "./conditions.ts";
@@ -106,7 +106,12 @@ interface CompiledRule {
   /** Cached schedule state, valid until `until` (ms). */
   active: boolean;
   until: number;
-  memo: Map<string, 0 | 1 | 2>; // 0 nothing, 1 allow, 2 deny
+  /**
+   * The rule's allow globs and its deny globs, each as a one-rule Authorizer: name matching (and any
+   * normalization of names and URIs the Authorizer does) is the plain authorizer's, never a second copy.
+   */
+  allows: Authorizer;
+  denies: Authorizer;
   /** Source address -> admitted (BlockList lookups parse the address each time; clients repeat). */
   sourceMemo: Map<string, boolean>;
 }
@@ -167,7 +172,8 @@ export function compileAccess(cfg: AccessConfig): { rules: CompiledRule[]; const
       conditions: compileConditions(r.conditions, `rules[${i}].conditions`, problems),
       active: true,
       until: Number.NEGATIVE_INFINITY,
-      memo: new Map(),
+      allows: new Authorizer([sectionsAs(r, "allow")]),
+      denies: new Authorizer([sectionsAs(r, "deny")]),
       sourceMemo: new Map(),
     };
   });
@@ -219,15 +225,28 @@ function namesClient(r: RuleSpec, id: Identity): boolean {
   }
 }
 
-function verdict(r: CompiledRule, kind: Kind, name: string): 0 | 1 | 2 {
-  const k = `${kind}\u0000${name}`;
-  let v = r.memo.get(k);
-  if (v === undefined) {
-    const s = r.spec[kind];
-    v = !s ? 0 : anyGlob(s.deny, name) ? 2 : anyGlob(s.allow, name) ? 1 : 0;
-    if (r.memo.size < 10000) r.memo.set(k, v);
-  }
-  return v;
+/** A one-rule config whose allow lists are the rule's `allow` (or its `deny`) globs. */
+function sectionsAs(r: RuleSpec, which: "allow" | "deny"): ConstructorParameters<typeof Authorizer>[0][number] {
+  const section = (s: AllowDeny | undefined) => (s ? { allow: [...s[which]], deny: [] } : undefined);
+  const c = r.clients;
+  return {
+    name: r.name,
+    clients: {
+      ...(c.apiKeys ? { apiKeys: [...c.apiKeys] } : {}),
+      ...(c.subjects ? { subjects: [...c.subjects] } : {}),
+      ...(c.groups ? { groups: [...c.groups] } : {}),
+      ...(c.spiffeIds ? { spiffeIds: [...c.spiffeIds] } : {}),
+    },
+    ...(r.tools ? { tools: section(r.tools) } : {}),
+    ...(r.resources ? { resources: section(r.resources) } : {}),
+    ...(r.prompts ? { prompts: section(r.prompts) } : {}),
+  };
+}
+
+/** 2: the rule denies the name, 1: it allows it, 0: neither (deny wins within a rule, as in the Authorizer). */
+function verdict(r: CompiledRule, id: Identity, kind: Kind, name: string): 0 | 1 | 2 {
+  if (r.denies.policyFor(id).allows(kind, name)) return 2;
+  return r.allows.policyFor(id).allows(kind, name) ? 1 : 0;
 }
 
 const NOUN: Record<Kind, string> = { tools: "tool", resources: "resource", prompts: "prompt" };
@@ -312,7 +331,7 @@ export class AccessEngine {
     const now = facts.now ?? Date.now();
     let allowed = false;
     for (const r of this.#candidates(id)) {
-      const v = verdict(r, kind, name);
+      const v = verdict(r, id, kind, name);
       if (v === 0 || !this.#active(r, now)) continue;
       // Unknown source (a replayed stream): deny rules apply, source-limited allow rules do not.
       if (r.sources && (facts.source === undefined ? v === 1 : !admits(r, facts.source))) continue;
@@ -331,7 +350,7 @@ export class AccessEngine {
     const allowing: CompiledRule[] = [];
     let why: string | undefined;
     for (const r of this.#candidates(id)) {
-      const v = verdict(r, kind, name);
+      const v = verdict(r, id, kind, name);
       if (v === 0) continue;
       if (!this.#active(r, facts.now)) {
         why ??= `rule "${r.spec.name}" is not active now`;
