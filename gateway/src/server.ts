@@ -377,6 +377,14 @@ export class Gateway {
       return this.#fail(res, ctx, 401, ERR.unauthorized, a.message, "unauthenticated", { "www-authenticate": challenge }, a.reason);
     }
     ctx.identity = a.identity;
+    // issue 13: a token without the scopes every request needs gets the step-up challenge, whatever it asks.
+    const lacking = this.access.missingRequired(a.identity);
+    if (lacking) {
+      req.resume();
+      const msg = `the token lacks required scope(s): ${lacking.filter((x) => !a.identity.scopes?.includes(x)).join(" ")}`;
+      const challenge = insufficientScopeChallenge(`${this.#publicOrigin}${this.#metadataPath}`, lacking, msg);
+      return this.#fail(res, ctx, 403, ERR.denied, msg, "denied", { "www-authenticate": challenge }, msg);
+    }
     if (ctx.transport === "sse" && route === "sse") {
       if (req.method !== "GET") return this.#fail(res, ctx, 405, ERR.invalidRequest, "method not allowed", "invalid", { allow: "GET" });
       return void this.#openLegacy(req, res, ctx);

@@ -17,7 +17,7 @@ import { decodeJwt } from "jose";
 import Provider from "oidc-provider";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
-import { type Child, MemorySink, baseConfig, freePort, startEverything } from "./helpers.ts";
+import { type Child, MemorySink, baseConfig, freePort, startEverything, startIssuer } from "./helpers.ts";
 
 const CLIENT_ID = "mcp-test-client";
 
@@ -240,5 +240,47 @@ describe("OAuth scopes with step-up: SDK client, real authorization server, gate
     assert.match(challenge, /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/);
     const body = (await r.json()) as { error: { code: number; message: string } };
     assert.equal(body.error.code, -32003);
+  });
+});
+
+describe("a token without the required scopes is challenged on every request", () => {
+  let everything: Child;
+  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let gw: Gateway;
+  let url: string;
+  before(async () => {
+    everything = await startEverything("streamableHttp");
+    issuer = await startIssuer(); // signs tokens with chosen claims: only for the refusal paths, the real AS covers the flow above
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/mcp`;
+    const cfg = GatewayConfigSchema.parse(
+      baseConfig({
+        publicUrl: url,
+        listen: { host: "127.0.0.1", port, adminPort: 0 },
+        upstream: { transport: "streamable-http", url: `http://127.0.0.1:${everything.port}/mcp` },
+        auth: { jwt: { issuer: issuer.url, audiences: ["mcp-test"], algorithms: ["RS256"], maxTokenAgeSeconds: 3600, subjectClaim: "sub", groupsClaim: "groups" } },
+        authorization: { rules: [{ name: "users", clients: { subjects: ["*"] }, tools: { allow: ["*"], deny: [] } }], requiredScopes: ["mcp:connect"], scopes: [{ tools: ["get-sum"], scopes: ["db:write"] }] },
+      }),
+    );
+    gw = new Gateway({ config: cfg, auditSink: new MemorySink() });
+    await gw.start();
+  });
+  after(async () => {
+    await gw?.close();
+    await issuer?.close();
+    await everything?.stop();
+  });
+
+  it("403 insufficient_scope before anything reaches the server; with the scope it connects", async () => {
+    const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    const post = async (token: string) =>
+      fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
+    const lacking = await post(await issuer.sign({ sub: "carol", scope: "db:write openid" }));
+    assert.equal(lacking.status, 403);
+    assert.match(lacking.headers.get("www-authenticate") ?? "", /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="[^"]+", error_description="the token lacks required scope\(s\): mcp:connect"$/);
+    await lacking.text();
+    const ok = await post(await issuer.sign({ sub: "carol", scp: ["mcp:connect"] }));
+    assert.equal(ok.status, 200);
+    await ok.text();
   });
 });

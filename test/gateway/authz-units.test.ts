@@ -252,6 +252,21 @@ describe("AccessEngine decisions", () => {
     assert.match(range.reason, /argument limit must be <= 100/);
   });
 
+  it("requiredScopes: a JWT lacking them is challenged with every required scope (and its relevant ones); API keys are not", () => {
+    const e = new AccessEngine({ ...cfg, requiredScopes: ["mcp:connect"] });
+    assert.deepEqual(e.missingRequired(jwt(["db:read", "openid"])), ["db:read", "mcp:connect"]);
+    assert.equal(e.missingRequired(jwt(["mcp:connect"])), undefined);
+    assert.equal(e.missingRequired(alice), undefined);
+  });
+
+  it("a clock set back re-evaluates a cached schedule", () => {
+    const e = new AccessEngine(cfg);
+    const inWindow = at("2026-12-05T01:30:00Z");
+    assert.equal(e.decide(jwt(["db:read", "db:write"]), call("execute"), inWindow).ok, true);
+    assert.equal(e.decide(jwt(["db:read", "db:write"]), call("execute"), at("2026-12-05T01:00:00Z")).ok, true);
+    assert.equal(e.decide(jwt(["db:read", "db:write"]), call("execute"), at("2026-12-04T12:00:00Z")).ok, false, "the day before: not in the window");
+  });
+
   it("invalid expressions and schemas are reported with their field", () => {
     const bad = new AccessEngine({
       rules: [{ name: "r", clients: { apiKeys: ["a"] }, conditions: [{ expression: "request.tool ==" }] }],

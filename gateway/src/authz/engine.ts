@@ -105,6 +105,8 @@ interface CompiledRule {
   conditions: CompiledCondition[];
   /** Cached schedule state, valid until `until` (ms). */
   active: boolean;
+  /** The cached state holds for from <= now < until (a clock set back recomputes). */
+  from: number;
   until: number;
   /**
    * The rule's allow globs and its deny globs, each as a one-rule Authorizer: name matching (and any
@@ -171,6 +173,7 @@ export function compileAccess(cfg: AccessConfig): { rules: CompiledRule[]; const
       schedule: r.schedule,
       conditions: compileConditions(r.conditions, `rules[${i}].conditions`, problems),
       active: true,
+      from: Number.POSITIVE_INFINITY,
       until: Number.NEGATIVE_INFINITY,
       allows: new Authorizer([sectionsAs(r, "allow")]),
       denies: new Authorizer([sectionsAs(r, "deny")]),
@@ -297,13 +300,25 @@ export class AccessEngine {
 
   #active(r: CompiledRule, now: number): boolean {
     if (!r.schedule) return true;
-    if (now >= r.until || now < r.until - 9 * 86_400_000) {
+    if (now >= r.until || now < r.from) {
+      r.from = now;
       r.active = isActive(r.schedule, now);
       r.until = nextChange(r.schedule, now) ?? Number.POSITIVE_INFINITY;
       // Windows are looked up 8 days ahead: re-evaluate at least daily.
       r.until = Math.min(r.until, now + 86_400_000);
     }
     return r.active;
+  }
+
+  /**
+   * For a JWT client whose token lacks some of `requiredScopes`: the scopes to challenge with (every
+   * required one plus the relevant ones it has); undefined when nothing is missing or not a JWT client.
+   */
+  missingRequired(id: Identity): string[] | undefined {
+    if (id.kind !== "jwt" || this.#required.length === 0) return undefined;
+    const granted = new Set(id.scopes ?? []);
+    if (missingScopes(this.#required, granted).length === 0) return undefined;
+    return unionScopes(this.#required, [...granted].filter((s) => this.scopesSupported.includes(s)));
   }
 
   /** Scopes a JWT client needs for this operation besides those of the rule that allows it. */
