@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { AuditLog } from "../../gateway/src/audit.ts";
 import { Authenticator } from "../../gateway/src/auth/index.ts";
 import { Authorizer } from "../../gateway/src/authz.ts";
+import { AccessEngine } from "../../gateway/src/authz/engine.ts";
 import { ToolCatalog } from "../../gateway/src/catalog.ts";
 import { shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { PolicyEngine } from "../../gateway/src/policy.ts";
@@ -61,6 +62,35 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   out.push({ step: "auth (API key: sha256 + lookup + timingSafeEqual)", ns: await time(n, () => auth.authenticate(headers)) });
   out.push({ step: "parse (JSON.parse + JSON-RPC shape check)", ns: await time(n, () => shapeProblem(JSON.parse(body.toString("utf8")))) });
   out.push({ step: "policy (2 buckets, authz, integrity, JSON Schema)", ns: await time(n, () => policy.check(identity, "tools/call", params)) });
+  // issue 13: the same call with the extended authorization - a scheduled rule with a source CIDR, a rule
+  // condition and a per-tool constraint (JSON Schema overlay + CEL), all compiled once at load.
+  const access = new AccessEngine({
+    rules: [
+      {
+        name: "b",
+        clients: { apiKeys: ["bench"] },
+        tools: { allow: ["echo"], deny: [] },
+        schedule: { windows: [{ start: "00:00", end: "23:59", timeZone: "Europe/Berlin" }] },
+        sources: ["127.0.0.0/8", "10.0.0.0/8"],
+      },
+    ],
+    constraints: [
+      {
+        name: "echo-bounds",
+        tools: ["echo"],
+        arguments: { type: "object", properties: { message: { type: "string", maxLength: 1024 } } },
+        conditions: [{ expression: "size(request.arguments.message) <= 1024 && !request.arguments.message.contains('\\u0000')" }],
+      },
+    ],
+  });
+  const extended = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, access);
+  const facts = { source: "127.0.0.1", now: Date.now() };
+  out.push({ step: "policy + issue 13 (window, CIDR, overlay, 1 CEL condition)", ns: await time(n, () => extended.check(identity, "tools/call", params, facts)) });
+  const noCel = new AccessEngine({
+    rules: [{ name: "b", clients: { apiKeys: ["bench"] }, tools: { allow: ["echo"], deny: [] }, schedule: { notAfter: "2099-01-01T00:00:00Z" }, sources: ["127.0.0.0/8"] }],
+  });
+  const extendedNoCel = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, noCel);
+  out.push({ step: "policy + issue 13 without conditions (window, CIDR)", ns: await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts)) });
   out.push({
     step: "audit (redact + serialize one line)",
     ns: await time(n, () =>

@@ -86,6 +86,8 @@ export interface AuditRecord {
   latencyMs: number;
   session?: string;
   reason?: string;
+  /** The authorization rule or constraint that refused the request (issue 13). */
+  rule?: string;
 }
 
 export interface AuditSink {

@@ -9,6 +9,10 @@ export interface Identity {
   kind: "apikey" | "jwt" | "spiffe";
   name: string;
   groups?: readonly string[];
+  /** OAuth scopes of a JWT client (`scope`/`scp` claims); absent for API keys and SPIFFE IDs. */
+  scopes?: readonly string[];
+  /** The verified token's claims, for CEL conditions (client.claims). */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 export type Kind = "tools" | "resources" | "prompts";

@@ -23,6 +23,48 @@ export const GATEWAY_PORTS = {
 
 const AllowDeny = z.object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) });
 
+// ---- issue 13: scopes, conditions, time windows, sources, read-only tools, identity for the server ----
+const Condition = z.object({ expression: z.string(), message: z.string().optional() });
+const Schedule = z.object({
+  windows: z
+    .array(z.object({ days: z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).optional(), start: z.string(), end: z.string(), timeZone: z.string() }))
+    .optional(),
+  notBefore: z.string().optional(),
+  notAfter: z.string().optional(),
+});
+/** Fields a rule may add to clients + allow/deny (all optional: old configs mean what they meant). */
+const RuleExtensions = {
+  scopes: z.array(z.string()).optional(),
+  schedule: Schedule.optional(),
+  sources: z.array(z.string()).optional(),
+  readOnlyTools: z.boolean().optional(),
+  conditions: z.array(Condition).optional(),
+};
+const AuthorizationExtensions = {
+  /** Scopes each tool/resource/prompt needs (JWT clients). */
+  scopes: z
+    .array(z.object({ tools: z.array(z.string()).optional(), resources: z.array(z.string()).optional(), prompts: z.array(z.string()).optional(), scopes: z.array(z.string()) }))
+    .default([]),
+  /** Per-tool constraints: JSON Schema overlay on the arguments and CEL conditions. */
+  constraints: z
+    .array(z.object({ name: z.string(), tools: z.array(z.string()), arguments: z.record(z.string(), z.unknown()).optional(), conditions: z.array(Condition).optional() }))
+    .default([]),
+  /** Scopes every token must carry; announced in the 401 challenge. */
+  requiredScopes: z.array(z.string()).default([]),
+  scopesSupported: z.array(z.string()).default([]),
+  /** Peers whose X-Forwarded-For is believed (CIDRs). Empty: the connection's address is the source. */
+  trustedProxies: z.array(z.string()).default([]),
+  /** The caller's identity for the server: header names, optionally a signed JWT (key generated at start, JWKS on the admin port). */
+  identity: z
+    .object({
+      headers: z
+        .object({ client: z.string().optional(), subject: z.string().optional(), groups: z.string().optional(), scopes: z.string().optional(), source: z.string().optional() })
+        .default({}),
+      signedJwt: z.object({ header: z.string(), audience: z.string(), ttlSeconds: z.int().min(10).max(3600) }).optional(),
+    })
+    .default({ headers: {} }),
+};
+
 export const GatewayConfigSchema = z
   .object({
     version: z.literal(1),
@@ -74,8 +116,10 @@ export const GatewayConfigSchema = z
           tools: AllowDeny.optional(),
           resources: AllowDeny.optional(),
           prompts: AllowDeny.optional(),
+          ...RuleExtensions,
         }),
       ),
+      ...AuthorizationExtensions,
     }),
     limits: z.object({
       perClient: z.object({ requestsPerMinute: z.int(), burst: z.int() }),

@@ -1,6 +1,6 @@
 // Tool integrity: a tool's fingerprint is compared with its pin, and its description (and the
 // descriptions inside its input schema) are scanned for text meant for the model rather than the user.
-import { toolFingerprint } from "../../operator/src/api/fingerprint.ts";
+import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
 import type { GatewayConfig } from "./config.ts";
 
 export interface Finding {
@@ -43,6 +43,7 @@ export interface ToolLike {
   description?: string;
   inputSchema?: unknown;
   title?: string;
+  annotations?: { readOnlyHint?: unknown; destructiveHint?: unknown; [k: string]: unknown };
 }
 
 export function scanTool(tool: ToolLike): Finding[] {
@@ -52,7 +53,8 @@ export function scanTool(tool: ToolLike): Finding[] {
 }
 
 export type Verdict =
-  | { allowed: true; status: "pinned" | "unpinned" | "drift-warn" }
+  /** pinned-legacy: matches a pin made before annotations were fingerprinted (annotations not vouched for). */
+  | { allowed: true; status: "pinned" | "pinned-legacy" | "unpinned" | "drift-warn" }
   | { allowed: false; status: "drift" | "unpinned" | "findings"; reason: string };
 
 export interface ToolAssessment {
@@ -71,6 +73,8 @@ export function assessTool(tool: ToolLike, policy: GatewayConfig["tools"], pins:
     verdict = policy.allowUnpinned
       ? { allowed: true, status: "unpinned" }
       : { allowed: false, status: "unpinned", reason: "tool is not pinned" };
+  } else if (pin.toLowerCase() !== fingerprint && tool.annotations !== undefined && pin.toLowerCase() === legacyToolFingerprint(tool)) {
+    verdict = { allowed: true, status: "pinned-legacy" };
   } else if (pin.toLowerCase() !== fingerprint) {
     verdict =
       policy.onDrift === "Warn"

@@ -1,7 +1,8 @@
 // The per-message checks between authentication and the upstream: rate limits, authorization,
 // tool integrity and argument validation. Pure decisions over the gateway's state; no I/O except the
 // limiter (Redis in shared mode) and the catalog refresh for a tool not seen yet.
-import type { Authorizer, Identity, Kind } from "./authz.ts";
+import type { Authorizer, Identity, Kind, Policy } from "./authz.ts";
+import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
 import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts";
 import type { GatewayConfig } from "./config.ts";
 import { globMatch } from "./glob.ts";
@@ -16,6 +17,9 @@ export interface Refusal {
   /** metrics label */
   scope: string;
   retryAfter?: number;
+  /** issue 13: the rule that refused (audit), and for a token lacking scopes the scopes to challenge with (HTTP 403). */
+  rule?: string;
+  scopes?: string[];
 }
 
 export interface Checked {
@@ -66,11 +70,33 @@ export class PolicyEngine {
   readonly #toolLimitCache = new Map<string, GatewayConfig["limits"]["perTool"][number] | null>();
   readonly #timeoutCache = new Map<string, number>();
 
-  constructor(limits: GatewayConfig["limits"], limiter: Limiter, authz: Authorizer, catalog: ToolCatalog) {
+  readonly #access: AccessEngine | undefined;
+
+  constructor(limits: GatewayConfig["limits"], limiter: Limiter, authz: Authorizer, catalog: ToolCatalog, access?: AccessEngine) {
     this.#limits = limits;
     this.#limiter = limiter;
     this.#authz = authz;
     this.#catalog = catalog;
+    // issue 13: with scopes, schedules, sources, read-only rules, conditions or constraints configured the
+    // AccessEngine decides; otherwise the memoized Authorizer does (same answers, no extra cost).
+    this.#access = access?.extended ? access : undefined;
+  }
+
+  // ---- issue 13 hook: the authorization decision for one operation (AccessEngine when extended) ----
+  #gate(policy: Policy, id: Identity, method: string, kind: Kind, name: string, args: unknown, facts: RequestFacts | undefined): Refusal | undefined {
+    const a = this.#access;
+    if (!a) return policy.allows(kind, name) ? undefined : deny(kind, name);
+    const d = a.decide(id, { method, kind, name, arguments: args }, facts ?? { source: "unknown", now: Date.now() });
+    if (d.ok) return undefined;
+    const r = d.refusal;
+    if (r.kind === "insufficient_scope")
+      return { status: 403, code: ERR.denied, message: r.reason, outcome: "denied", scope: "scope", rule: r.rule, scopes: r.scopes };
+    if (r.kind === "invalid") return { status: 200, code: ERR.invalidParams, message: r.reason, outcome: "invalid", scope: "constraint", rule: r.rule };
+    return { status: 200, code: ERR.denied, message: r.reason, outcome: "denied", scope: kind, rule: r.rule };
+  }
+
+  #listed(policy: Policy, id: Identity, kind: Kind, name: string, facts: Partial<RequestFacts> | undefined): boolean {
+    return this.#access ? this.#access.listAllows(id, kind, name, facts ?? {}) : policy.allows(kind, name);
   }
 
   #toolLimit(tool: string) {
@@ -97,20 +123,22 @@ export class PolicyEngine {
    * Checks one client request. Returns a refusal, or what the caller needs to forward it. Synchronous
    * when it can be (local limiter, tool already known): the common tools/call costs no promise.
    */
-  check(id: Identity, method: string, params: Record<string, unknown> | undefined): Refusal | Checked | Promise<Refusal | Checked> {
+  check(id: Identity, method: string, params: Record<string, unknown> | undefined, facts?: RequestFacts): Refusal | Checked | Promise<Refusal | Checked> {
     const pc = this.#limits.perClient;
     const t = this.#limiter.take(`c:${id.key}`, pc.requestsPerMinute, pc.burst);
-    return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params)) : this.#afterClientLimit(t, id, method, params);
+    return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params, facts)) : this.#afterClientLimit(t, id, method, params, facts);
   }
 
-  #afterClientLimit(t: Take, id: Identity, method: string, params: Record<string, unknown> | undefined): Refusal | Checked | Promise<Refusal | Checked> {
+  #afterClientLimit(t: Take, id: Identity, method: string, params: Record<string, unknown> | undefined, facts: RequestFacts | undefined): Refusal | Checked | Promise<Refusal | Checked> {
     if (!t.ok) return limited(t, "client", "this client");
     const policy = this.#authz.policyFor(id);
+    const gate = (kind: Kind, name: string, args: unknown) => this.#gate(policy, id, method, kind, name, args, facts);
     switch (method) {
       case "tools/call": {
         const name = params?.name;
         if (typeof name !== "string" || name.length === 0) return invalid('tools/call needs "params.name" (a string)');
-        if (!policy.allows("tools", name)) return deny("tools", name);
+        const refusedTool = gate("tools", name, params?.arguments);
+        if (refusedTool) return refusedTool;
         const tl = this.#toolLimit(name);
         if (tl) {
           const tt = this.#limiter.take(`t:${id.key}\u0000${name}`, tl.requestsPerMinute, tl.burst);
@@ -125,19 +153,26 @@ export class PolicyEngine {
         const uri = params?.uri;
         if (typeof uri !== "string") return invalid(`${method} needs "params.uri" (a string)`);
         if (hasDotSegments(uri)) return invalid(`resource URI ${quoted(uri)} must not contain "." or ".." segments`);
-        if (!policy.allows("resources", uri)) return deny("resources", uri);
+        const refusedUri = gate("resources", uri, undefined);
+        if (refusedUri) return refusedUri;
         break;
       }
       case "prompts/get": {
         const name = params?.name;
         if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
-        if (!policy.allows("prompts", name)) return deny("prompts", name);
+        const refusedPrompt = gate("prompts", name, params?.arguments);
+        if (refusedPrompt) return refusedPrompt;
         break;
       }
       case "completion/complete": {
         const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
-        if (ref?.type === "ref/prompt" && typeof ref.name === "string" && !policy.allows("prompts", ref.name)) return deny("prompts", ref.name);
-        if (ref?.type === "ref/resource" && typeof ref.uri === "string" && !policy.allows("resources", ref.uri)) return deny("resources", ref.uri);
+        const refusedRef =
+          ref?.type === "ref/prompt" && typeof ref.name === "string"
+            ? gate("prompts", ref.name, undefined)
+            : ref?.type === "ref/resource" && typeof ref.uri === "string"
+              ? gate("resources", ref.uri, undefined)
+              : undefined;
+        if (refusedRef) return refusedRef;
         break;
       }
     }
@@ -161,7 +196,7 @@ export class PolicyEngine {
   }
 
   /** Filters a list result for this client (and, for tools, by integrity). Returns undefined when unchanged. */
-  filterList(id: Identity, method: string, result: unknown): unknown {
+  filterList(id: Identity, method: string, result: unknown, facts?: Partial<RequestFacts>): unknown {
     if (!result || typeof result !== "object") return result;
     const policy = this.#authz.policyFor(id);
     const r = result as Record<string, unknown>;
@@ -170,20 +205,20 @@ export class PolicyEngine {
         if (!Array.isArray(r.tools)) return result;
         const entries = this.#catalog.learn(r.tools);
         const allowed = new Set(entries.filter((e) => e.assessment.verdict.allowed).map((e) => e.tool.name));
-        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && policy.allows("tools", (t as { name: string }).name)) };
+        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && this.#listed(policy, id, "tools", (t as { name: string }).name, facts)) };
       }
       case "resources/list":
         if (!Array.isArray(r.resources)) return result;
-        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && policy.allows("resources", x.uri)) };
+        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && this.#listed(policy, id, "resources", x.uri, facts)) };
       case "resources/templates/list":
         if (!Array.isArray(r.resourceTemplates)) return result;
         return {
           ...r,
-          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && policy.allows("resources", x.uriTemplate)),
+          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && this.#listed(policy, id, "resources", x.uriTemplate, facts)),
         };
       case "prompts/list":
         if (!Array.isArray(r.prompts)) return result;
-        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && policy.allows("prompts", x.name)) };
+        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && this.#listed(policy, id, "prompts", x.name, facts)) };
     }
     return result;
   }

@@ -10,6 +10,10 @@ import type { AddressInfo } from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
+import { AccessEngine } from "./authz/engine.ts";
+import { IdentityForwarder, identityHeaderProblems } from "./authz/identity.ts";
+import { insufficientScopeChallenge, unauthorizedChallenge } from "./authz/scopes.ts";
+import { type CidrSet, cidrSet, clientAddress } from "./authz/source.ts";
 import { ToolCatalog } from "./catalog.ts";
 import { type Channel, listToolsOver, openChannel } from "./channel.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -29,6 +33,8 @@ export interface GatewayOptions {
   jwksRefreshMs?: number;
   /** How often the API key directory is rescanned besides fs events. */
   apiKeyRescanMs?: number;
+  /** The gateway's clock for time-based rules (tests inject one; no sleeps). */
+  now?: () => number;
 }
 
 interface Ctx {
@@ -44,6 +50,8 @@ interface Ctx {
   done: boolean;
   holdsSlot: boolean;
   span?: { end(attrs: Record<string, string | number>): void };
+  /** issue 13: the rule that refused this request (audit). */
+  rule?: string;
 }
 
 /** A session the gateway holds itself (message-channel upstreams, or clients on the older SSE transport). */
@@ -112,9 +120,6 @@ function coalesce(src: NodeJS.ReadableStream, res: ServerResponse, status: numbe
   });
 }
 
-function sourceOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? "unknown";
-}
 
 export class Gateway {
   readonly config: GatewayConfig;
@@ -143,6 +148,11 @@ export class Gateway {
   #refresh: NodeJS.Timeout | undefined;
   #changeTimer: NodeJS.Timeout | undefined;
   readonly #apiKeyRescanMs: number | undefined;
+  // issue 13: scopes/conditions/windows/sources (AccessEngine), trusted proxies, identity for the server.
+  readonly access: AccessEngine;
+  readonly #trustedProxies: CidrSet;
+  readonly #identity: IdentityForwarder;
+  readonly #now: () => number;
 
   constructor(opts: GatewayOptions) {
     const c = opts.config;
@@ -164,6 +174,39 @@ export class Gateway {
       finding: (tool, rule) => this.metrics.findings.inc({ tool, rule }),
     });
     this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink);
+    this.#now = opts.now ?? Date.now;
+    const pins = new Map(c.tools.pinned.map((p) => [p.name, p.sha256.toLowerCase()]));
+    this.access = new AccessEngine(c.authorization, (name) => {
+      const e = this.catalog.get(name);
+      if (!e) return undefined;
+      // Annotations count only when the pin covers them (fingerprint includes annotations since issue 13).
+      return { pinnedWithAnnotations: e.assessment.verdict.status === "pinned" && pins.get(name) === e.assessment.fingerprint, annotations: e.tool.annotations };
+    });
+    if (this.access.problems.length > 0)
+      throw new Error(`authorization: ${this.access.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
+    this.#trustedProxies = cidrSet(c.authorization.trustedProxies);
+    const idProblems = identityHeaderProblems(c.authorization.identity);
+    if (idProblems.length > 0) throw new Error(`authorization.identity: ${idProblems.join("; ")}`);
+    this.#identity = new IdentityForwarder(c.authorization.identity, this.#now);
+  }
+
+  #sourceOf(req: IncomingMessage): string {
+    return clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"], this.#trustedProxies);
+  }
+
+  #facts(ctx: Ctx) {
+    return { source: ctx.source, now: this.#now() };
+  }
+
+  /** Identity headers for the upstream (never the client's own credentials). */
+  #identityHeaders(ctx: Ctx): OutgoingHttpHeaders {
+    const id = ctx.identity;
+    if (!id || !this.#identity.enabled) return {};
+    return this.#identity.headers(this.#caller(id, ctx.source));
+  }
+
+  #caller(id: Identity, source: string) {
+    return { key: id.key, kind: id.kind, name: id.name, groups: id.groups, scopes: id.scopes, spiffeId: id.kind === "spiffe" ? id.name : undefined, source };
   }
 
   get ready(): boolean {
@@ -176,7 +219,8 @@ export class Gateway {
       c.limits.mode === "redis"
         ? await RedisLimiter.connect(c.limits.redisUrl ?? "", `mcp-bastion:${c.server.namespace}/${c.server.name}:`)
         : new LocalLimiter();
-    this.#policy = new PolicyEngine(c.limits, this.#limiter, this.#authz, this.catalog);
+    this.#policy = new PolicyEngine(c.limits, this.#limiter, this.#authz, this.catalog, this.access);
+    await this.#identity.start();
     if (c.telemetry.otlpEndpoint) this.#tracer = await startTracer(c.telemetry.otlpEndpoint, `${c.server.namespace}/${c.server.name}`);
     this.catalog.setFetcher(() => listToolsOver(openChannel(c.upstream, this.#agent), 10_000));
     await this.auth.start(this.#apiKeyRescanMs);
@@ -272,6 +316,10 @@ export class Gateway {
       const ok = this.ready;
       return void res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
     }
+    if (path === "/.well-known/jwks.json") {
+      // issue 13: the public key of the signed identity the gateway passes to the server.
+      return void res.writeHead(200, { "content-type": "application/json", "cache-control": "max-age=60" }).end(JSON.stringify(this.#identity.jwks()));
+    }
     if (path === "/metrics") {
       try {
         const body = await this.metrics.registry.metrics();
@@ -301,7 +349,7 @@ export class Gateway {
     const ctx: Ctx = {
       t0: process.hrtime.bigint(),
       startMs: Date.now(),
-      source: sourceOf(req),
+      source: this.#sourceOf(req),
       transport: "streamable-http",
       method: req.method ?? "?",
       done: false,
@@ -325,10 +373,18 @@ export class Gateway {
     if (!a.ok) {
       this.metrics.authFailures.inc({ reason: a.reason });
       req.resume();
-      const challenge = `Bearer resource_metadata="${this.#publicOrigin}${this.#metadataPath}"${a.invalidToken ? `, error="invalid_token", error_description="${a.message}"` : ""}`;
+      const challenge = unauthorizedChallenge(`${this.#publicOrigin}${this.#metadataPath}`, this.config.auth.jwt ? this.access.requiredScopes : [], a.invalidToken ? a.message : undefined);
       return this.#fail(res, ctx, 401, ERR.unauthorized, a.message, "unauthenticated", { "www-authenticate": challenge }, a.reason);
     }
     ctx.identity = a.identity;
+    // issue 13: a token without the scopes every request needs gets the step-up challenge, whatever it asks.
+    const lacking = this.access.missingRequired(a.identity);
+    if (lacking) {
+      req.resume();
+      const msg = `the token lacks required scope(s): ${lacking.filter((x) => !a.identity.scopes?.includes(x)).join(" ")}`;
+      const challenge = insufficientScopeChallenge(`${this.#publicOrigin}${this.#metadataPath}`, lacking, msg);
+      return this.#fail(res, ctx, 403, ERR.denied, msg, "denied", { "www-authenticate": challenge }, msg);
+    }
     if (ctx.transport === "sse" && route === "sse") {
       if (req.method !== "GET") return this.#fail(res, ctx, 405, ERR.invalidRequest, "method not allowed", "invalid", { allow: "GET" });
       return void this.#openLegacy(req, res, ctx);
@@ -405,6 +461,7 @@ export class Gateway {
       resource: c.publicUrl,
       authorization_servers: c.auth.jwt ? [c.auth.jwt.issuer] : [],
       bearer_methods_supported: ["header"],
+      ...(c.auth.jwt && this.access.scopesSupported.length > 0 ? { scopes_supported: this.access.scopesSupported } : {}),
       resource_name: `${c.server.namespace}/${c.server.name}`,
     };
     res.writeHead(200, { "content-type": "application/json", "cache-control": "max-age=300" }).end(JSON.stringify(doc));
@@ -440,6 +497,7 @@ export class Gateway {
       latencyMs: Math.round(latencyMs * 1000) / 1000,
       ...(ctx.session ? { session: ctx.session.slice(0, 8) } : {}),
       ...(reason ? { reason } : {}),
+      ...(ctx.rule ? { rule: ctx.rule } : {}),
     });
     this.metrics.observe(ctx.method, outcome, latencyMs / 1000);
     ctx.span?.end({ outcome, status });
@@ -455,7 +513,10 @@ export class Gateway {
     if (r.outcome === "rate-limited") this.metrics.rateLimited.inc({ scope: r.scope });
     else this.metrics.denied.inc({ kind: r.scope });
     const h: OutgoingHttpHeaders = r.retryAfter !== undefined ? { "retry-after": String(r.retryAfter) } : {};
-    this.#fail(res, ctx, r.status, r.code, r.message, r.outcome, h, undefined, id);
+    // issue 13: a valid token lacking scopes gets 403 + every scope the operation needs (RFC 6750 3.1, MCP step-up).
+    if (r.scopes) h["www-authenticate"] = insufficientScopeChallenge(`${this.#publicOrigin}${this.#metadataPath}`, r.scopes, r.message);
+    ctx.rule = r.rule;
+    this.#fail(res, ctx, r.status, r.code, r.message, r.outcome, h, r.outcome === "rate-limited" ? undefined : r.message, id);
   }
 
   #startSpan(ctx: Ctx) {
@@ -492,11 +553,14 @@ export class Gateway {
       ctx.tool = r.tool;
       ctx.args = r.args;
       this.#startSpan(ctx);
-      this.#dispatch(req, res, ctx, msg, body, r);
+      // issue 13: a signed identity for the server is minted once per caller and reused for half its life.
+      const minting = this.#identity.prepare(this.#caller(id, ctx.source));
+      if (minting) minting.then(() => this.#dispatch(req, res, ctx, msg, body, r), () => this.#fail(res, ctx, 500, ERR.internal, "internal error", "error", {}, undefined, msg.id));
+      else this.#dispatch(req, res, ctx, msg, body, r);
     };
     let checked: ReturnType<PolicyEngine["check"]>;
     try {
-      checked = this.#policy.check(id, msg.method!, msg.params);
+      checked = this.#policy.check(id, msg.method!, msg.params, this.#facts(ctx));
     } catch {
       return this.#fail(res, ctx, 500, ERR.internal, "internal error", "error", {}, undefined, msg.id);
     }
@@ -531,7 +595,7 @@ export class Gateway {
 
   #proxyPost(req: IncomingMessage, res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, body: Buffer, checked: Checked) {
     const tUp = process.hrtime.bigint();
-    const up = this.#upstreamPost(req, { "content-type": "application/json", "content-length": body.length });
+    const up = this.#upstreamPost(req, { ...this.#identityHeaders(ctx), "content-type": "application/json", "content-length": body.length });
     const isList = msg.method !== undefined && LIST_METHODS.has(msg.method) && msg.id !== undefined;
     let timedOut = false;
     let piped: NodeJS.ReadableStream | undefined;
@@ -582,7 +646,7 @@ export class Gateway {
         ur.on("data", (c: Buffer) => chunks.push(c));
         ur.on("end", () => {
           if (timedOut) return;
-          const out = this.#filterRaw(ctx.identity!, msg.method!, Buffer.concat(chunks).toString("utf8"), msg.id);
+          const out = this.#filterRaw(ctx.identity!, msg.method!, Buffer.concat(chunks).toString("utf8"), msg.id, ctx.source);
           res.writeHead(status, this.#copyHeaders(ur, { "content-length": Buffer.byteLength(out) })).end(out);
           finish();
         });
@@ -590,7 +654,7 @@ export class Gateway {
       }
       sse = ct.includes("text/event-stream");
       const src = isList && sse
-        ? ur.pipe(new SseRewriter((d) => this.#filterRaw(ctx.identity!, msg.method!, d, msg.id)))
+        ? ur.pipe(new SseRewriter((d) => this.#filterRaw(ctx.identity!, msg.method!, d, msg.id, ctx.source)))
         : ur;
       coalesce(src, res, status, this.#copyHeaders(ur));
       piped = src;
@@ -612,7 +676,7 @@ export class Gateway {
   }
 
   /** Rewrites the JSON-RPC response inside `raw` when it answers the list request `id`. */
-  #filterRaw(identity: Identity, method: string | undefined, raw: string, id: JsonRpcId | undefined): string {
+  #filterRaw(identity: Identity, method: string | undefined, raw: string, id: JsonRpcId | undefined, source?: string): string {
     let m: JsonRpcMessage;
     try {
       m = JSON.parse(raw) as JsonRpcMessage;
@@ -624,7 +688,7 @@ export class Gateway {
     const lm = id !== undefined && m.id === id ? method : undefined;
     const which = lm ?? listMethodOf(m.result);
     if (!which || !LIST_METHODS.has(which)) return raw;
-    return JSON.stringify({ ...m, result: this.#policy.filterList(identity, which, m.result) });
+    return JSON.stringify({ ...m, result: this.#policy.filterList(identity, which, m.result, { source, now: this.#now() }) });
   }
 
   #timeout(res: ServerResponse, ctx: Ctx, msg: JsonRpcMessage, ms: number, sse = false) {
@@ -795,7 +859,7 @@ export class Gateway {
     this.#await(h, msg, checked, (raw) => {
       this.metrics.phase("upstream", tUp);
       if (raw === "") return this.#fail(res, ctx, 502, ERR.upstream, "upstream session ended", "upstream-error", {}, undefined, msg.id);
-      const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw);
+      const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id, ctx.source) : sanitizeRaw(raw);
       res.writeHead(200, { "content-type": "application/json", ...extra }).end(out);
       this.#finish(ctx, "ok", 200);
     }, () => this.#timeout(res, ctx, msg, checked.timeoutMs));
@@ -870,7 +934,7 @@ export class Gateway {
     }
     let r: Refusal | Checked;
     try {
-      r = await this.#policy.check(ctx.identity!, msg.method, msg.params);
+      r = await this.#policy.check(ctx.identity!, msg.method, msg.params, this.#facts(ctx));
     } catch {
       return this.#fail(res, ctx, 500, ERR.internal, "internal error", "error");
     }
@@ -881,7 +945,8 @@ export class Gateway {
       this.metrics.denied.inc({ kind: r.scope });
       res.writeHead(202).end("Accepted");
       this.#legacySend(h, errorBody(msg.id, r.code, r.message));
-      return this.#finish(ctx, r.outcome, 202);
+      ctx.rule = r.rule;
+      return this.#finish(ctx, r.outcome, 202, r.message);
     }
     ctx.tool = r.tool;
     ctx.args = r.args;
@@ -890,7 +955,7 @@ export class Gateway {
     this.#await(h, msg, r, (raw) => {
       this.metrics.phase("upstream", t);
       if (raw === "") return this.#finish(ctx, "upstream-error", 202);
-      this.#legacySend(h, LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw));
+      this.#legacySend(h, LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id, ctx.source) : sanitizeRaw(raw));
       this.#finish(ctx, "ok", 202);
     }, () => {
       this.#legacySend(h, errorBody(msg.id, ERR.timeout, `request timed out after ${Math.round(r.timeoutMs / 1000)} s`));

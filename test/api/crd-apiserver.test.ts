@@ -85,6 +85,20 @@ const REFUSED: [string, unknown, string][] = [
   ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
   ["name not a DNS label", { ...BASE, metadata: { name: "a.b", namespace: "cel" } }, "metadata.name must be a DNS label"],
   ["unknown field", withSpec({ privileged: true }), ".spec.privileged: field not declared in schema"],
+  // issue 13's cross-field rules
+  ["scopes without JWT", withSpec({ authorization: { requiredScopes: ["mcp:connect"] } }), "spec.authorization: OAuth scopes (scopes, requiredScopes, rules[].scopes) need spec.auth.jwt"],
+  [
+    "empty time window",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { windows: [{ start: "02:00", end: "02:00", timeZone: "UTC" }] } }] } }),
+    "spec.authorization.rules[].schedule.windows[]: start and end must differ",
+  ],
+  [
+    "notAfter before notBefore",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { notBefore: "2026-12-02T00:00:00Z", notAfter: "2026-12-01T00:00:00Z" } }] } }),
+    "spec.authorization.rules[].schedule: notBefore must be before notAfter",
+  ],
+  ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
+  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt or both"],
 ];
 
 test("the API server refuses what the zod schema refuses, naming the field", async () => {

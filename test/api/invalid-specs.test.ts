@@ -82,6 +82,48 @@ const CASES: [string, unknown, string][] = [
   ["name not a DNS label", { ...BASE, metadata: { name: "My_Server" } }, "metadata.name must be a DNS label"],
   ["wrong apiVersion", { ...BASE, apiVersion: "mcp.bastion.dev/v1" }, "apiVersion"],
   ["missing spec", { ...BASE, spec: undefined }, "spec"],
+  // issue 13: the operator compiles CEL expressions and schema overlays and names the field and the error
+  [
+    "CEL syntax error in a constraint",
+    withSpec({ authorization: { constraints: [{ name: "c", tools: ["read_file"], conditions: [{ expression: "pathWithin(request.arguments.path, '/data'" }] }] } }),
+    'spec.authorization.constraints[0].conditions[0].expression: invalid CEL expression "pathWithin(request.arguments.path, \'/data\'": at 1:',
+  ],
+  [
+    "CEL unknown function in a rule",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, conditions: [{ expression: "isAdmin(client.name)" }] }] } }),
+    'spec.authorization.rules[0].conditions[0].expression: invalid CEL expression "isAdmin(client.name)": unknown function "isAdmin"',
+  ],
+  [
+    "CEL unknown variable",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, conditions: [{ expression: "args.path == '/'" }] }] } }),
+    'undeclared reference to "args"',
+  ],
+  [
+    "schema overlay with a misspelt keyword",
+    withSpec({ authorization: { constraints: [{ name: "c", tools: ["q"], arguments: { type: "object", properties: { limit: { type: "integer", maximun: 10 } } } }] } }),
+    'spec.authorization.constraints[0].arguments: invalid JSON Schema: strict mode: unknown keyword: "maximun"',
+  ],
+  [
+    "unknown time zone",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { windows: [{ start: "02:00", end: "04:00", timeZone: "Europe/Atlantis" }] } }] } }),
+    "spec.authorization.rules[0].schedule.windows[0].timeZone: must be an IANA time zone",
+  ],
+  [
+    "bad window time",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { windows: [{ start: "2am", end: "04:00", timeZone: "UTC" }] } }] } }),
+    "spec.authorization.rules[0].schedule.windows[0].start: must be HH:MM",
+  ],
+  [
+    "notAfter before notBefore",
+    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { notBefore: "2026-12-02T00:00:00Z", notAfter: "2026-12-01T00:00:00Z" } }] } }),
+    "spec.authorization.rules[].schedule: notBefore must be before notAfter",
+  ],
+  ["bad source CIDR", withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, sources: ["10.0.0.0"] }] } }), "spec.authorization.rules[0].sources[0]: must be a CIDR"],
+  ["scopes without JWT", withSpec({ authorization: { requiredScopes: ["mcp:connect"] } }), "spec.authorization: OAuth scopes"],
+  ["scope with a space", withSpec({ auth: { jwt: JWT }, authorization: { scopes: [{ name: "s", tools: ["q"], scopes: ["db read"] }] } }), "spec.authorization.scopes[0].scopes[0]: must be an OAuth scope token"],
+  ["identity header reserved name shape", withSpec({ authorization: { identity: { headers: { subject: "X Subject" } } } }), "spec.authorization.identity.headers.subject"],
+  ["identity header that the gateway strips", withSpec({ authorization: { identity: { headers: { subject: "Authorization" } } } }), 'spec.authorization.identity: headers.subject: "Authorization" is reserved'],
+  ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
 ];
 
 test(`${CASES.length} invalid specs are each rejected with a message naming the field`, () => {

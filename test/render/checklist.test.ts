@@ -28,7 +28,7 @@ const gatewayConfig = (s: McpServer) => {
   return GatewayConfigSchema.parse(JSON.parse(String(obj(cm.data)["gateway.json"])));
 };
 
-test("the checklist has the 18 items of the issue", () => {
+test("the checklist has the 18 items of the issue and the 3 of issue 13", () => {
   assert.deepEqual(
     render(server({})).checklist.map((c) => c.title),
     [
@@ -50,6 +50,9 @@ test("the checklist has the 18 items of the issue", () => {
       "Tool description integrity",
       "Image pinned by digest",
       "Sanitized errors",
+      "Scoped OAuth tokens",
+      "Argument constraints",
+      "Time-limited elevation",
     ],
   );
 });

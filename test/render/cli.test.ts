@@ -40,7 +40,7 @@ test("render: several McpServer documents in one file become one multi-document 
   const docs = parseAllDocuments(r.stdout) as unknown as { toJS(): { kind: string; metadata: { name: string } } }[];
   const objects = docs.map((d) => d.toJS());
   const deployments = objects.filter((o) => o.kind === "Deployment").map((o) => o.metadata.name).sort();
-  assert.deepEqual(deployments, ["everything", "filesystem", "github", "pinned-tools", "postgres"]);
+  assert.deepEqual(deployments, ["everything", "filesystem", "github", "orders-db", "pinned-tools", "postgres"]);
   assert.ok(objects.some((o) => o.kind === "ExternalSecret"));
   assert.match(r.stdout, /registry\.example\/gw@sha256:b{64}/);
   // stdin works too

@@ -43,7 +43,9 @@ export class Authenticator {
     return (this.jwt ? this.jwt.ready : true) && (this.apiKeys ? this.apiKeys.size > 0 || !this.jwt : true);
   }
 
-  #identity(kind: Identity["kind"], name: string, groups?: string[]): Identity {
+  #identity(kind: Identity["kind"], name: string, groups?: string[], token?: { scopes: string[]; claims: Record<string, unknown> }): Identity {
+    // A token's scopes and claims belong to that token, not to the subject: never shared through the cache.
+    if (token) return { key: `${kind}:${name}`, kind, name, ...(groups && groups.length > 0 ? { groups } : {}), scopes: token.scopes, claims: token.claims };
     if (groups && groups.length > 0) return { key: `${kind}:${name}`, kind, name, groups };
     const key = `${kind}:${name}`;
     let id = this.#ids.get(key);
@@ -85,7 +87,7 @@ export class Authenticator {
   async #jwt(v: JwtVerifier, token: string): Promise<AuthResult> {
     try {
       const id = await v.verify(token);
-      return { ok: true, identity: this.#identity("jwt", id.subject, id.groups) };
+      return { ok: true, identity: this.#identity("jwt", id.subject, id.groups, id) };
     } catch (e) {
       const reason = e instanceof JwtError ? e.reason : "invalid";
       const message = e instanceof JwtError ? e.message : "token invalid";

@@ -8,6 +8,7 @@ import { readFile, stat } from "node:fs/promises";
 import { createLocalJWKSet, decodeProtectedHeader, errors, type JSONWebKeySet, type JWTPayload, jwtVerify } from "jose";
 import type { GatewayConfig } from "../config.ts";
 import { errorKind, log } from "../log.ts";
+import { grantedScopes } from "../authz/scopes.ts";
 import { sha256 } from "./apikeys.ts";
 
 type JwtConfig = NonNullable<GatewayConfig["auth"]["jwt"]>;
@@ -28,6 +29,9 @@ export class JwtError extends Error {
 export interface JwtIdentity {
   subject: string;
   groups: string[];
+  /** `scope`/`scp` claims (issue 13: required scopes per tool and rule). */
+  scopes: string[];
+  claims: Record<string, unknown>;
 }
 
 type KeySet = ReturnType<typeof createLocalJWKSet>;
@@ -163,7 +167,7 @@ export class JwtVerifier {
     if (typeof sub !== "string" || sub.length === 0) throw new JwtError("claims", `token has no "${this.#cfg.subjectClaim}" claim`);
     const rawGroups = payload[this.#cfg.groupsClaim];
     const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === "string") : [];
-    const id = { subject: sub, groups };
+    const id = { subject: sub, groups, scopes: grantedScopes(payload), claims: payload as Record<string, unknown> };
     const expMs = (payload.exp ?? 0) * 1000;
     const ageLimit = ((payload.iat ?? 0) + this.#cfg.maxTokenAgeSeconds) * 1000;
     const until = Math.min(expMs, ageLimit, now + 300_000);

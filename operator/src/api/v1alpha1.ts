@@ -7,6 +7,10 @@
 // where they are Kubernetes-style values, optional fields that default to the locked-down choice.
 import { isIP } from "node:net";
 import { z } from "zod";
+import { conditionError } from "../../../gateway/src/authz/conditions.ts";
+import { compileOverlay } from "../../../gateway/src/authz/engine.ts";
+import { identityHeaderProblems } from "../../../gateway/src/authz/identity.ts";
+import { checkTimeZone } from "../../../gateway/src/authz/windows.ts";
 
 export const GROUP = "mcp.bastion.dev";
 export const VERSION = "v1alpha1";
@@ -341,6 +345,177 @@ export const Auth = doc(
   ],
 );
 
+// ---- authorization: scopes, conditions, time, sources, read-only tools, identity (issue 13) -------
+// Checks a CRD rule cannot make (CEL expressions and JSON Schemas that must compile, time zones the
+// runtime knows) are zod refinements calling the gateway's own compilers, so the operator reports an
+// invalid one as InvalidSpec naming the field and the compiler's error, exactly as the gateway would.
+
+const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+const HHMM = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const scopeList = (description: string) =>
+  setList(z.array(z.string().min(1).max(256).regex(SCOPE, "must be an OAuth scope token (no spaces, quotes or backslashes)")).max(64).optional(), description);
+const cidrList = (description: string) =>
+  setList(z.array(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32")).max(64).optional(), description);
+
+export const CelCondition = doc(
+  z
+    .object({
+      expression: doc(
+        z.string().min(1).max(4096).superRefine((e, ctx) => {
+          const err = conditionError(e);
+          if (err) ctx.addIssue({ code: "custom", message: `invalid CEL expression ${JSON.stringify(e.slice(0, 200))}: ${err}` });
+        }),
+        "CEL expression that must evaluate to true. Variables: request {method, tool, arguments, uri, prompt}, client {name, kind, subject, groups, scopes, claims, spiffeId, source}, now (timestamp). Functions besides CEL's standard ones: cleanPath(p), pathWithin(p, dir), urlHost(u), urlScheme(u).",
+      ),
+      message: doc(z.string().min(1).max(512).optional(), "Told to the client (and audited) when the condition is false."),
+    })
+    .strict(),
+  "A condition on the call, compiled once by the gateway.",
+);
+
+export const TimeWindow = doc(
+  z
+    .object({
+      days: setList(z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).max(7).optional(), "Days of the week (local to timeZone); all days when absent."),
+      // maxLength keeps the CEL rule below within the API server's cost budget (rules x windows).
+      start: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "Start, local time, inclusive."),
+      end: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "End, local time, exclusive. An end at or before start runs past midnight."),
+      timeZone: doc(
+        z.string().min(1).max(64).refine((tz) => {
+          try {
+            checkTimeZone(tz);
+            return true;
+          } catch {
+            return false;
+          }
+        }, "must be an IANA time zone such as Europe/Berlin or UTC"),
+        "IANA time zone of start and end.",
+      ),
+    })
+    .strict(),
+  "A recurring window.",
+  [{ rule: "self.start != self.end", message: "spec.authorization.rules[].schedule.windows[]: start and end must differ", check: (w) => w.start !== w.end }],
+);
+
+export const RuleSchedule = doc(
+  z
+    .object({
+      windows: doc(z.array(TimeWindow).max(16).optional(), "The rule is active only inside one of these windows."),
+      notBefore: doc(z.iso.datetime({ offset: true }).max(64).optional(), "The rule is inactive before this time (RFC 3339)."),
+      notAfter: doc(
+        z.iso.datetime({ offset: true }).max(64).optional(),
+        "The rule is inactive from this time on (RFC 3339): a temporary elevation ends by itself, without anyone editing the object.",
+      ),
+    })
+    .strict(),
+  "When the rule is active, evaluated with the gateway's clock. status.authorization lists the active rules and the next change.",
+  [
+    {
+      rule: "!has(self.notBefore) || !has(self.notAfter) || timestamp(self.notBefore) < timestamp(self.notAfter)",
+      message: "spec.authorization.rules[].schedule: notBefore must be before notAfter",
+      check: (s) => s.notBefore === undefined || s.notAfter === undefined || Date.parse(s.notBefore) < Date.parse(s.notAfter),
+    },
+  ],
+);
+
+/** Fields added to an authorization rule. */
+const RuleExtensions = {
+  scopes: scopeList("OAuth scopes a JWT client's token must carry for this rule to allow anything (403 insufficient_scope otherwise). A rule with scopes never applies to API key or SPIFFE clients."),
+  schedule: RuleSchedule.optional(),
+  sources: cidrList("The rule applies only to clients from these CIDRs (the connection's address, or X-Forwarded-For from spec.authorization.trustedProxies)."),
+  readOnlyTools: doc(
+    z.boolean().optional(),
+    "Allow only tools whose annotations say readOnlyHint: true and not destructiveHint: true. Annotations come from the server, so they count only for tools pinned in spec.tools.pinned with a fingerprint that includes them.",
+  ),
+  conditions: doc(z.array(CelCondition).max(16).optional(), "CEL conditions that must all hold for this rule to allow a call."),
+};
+
+export const ScopeRequirement = z
+  .object({
+    name: dnsLabel("spec.authorization.scopes[].name"),
+    tools: setList(z.array(glob).max(256).optional(), "Tools (globs) that need the scopes."),
+    resources: setList(z.array(glob).max(256).optional(), "Resource URIs (globs) that need the scopes."),
+    prompts: setList(z.array(glob).max(256).optional(), "Prompts (globs) that need the scopes."),
+    scopes: setList(
+      z.array(z.string().min(1).max(256).regex(SCOPE, "must be an OAuth scope token (no spaces, quotes or backslashes)")).min(1).max(64),
+      "Scopes a JWT client's token must carry to use them; a token without them gets 403 with error=\"insufficient_scope\" naming every scope the call needs.",
+    ),
+  })
+  .strict();
+
+export const ToolConstraint = z
+  .object({
+    name: dnsLabel("spec.authorization.constraints[].name"),
+    tools: setList(z.array(glob).min(1).max(256), "Tools (globs) the constraint applies to, for every client."),
+    arguments: doc(
+      z
+        .record(z.string(), z.unknown())
+        .superRefine((schema, ctx) => {
+          try {
+            compileOverlay(schema);
+          } catch (e) {
+            ctx.addIssue({ code: "custom", message: `invalid JSON Schema: ${(e as Error).message}` });
+          }
+        })
+        .optional(),
+      "JSON Schema (2020-12, strict) the call's arguments must also satisfy, on top of the server's own inputSchema (which the server wrote, so it is not trusted): types, ranges, patterns, lengths.",
+    ).meta({ "x-kubernetes-preserve-unknown-fields": true }),
+    conditions: doc(z.array(CelCondition).max(16).optional(), "CEL conditions the call must satisfy (what a schema cannot say: normalized paths, URL hosts, read-only SQL)."),
+  })
+  .strict();
+
+export const IdentityForServer = doc(
+  z
+    .object({
+      headers: doc(
+        z
+          .object({
+            client: z.string().max(64).regex(HEADER_NAME).optional(),
+            subject: z.string().max(64).regex(HEADER_NAME).optional(),
+            groups: z.string().max(64).regex(HEADER_NAME).optional(),
+            scopes: z.string().max(64).regex(HEADER_NAME).optional(),
+            source: z.string().max(64).regex(HEADER_NAME).optional(),
+          })
+          .strict()
+          .optional(),
+        "Header names the gateway sets on requests to the server (client key, subject, comma-separated groups, space-separated scopes, source address). The same headers from a client are never forwarded.",
+      ),
+      signedJwt: doc(
+        z
+          .object({
+            header: z.string().max(64).regex(HEADER_NAME),
+            audience: doc(z.string().min(1).max(256), "`aud` of the token, what the server checks."),
+            ttlSeconds: z.int().min(10).max(3600).default(60),
+          })
+          .strict()
+          .optional(),
+        "Also send a short-lived JWT (ES256, issuer mcp-bastion-gateway) signed with a key the gateway generates at start; the server verifies it with the JWKS at http://<pod>:9090/.well-known/jwks.json.",
+      ),
+    })
+    .strict()
+    .superRefine((i, ctx) => {
+      for (const p of identityHeaderProblems({ headers: i.headers ?? {}, ...(i.signedJwt ? { signedJwt: i.signedJwt } : {}) }))
+        ctx.addIssue({ code: "custom", message: p });
+    }),
+  "The verified caller's identity for the MCP server (never the client's own token).",
+  [
+    {
+      rule: "has(self.headers) || has(self.signedJwt)",
+      message: "spec.authorization.identity: set headers, signedJwt or both",
+      check: (i) => i.headers !== undefined || i.signedJwt !== undefined,
+    },
+  ],
+);
+
+const AuthorizationExtensions = {
+  scopes: listMap(z.array(ScopeRequirement).max(64).default([]), ["name"], "OAuth scopes each tool, resource or prompt needs (JWT clients)."),
+  constraints: listMap(z.array(ToolConstraint).max(64).default([]), ["name"], "Per-tool constraints on arguments, for every client."),
+  requiredScopes: scopeList("Scopes every token must carry; announced in the 401 challenge so clients ask for no more than these first."),
+  trustedProxies: cidrList("Proxies whose X-Forwarded-For names the client's source address. Empty: the connection's address is the source."),
+  identity: IdentityForServer.optional(),
+};
+
 // ---- authorization ------------------------------------------------------------------------
 
 const AllowDeny = z
@@ -376,6 +551,7 @@ export const AuthorizationRule = z
     tools: doc(AllowDeny.optional(), "Tools the clients may list and call."),
     resources: doc(AllowDeny.optional(), "Resource URIs the clients may list and read."),
     prompts: doc(AllowDeny.optional(), "Prompts the clients may list and get."),
+    ...RuleExtensions,
   })
   .strict();
 
@@ -387,6 +563,7 @@ export const Authorization = doc(
         ["name"],
         "Rules mapping clients to what they may use. Anything no rule allows is denied.",
       ),
+      ...AuthorizationExtensions,
     })
     .strict(),
   "Tool-, resource- and prompt-level authorization. Default deny: a client with no rule sees nothing.",
@@ -454,7 +631,7 @@ export const PinnedTool = z
     name: z.string().min(1).max(128),
     sha256: doc(
       z.string().regex(/^[a-f0-9]{64}$/, "must be 64 lowercase hex digits"),
-      "sha256 of the canonical JSON of {name, description, inputSchema} (`mcp-bastion fingerprint` prints it).",
+      "sha256 of the canonical JSON of {name, description, inputSchema, annotations (when the tool has any)} (`mcp-bastion fingerprint` prints it). A pin made before annotations were included still matches, but does not vouch for the annotations (rules[].readOnlyTools).",
     ),
   })
   .strict();
@@ -526,14 +703,29 @@ export const IngressPeer = doc(
     .object({
       namespaceSelector: doc(LabelSelector.optional(), "Namespaces whose pods may connect (combined with podSelector)."),
       podSelector: doc(LabelSelector.optional(), "Pods that may connect (in this namespace unless namespaceSelector is set)."),
+      ipBlock: doc(
+        z
+          .object({
+            cidr: z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"),
+            except: setList(z.array(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(32).optional(), "CIDRs inside cidr that stay denied."),
+          })
+          .strict()
+          .optional(),
+        "Clients by address range (issue 13: the same ranges as spec.authorization.rules[].sources), rendered as a NetworkPolicy ipBlock peer.",
+      ),
     })
     .strict(),
   "One allowed client peer.",
   [
     {
-      rule: "has(self.namespaceSelector) || has(self.podSelector)",
-      message: "spec.network.ingress[]: set namespaceSelector, podSelector or both (an empty peer would match nothing useful)",
-      check: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined,
+      rule: "has(self.namespaceSelector) || has(self.podSelector) || has(self.ipBlock)",
+      message: "spec.network.ingress[]: set namespaceSelector, podSelector or both, or an ipBlock (an empty peer would match nothing useful)",
+      check: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined || p.ipBlock !== undefined,
+    },
+    {
+      rule: "!has(self.ipBlock) || !(has(self.namespaceSelector) || has(self.podSelector))",
+      message: "spec.network.ingress[]: ipBlock cannot be combined with namespaceSelector or podSelector (a NetworkPolicy peer is one or the other)",
+      check: (p) => p.ipBlock === undefined || (p.namespaceSelector === undefined && p.podSelector === undefined),
     },
   ],
 );
@@ -653,7 +845,7 @@ export const McpServerSpec = doc(
       resources: Resources.optional(),
       transport: Transport,
       auth: Auth,
-      authorization: Authorization.default({ rules: [] }),
+      authorization: Authorization.default({ rules: [], scopes: [], constraints: [] }),
       limits: Limits.default({
         perClient: { requestsPerMinute: 600 },
         perTool: [],
@@ -697,6 +889,15 @@ export const McpServerSpec = doc(
       message: "spec.command is required when spec.transport.type is stdio (the bridge must know what to run)",
       fieldPath: ".command",
       check: (s) => s.transport.type !== "stdio" || (s.command?.length ?? 0) > 0,
+    },
+    {
+      rule:
+        "!has(self.authorization) || ((!has(self.authorization.scopes) || size(self.authorization.scopes) == 0) && (!has(self.authorization.requiredScopes) || size(self.authorization.requiredScopes) == 0) && (!has(self.authorization.rules) || self.authorization.rules.all(r, !has(r.scopes) || size(r.scopes) == 0))) || has(self.auth.jwt)",
+      message: "spec.authorization: OAuth scopes (scopes, requiredScopes, rules[].scopes) need spec.auth.jwt (only JWT clients carry scopes)",
+      fieldPath: ".authorization",
+      check: (s) =>
+        s.auth.jwt !== undefined ||
+        (s.authorization.scopes.length === 0 && (s.authorization.requiredScopes?.length ?? 0) === 0 && s.authorization.rules.every((r) => (r.scopes?.length ?? 0) === 0)),
     },
     {
       rule: "!has(self.tls) || !(has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
@@ -747,6 +948,16 @@ export const McpServerStatus = z.object({
   rateLimitMode: doc(z.string().optional(), "How limits hold across replicas: redis (shared) or divided (limit/replicas per pod)."),
   auth: doc(z.string().optional(), "Accepted auth methods, e.g. apiKeys+jwt (the Auth printer column)."),
   mtls: doc(z.string().optional(), "Transport encryption: STRICT, PERMISSIVE, gateway-tls or none (the mTLS printer column)."),
+  authorization: doc(
+    z
+      .object({
+        activeRules: setList(z.array(z.string()).optional(), "Rules whose schedule is active now (rules without a schedule are always active)."),
+        inactiveRules: setList(z.array(z.string()).optional(), "Rules outside their windows or past notAfter (an expired elevation)."),
+        nextChange: doc(z.string().optional(), "When the set of active rules changes next (RFC 3339); the operator updates this status then."),
+      })
+      .optional(),
+    "Time-based authorization as of the last reconcile (issue 13).",
+  ),
 });
 
 export const ObjectMeta = z

@@ -22,6 +22,7 @@ import {
   type OwnershipConflict,
   type Plan,
   planServer,
+  requeueForSchedule,
   statusEqual,
 } from "./plan.ts";
 import { WorkQueue } from "./queue.ts";
@@ -338,7 +339,7 @@ export class Operator {
   }
 
   /** One reconcile of one McpServer. Throws (and is retried with backoff) when a write failed. */
-  async reconcile(key: string): Promise<{ requeueAfterMs: number } | undefined> {
+  async reconcile(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const slash = key.indexOf("/");
     const ns = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -383,13 +384,16 @@ export class Operator {
       }
     }
     if (errors.length) throw new Error(errors.join("; "));
+    // issue 13: come back when a rule's schedule flips (a window opens or closes, an elevation expires),
+    // so status.authorization follows the clock without anyone editing the object.
+    const after = requeueForSchedule(status, Date.now());
     if (conflicts.length) {
       // Not a failure to back off from: someone else's object, usually outside the watched label
       // (its removal raises no event here), so it is looked at again on a steady interval.
       this.config.log("warn", "not applied: a child's name is held by another owner", { server: key, conflicts });
-      return { requeueAfterMs: this.config.conflictRecheckMs };
+      return { requeueAfterMs: Math.min(this.config.conflictRecheckMs, after ?? Number.POSITIVE_INFINITY) };
     }
-    return undefined;
+    return after === undefined ? undefined : { requeueAfterMs: after };
   }
 
   /**

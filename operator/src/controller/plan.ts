@@ -7,6 +7,29 @@ import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../r
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
 import type { KubeObject } from "./kube.ts";
+import { ruleSchedule } from "../../../gateway/src/authz/engine.ts";
+
+/**
+ * issue 13: which rules are active at `now` and when that changes next, for status.authorization.
+ * Undefined when no rule has a schedule (nothing ever changes by itself).
+ */
+export function authorizationStatus(server: McpServer, nowMs: number): McpServerStatus["authorization"] {
+  const rules = server.spec.authorization.rules;
+  if (!rules.some((r) => r.schedule !== undefined)) return undefined;
+  const s = ruleSchedule(rules, nowMs);
+  return {
+    activeRules: s.active,
+    inactiveRules: s.inactive,
+    ...(s.nextChange !== undefined ? { nextChange: new Date(s.nextChange).toISOString().replace(/\.\d{3}Z$/, "Z") } : {}),
+  };
+}
+
+/** When to reconcile again so the status follows the schedule (capped: timers past ~24 days overflow). */
+export function requeueForSchedule(status: McpServerStatus, nowMs: number): number | undefined {
+  const next = status.authorization?.nextChange;
+  if (!next) return undefined;
+  return Math.min(Math.max(Date.parse(next) - nowMs + 1000, 1000), 6 * 3_600_000);
+}
 
 export type OwnedKind = (typeof OWNED_KINDS)[number];
 export type Requirement = NonNullable<OwnedKind["requires"]>;
@@ -274,6 +297,8 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     status.rateLimitMode = plan.render.rateLimitMode;
     status.auth = plan.render.summary.auth;
     status.mtls = plan.render.summary.mtls;
+    const authz = authorizationStatus(plan.server, Date.parse(now));
+    if (authz) status.authorization = authz;
   } else if (plan.server) {
     // Not deployed, but the printer columns can still say what was asked for.
     const summary = summarize(plan.server);

@@ -26,6 +26,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timerAt = new Map<string, number>();
   private running = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -56,16 +57,24 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Adds the key after a delay; an earlier pending delay for the same key wins. */
+  /** Adds the key after a delay; when a delay is already pending for the key, the one that fires first wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
-    if (this.timers.has(key)) return;
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending) {
+      // A schedule that moved earlier (issue 13: a new window or elevation) must not wait for an older, later timer.
+      if ((this.timerAt.get(key) ?? 0) <= at) return;
+      clearTimeout(pending);
+    }
     const t = setTimeout(() => {
       this.timers.delete(key);
+      this.timerAt.delete(key);
       this.add(key);
     }, ms);
     t.unref();
     this.timers.set(key, t);
+    this.timerAt.set(key, at);
   }
 
   private pump(): void {
@@ -118,6 +127,7 @@ export class WorkQueue {
     this.queued.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.timerAt.clear();
     if (this.running === 0) return;
     await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
   }

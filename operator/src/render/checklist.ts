@@ -1,4 +1,4 @@
-// The security checklist for status.checklist: 18 items, each computed from the rendered objects
+// The security checklist for status.checklist: 21 items, each computed from the rendered objects
 // (and the spec where the objects cannot tell), each with a one-line detail. Also the opt-outs: the
 // security defaults this server explicitly loosens.
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../gateway/src/config.ts";
@@ -31,6 +31,10 @@ export const CHECKLIST_IDS = [
   "tool-description-integrity",
   "image-pinned-by-digest",
   "sanitized-errors",
+  // issue 13
+  "scoped-tokens",
+  "argument-constraints",
+  "time-limited-elevation",
 ] as const;
 
 /** What the checklist reads, pulled out of the rendered objects once. */
@@ -395,7 +399,52 @@ export function computeChecklist(server: McpServer, objects: KubeObject[]): Chec
       front.ok ? "clients only reach the gateway, which returns JSON-RPC errors without stack traces or upstream details" : "clients can reach the server directly",
     ),
   );
+  items.push(...authorizationItems(cfg));
   return items;
+}
+
+/**
+ * issue 13: what scopes, constraints and schedules make true, read from the gateway config the pod gets.
+ * Each says "not used" when the server does not use it.
+ */
+function authorizationItems(cfg: GatewayConfig | undefined): ChecklistItem[] {
+  const a = cfg?.authorization;
+  const rules = a?.rules ?? [];
+  const scoped = (a?.requiredScopes.length ?? 0) + (a?.scopes.length ?? 0) + rules.filter((r) => (r.scopes?.length ?? 0) > 0).length;
+  const jwt = cfg?.auth.jwt !== undefined;
+  const conditions = rules.filter((r) => (r.conditions?.length ?? 0) > 0).length;
+  const constraints = a?.constraints.length ?? 0;
+  const scheduled = rules.filter((r) => r.schedule !== undefined);
+  const expiring = scheduled.filter((r) => r.schedule?.notAfter !== undefined).length;
+  const windowed = scheduled.filter((r) => (r.schedule?.windows?.length ?? 0) > 0).length;
+  return [
+    item(
+      "scoped-tokens",
+      "Scoped OAuth tokens",
+      !jwt || scoped > 0,
+      !jwt
+        ? "not used: no OAuth (JWT) clients; API keys and SPIFFE identities are per-client credentials named by rules"
+        : scoped > 0
+          ? `tokens need ${a!.requiredScopes.length ? `${a!.requiredScopes.join(" ")} to connect` : "no scope to connect"}; ${a!.scopes.length} scope requirement(s) on tools/resources/prompts, ${rules.filter((r) => (r.scopes?.length ?? 0) > 0).length} rule(s) with scopes; 403 insufficient_scope names every scope a call needs`
+          : "not used: JWT clients are not checked for scopes (set spec.authorization.requiredScopes, scopes or rules[].scopes)",
+    ),
+    item(
+      "argument-constraints",
+      "Argument constraints",
+      constraints + conditions > 0,
+      constraints + conditions > 0
+        ? `${constraints} per-tool constraint(s) (JSON Schema overlay and CEL), ${conditions} rule(s) with CEL conditions, compiled once by the gateway`
+        : "not used: arguments are checked only against the server's own inputSchema (add spec.authorization.constraints)",
+    ),
+    item(
+      "time-limited-elevation",
+      "Time-limited elevation",
+      scheduled.length > 0,
+      scheduled.length > 0
+        ? `${windowed} rule(s) active only in time windows, ${expiring} ending at notAfter by themselves; status.authorization lists the active rules and the next change`
+        : "not used: every rule is active at all times (add rules[].schedule for maintenance windows or expiring elevation)",
+    ),
+  ];
 }
 
 /** Security defaults this server explicitly loosens (status.optOuts). */

@@ -1,7 +1,42 @@
 // The gateway's policy file (ConfigMap key gateway.json). It holds no secret values: API keys, the
 // JWKS and TLS keys are files mounted beside it, named here by path only.
 import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig } from "../../../gateway/src/config.ts";
-import type { McpServer } from "../api/v1alpha1.ts";
+import type { AuthorizationRule, McpServer } from "../api/v1alpha1.ts";
+
+// ---- issue 13: scopes, conditions, schedules, sources, read-only tools, identity for the server ----
+type GwAuthz = GatewayConfig["authorization"];
+
+function ruleExtensions(r: AuthorizationRule): Partial<GwAuthz["rules"][number]> {
+  return {
+    ...(r.scopes && r.scopes.length > 0 ? { scopes: [...r.scopes] } : {}),
+    ...(r.schedule ? { schedule: structuredClone(r.schedule) } : {}),
+    ...(r.sources && r.sources.length > 0 ? { sources: [...r.sources] } : {}),
+    ...(r.readOnlyTools ? { readOnlyTools: true } : {}),
+    ...(r.conditions && r.conditions.length > 0 ? { conditions: r.conditions.map((c) => ({ ...c })) } : {}),
+  };
+}
+
+function authorizationExtensions(a: McpServer["spec"]["authorization"]): Omit<GwAuthz, "rules"> {
+  const id = a.identity;
+  return {
+    scopes: a.scopes.map((s) => ({
+      ...(s.tools ? { tools: [...s.tools] } : {}),
+      ...(s.resources ? { resources: [...s.resources] } : {}),
+      ...(s.prompts ? { prompts: [...s.prompts] } : {}),
+      scopes: [...s.scopes],
+    })),
+    constraints: a.constraints.map((c) => ({
+      name: c.name,
+      tools: [...c.tools],
+      ...(c.arguments ? { arguments: structuredClone(c.arguments) } : {}),
+      ...(c.conditions ? { conditions: c.conditions.map((x) => ({ ...x })) } : {}),
+    })),
+    requiredScopes: [...(a.requiredScopes ?? [])],
+    scopesSupported: [],
+    trustedProxies: [...(a.trustedProxies ?? [])],
+    identity: { headers: { ...(id?.headers ?? {}) }, ...(id?.signedJwt ? { signedJwt: { ...id.signedJwt } } : {}) },
+  };
+}
 
 export type RateLimitMode = "redis" | "divided";
 
@@ -93,7 +128,9 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
         ...(r.tools ? { tools: { allow: [...r.tools.allow], deny: [...r.tools.deny] } } : {}),
         ...(r.resources ? { resources: { allow: [...r.resources.allow], deny: [...r.resources.deny] } } : {}),
         ...(r.prompts ? { prompts: { allow: [...r.prompts.allow], deny: [...r.prompts.deny] } } : {}),
+        ...ruleExtensions(r),
       })),
+      ...authorizationExtensions(spec.authorization),
     },
     limits: {
       perClient: {

@@ -80,6 +80,8 @@ export function ingressRules(server: McpServer): NetworkPolicyRule[] {
       ? configured.map((p) => ({
           ...(p.namespaceSelector ? { namespaceSelector: selector(p.namespaceSelector) } : {}),
           ...(p.podSelector ? { podSelector: selector(p.podSelector) } : {}),
+          // issue 13: client address ranges (the same ranges authorization rules can require as sources)
+          ...(p.ipBlock ? { ipBlock: { cidr: p.ipBlock.cidr, ...(p.ipBlock.except?.length ? { except: [...p.ipBlock.except] } : {}) } } : {}),
         }))
       : [{ podSelector: { matchLabels: { [CLIENT_LABEL]: "true" } } }];
   return [

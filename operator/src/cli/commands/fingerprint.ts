@@ -5,7 +5,7 @@ import { stringify } from "yaml";
 import { type ToolDescriptor, toolFingerprint } from "../../api/fingerprint.ts";
 
 const USAGE = `usage: mcp-bastion fingerprint (-f tools.json | --url URL [--header "Name: value"]...)
-  Prints YAML to paste under spec.tools: the sha256 pin of each tool (name, description, inputSchema).
+  Prints YAML to paste under spec.tools: the sha256 pin of each tool (name, description, inputSchema, annotations).
   -f FILE   a tools/list result: {"tools": [...]}, a JSON-RPC response {"result": {"tools": [...]}}, or an array (- reads stdin)
   --url     a streamable HTTP MCP endpoint to list the tools from
 `;
@@ -19,7 +19,8 @@ export function toolsFrom(value: unknown): ToolDescriptor[] {
     const tool = t as Partial<ToolDescriptor> | null;
     if (!tool || typeof tool.name !== "string" || tool.name === "") throw new Error(`tools[${i}].name: must be a non-empty string`);
     if (tool.description !== undefined && typeof tool.description !== "string") throw new Error(`tools[${i}].description: must be a string`);
-    return { name: tool.name, description: tool.description, inputSchema: tool.inputSchema };
+    // annotations are pinned too (issue 13): a rule allowing only read-only tools trusts pinned annotations
+    return { name: tool.name, description: tool.description, inputSchema: tool.inputSchema, ...(tool.annotations !== undefined ? { annotations: tool.annotations } : {}) };
   });
 }
 
