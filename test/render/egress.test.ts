@@ -56,6 +56,15 @@ test("a hostname rule opens public addresses on its ports, never pods, the node 
   for (const c of ["fc00::/7", "fe80::/10", "::1/128"]) assert.ok(v6.except?.includes(c), `IPv6 ${c} closed`);
 });
 
+test("a hostname that looks in-cluster or private gets a warning: hostname rules reach public addresses only", () => {
+  const warned = render({ ...ISTIO, network: { egress: [{ hosts: ["redis.shared.svc.cluster.local", "db.corp.internal", "api.github.com"], ports: [{ port: 443 }] }] } }).warnings;
+  const w = warned.find((x) => x.includes("look in-cluster or private"));
+  assert.ok(w, warned.join("; "));
+  assert.match(w, /redis\.shared\.svc\.cluster\.local, db\.corp\.internal look in-cluster/);
+  assert.doesNotMatch(w, /api\.github\.com/);
+  assert.equal(render({ ...ISTIO, network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }).warnings.some((x) => x.includes("in-cluster")), false);
+});
+
 test("hostname rules the sidecar cannot enforce are refused: UDP ports, wildcards off port 443, hosts without the mesh", () => {
   const cases: [string, Record<string, unknown>, string][] = [
     ["UDP host rule", { ...ISTIO, network: { egress: [{ hosts: ["time.example.com"], ports: [{ port: 123, protocol: "UDP" }] }] } }, "spec.network.egress[].hosts: ports must be TCP"],

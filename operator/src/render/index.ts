@@ -71,6 +71,12 @@ function warningsFor(server: McpServer): string[] {
   }
   if (spec.authorization.rules.length === 0) out.push("spec.authorization.rules is empty: every client is denied every tool, resource and prompt");
   for (const e of spec.network.egress) {
+    // Hostname rules open public addresses only (network.ts): an in-cluster or private name resolves
+    // to an address the NetworkPolicy keeps closed.
+    const internal = (e.hosts ?? []).filter((h) => /\.(svc|cluster\.local|local|internal|lan|home\.arpa)$/.test(h) || /\.svc\./.test(h));
+    if (internal.length > 0) {
+      out.push(`spec.network.egress hosts ${internal.join(", ")} look in-cluster or private: hostname rules reach public addresses only, so add a cidrs rule for their addresses`);
+    }
     if (e.hosts && e.ports.some((p) => p.port !== 443 && p.protocol === "TCP")) {
       out.push(`spec.network.egress hosts ${e.hosts.join(", ")}: ports other than 443 are matched as plain TCP, which Istio cannot route by hostname when several hosts share a port`);
     }
