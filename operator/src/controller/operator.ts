@@ -8,10 +8,10 @@ import { API_VERSION, KIND, PLURAL, type McpServerStatus } from "../api/v1alpha1
 import { OWNED_KINDS } from "../render/index.ts";
 import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } from "./compare.ts";
 import { transitions } from "./conditions.ts";
-import { Informer, objectKey } from "./informer.ts";
-import { ApiError, KubeClient, type KubeObject } from "./kube.ts";
-import { LeaderElector, type LeaderOptions } from "./leader.ts";
-import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
+import { Informer, objectKey } from "../runtime/informer.ts";
+import { ApiError, KubeClient, type KubeObject } from "../runtime/kube.ts";
+import { LeaderElector, type LeaderOptions } from "../runtime/leader.ts";
+import { OperatorMetrics, serveEndpoints } from "../runtime/metrics.ts";
 import {
   type ClusterStorePolicy,
   desiredStatus,
@@ -25,7 +25,7 @@ import {
   requeueForSchedule,
   statusEqual,
 } from "./plan.ts";
-import { WorkQueue } from "./queue.ts";
+import { WorkQueue } from "../runtime/queue.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
 export const STATUS_FIELD_MANAGER = "mcp-bastion-status";

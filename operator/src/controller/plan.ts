@@ -6,7 +6,7 @@ import { validateMcpServer } from "../api/validate.ts";
 import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
-import type { KubeObject } from "./kube.ts";
+import type { KubeObject } from "../runtime/kube.ts";
 import { ruleSchedule } from "../../../gateway/src/authz/engine.ts";
 
 /**
