@@ -6,7 +6,7 @@ import { validateMcpServer } from "../api/validate.ts";
 import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
-import type { KubeObject } from "../runtime/kube.ts";
+import { type KubeObject, kindId } from "../runtime/kube.ts";
 import { ruleSchedule } from "../../../gateway/src/authz/engine.ts";
 
 /**
@@ -57,7 +57,7 @@ export type Plan =
       missing: { kind: OwnedKind; name: string }[];
     };
 
-export const kindId = (apiVersion: string, kind: string) => `${apiVersion}/${kind}`;
+export { kindId };
 const OWNED_BY_ID = new Map(OWNED_KINDS.map((k) => [kindId(k.apiVersion, k.kind), k]));
 
 export function ownedKind(obj: { apiVersion: string; kind: string }): OwnedKind | undefined {
