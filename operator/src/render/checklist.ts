@@ -1,7 +1,7 @@
 // The security checklist for status.checklist: a table of 21 named checks (CHECKS, at the end), each
 // a small function of the rendered objects (and the spec where the objects cannot tell) giving
 // satisfied and a one-line detail. Where the schema or the renderer already guarantees an item, its
-// detail says "by construction"; test/render/checklist.test.ts tampers with the rendered objects to
+// detail says "by construction"; test/render/checklist-checks.test.ts tampers with the rendered objects to
 // show each item can still go false. Also the opt-outs: the security defaults this server explicitly
 // loosens.
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../gateway/src/config.ts";
