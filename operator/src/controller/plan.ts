@@ -24,7 +24,7 @@ export function authorizationStatus(server: McpServer, nowMs: number): McpServer
   };
 }
 
-/** When to reconcile again so the status follows the schedule (capped: timers past ~24 days overflow). */
+/** When to reconcile again so the status follows the schedule: 1 s after the next change, at most 6 h ahead (well under the ~24.8 days where Node timers overflow); that reconcile computes it again. */
 export function requeueForSchedule(status: McpServerStatus, nowMs: number): number | undefined {
   const next = status.authorization?.nextChange;
   if (!next) return undefined;
