@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { KubeClient } from "../../operator/src/controller/kube.ts";
+import { KubeClient } from "../../operator/src/runtime/kube.ts";
 import { readAuditEvents, startControlPlane } from "../../test/controlplane/index.ts";
 import { conditionsOf, installCrd, mcpServer, must, ROOT, spawnOperator, waitFor } from "../../test/controller/helpers.ts";
 

@@ -3,7 +3,7 @@
 // is an InvalidSpec naming the field and the compiler's error.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { KubeObject } from "../../operator/src/controller/kube.ts";
+import type { KubeObject } from "../../operator/src/runtime/kube.ts";
 import { desiredStatus, type PlanEnv, planServer, requeueForSchedule, statusEqual } from "../../operator/src/controller/plan.ts";
 import { mcpServer } from "./helpers.ts";
 
@@ -73,7 +73,7 @@ test("an invalid CEL expression or overlay is InvalidSpec naming the field and t
 });
 
 test("a requeue that is due sooner replaces a later pending one (a schedule moved earlier is not missed)", async () => {
-  const { WorkQueue } = await import("../../operator/src/controller/queue.ts");
+  const { WorkQueue } = await import("../../operator/src/runtime/queue.ts");
   const runs: number[] = [];
   const q = new WorkQueue(
     async () => {

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { CLUSTER_RULES, LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
+import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
 import type { ControlPlane } from "../controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
@@ -85,7 +85,7 @@ export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
 /** Grants `user` exactly the operator's RBAC (rbac.ts): cluster-wide, plus leader election in `leaseNamespace`. */
 export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNamespace: string): Promise<void> {
   const docs = [
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: [...NAMESPACED_RULES, ...CLUSTER_RULES] },
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: NAMESPACED_RULES },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRoleBinding",

@@ -8,11 +8,11 @@ import { test } from "node:test";
 import { configFromArgs } from "../../operator/src/cli/commands/operator.ts";
 import { applyReason, contains, HASH_ANNOTATION, verifiedMarker, withHash } from "../../operator/src/controller/compare.ts";
 import { mergeConditions, transitions } from "../../operator/src/controller/conditions.ts";
-import { bearer, inClusterCredentials } from "../../operator/src/controller/credentials.ts";
-import { backoffDelay } from "../../operator/src/controller/informer.ts";
-import type { KubeObject } from "../../operator/src/controller/kube.ts";
+import { bearer, inClusterCredentials } from "../../operator/src/runtime/credentials.ts";
+import { backoffDelay } from "../../operator/src/runtime/informer.ts";
+import type { KubeObject } from "../../operator/src/runtime/kube.ts";
 import { clusterStoreAllowed, desiredStatus, foreignHolder, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
-import { WorkQueue } from "../../operator/src/controller/queue.ts";
+import { WorkQueue } from "../../operator/src/runtime/queue.ts";
 import { waitFor } from "../support/index.ts";
 import { mcpServer } from "./helpers.ts";
 

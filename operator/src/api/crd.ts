@@ -65,7 +65,18 @@ export function structural(node: Schema): Schema {
       out[k] = v;
     }
   }
+  // zod's prefault({}) (the schema says each default once, on the field) shows as `default: {}`.
+  // The API server would fill in the nested defaults itself; writing them out keeps `kubectl explain`
+  // and readers of the CRD seeing the values an omitted object gets.
+  if (isEmptyObject(out.default) && out.properties) out.default = nestedDefaults(out.properties as Record<string, Schema>);
   return out;
+}
+
+const isEmptyObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+
+/** The object an omitted field defaults to: each property's own default (already expanded). */
+function nestedDefaults(properties: Record<string, Schema>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(properties).flatMap(([k, p]) => (p.default === undefined ? [] : [[k, structuredClone(p.default)]])));
 }
 
 export const PRINTER_COLUMNS = [

@@ -806,7 +806,7 @@ export const Mesh = doc(
           mtlsMode: doc(z.enum(["STRICT", "PERMISSIVE"]).default("STRICT"), "PERMISSIVE is a visible opt-out."),
         })
         .strict()
-        .default({ enabled: false, mtlsMode: "STRICT" }),
+        .prefault({}),
     })
     .strict(),
   "Service mesh integration.",
@@ -845,21 +845,14 @@ export const McpServerSpec = doc(
       resources: Resources.optional(),
       transport: Transport,
       auth: Auth,
-      authorization: Authorization.default({ rules: [], scopes: [], constraints: [] }),
-      limits: Limits.default({
-        perClient: { requestsPerMinute: 600 },
-        perTool: [],
-        maxConcurrentRequests: 64,
-        maxRequestBytes: 1024 * 1024,
-        requestTimeoutSeconds: 30,
-        toolTimeouts: [],
-      }),
-      tools: Tools.default({ pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: true }),
+      authorization: Authorization.prefault({}),
+      limits: Limits.prefault({}),
+      tools: Tools.prefault({}),
       secrets: listMap(z.array(SecretSpec).max(32).default([]), ["name"], "Secrets from a secret manager, mounted as read-only files."),
       volumes: listMap(z.array(VolumeSpec).max(16).default([]), ["name"], "Extra volumes (ConfigMap or PVC), read-only unless readOnly is false."),
-      network: Network.default({ ingress: [], egress: [], allowDNS: true }),
-      mesh: Mesh.default({ istio: { enabled: false, mtlsMode: "STRICT" } }),
-      audit: Audit.default({ redactKeys: [] }),
+      network: Network.prefault({}),
+      mesh: Mesh.prefault({}),
+      audit: Audit.prefault({}),
       tls: GatewayTls.optional(),
     })
     .strict(),

@@ -6,7 +6,7 @@
 //   hand edit (drift) of a field we manage. Fields the API server adds (defaults, status) are ignored.
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../api/fingerprint.ts";
-import type { KubeObject } from "./kube.ts";
+import type { KubeObject } from "../runtime/kube.ts";
 
 // One canonical JSON for tool pins and child hashes; re-exported for the controller's callers.
 export { canonicalJson };

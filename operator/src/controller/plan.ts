@@ -6,7 +6,7 @@ import { validateMcpServer } from "../api/validate.ts";
 import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
-import type { KubeObject } from "./kube.ts";
+import { type KubeObject, kindId } from "../runtime/kube.ts";
 import { ruleSchedule } from "../../../gateway/src/authz/engine.ts";
 
 /**
@@ -24,7 +24,7 @@ export function authorizationStatus(server: McpServer, nowMs: number): McpServer
   };
 }
 
-/** When to reconcile again so the status follows the schedule (capped: timers past ~24 days overflow). */
+/** When to reconcile again so the status follows the schedule: 1 s after the next change, at most 6 h ahead (well under the ~24.8 days where Node timers overflow); that reconcile computes it again. */
 export function requeueForSchedule(status: McpServerStatus, nowMs: number): number | undefined {
   const next = status.authorization?.nextChange;
   if (!next) return undefined;
@@ -57,7 +57,7 @@ export type Plan =
       missing: { kind: OwnedKind; name: string }[];
     };
 
-export const kindId = (apiVersion: string, kind: string) => `${apiVersion}/${kind}`;
+export { kindId };
 const OWNED_BY_ID = new Map(OWNED_KINDS.map((k) => [kindId(k.apiVersion, k.kind), k]));
 
 export function ownedKind(obj: { apiVersion: string; kind: string }): OwnedKind | undefined {

@@ -36,8 +36,8 @@ export const NAMESPACED_RULES: PolicyRule[] = [
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
 ];
 
-/** Cluster-scoped reads needed in both modes. Discovery (/apis) is open to every authenticated user. */
-export const CLUSTER_RULES: PolicyRule[] = [];
+// No cluster-scoped rules: discovery (/apis) is open to every authenticated user, and everything
+// else the operator touches lives in a namespace.
 
 /** In the operator's own namespace only: its leader-election Lease. */
 export const LEADER_ELECTION_RULES: PolicyRule[] = [

@@ -1,6 +1,9 @@
-// The security checklist for status.checklist: 21 items, each computed from the rendered objects
-// (and the spec where the objects cannot tell), each with a one-line detail. Also the opt-outs: the
-// security defaults this server explicitly loosens.
+// The security checklist for status.checklist: a table of 21 named checks (CHECKS, at the end), each
+// a small function of the rendered objects (and the spec where the objects cannot tell) giving
+// satisfied and a one-line detail. Where the schema or the renderer already guarantees an item, its
+// detail says "by construction"; test/render/checklist-checks.test.ts tampers with the rendered objects to
+// show each item can still go false. Also the opt-outs: the security defaults this server explicitly
+// loosens.
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../gateway/src/config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
 import { isPublicAddressesPeer, isWideCidr, selectsAll, WIDE_PREFIX } from "./network.ts";
@@ -11,31 +14,6 @@ import { isDigestPinned } from "./workload.ts";
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
 const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
-
-export const CHECKLIST_IDS = [
-  "transport-encryption",
-  "authentication-enforced",
-  "per-client-credentials",
-  "tool-authorization",
-  "least-privilege-pod",
-  "secrets-from-secret-manager",
-  "rate-limiting",
-  "input-validation",
-  "timeouts",
-  "audit-logging",
-  "network-isolation",
-  "gateway-in-front",
-  "auth-failure-alerts",
-  "credential-rotation",
-  "resource-limits",
-  "tool-description-integrity",
-  "image-pinned-by-digest",
-  "sanitized-errors",
-  // issue 13
-  "scoped-tokens",
-  "argument-constraints",
-  "time-limited-elevation",
-] as const;
 
 /** What the checklist reads, pulled out of the rendered objects once. */
 interface View {
@@ -82,10 +60,6 @@ function view(server: McpServer, objects: KubeObject[]): View {
     serviceAccount: find(objects, "ServiceAccount"),
     config,
   };
-}
-
-function item(id: (typeof CHECKLIST_IDS)[number], title: string, satisfied: boolean, detail: string): ChecklistItem {
-  return { id, title, satisfied, detail };
 }
 
 const portsOf = (c: Obj | undefined) => list(c?.ports).map((p) => Number(p.containerPort));
@@ -160,21 +134,20 @@ function wideNetworkRules(v: View): { wide: string[]; meshHosts: string[] } {
   return { wide: [...new Set(wide)], meshHosts: [...meshHosts] };
 }
 
-export function computeChecklist(server: McpServer, objects: KubeObject[]): ChecklistItem[] {
-  const v = view(server, objects);
-  const cfg = v.config;
-  const { spec } = server;
-  const items: ChecklistItem[] = [];
+/** One item's outcome. "By construction" in a detail marks what the schema or the renderer guarantees. */
+interface Outcome {
+  satisfied: boolean;
+  detail: string;
+}
+type Check = (v: View) => Outcome;
 
-  // 1. transport encryption
-  const peer = objects.find((o) => o.kind === "PeerAuthentication");
+function transportEncryption(v: View): Outcome {
+  const peer = v.objects.find((o) => o.kind === "PeerAuthentication");
   const peerMode = String(obj(obj(peer?.spec).mtls).mode ?? "");
-  const tls = cfg?.listen.tls !== undefined;
-  items.push(
-    item(
-      "transport-encryption",
-      "Transport encryption",
-      peerMode === "STRICT" || tls,
+  const tls = v.config?.listen.tls !== undefined;
+  return {
+    satisfied: peerMode === "STRICT" || tls,
+    detail:
       peerMode === "STRICT"
         ? "Istio mTLS STRICT on the server's pods"
         : tls
@@ -182,125 +155,117 @@ export function computeChecklist(server: McpServer, objects: KubeObject[]): Chec
           : peerMode === "PERMISSIVE"
             ? "Istio mTLS PERMISSIVE: plaintext connections are accepted (opt-out)"
             : "no mesh and no spec.tls: traffic inside the cluster is plaintext",
-    ),
-  );
+  };
+}
 
-  // 2. authentication enforced
+function authenticationEnforced(v: View): Outcome {
+  const cfg = v.config;
   const methods = cfg ? (["apiKeys", "jwt", "mtls"] as const).filter((m) => cfg.auth[m] !== undefined) : [];
-  const front = gatewayInFront(v);
-  items.push(
-    item(
-      "authentication-enforced",
-      "Authentication enforced",
-      methods.length > 0 && front.ok,
-      methods.length > 0 ? `every request passes the gateway, which requires ${methods.join(" or ")}` : "the gateway has no auth method",
-    ),
-  );
+  return {
+    satisfied: methods.length > 0 && gatewayInFront(v).ok,
+    detail: methods.length > 0 ? `every request passes the gateway, which requires ${methods.join(" or ")}` : "the gateway has no auth method",
+  };
+}
 
-  // 3. per-client credentials
+function perClientCredentials(v: View): Outcome {
+  const auth = v.config?.auth;
   const perClient: string[] = [];
-  if (cfg?.auth.apiKeys) perClient.push("one API key per client (Secret keys)");
-  if (cfg?.auth.jwt) perClient.push(`JWT subject claim "${cfg.auth.jwt.subjectClaim}"`);
-  if (cfg?.auth.mtls) perClient.push(`${cfg.auth.mtls.spiffeIds.length} SPIFFE identities`);
-  items.push(item("per-client-credentials", "Per-client credentials", perClient.length > 0, perClient.join("; ") || "no client identity"));
+  if (auth?.apiKeys) perClient.push("one API key per client (Secret keys)");
+  if (auth?.jwt) perClient.push(`JWT subject claim "${auth.jwt.subjectClaim}"`);
+  if (auth?.mtls) perClient.push(`${auth.mtls.spiffeIds.length} SPIFFE identities`);
+  return { satisfied: perClient.length > 0, detail: perClient.join("; ") || "no client identity" };
+}
 
-  // 4. tool-level authorization
-  const rules = cfg?.authorization.rules ?? [];
+function toolAuthorization(v: View): Outcome {
+  const rules = v.config?.authorization.rules ?? [];
   const toolRules = rules.filter((r) => r.tools !== undefined && r.tools.allow.length > 0);
-  items.push(
-    item(
-      "tool-authorization",
-      "Tool-level authorization",
-      toolRules.length > 0,
-      toolRules.length > 0
-        ? `${rules.length} rule(s), default deny; ${toolRules.length} grant tools`
-        : "no rule grants any tool: every tool call is denied (default deny)",
-    ),
-  );
+  return {
+    satisfied: toolRules.length > 0,
+    detail: toolRules.length > 0 ? `${rules.length} rule(s), default deny; ${toolRules.length} grant tools` : "no rule grants any tool: every tool call is denied (default deny)",
+  };
+}
 
-  // 5. least-privilege pod
+function leastPrivilegePod(v: View): Outcome {
   const violations = restrictedViolations(v.podSpec, v.podAnnotations);
   const tokenOff = v.podSpec.automountServiceAccountToken === false && v.serviceAccount?.automountServiceAccountToken === false;
-  items.push(
-    item(
-      "least-privilege-pod",
-      "Least-privilege pod",
-      v.deployment !== undefined && violations.length === 0 && tokenOff,
+  return {
+    satisfied: v.deployment !== undefined && violations.length === 0 && tokenOff,
+    detail:
       violations.length > 0
         ? `Pod Security restricted: ${violations[0]}${violations.length > 1 ? ` (+${violations.length - 1} more)` : ""}`
         : tokenOff
           ? "passes Pod Security restricted; no service account token; read-only root filesystem"
           : "service account token is mounted",
-    ),
-  );
+  };
+}
 
-  // 6. secrets from a secret manager
-  const externalSecrets = objects.filter((o) => o.kind === "ExternalSecret").length;
+function secretsFromSecretManager(v: View): Outcome {
+  const requested = v.server.spec.secrets.length;
+  const externalSecrets = v.objects.filter((o) => o.kind === "ExternalSecret").length;
   const modes = secretMountsAre0400(v);
   const envRefs = envSecretRefs(v);
-  items.push(
-    item(
-      "secrets-from-secret-manager",
-      "Secrets from a secret manager",
-      externalSecrets === spec.secrets.length && modes.ok && envRefs.length === 0,
+  return {
+    satisfied: externalSecrets === requested && modes.ok && envRefs.length === 0,
+    detail:
       envRefs.length > 0
         ? `secret values in environment variables: ${envRefs.join(", ")}`
         : !modes.ok
           ? `secret volumes not 0400: ${modes.bad.join(", ")}`
-          : spec.secrets.length > 0
+          : requested > 0
             ? `${externalSecrets} ExternalSecret(s), mounted as 0400 files, never env`
             : "no secrets requested; none in env",
-    ),
-  );
+  };
+}
 
-  // 7. rate limiting
-  const limits = cfg?.limits;
-  items.push(
-    item(
-      "rate-limiting",
-      "Rate limiting",
-      limits !== undefined && limits.perClient.requestsPerMinute > 0,
-      limits === undefined
-        ? "no limits"
-        : limits.mode === "redis"
-          ? `${limits.perClient.requestsPerMinute}/min per client, shared through Redis across ${limits.replicas} replica(s)`
-          : `${limits.perClient.requestsPerMinute}/min per client per pod (limit divided by ${limits.replicas} replica(s), no shared store)`,
-    ),
-  );
+function rateLimiting(v: View): Outcome {
+  const limits = v.config?.limits;
+  if (!limits) return { satisfied: false, detail: "no limits" };
+  const rpm = limits.perClient.requestsPerMinute;
+  if (rpm <= 0) return { satisfied: false, detail: `${rpm}/min per client: no request passes` };
+  // The spec's minimum is 1 and the renderer never divides below 1: a positive rate is by construction.
+  return {
+    satisfied: true,
+    detail:
+      limits.mode === "redis"
+        ? `${rpm}/min per client, shared through Redis across ${limits.replicas} replica(s) (a limit is always set, by construction)`
+        : `${rpm}/min per client per pod (limit divided by ${limits.replicas} replica(s), no shared store; a limit is always set, by construction)`,
+  };
+}
 
-  // 8. input validation
-  items.push(
-    item(
-      "input-validation",
-      "Input validation",
-      limits !== undefined && limits.maxRequestBytes <= 16 * 1024 * 1024,
-      limits ? `JSON-RPC validated at the gateway; bodies over ${limits.maxRequestBytes} bytes refused` : "no request size limit",
-    ),
-  );
+const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
-  // 9. timeouts
-  items.push(
-    item(
-      "timeouts",
-      "Timeouts",
-      limits !== undefined && limits.requestTimeoutSeconds > 0,
-      limits
-        ? `${limits.requestTimeoutSeconds}s per request${limits.toolTimeouts.length ? `, ${limits.toolTimeouts.length} per-tool override(s)` : ""}; ${limits.maxConcurrentRequests} concurrent`
-        : "no timeouts",
-    ),
-  );
+function inputValidation(v: View): Outcome {
+  const limits = v.config?.limits;
+  if (!limits) return { satisfied: false, detail: "no request size limit" };
+  if (limits.maxRequestBytes > MAX_REQUEST_BYTES) return { satisfied: false, detail: `bodies up to ${limits.maxRequestBytes} bytes accepted (over ${MAX_REQUEST_BYTES})` };
+  // The spec bounds maxRequestBytes to 1 KiB..16 MiB: the size limit holds by construction.
+  return { satisfied: true, detail: `JSON-RPC validated at the gateway; bodies over ${limits.maxRequestBytes} bytes refused (at most 16 MiB by construction)` };
+}
 
-  // 10. audit logging with redaction
-  items.push(
-    item(
-      "audit-logging",
-      "Audit logging with redaction",
-      cfg !== undefined,
-      cfg ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted` : "no gateway config",
-    ),
-  );
+function timeouts(v: View): Outcome {
+  const limits = v.config?.limits;
+  if (!limits) return { satisfied: false, detail: "no timeouts" };
+  if (limits.requestTimeoutSeconds <= 0) return { satisfied: false, detail: `request timeout ${limits.requestTimeoutSeconds}s: requests never time out` };
+  // The spec bounds requestTimeoutSeconds to 1..3600: a deadline exists by construction.
+  return {
+    satisfied: true,
+    detail: `${limits.requestTimeoutSeconds}s per request${limits.toolTimeouts.length ? `, ${limits.toolTimeouts.length} per-tool override(s)` : ""}; ${limits.maxConcurrentRequests} concurrent (a deadline is always set, by construction)`,
+  };
+}
 
-  // 11. network isolation: default deny both ways, and no rule so wide that it undoes it.
+function auditLogging(v: View): Outcome {
+  const cfg = v.config;
+  // The gateway always audits and always redacts token-like keys: what can be missing is the gateway's config.
+  return {
+    satisfied: cfg !== undefined,
+    detail: cfg
+      ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted (the gateway always audits, by construction)`
+      : "no gateway config",
+  };
+}
+
+/** Default deny both ways, and no rule so wide that it undoes it. */
+function networkIsolation(v: View): Outcome {
   const np = obj(v.networkPolicy?.spec);
   const types = Array.isArray(np.policyTypes) ? np.policyTypes : [];
   const ingressPorts = list(np.ingress).flatMap((r) => list(r.ports).map((p) => Number(p.port)));
@@ -308,34 +273,32 @@ export function computeChecklist(server: McpServer, objects: KubeObject[]): Chec
     v.networkPolicy !== undefined && types.includes("Ingress") && types.includes("Egress") && ingressPorts.every((p) => p === GATEWAY_PORTS.mcp || p === GATEWAY_PORTS.admin);
   const wide = wideNetworkRules(v);
   const egressRules = list(np.egress).length;
-  items.push(
-    item(
-      "network-isolation",
-      "Network isolation",
-      isolated && wide.wide.length === 0,
-      !isolated
-        ? "no default-deny NetworkPolicy for both directions"
-        : wide.wide.length > 0
-          ? `wide rules (opt-out): ${wide.wide.join("; ")}`
-          : `default deny in and out; ingress only to ${GATEWAY_PORTS.mcp} (and ${GATEWAY_PORTS.admin} from metrics namespaces); ${egressRules} egress rule(s)${wide.meshHosts.length ? `; hostnames enforced by the Istio sidecar (public addresses on ports ${wide.meshHosts.join(", ")})` : ""}`,
-    ),
-  );
+  return {
+    satisfied: isolated && wide.wide.length === 0,
+    detail: !isolated
+      ? "no default-deny NetworkPolicy for both directions"
+      : wide.wide.length > 0
+        ? `wide rules (opt-out): ${wide.wide.join("; ")}`
+        : `default deny in and out; ingress only to ${GATEWAY_PORTS.mcp} (and ${GATEWAY_PORTS.admin} from metrics namespaces); ${egressRules} egress rule(s)${wide.meshHosts.length ? `; hostnames enforced by the Istio sidecar (public addresses on ports ${wide.meshHosts.join(", ")})` : ""}`,
+  };
+}
 
-  // 12. gateway in front
-  items.push(item("gateway-in-front", "Gateway in front", front.ok, front.detail));
+function gatewayInFrontItem(v: View): Outcome {
+  const front = gatewayInFront(v);
+  return { satisfied: front.ok, detail: front.detail };
+}
 
-  // 13. alerts on auth failures (metrics)
+function authFailureAlerts(v: View): Outcome {
   const admin = list(v.gateway?.ports).some((p) => p.name === "admin" && Number(p.containerPort) === GATEWAY_PORTS.admin);
-  items.push(
-    item(
-      "auth-failure-alerts",
-      "Alerts on auth failures (metrics)",
-      admin,
-      admin ? `auth failure counters on :${GATEWAY_PORTS.admin}/metrics, scrapable from namespaces labelled mcp.bastion.dev/metrics=true` : "no metrics port",
-    ),
-  );
+  return {
+    satisfied: admin,
+    detail: admin ? `auth failure counters on :${GATEWAY_PORTS.admin}/metrics, scrapable from namespaces labelled mcp.bastion.dev/metrics=true` : "no metrics port",
+  };
+}
 
-  // 14. credential rotation (hot reload): credentials mounted whole (no subPath) update in place.
+/** Credentials mounted whole (no subPath) update in place. */
+function credentialRotation(v: View): Outcome {
+  const { spec } = v.server;
   const secretVolumes = new Set(list(v.podSpec.volumes).filter((vol) => vol.secret !== undefined).map((vol) => String(vol.name)));
   const subPathSecrets = v.allContainers.flatMap((c) => list(c.volumeMounts).filter((m) => secretVolumes.has(String(m.name)) && m.subPath !== undefined));
   const rotating: string[] = [];
@@ -343,108 +306,133 @@ export function computeChecklist(server: McpServer, objects: KubeObject[]): Chec
   if (spec.auth.jwt) rotating.push(spec.auth.jwt.jwksSecretRef ? "JWKS file" : "JWKS (refetched)");
   if (spec.secrets.length) rotating.push(`${spec.secrets.length} ExternalSecret(s) refreshed`);
   if (spec.tls) rotating.push("TLS certificate");
-  items.push(
-    item(
-      "credential-rotation",
-      "Credential rotation (hot reload)",
-      subPathSecrets.length === 0,
+  return {
+    satisfied: subPathSecrets.length === 0,
+    detail:
       subPathSecrets.length === 0
         ? `mounted without subPath so updates land in place: ${rotating.join(", ") || "mesh certificates rotated by Istio"}`
         : "a secret is mounted with subPath and never updates",
-    ),
-  );
+  };
+}
 
-  // 15. resource limits
+function resourceLimits(v: View): Outcome {
   const unlimited = v.allContainers.filter((c) => {
     const lim = obj(obj(c.resources).limits);
     const req = obj(obj(c.resources).requests);
     return ["cpu", "memory", "ephemeral-storage"].some((r) => lim[r] === undefined || req[r] === undefined);
   });
-  items.push(
-    item(
-      "resource-limits",
-      "Resource limits",
-      v.allContainers.length > 0 && unlimited.length === 0,
+  return {
+    satisfied: v.allContainers.length > 0 && unlimited.length === 0,
+    detail:
       unlimited.length === 0
         ? `requests and limits for cpu, memory and ephemeral-storage on all ${v.allContainers.length} containers`
         : `missing on: ${unlimited.map((c) => String(c.name)).join(", ")}`,
-    ),
-  );
-
-  // 16. tool description integrity
-  const tools = cfg?.tools;
-  const integrity = tools?.scanDescriptions === true && tools.onDrift === "Block";
-  items.push(
-    item(
-      "tool-description-integrity",
-      "Tool description integrity",
-      integrity,
-      tools === undefined
-        ? "no tool policy"
-        : `${tools.pinned.length} pinned tool(s), onDrift ${tools.onDrift}, description scanning ${tools.scanDescriptions ? "on" : "off"}`,
-    ),
-  );
-
-  // 17. image pinned by digest (the rendered server container's image)
-  const image = String(v.containers.find((c) => c.name === "server")?.image ?? "");
-  const pinned = isDigestPinned(image);
-  items.push(item("image-pinned-by-digest", "Image pinned by digest", pinned, pinned ? "server image pinned by sha256 digest" : `tag-only image ${image}`));
-
-  // 18. sanitized errors: only the gateway answers clients, and it never forwards internals.
-  items.push(
-    item(
-      "sanitized-errors",
-      "Sanitized errors",
-      front.ok,
-      front.ok ? "clients only reach the gateway, which returns JSON-RPC errors without stack traces or upstream details" : "clients can reach the server directly",
-    ),
-  );
-  items.push(...authorizationItems(cfg));
-  return items;
+  };
 }
 
-/**
- * issue 13: what scopes, constraints and schedules make true, read from the gateway config the pod gets.
- * Each says "not used" when the server does not use it.
- */
-function authorizationItems(cfg: GatewayConfig | undefined): ChecklistItem[] {
-  const a = cfg?.authorization;
+function toolDescriptionIntegrity(v: View): Outcome {
+  const tools = v.config?.tools;
+  return {
+    satisfied: tools?.scanDescriptions === true && tools.onDrift === "Block",
+    detail: tools === undefined ? "no tool policy" : `${tools.pinned.length} pinned tool(s), onDrift ${tools.onDrift}, description scanning ${tools.scanDescriptions ? "on" : "off"}`,
+  };
+}
+
+/** The rendered server container's image. */
+function imagePinnedByDigest(v: View): Outcome {
+  const image = String(v.containers.find((c) => c.name === "server")?.image ?? "");
+  const pinned = isDigestPinned(image);
+  return { satisfied: pinned, detail: pinned ? "server image pinned by sha256 digest" : `tag-only image ${image}` };
+}
+
+/** Only the gateway answers clients, and it never forwards internals. */
+function sanitizedErrors(v: View): Outcome {
+  const ok = gatewayInFront(v).ok;
+  return {
+    satisfied: ok,
+    detail: ok ? "clients only reach the gateway, which returns JSON-RPC errors without stack traces or upstream details" : "clients can reach the server directly",
+  };
+}
+
+// issue 13: what scopes, constraints and schedules make true, read from the gateway config the pod
+// gets. Each says "not used" when the server does not use it.
+
+function scopedTokens(v: View): Outcome {
+  const a = v.config?.authorization;
   const rules = a?.rules ?? [];
-  const scoped = (a?.requiredScopes.length ?? 0) + (a?.scopes.length ?? 0) + rules.filter((r) => (r.scopes?.length ?? 0) > 0).length;
-  const jwt = cfg?.auth.jwt !== undefined;
-  const conditions = rules.filter((r) => (r.conditions?.length ?? 0) > 0).length;
+  const scopedRules = rules.filter((r) => (r.scopes?.length ?? 0) > 0).length;
+  const scoped = (a?.requiredScopes.length ?? 0) + (a?.scopes.length ?? 0) + scopedRules;
+  if (v.config?.auth.jwt === undefined) {
+    return { satisfied: true, detail: "not used: no OAuth (JWT) clients; API keys and SPIFFE identities are per-client credentials named by rules" };
+  }
+  if (!a || scoped === 0) {
+    return { satisfied: false, detail: "not used: JWT clients are not checked for scopes (set spec.authorization.requiredScopes, scopes or rules[].scopes)" };
+  }
+  return {
+    satisfied: true,
+    detail: `tokens need ${a.requiredScopes.length ? `${a.requiredScopes.join(" ")} to connect` : "no scope to connect"}; ${a.scopes.length} scope requirement(s) on tools/resources/prompts, ${scopedRules} rule(s) with scopes; 403 insufficient_scope names every scope a call needs`,
+  };
+}
+
+function argumentConstraints(v: View): Outcome {
+  const a = v.config?.authorization;
+  const conditions = (a?.rules ?? []).filter((r) => (r.conditions?.length ?? 0) > 0).length;
   const constraints = a?.constraints.length ?? 0;
-  const scheduled = rules.filter((r) => r.schedule !== undefined);
-  const expiring = scheduled.filter((r) => r.schedule?.notAfter !== undefined).length;
-  const windowed = scheduled.filter((r) => (r.schedule?.windows?.length ?? 0) > 0).length;
-  return [
-    item(
-      "scoped-tokens",
-      "Scoped OAuth tokens",
-      !jwt || scoped > 0,
-      !jwt
-        ? "not used: no OAuth (JWT) clients; API keys and SPIFFE identities are per-client credentials named by rules"
-        : scoped > 0
-          ? `tokens need ${a!.requiredScopes.length ? `${a!.requiredScopes.join(" ")} to connect` : "no scope to connect"}; ${a!.scopes.length} scope requirement(s) on tools/resources/prompts, ${rules.filter((r) => (r.scopes?.length ?? 0) > 0).length} rule(s) with scopes; 403 insufficient_scope names every scope a call needs`
-          : "not used: JWT clients are not checked for scopes (set spec.authorization.requiredScopes, scopes or rules[].scopes)",
-    ),
-    item(
-      "argument-constraints",
-      "Argument constraints",
-      constraints + conditions > 0,
+  return {
+    satisfied: constraints + conditions > 0,
+    detail:
       constraints + conditions > 0
         ? `${constraints} per-tool constraint(s) (JSON Schema overlay and CEL), ${conditions} rule(s) with CEL conditions, compiled once by the gateway`
         : "not used: arguments are checked only against the server's own inputSchema (add spec.authorization.constraints)",
-    ),
-    item(
-      "time-limited-elevation",
-      "Time-limited elevation",
-      scheduled.length > 0,
+  };
+}
+
+function timeLimitedElevation(v: View): Outcome {
+  const scheduled = (v.config?.authorization.rules ?? []).filter((r) => r.schedule !== undefined);
+  const expiring = scheduled.filter((r) => r.schedule?.notAfter !== undefined).length;
+  const windowed = scheduled.filter((r) => (r.schedule?.windows?.length ?? 0) > 0).length;
+  return {
+    satisfied: scheduled.length > 0,
+    detail:
       scheduled.length > 0
         ? `${windowed} rule(s) active only in time windows, ${expiring} ending at notAfter by themselves; status.authorization lists the active rules and the next change`
         : "not used: every rule is active at all times (add rules[].schedule for maintenance windows or expiring elevation)",
-    ),
-  ];
+  };
+}
+
+/** The checklist, in the order status.checklist lists it: id, title, and the check that decides it. */
+const CHECKS = [
+  { id: "transport-encryption", title: "Transport encryption", check: transportEncryption },
+  { id: "authentication-enforced", title: "Authentication enforced", check: authenticationEnforced },
+  { id: "per-client-credentials", title: "Per-client credentials", check: perClientCredentials },
+  { id: "tool-authorization", title: "Tool-level authorization", check: toolAuthorization },
+  { id: "least-privilege-pod", title: "Least-privilege pod", check: leastPrivilegePod },
+  { id: "secrets-from-secret-manager", title: "Secrets from a secret manager", check: secretsFromSecretManager },
+  { id: "rate-limiting", title: "Rate limiting", check: rateLimiting },
+  { id: "input-validation", title: "Input validation", check: inputValidation },
+  { id: "timeouts", title: "Timeouts", check: timeouts },
+  { id: "audit-logging", title: "Audit logging with redaction", check: auditLogging },
+  { id: "network-isolation", title: "Network isolation", check: networkIsolation },
+  { id: "gateway-in-front", title: "Gateway in front", check: gatewayInFrontItem },
+  { id: "auth-failure-alerts", title: "Alerts on auth failures (metrics)", check: authFailureAlerts },
+  { id: "credential-rotation", title: "Credential rotation (hot reload)", check: credentialRotation },
+  { id: "resource-limits", title: "Resource limits", check: resourceLimits },
+  { id: "tool-description-integrity", title: "Tool description integrity", check: toolDescriptionIntegrity },
+  { id: "image-pinned-by-digest", title: "Image pinned by digest", check: imagePinnedByDigest },
+  { id: "sanitized-errors", title: "Sanitized errors", check: sanitizedErrors },
+  // issue 13
+  { id: "scoped-tokens", title: "Scoped OAuth tokens", check: scopedTokens },
+  { id: "argument-constraints", title: "Argument constraints", check: argumentConstraints },
+  { id: "time-limited-elevation", title: "Time-limited elevation", check: timeLimitedElevation },
+] as const satisfies readonly { id: string; title: string; check: Check }[];
+
+export const CHECKLIST_IDS = CHECKS.map((c) => c.id);
+export type ChecklistId = (typeof CHECKS)[number]["id"];
+
+/** The checklist for status.checklist: every item decided from the rendered objects (and the spec where they cannot tell). */
+export function computeChecklist(server: McpServer, objects: KubeObject[]): ChecklistItem[] {
+  const v = view(server, objects);
+  return CHECKS.map(({ id, title, check }) => ({ id, title, ...check(v) }));
 }
 
 /** Security defaults this server explicitly loosens (status.optOuts). */

@@ -117,10 +117,6 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     spread: false,
   });
   deployment.select(kplus.LabelSelector.of({ labels: selector }));
-  if (spec.replicas > 1) {
-    // Soft anti-affinity: replicas prefer different nodes, so one node failure does not take all.
-    deployment.scheduling.separate(kplus.Pods.select(chart, "own-pods", { labels: selector }), { topology: kplus.Topology.HOSTNAME, weight: 100 });
-  }
 
   const emptyDir = (id: string, name: string) => kplus.Volume.fromEmptyDir(chart, id, name, { sizeLimit: Size.mebibytes(64) });
   const readOnlySecret = (id: string, name: string, secretName: string, items?: Record<string, { path: string }>) =>

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { API_VERSION, PLURAL } from "../../api/v1alpha1.ts";
-import { ApiError, KubeClient, type KubeObject } from "../../controller/kube.ts";
+import { ApiError, KubeClient, type KubeObject } from "../../runtime/kube.ts";
 import { defaultConfig, Operator } from "../../controller/operator.ts";
 import { makeLogger } from "./operator.ts";
 

@@ -95,7 +95,7 @@ export class Informer {
     this.cache.set(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
-  /** Replaces the cached object by a smaller stand-in of the same resourceVersion (see compare.ts VERIFIED). */
+  /** Replaces the cached object by a smaller stand-in of the same resourceVersion (see controller/compare.ts VERIFIED). */
   replaceSameVersion(obj: KubeObject): void {
     const key = objectKey(obj);
     if (this.cache.get(key)?.metadata.resourceVersion === obj.metadata.resourceVersion) this.cache.set(key, obj);

@@ -70,6 +70,9 @@ export interface ResourceRef {
   subresource?: string;
 }
 
+/** A kind's identity across groups: "apps/v1/Deployment". */
+export const kindId = (apiVersion: string, kind: string) => `${apiVersion}/${kind}`;
+
 /** URL path of a resource: core group under /api, others under /apis. */
 export function resourcePath(ref: ResourceRef): string {
   const base = ref.apiVersion.includes("/") ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
