@@ -3,10 +3,12 @@
 # the control plane is built from Go modules into ~/.cache/mcp-bastion by hack/controlplane/build.sh.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
-TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
+# test/cluster (a real node, root only) runs with `make test-cluster` until it is wired into `make test`.
+TEST_FILES ?= $(shell find test -name '*.test.ts' -not -path 'test/cluster/*' | sort)
+CLUSTER_TEST_FILES ?= $(shell find test/cluster -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
 
-.PHONY: install controlplane tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: install controlplane cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -16,6 +18,19 @@ install: node_modules/.installed
 
 controlplane:
 	@hack/controlplane/build.sh
+
+# A real single-node cluster (test/cluster): Debian packages (containerd, runc, CNI plugins, iptables, dockerd,
+# debootstrap...), kubelet/kube-proxy/kube-scheduler/kube-router/CoreDNS from Go modules, and the images
+# (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP servers), all cached in
+# ~/.cache/mcp-bastion. Needs root.
+cluster-deps: install controlplane tools
+	@hack/cluster/packages.sh
+	@hack/cluster/build.sh >/dev/null
+	@hack/cluster/images.sh pause busybox coredns operator everything filesystem >/dev/null
+
+# The real-cluster tests alone: the cluster's own lifecycle and the end-to-end proofs on it.
+test-cluster: cluster-deps
+	@test/run-tests.sh 1 $(CLUSTER_TEST_FILES)
 
 # helm, kube-score, checkov and Argo CD's Lua engine for test/ship (cached in ~/.cache/mcp-bastion/tools).
 tools:
