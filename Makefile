@@ -21,11 +21,13 @@ controlplane:
 
 # A real single-node cluster (test/cluster): Debian packages (containerd, runc, CNI plugins, iptables, dockerd,
 # debootstrap...), kubelet/kube-proxy/kube-scheduler/kube-router/CoreDNS from Go modules, and the images
-# (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP servers), all cached in
+# (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP servers), the External Secrets
+# Operator (Go module), all cached in
 # ~/.cache/mcp-bastion. Needs root.
 cluster-deps: install controlplane tools
 	@hack/cluster/packages.sh
 	@hack/cluster/build.sh >/dev/null
+	@hack/cluster/build-eso.sh >/dev/null
 	@hack/cluster/images.sh pause busybox coredns operator everything filesystem >/dev/null
 
 # The real-cluster tests alone: the cluster's own lifecycle and the end-to-end proofs on it.

@@ -143,20 +143,21 @@ start_dockerd() {
   done
   echo "images.sh: dockerd did not start:" >&2; tail -20 "$docker_dir/dockerd.log" >&2; exit 1
 }
+# Runs from the EXIT trap: nothing in it may fail the script (set -e is still on).
 stop_dockerd() {
   [ -n "$dockerd_pid" ] || return 0
-  kill "$dockerd_pid" 2>/dev/null
+  kill "$dockerd_pid" 2>/dev/null || true
   for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL "$dockerd_pid" 2>/dev/null
+  kill -KILL "$dockerd_pid" 2>/dev/null || true
   # Its build containers' cgroups (dockerd removes the containers, not their parent).
   for h in /sys/fs/cgroup/*/mcpb-imagebuild /sys/fs/cgroup/mcpb-imagebuild; do
     for _ in $(seq 1 20); do
       [ -d "$h" ] || break
-      find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+      { find "$h" -name cgroup.procs -exec cat {} + | xargs -r kill -KILL; } 2>/dev/null || true
       find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.5
     done
   done
-  rm -rf "$docker_dir"
+  rm -rf "$docker_dir" || true
   dockerd_pid=
 }
 # Debian's client matches Debian's dockerd (a newer client elsewhere on PATH may not speak its API).
@@ -187,6 +188,9 @@ docker_image() {
     docker_cmd build --network host -t "$ref" -f "$dockerfile" "$context" >"$images/$name.build.log" 2>&1 ||
       { tail -30 "$images/$name.build.log" >&2; exit 1; }
     docker_cmd save -o "$out.tmp" "$ref" && mv "$out.tmp" "$out"
+    # Older archives and the layers only they used are never needed again.
+    find "$images" -maxdepth 1 -name "$name-*.tar" ! -name "$(basename "$out")" -delete
+    docker_cmd image prune -f >/dev/null || true
   fi
   echo "$name=$out"
 }

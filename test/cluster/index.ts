@@ -67,6 +67,8 @@ export interface Cluster {
    * cluster-admin kubeconfig of the namespace in $KUBECONFIG; its log is logTail(name).
    */
   startProcess(name: string, file: string, args: string[]): { pid: number | undefined; exited(): boolean };
+  /** Runs `ctr` against the node's containerd, namespace k8s.io (to act on containers as a crash would). */
+  ctr(args: string[]): Promise<Result>;
   /** Last lines of a node component's log (containerd, kubelet, kube-proxy, kube-router, kube-scheduler). */
   logTail(component: string, lines?: number): string;
   stop(): Promise<void>;
@@ -512,6 +514,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       inNetns: inNs,
       importImages,
       images: imported,
+      ctr: (args) => ctr(args, 60_000),
       startProcess(name, file, args) {
         const c: Component = { name, file, args };
         startComponent(c, { KUBECONFIG: kc });
