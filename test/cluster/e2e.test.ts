@@ -286,7 +286,8 @@ describe("3. clients, authorization, NetworkPolicy, egress and DNS", { timeout: 
 
   test("an unlabelled pod cannot connect to the gateway (NetworkPolicy enforced by kube-router); a labelled one can; DNS resolves", async () => {
     const busybox = "mcp-bastion.local/busybox:1";
-    const probe = ["sh", "-c", `nslookup everything.${NS}.svc.cluster.local >/dev/null && echo dns=ok; echo | nc -w 5 everything.${NS}.svc.cluster.local 8443 >/dev/null; echo connect=$?`];
+    // Ten tries a second apart: a new pod's address reaches kube-router's ipsets a moment after it starts.
+    const probe = ["sh", "-c", `nslookup everything.${NS}.svc.cluster.local >/dev/null && echo dns=ok; for i in 1 2 3 4 5 6 7 8 9 10; do echo | nc -w 3 everything.${NS}.svc.cluster.local 8443 >/dev/null && { echo connect=0; exit 0; }; sleep 1; done; echo connect=1`];
     const labelled = await runPod(NS, "probe-labelled", busybox, probe, { labels: clientLabels });
     assert.match(labelled.log, /dns=ok/, labelled.log);
     assert.match(labelled.log, /connect=0/, `a labelled pod connects: ${labelled.log}`);
@@ -354,6 +355,9 @@ try {
   // An abrupt disconnect: the transport is closed without ending the session politely.
   await a.t.close();
   out.bAfter = await read(b);
+  // A polite end (DELETE of the session): the gateway closes the bridge connection, the bridge ends
+  // that process. The abruptly dropped session's process stays until the gateway's idle timeout.
+  await b.t.terminateSession();
   await b.c.close();
 } catch (e) {
   out.error = String(e?.stack ?? e);
@@ -392,7 +396,7 @@ describe("4. a stdio server: the bridge in the server's own image, one process p
 
     // The server processes (children of the bridge) inside the server container, by their command line.
     const children = async () => {
-      const r = await cluster.kubectl(["-n", NS, "exec", pod.metadata.name, "-c", server.name, "--", "node", "-e", "const f=require('fs');console.log(f.readdirSync('/proc').filter(p=>/^\\d+$/.test(p)&&p!=='1').filter(p=>{try{return f.readFileSync('/proc/'+p+'/cmdline','utf8').includes('/app/dist/index.js')}catch{return false}}).join(' '))"]);
+      const r = await cluster.kubectl(["-n", NS, "exec", pod.metadata.name, "-c", server.name, "--", "node", "-e", "const f=require('fs');console.log(f.readdirSync('/proc').filter(p=>/^\\d+$/.test(p)&&p!=='1'&&p!==String(process.pid)).filter(p=>{try{return f.readFileSync('/proc/'+p+'/cmdline','utf8').split('\\0')[1]==='/app/dist/index.js'}catch{return false}}).join(' '))"]);
       return r.stdout.trim().split(/\s+/).filter(Boolean);
     };
 
@@ -449,9 +453,9 @@ describe("4. a stdio server: the bridge in the server's own image, one process p
     assert.match(out.bAfter, /hello from a configmap/, "the second session works after the first disconnected");
     assert.ok(!out.tools.includes("write_file"), `write_file is not listed: ${out.tools}`);
     assert.ok(out.writeError || out.write?.isError, `write_file is refused: ${JSON.stringify(out.write)}`);
-    await waitUntil("the server processes of the closed sessions to exit", 60_000, async () => {
+    await waitUntil("the process of the terminated session to exit", 60_000, async () => {
       const now = await children();
-      return now.length === 0 ? true : `server processes: ${now.join(", ")}`;
+      return now.length < 2 && now.every((p) => pids.includes(p)) ? true : `server processes: ${now.join(", ")} (were ${pids.join(", ")})`;
     });
   });
 });
@@ -533,7 +537,7 @@ describe("5b. secrets from the real External Secrets Operator", { timeout: 20 * 
 
 // A client that keeps calling `echo` through one MCP session and logs every outcome as a JSON line:
 // {n, status, ok} or {n, status, error: <the gateway's answer>}. After an error it opens a new session.
-// With RETRY=1 a failed call is retried (new session, up to 30 times) before it counts as lost. It stops
+// With RETRY=1 a failed call is retried (new session, once a second, up to 60 times) before it counts as lost. It stops
 // when /tmp/stop exists (or after 5 minutes) and prints {summary: {calls, succeeded, lost, retries}}.
 const CALL_LOOP = `
 import { existsSync } from "node:fs";
@@ -572,9 +576,9 @@ while (!existsSync("/tmp/stop") && Date.now() < deadline) {
   n++;
   let r = await call(n);
   console.log(JSON.stringify({ n, ...r }));
-  for (let a = 0; RETRY && !r.ok && a < 30; a++) {
+  for (let a = 0; RETRY && !r.ok && a < 60; a++) {
     retries++;
-    await new Promise((res) => setTimeout(res, 500));
+    await new Promise((res) => setTimeout(res, 1000));
     r = await call(n);
     console.log(JSON.stringify({ n, retry: a + 1, ...r }));
   }
@@ -647,11 +651,12 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
     });
     const killed = await cluster.ctr(["tasks", "kill", "--signal", "SIGKILL", String(server.containerID).replace("containerd://", "")]);
     assert.equal(killed.code, 0, `ctr tasks kill: ${killed.stderr}`);
-    const okAtKill = okCount(await loopLog("loop-kill"));
+    const atKill = (await loopLog("loop-kill")).length;
+    const okAtKill = okCount((await loopLog("loop-kill")).slice(0, atKill));
 
     let lines: Any[] = [];
     await waitUntil("an error answer, then 3 successful calls again with the server restarted by the kubelet", 300_000, async () => {
-      lines = await loopLog("loop-kill");
+      lines = (await loopLog("loop-kill")).slice(atKill);
       const firstError = lines.findIndex((l) => !l.ok && !l.summary);
       const okAfter = firstError >= 0 ? okCount(lines.slice(firstError)) : 0;
       const p = await getJson(["-n", NS, "get", "pod", pod.metadata.name]);
@@ -659,7 +664,7 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
       return firstError >= 0 && okAfter >= 3 && restarts > restartsBefore ? true : `errors seen: ${firstError >= 0}, ok after: ${okAfter}, restarts ${restarts}, last: ${JSON.stringify(lines.slice(-2))}`;
     });
     await stopLoop("loop-kill");
-    assert.ok(okCount(lines) > okAtKill, "calls succeed again");
+    assert.ok(okCount(lines) >= 3 && okAtKill >= 3, `calls succeed before the kill (${okAtKill}) and again after it (${okCount(lines)})`);
     // While the server is down the gateway answers; once its readiness probe fails, the Service has no
     // endpoint and connections are refused (that is kube-proxy, not the gateway). Every answer of the
     // gateway is a clean JSON-RPC error: a code and a message, no stack trace or internal path.
@@ -684,8 +689,8 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
       const lines = await loopLog("loop-delete");
       return okCount(lines) >= 5 ? true : `${await describePod(NS, "loop-delete")} last: ${JSON.stringify(lines.slice(-2))}`;
     });
-    const pods = (await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"])).items as Any[];
-    assert.equal(pods.length, 2);
+    const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"])).items as Any[]).filter((p) => !p.metadata.deletionTimestamp && p.status.phase === "Running");
+    assert.equal(pods.length, 2, `two running replicas: ${pods.map((p) => p.metadata.name).join(", ")}`);
     await kubectl(["-n", NS, "delete", "pod", pods[0].metadata.name, "--wait=false"]);
     const okAtDelete = okCount(await loopLog("loop-delete"));
     await waitUntil("a replacement pod ready and 10 more successful calls", 300_000, async () => {
@@ -695,7 +700,8 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
     });
     const summary = await stopLoop("loop-delete");
     console.log(`two replicas, one pod deleted: ${JSON.stringify(summary)}`);
-    assert.equal(summary.lost, 0, `no call lost: ${JSON.stringify(summary)}`);
+    const failures = (await loopLog("loop-delete")).filter((l) => l.ok === false);
+    assert.equal(summary.lost, 0, `no call lost: ${JSON.stringify(summary)}; failed attempts: ${JSON.stringify(failures.slice(-8))}`);
     assert.ok(summary.succeeded >= okAtDelete + 10, JSON.stringify(summary));
   });
 });
