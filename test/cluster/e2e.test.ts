@@ -564,7 +564,8 @@ const call = async (i) => {
     if (!session) await open();
     const r = await post(session, { jsonrpc: "2.0", id: i, method: "tools/call", params: { name: "echo", arguments: { message: "call " + i } } });
     if (r.status === 200 && r.body?.result && !r.body.result.isError && JSON.stringify(r.body.result).includes("call " + i)) return { ok: true };
-    session = null;
+    // 429 (the example's per-client rate limit) leaves the session valid: keep it, wait, retry.
+    if (r.status !== 429) session = null;
     return { ok: false, status: r.status, error: r.body };
   } catch (e) {
     session = null;
@@ -583,7 +584,8 @@ while (!existsSync("/tmp/stop") && Date.now() < deadline) {
     console.log(JSON.stringify({ n, retry: a + 1, ...r }));
   }
   if (r.ok) succeeded++; else lost++;
-  await new Promise((res) => setTimeout(res, 300));
+  // About 50 calls a minute: inside examples/everything.yaml's 120/min per client, divided by 2 replicas.
+  await new Promise((res) => setTimeout(res, 1200));
 }
 console.log(JSON.stringify({ summary: { calls: n, succeeded, lost, retries } }));
 `;
