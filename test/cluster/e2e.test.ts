@@ -682,9 +682,16 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
 
   test("deleting one pod of a two-replica server loses no successful call of a client that retries", async () => {
     await kubectl(["-n", NS, "patch", "mcpserver", "everything", "--type=merge", "-p", JSON.stringify({ spec: { replicas: 2 } })]);
-    await waitUntil("two available replicas", 300_000, async () => {
+    // The previous step's secret rolled the Deployment: wait for the rollout to finish, not only for two
+    // available pods (old ones may still be running).
+    await waitUntil("two available replicas, rollout complete", 300_000, async () => {
       const d = await getJson(["-n", NS, "get", "deploy", "everything"]);
-      return (d?.status?.availableReplicas ?? 0) >= 2 && d?.status?.updatedReplicas >= 2 ? true : `deployment status ${JSON.stringify(d?.status)}`;
+      const st = d?.status ?? {};
+      return st.observedGeneration === d?.metadata?.generation && st.replicas === 2 && st.updatedReplicas === 2 && st.availableReplicas === 2 ? true : `deployment status ${JSON.stringify(st)}`;
+    });
+    await waitUntil("no pod of an older ReplicaSet left", 120_000, async () => {
+      const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"]))?.items ?? []) as Any[];
+      return pods.length === 2 ? true : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}${p.metadata.deletionTimestamp ? " terminating" : ""}`).join(", ")}`;
     });
     await startLoop("loop-delete", true);
     await waitUntil("the retrying loop to succeed 5 times", 180_000, async () => {
