@@ -6,10 +6,16 @@
 // Every process runs in its own process group; stop() kills the groups, an exit handler kills them
 // if the caller forgets, and a small watchdog shell kills them if this Node process dies by SIGKILL,
 // so no etcd or kube-apiserver ever outlives the test run.
+//
+// With `netns`, every process runs inside that network namespace (test/cluster: the API server must reach
+// the kubelet and the pods, which live only there). The host reaches the API server through a relay:
+// 127.0.0.1:<port> in this process -> a unix socket -> a relay process inside the namespace -> its own
+// loopback. No route and no address of the namespace is ever used from the host namespace.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { request } from "node:https";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,7 +23,15 @@ import { freePort } from "../support/index.ts";
 
 export interface ControlPlane {
   kubeconfigPath: string;
+  /** The API server as this (host-side) process reaches it: always https://127.0.0.1:<port>. */
   server: string;
+  /** Port the API server listens on (inside `netns` when one was given; then != the port of `server`). */
+  apiPort: number;
+  /**
+   * A kubeconfig for processes inside `netns` (https://127.0.0.1:apiPort there); equal to kubeconfigPath
+   * without a netns.
+   */
+  innerKubeconfigPath: string;
   binDir: string;
   dir: string;
   /** Path of the API server's audit log (JSON lines), when started with auditLog. */
@@ -42,6 +56,31 @@ export interface StartOptions {
   auditLog?: boolean;
   /** Keep the temporary directory after stop() (logs, certs) for debugging. Also: MCP_BASTION_KEEP_CP=1. */
   keepDir?: boolean;
+  /**
+   * Name of an existing network namespace (`ip netns add`) to run every process in; the host reaches the
+   * API server through a loopback relay (see the top of this file).
+   */
+  netns?: string;
+  /** The Services' ClusterIP range; default 10.96.0.0/12. Its first address goes into the serving certificate. */
+  serviceClusterIpRange?: string;
+  /** Address the API server advertises (the `kubernetes` Service's endpoint); default 127.0.0.1. */
+  advertiseAddress?: string;
+  /** Address the API server listens on; default 127.0.0.1. */
+  bindAddress?: string;
+  /** Enable the ServiceAccount admission plugin (token volumes in pods); off by default (no pods run). */
+  serviceAccountAdmission?: boolean;
+  /** Extra flags for kube-apiserver / kube-controller-manager. */
+  apiServerArgs?: string[];
+  controllerManagerArgs?: string[];
+  /**
+   * The API server's port; default: a free one. Inside a namespace a fixed port is free and lets pods'
+   * NetworkPolicies allow "the API server" by its usual port (6443).
+   */
+  apiPort?: number;
+  /** Give kube-apiserver the admin client certificate for kubelets (exec, logs, port-forward). */
+  kubeletClientCert?: boolean;
+  /** Extra IP subject alternative names of the serving certificate. */
+  extraSans?: string[];
 }
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -122,7 +161,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** CA, API server serving cert (127.0.0.1, localhost), admin client cert (O=system:masters), SA key pair. */
-async function makeCerts(dir: string): Promise<void> {
+async function makeCerts(dir: string, extraIpSans: string[] = []): Promise<void> {
   const days = "30";
   await openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "{dir}/ca.key", "-out", "{dir}/ca.crt", "-days", days, "-subj", "/CN=mcp-bastion-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"], dir);
   const sign = async (name: string, subj: string, ext: string) => {
@@ -130,7 +169,8 @@ async function makeCerts(dir: string): Promise<void> {
     await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${name}.key`, "-out", `{dir}/${name}.csr`, "-subj", subj], dir);
     await openssl(["x509", "-req", "-in", `{dir}/${name}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${name}.crt`, "-days", days, "-extfile", `{dir}/${name}.ext`], dir);
   };
-  await sign("serving", "/CN=kube-apiserver", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes.default.svc\n");
+  const sans = ["IP:127.0.0.1", "DNS:localhost", ...[...new Set(extraIpSans)].filter((ip) => ip !== "127.0.0.1").map((ip) => `IP:${ip}`), "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"];
+  await sign("serving", "/CN=kube-apiserver", `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(",")}\n`);
   await sign("admin", "/O=system:masters/CN=admin", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
   await openssl(["genrsa", "-out", "{dir}/sa.key", "2048"], dir);
   await openssl(["rsa", "-in", "{dir}/sa.key", "-pubout", "-out", "{dir}/sa.pub"], dir);
@@ -172,7 +212,43 @@ rules:
 interface Proc {
   name: string;
   args: string[];
+  /** Executable; default: `name` in the control plane's bin directory. */
+  file?: string;
   child?: ChildProcess;
+}
+
+/** The first address of a CIDR (the `kubernetes` Service's ClusterIP): 10.96.0.0/12 -> 10.96.0.1. */
+export function firstServiceIp(cidr: string): string {
+  const [base] = cidr.split("/");
+  const octets = (base ?? "").split(".").map(Number);
+  if (octets.length !== 4 || octets.some((o) => !Number.isInteger(o) || o < 0 || o > 255)) throw new Error(`not an IPv4 CIDR: ${cidr}`);
+  const n = ((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]! + 1;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+/**
+ * Host side of the relay to an API server inside a network namespace: accepts on 127.0.0.1 and pipes each
+ * connection to a unix socket served by netns-relay.ts inside the namespace.
+ */
+async function startHostRelay(socketPath: string): Promise<{ server: Server; port: number }> {
+  const server = createServer((client) => {
+    const upstream = connect(socketPath);
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close);
+    upstream.on("error", close);
+    client.on("close", close);
+    upstream.on("close", close);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  server.unref(); // never keeps a test process alive on its own
+  const addr = server.address();
+  if (!addr || typeof addr === "string") throw new Error("relay: no port");
+  return { server, port: addr.port };
 }
 
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
@@ -189,8 +265,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 
   const startProc = (p: Proc) => {
     const log = openSync(join(dir, `${p.name}.log`), "a");
+    const file = p.file ?? join(binDir, p.name);
+    // nsenter enters the namespace and execs the binary (same pid, so the process group is unchanged).
+    const [cmd, args] = opts.netns ? ["nsenter", [`--net=/run/netns/${opts.netns}`, "--", file, ...p.args]] : [file, p.args];
     // detached: a new process group, so killing -pid also takes any children with it.
-    const child = spawn(join(binDir, p.name), p.args, { cwd: dir, detached: true, stdio: ["ignore", log, log] });
+    const child = spawn(cmd, args, { cwd: dir, detached: true, stdio: ["ignore", log, log] });
     closeSync(log);
     p.child = child;
     if (child.pid !== undefined) live.add(child.pid);
@@ -225,12 +304,29 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     }
   };
 
+  let relay: Server | undefined;
   try {
-    await makeCerts(dir);
-    const [etcdPort, etcdPeerPort, apiPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-    const server = `https://127.0.0.1:${apiPort}`;
-    const kubeconfigPath = join(dir, "kubeconfig");
-    writeFileSync(kubeconfigPath, kubeconfigYaml(dir, server), { mode: 0o600 });
+    const serviceRange = opts.serviceClusterIpRange ?? "10.96.0.0/12";
+    const advertise = opts.advertiseAddress ?? "127.0.0.1";
+    await makeCerts(dir, [firstServiceIp(serviceRange), advertise, ...(opts.extraSans ?? [])]);
+    const [etcdPort, etcdPeerPort, freeApiPort, kcmPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const apiPort = opts.apiPort ?? freeApiPort;
+    const innerServer = `https://127.0.0.1:${apiPort}`;
+    let server = innerServer;
+    const innerKubeconfigPath = join(dir, "kubeconfig");
+    writeFileSync(innerKubeconfigPath, kubeconfigYaml(dir, innerServer), { mode: 0o600 });
+    let kubeconfigPath = innerKubeconfigPath;
+    if (opts.netns) {
+      const socketPath = join(dir, "apiserver.sock");
+      const r = await startHostRelay(socketPath);
+      relay = r.server;
+      server = `https://127.0.0.1:${r.port}`;
+      kubeconfigPath = join(dir, "host.kubeconfig");
+      writeFileSync(kubeconfigPath, kubeconfigYaml(dir, server), { mode: 0o600 });
+      const relayProc: Proc = { name: "netns-relay", file: process.execPath, args: [join(dirname(fileURLToPath(import.meta.url)), "netns-relay.ts"), socketPath, String(apiPort)] };
+      procs.push(relayProc);
+      startProc(relayProc);
+    }
 
     recordPgids(); // the watchdog runs while this file exists
     // Watchdog: if this Node process disappears without cleaning up (SIGKILL, crash), kill the groups.
@@ -273,19 +369,21 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         `--tls-cert-file=${join(dir, "serving.crt")}`,
         `--tls-private-key-file=${join(dir, "serving.key")}`,
         `--secure-port=${apiPort}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        `--bind-address=${opts.bindAddress ?? "127.0.0.1"}`,
+        `--advertise-address=${advertise}`,
         // A /12 like kubeadm's default: the benchmark creates 1,000 Services.
-        "--service-cluster-ip-range=10.96.0.0/12",
+        `--service-cluster-ip-range=${serviceRange}`,
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
-        "--disable-admission-plugins=ServiceAccount",
+        ...(opts.serviceAccountAdmission ? [] : ["--disable-admission-plugins=ServiceAccount"]),
         `--service-account-issuer=${server}/`,
         `--service-account-key-file=${join(dir, "sa.pub")}`,
         `--service-account-signing-key-file=${join(dir, "sa.key")}`,
         `--client-ca-file=${join(dir, "ca.crt")}`,
         "--shutdown-delay-duration=0s",
         ...(auditLogPath ? [`--audit-log-path=${auditLogPath}`, `--audit-policy-file=${join(dir, "audit-policy.yaml")}`, "--audit-log-mode=blocking", "--audit-log-format=json"] : []),
+        ...(opts.kubeletClientCert ? [`--kubelet-client-certificate=${join(dir, "admin.crt")}`, `--kubelet-client-key=${join(dir, "admin.key")}`] : []),
+        ...(opts.apiServerArgs ?? []),
         "-v=0",
       ],
     };
@@ -298,9 +396,9 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       const kcm: Proc = {
         name: "kube-controller-manager",
         args: [
-          `--kubeconfig=${kubeconfigPath}`,
-          `--authentication-kubeconfig=${kubeconfigPath}`,
-          `--authorization-kubeconfig=${kubeconfigPath}`,
+          `--kubeconfig=${innerKubeconfigPath}`,
+          `--authentication-kubeconfig=${innerKubeconfigPath}`,
+          `--authorization-kubeconfig=${innerKubeconfigPath}`,
           `--service-account-private-key-file=${join(dir, "sa.key")}`,
           `--root-ca-file=${join(dir, "ca.crt")}`,
           `--cluster-signing-cert-file=${join(dir, "ca.crt")}`,
@@ -310,6 +408,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
           "--bind-address=127.0.0.1",
           `--secure-port=${kcmPort}`,
           `--cert-dir=${join(dir, "kcm-certs")}`,
+          ...(opts.controllerManagerArgs ?? []),
           "-v=0",
         ],
       };
@@ -319,6 +418,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 
     const cp: ControlPlane = {
       kubeconfigPath,
+      innerKubeconfigPath,
+      apiPort,
       server,
       binDir,
       dir,
@@ -342,7 +443,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       async restartEtcd() {
         await killProc(etcd, "SIGKILL", 0);
         startProc(etcd);
-        await waitEtcd(etcdPort, READY_TIMEOUT_MS);
+        // Inside a namespace etcd is not reachable from here; /readyz below includes etcd's health.
+        if (!opts.netns) await waitEtcd(etcdPort, READY_TIMEOUT_MS);
         await waitReady(dir, server, apiserver, READY_TIMEOUT_MS);
       },
       async stop() {
@@ -350,6 +452,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         stopped = true;
         // Reverse order: controller-manager, API server, then etcd.
         for (const p of [...procs].reverse()) await killProc(p, "SIGTERM", 3_000);
+        relay?.close();
         rmSync(pgidFile, { force: true }); // tells the watchdog to exit
         if (!keep) rmSync(dir, { recursive: true, force: true });
       },
@@ -357,6 +460,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     return cp;
   } catch (err) {
     for (const p of [...procs].reverse()) await killProc(p, "SIGKILL", 0);
+    relay?.close();
     rmSync(pgidFile, { force: true });
     const logs = procs.map((p) => tail(join(dir, `${p.name}.log`), 15)).join("\n");
     if (!keep) rmSync(dir, { recursive: true, force: true });

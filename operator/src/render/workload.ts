@@ -13,6 +13,8 @@ export const POD_UID = 65532;
 /** Where the stdio bridge executable is installed (shared emptyDir, written by the init container); reserved in the API. */
 export const BRIDGE_DIR = SERVER_PATHS.bridge;
 export const BRIDGE_BIN = `${BRIDGE_DIR}/mcp-bastion-bridge`;
+/** Size limit of the bridge's emptyDir: the executable is a copy of the node binary plus the bundle. */
+export const BRIDGE_VOLUME_MEBIBYTES = 256;
 
 export interface ResourceRequirements {
   requests: Record<string, string>;
@@ -118,7 +120,7 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   });
   deployment.select(kplus.LabelSelector.of({ labels: selector }));
 
-  const emptyDir = (id: string, name: string) => kplus.Volume.fromEmptyDir(chart, id, name, { sizeLimit: Size.mebibytes(64) });
+  const emptyDir = (id: string, name: string, mebibytes = 64) => kplus.Volume.fromEmptyDir(chart, id, name, { sizeLimit: Size.mebibytes(mebibytes) });
   const readOnlySecret = (id: string, name: string, secretName: string, items?: Record<string, { path: string }>) =>
     kplus.Volume.fromSecret(chart, id, kplus.Secret.fromSecretName(chart, `${id}-ref`, secretName), {
       name,
@@ -181,7 +183,9 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     serverMounts.push({ path: v.mountPath, readOnly: v.readOnly, volume });
   }
   const stdio = spec.transport.type === "stdio";
-  const bridge = stdio ? emptyDir("bridge", "bridge") : undefined;
+  // The bridge is a Node single executable (~125 MB with Node 24): a 64Mi volume got the pod evicted on a
+  // real kubelet ("Usage of EmptyDir volume bridge exceeds the limit"), found by test/cluster/e2e.test.ts.
+  const bridge = stdio ? emptyDir("bridge", "bridge", BRIDGE_VOLUME_MEBIBYTES) : undefined;
   if (bridge) serverMounts.push({ path: BRIDGE_DIR, readOnly: true, volume: bridge });
   // UID 65532 has no home directory in most images and the root filesystem is read-only: point HOME
   // at the writable /tmp (npm, uv and pip caches live there) unless the user chose another.

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Builds the container images test/cluster runs, all locally (no registry is reachable, and none is needed),
+# and caches each as an image archive in ~/.cache/mcp-bastion/images keyed by everything it is made from.
+# A warm run only checks the keys. Prints NAME=ARCHIVE lines; `ctr images import` loads the archives.
+#
+#   pause     the pod sandbox process (hack/cluster/pause.c, built by hack/cluster/build.sh)
+#   busybox   Debian's busybox-static: probes (nc, nslookup) and tiny test pods
+#   coredns   CoreDNS built by hack/cluster/build.sh, the cluster's kube-dns
+#   node-base Debian bookworm (debootstrap, from Debian's packages) + Node 24 from the npm `node` package and
+#             npm from the npm registry, imported into a private dockerd as node:24-bookworm and
+#             node:24-bookworm-slim, the base images the project's Dockerfile names
+#   operator  the project's unmodified Dockerfile, built by that dockerd (mcp-bastion.local/mcp-bastion:dev)
+#   everything  @modelcontextprotocol/server-everything on the Node base (test/cluster/images/everything)
+#   filesystem  @modelcontextprotocol/server-filesystem on the Node base (test/cluster/images/filesystem)
+#
+# The private dockerd runs only while something is built: its own socket, data root in the cache (layer
+# cache for warm builds), no bridge, no iptables rules, its own mount namespace and cgroup parent; build
+# steps use the host network (they fetch npm packages from the registry, as the host does).
+#
+# Usage: images.sh NAME...
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
+images="$cache/images"
+mkdir -p "$images"
+exec 8>"$images/.lock"
+flock 8
+
+# archive REF OUT ROOTFS ENTRYPOINT_JSON USER: a one-layer image in the `docker save` format, which
+# `ctr images import` and `docker load` both read.
+archive() {
+  local ref=$1 out=$2 rootfs=$3 entrypoint=$4 user=$5 work
+  work=$(mktemp -d)
+  tar -C "$rootfs" --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -cf "$work/layer.tar" .
+  local diffid cfg cfgid
+  diffid=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+  mkdir "$work/$diffid" && mv "$work/layer.tar" "$work/$diffid/layer.tar"
+  cfg=$(printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":%s,"User":"%s","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' "$entrypoint" "$user" "$diffid")
+  cfgid=$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
+  printf '%s' "$cfg" > "$work/$cfgid.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$cfgid" "$ref" "$diffid" > "$work/manifest.json"
+  tar -C "$work" -cf "$out.tmp" manifest.json "$cfgid.json" "$diffid"
+  mv "$out.tmp" "$out"
+  rm -rf "$work"
+}
+
+key() { cat "$@" | sha256sum | cut -c1-16; }
+# Bump when a change of this script changes what the node base or a docker-built image contains (their keys
+# do not include the script itself, so unrelated edits do not rebuild them).
+FORMAT=1
+
+build_pause() {
+  local bin; bin=$("$here/build.sh")
+  local out="$images/pause-$(key "$bin/pause" "$0").tar"
+  if [ ! -f "$out" ]; then
+    local root; root=$(mktemp -d); cp "$bin/pause" "$root/pause"
+    archive mcp-bastion.local/pause:1 "$out" "$root" '["/pause"]' "65535:65535"
+    rm -rf "$root"
+  fi
+  echo "pause=$out"
+}
+
+build_busybox() {
+  local out="$images/busybox-$(key /bin/busybox "$0").tar"
+  if [ ! -f "$out" ]; then
+    local root; root=$(mktemp -d); mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+    cp /bin/busybox "$root/bin/busybox"
+    for a in sh cat echo env id ls nc nslookup ps sleep sort test true false wc grep head tail printf stat timeout kill; do ln -s busybox "$root/bin/$a"; done
+    printf 'root:x:0:0:root:/:/bin/sh\nnonroot:x:65532:65532:nonroot:/:/bin/sh\n' > "$root/etc/passwd"
+    printf 'root:x:0:\nnonroot:x:65532:\n' > "$root/etc/group"
+    archive mcp-bastion.local/busybox:1 "$out" "$root" '["/bin/sh"]' ""
+    rm -rf "$root"
+  fi
+  echo "busybox=$out"
+}
+
+build_coredns() {
+  local bin; bin=$("$here/build.sh")
+  local out="$images/coredns-$(key "$bin/coredns" "$0").tar"
+  if [ ! -f "$out" ]; then
+    local root; root=$(mktemp -d); cp "$bin/coredns" "$root/coredns"
+    archive mcp-bastion.local/coredns:1 "$out" "$root" '["/coredns"]' ""
+    rm -rf "$root"
+  fi
+  echo "coredns=$out"
+}
+
+root=$(cd "$here/../.." && pwd)
+NPM_VERSION=11.19.1
+# The Node binary of the npm `node` package the project installs (package-lock.json pins its version).
+node_bin() {
+  local b="$root/node_modules/node/bin/node"
+  [ -x "$b" ] || { echo "images.sh: $b missing: run make install (npm ci) first" >&2; exit 1; }
+  echo "$b"
+}
+
+build_node_base() {
+  local node; node=$(node_bin)
+  local k; k=$(key "$node" /etc/ssl/certs/ca-certificates.crt <(echo "$FORMAT $NPM_VERSION bookworm minbase ca-certificates make"))
+  local out="$images/node-base-$k.tar"
+  if [ ! -f "$out" ]; then
+    local work; work=$(mktemp -d)
+    echo "images.sh: debootstrap bookworm (Debian's packages) for the Node base image" >&2
+    local mirror
+    mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v security | head -1 | awk "{print \$2}" || true)
+    debootstrap --variant=minbase --include=ca-certificates,make bookworm "$work/rootfs" "${mirror:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 ||
+      { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    local r="$work/rootfs"
+    rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
+    install -m 0755 "$node" "$r/usr/local/bin/node"
+    # npm from the npm registry (the official images ship it the same way: /usr/local/lib/node_modules/npm).
+    (cd "$work" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+    mkdir -p "$r/usr/local/lib/node_modules/npm"
+    tar -xzf "$work"/npm-*.tgz -C "$r/usr/local/lib/node_modules/npm" --strip-components=1
+    ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/local/bin/npm"
+    ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/local/bin/npx"
+    # Trust what this machine trusts (a TLS-inspecting proxy's CA, if any), for npm inside builds.
+    cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
+    mkdir -p "$r/usr/local/etc" && echo "cafile=/etc/ssl/certs/ca-certificates.crt" > "$r/usr/local/etc/npmrc"
+    tar -C "$r" --numeric-owner -cf "$out.tmp" . && mv "$out.tmp" "$out"
+    rm -rf "$work"
+  fi
+  echo "node-base=$out"
+}
+
+# ---- the private dockerd -------------------------------------------------------------------------------
+dockerd_pid=
+docker_dir=
+start_dockerd() {
+  [ -n "$dockerd_pid" ] && return
+  docker_dir=$(mktemp -d)
+  mkdir -p "$cache/docker"
+  unshare --mount --propagation private dockerd --data-root "$cache/docker" --exec-root "$docker_dir/exec" \
+    --host "unix://$docker_dir/docker.sock" --pidfile "$docker_dir/docker.pid" --bridge=none --iptables=false \
+    --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent=/mcpb-imagebuild \
+    >"$docker_dir/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  trap stop_dockerd EXIT
+  for _ in $(seq 1 120); do
+    docker_cmd version >/dev/null 2>&1 && return
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "images.sh: dockerd did not start:" >&2; tail -20 "$docker_dir/dockerd.log" >&2; exit 1
+}
+# Runs from the EXIT trap: nothing in it may fail the script (set -e is still on).
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  kill "$dockerd_pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$dockerd_pid" 2>/dev/null || true
+  # Its build containers' cgroups (dockerd removes the containers, not their parent).
+  for h in /sys/fs/cgroup/*/mcpb-imagebuild /sys/fs/cgroup/mcpb-imagebuild; do
+    for _ in $(seq 1 20); do
+      [ -d "$h" ] || break
+      { find "$h" -name cgroup.procs -exec cat {} + | xargs -r kill -KILL; } 2>/dev/null || true
+      find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.5
+    done
+  done
+  rm -rf "$docker_dir" || true
+  dockerd_pid=
+}
+# Debian's client matches Debian's dockerd (a newer client elsewhere on PATH may not speak its API).
+docker_cmd() { DOCKER_HOST="unix://$docker_dir/docker.sock" DOCKER_BUILDKIT=0 /usr/bin/docker "$@"; }
+
+load_node_base() {
+  local base; base=$(build_node_base | cut -d= -f2-)
+  local id; id=$(basename "$base" .tar)
+  if [ "$(docker_cmd image inspect -f '{{index .Config.Labels "mcp-bastion.base"}}' node:24-bookworm 2>/dev/null)" != "$id" ]; then
+    docker_cmd import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'CMD ["node"]' --change "LABEL mcp-bastion.base=$id" "$base" node:24-bookworm >&2
+    docker_cmd tag node:24-bookworm node:24-bookworm-slim
+  fi
+}
+
+# docker_image NAME REF CONTEXT DOCKERFILE KEYFILES...: builds REF with the private dockerd and saves it.
+docker_image() {
+  local name=$1 ref=$2 context=$3 dockerfile=$4; shift 4
+  local base; base=$(build_node_base | cut -d= -f2-)
+  local k; k=$(key "$dockerfile" "$@" <(echo "$FORMAT $base $ref"))
+  local out="$images/$name-$k.tar"
+  if [ ! -f "$out" ]; then
+    start_dockerd
+    load_node_base
+    echo "images.sh: docker build $ref" >&2
+    # DOCKER_BUILDKIT=0: the classic builder ignores the `# syntax=` line, which would make BuildKit fetch a
+    # frontend image from a registry this machine cannot reach.
+    docker_cmd build --network host -t "$ref" -f "$dockerfile" "$context" >"$images/$name.build.log" 2>&1 ||
+      { tail -30 "$images/$name.build.log" >&2; exit 1; }
+    docker_cmd save -o "$out.tmp" "$ref" && mv "$out.tmp" "$out"
+    # Older archives and the layers only they used are never needed again.
+    find "$images" -maxdepth 1 -name "$name-*.tar" ! -name "$(basename "$out")" -delete
+    docker_cmd image prune -f >/dev/null || true
+  fi
+  echo "$name=$out"
+}
+
+# The files the Dockerfile copies (its .dockerignore lists them): the image's cache key.
+operator_inputs() {
+  (cd "$root" && git ls-files -co --exclude-standard -- package.json package-lock.json tsconfig.json tsconfig.build.json \
+    Makefile operator/bin operator/src gateway/src hack/tools/build-bridge.sh hack/tools/bridge-entry.ts .dockerignore |
+    sort | while read -r f; do [ -f "$f" ] && echo "$root/$f"; done)
+}
+
+for name in "$@"; do
+  case $name in
+    pause) build_pause ;;
+    busybox) build_busybox ;;
+    coredns) build_coredns ;;
+    node-base) build_node_base ;;
+    # shellcheck disable=SC2046
+    operator) docker_image operator mcp-bastion.local/mcp-bastion:dev "$root" "$root/Dockerfile" $(operator_inputs) ;;
+    everything | filesystem)
+      d="$root/test/cluster/images/$name"
+      # shellcheck disable=SC2046
+      docker_image "$name" "mcp-bastion.local/$name:dev" "$d" "$d/Dockerfile" $(find "$d" -type f | sort) ;;
+    *) echo "images.sh: unknown image $name" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,27 @@
+// Inside-the-namespace half of the API server relay of test/controlplane/index.ts: listens on a unix
+// socket (reachable from the host namespace through the file system) and pipes each connection to
+// 127.0.0.1:<port> of this process's own network namespace, where kube-apiserver listens.
+// Usage (started by index.ts with nsenter): node netns-relay.ts SOCKET_PATH PORT
+import { rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
+
+const [socketPath, port] = process.argv.slice(2);
+if (!socketPath || !port) {
+  console.error("usage: netns-relay.ts SOCKET_PATH PORT");
+  process.exit(2);
+}
+rmSync(socketPath, { force: true });
+const server = createServer((client) => {
+  const upstream = connect(Number(port), "127.0.0.1");
+  client.pipe(upstream).pipe(client);
+  const close = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on("error", close);
+  upstream.on("error", close);
+  client.on("close", close);
+  upstream.on("close", close);
+});
+server.listen(socketPath);
+for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => process.exit(0));
