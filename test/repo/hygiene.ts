@@ -76,6 +76,7 @@ const PLACES: RegExp[] = [
   /^test\/.+\.test\.ts$/,
   /^test\/(.+\/)?fixtures\//,
   /^test\/.+\.(ts|sh)$/,
+  /^test\/.+\/Dockerfile$/,
 ];
 
 /** Helper scripts: a module or script in test/, bench/ or hack/ that is not itself a test file. */
@@ -112,7 +113,11 @@ export function fileFindings(files: string[], texts: Map<string, string>): Findi
     if (SCRIPT.test(file) && !file.endsWith(".test.ts") && !imported.has(file)) {
       // Named by a Makefile, a script, the Dockerfile or the README (e.g. "reliability/summary.ts").
       const name = `${basename(dirname(file))}/${basename(file)}`;
-      const named = [...texts].some(([other, text]) => other !== file && text.includes(name));
+      // Or by its quoted file name in a sibling that starts it (e.g. join(dirname, "netns-relay.ts")).
+      const quoted = `"${basename(file)}"`;
+      const named = [...texts].some(
+        ([other, text]) => other !== file && (text.includes(name) || (dirname(other) === dirname(file) && text.includes(quoted))),
+      );
       if (!named) out.push({ file, line: 0, rule: "unreferenced-script", text: "imported by no tracked file and named by none" });
     }
   }
