@@ -256,36 +256,37 @@ export class SessionTable {
   /** Remembers that `sid` (issued by the upstream) belongs to `identity`. */
   bind(sid: string, identity: Identity): void {
     if (this.#bound.has(sid)) return;
-    const mine = this.#holdings(identity.key);
-    if (mine.bound.size >= this.#limits.maxBoundPerClient) this.drop(lru(mine.bound)!.id);
+    const key = identity.key;
+    const mine = () => this.#owners.get(key)?.bound;
+    if ((mine()?.size ?? 0) >= this.#limits.maxBoundPerClient) this.drop(lru(mine()!)!.id);
     if (this.#bound.size >= this.#limits.maxBound) {
-      const v = this.#victim("bound", mine.bound.size);
+      const v = this.#victim("bound", mine()?.size ?? 0);
       if (v) this.drop(v.id);
       // else: every client holds no more than this one; this one's own oldest makes room
-      else if (mine.bound.size > 0) this.drop(lru(mine.bound)!.id);
+      else if (mine()?.size) this.drop(lru(mine()!)!.id);
     }
-    const s: BoundSession = { kind: "bound", id: sid, owner: identity.key, lastSeen: Date.now(), inflight: new Set(), gate: undefined };
+    const s: BoundSession = { kind: "bound", id: sid, owner: key, lastSeen: Date.now(), inflight: new Set(), gate: undefined };
     this.#bound.set(sid, s);
-    mine.bound.add(s);
+    // Looked up after the drops: dropping a client's last session forgets its holdings.
+    this.#holdings(key).bound.add(s);
   }
 
   /** Opens a gateway-held session for `identity`, or refuses when it cannot get its fair share. */
   host(identity: Identity, legacy: boolean): HostedSession | undefined {
-    const mine = this.#holdings(identity.key);
-    if (mine.hosted.size >= this.#limits.maxHostedPerClient) this.drop(lru(mine.hosted)!.id);
+    const key = identity.key;
+    const mine = () => this.#owners.get(key)?.hosted;
+    if ((mine()?.size ?? 0) >= this.#limits.maxHostedPerClient) this.drop(lru(mine()!)!.id);
     if (this.#hosted.size >= this.#limits.maxHosted) {
-      const v = this.#victim("hosted", mine.hosted.size + 1);
-      if (!v) {
-        this.#release(identity.key);
-        return undefined;
-      }
+      const v = this.#victim("hosted", (mine()?.size ?? 0) + 1);
+      if (!v) return undefined;
       this.drop(v.id);
     }
     const h = new HostedSession(this.#core, identity, this.#open(), legacy);
     h.channel.onmessage = (raw) => h.fromUpstream(raw);
     h.channel.onclose = () => this.drop(h.id, "upstream-error", "upstream session ended");
     this.#hosted.set(h.id, h);
-    mine.hosted.add(h);
+    // Looked up after the drops: dropping a client's last session forgets its holdings.
+    this.#holdings(key).hosted.add(h);
     return h;
   }
 
