@@ -51,6 +51,7 @@ export class HostedSession {
   /** The client's request ids in flight (JSON) -> upstream id (0 until sent). */
   readonly byClientId = new Map<string, number>();
   #nextId = 0;
+  #ended = false;
   readonly #core: Core;
 
   constructor(core: Core, identity: Identity, channel: Channel, legacy: boolean) {
@@ -63,6 +64,11 @@ export class HostedSession {
 
   /** Sends a client request upstream under an id of the gateway's; the answer comes back through fromUpstream. */
   request(x: Exchange, timeoutMs: number): void {
+    if (this.#ended) {
+      // Dropped while the request was being checked: answered now, not at its timeout.
+      this.#answer(x, errorBody(x.msg?.id, ERR.upstream, "upstream session ended"), "upstream-error");
+      return;
+    }
     const upstreamId = ++this.#nextId;
     x.upstreamId = upstreamId;
     x.cleanup = cleanupHosted;
@@ -132,6 +138,7 @@ export class HostedSession {
 
   /** The session ended (dropped, upstream closed, gateway shutting down): every request still waiting is answered and finished. */
   end(outcome: string, message: string): void {
+    this.#ended = true;
     for (const x of [...this.pending.values()]) this.#answer(x, errorBody(x.msg?.id, ERR.upstream, message), outcome);
     this.pending.clear();
     this.byClientId.clear();
