@@ -23,7 +23,7 @@ import { UpstreamProxy } from "./proxy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
 import { sanitizeRaw } from "./sanitize.ts";
 import { SessionTable } from "./sessions.ts";
-import { type Front, hostName, run } from "./stages.ts";
+import { type Front, bodyTimedOut, hostName, run } from "./stages.ts";
 import { type Tracer, startTracer } from "./telemetry.ts";
 
 export interface GatewayOptions {
@@ -66,6 +66,9 @@ export class Gateway implements Front {
   readonly #clientInflight = new Map<string, number>();
   /** Every admitted exchange not finished yet: shutdown finishes them. */
   readonly #live = new Set<Exchange>();
+  /** Exchanges whose body is being received, with their deadline: one sweep, not a timer per request. */
+  readonly #receiving = new Map<Exchange, number>();
+  #bodySweep: NodeJS.Timeout | undefined;
   readonly #perClientSlots: number;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
@@ -146,6 +149,8 @@ export class Gateway implements Front {
       new Promise<void>((r) => this.#server!.listen(c.listen.port, c.listen.host, r)),
       new Promise<void>((r) => this.#admin!.listen(c.listen.adminPort, c.listen.host, r)),
     ]);
+    this.#bodySweep = setInterval(() => this.#sweepBodies(), 250);
+    this.#bodySweep.unref();
     this.#sweep = setInterval(() => this.sessions.sweep(Date.now(), SESSION_IDLE_MS, HOSTED_IDLE_MS), 60_000);
     this.#sweep.unref();
     // Servers that change tools without notifying are caught by a periodic re-read.
@@ -172,6 +177,7 @@ export class Gateway implements Front {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#sweep) clearInterval(this.#sweep);
+    if (this.#bodySweep) clearInterval(this.#bodySweep);
     if (this.#refresh) clearInterval(this.#refresh);
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
     // Every request still in flight is answered and audited before the connections go.
@@ -272,6 +278,25 @@ export class Gateway implements Front {
     return undefined;
   }
 
+  receiving(x: Exchange, ms: number): void {
+    this.#receiving.set(x, performance.now() + ms);
+  }
+
+  received(x: Exchange): void {
+    this.#receiving.delete(x);
+  }
+
+  #sweepBodies(): void {
+    if (this.#receiving.size === 0) return;
+    const now = performance.now();
+    const ms = (this.config.limits.bodyTimeoutSeconds ?? 10) * 1000;
+    for (const [x, deadline] of this.#receiving) {
+      if (deadline > now) continue;
+      this.#receiving.delete(x);
+      bodyTimedOut(x, ms);
+    }
+  }
+
   /** Answers a refusal and finishes the exchange. */
   respond(x: Exchange, s: Stop): void {
     if (x.done) return;
@@ -299,6 +324,7 @@ export class Gateway implements Front {
       x.cleanup = undefined;
       c(x, outcome);
     }
+    this.#receiving.delete(x);
     if (x.admitted) {
       x.admitted = false;
       this.#live.delete(x);

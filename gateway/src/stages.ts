@@ -19,6 +19,8 @@ import type { UpstreamProxy } from "./proxy.ts";
 import type { HostedSession } from "./sessions.ts";
 
 export const HANDLED = Symbol("handled");
+/** The stage resumes the runner itself when it is done waiting (the request body). */
+const PENDING: typeof HANDLED = HANDLED;
 export type Step = undefined | Stop | typeof HANDLED | Promise<undefined | Stop | typeof HANDLED>;
 
 /** What the stages need beyond Core: the front door's settings and the admission counters. */
@@ -31,6 +33,9 @@ export interface Front extends Core {
   readonly proxy: UpstreamProxy | undefined;
   /** Takes a concurrency slot for the exchange, or returns the refusal. */
   admit(x: Exchange): Stop | undefined;
+  /** The exchange's body is being received; bodyTimedOut() is called if it is not in within `ms`. */
+  receiving(x: Exchange, ms: number): void;
+  received(x: Exchange): void;
 }
 
 type Stage = (gw: Front, x: Exchange) => Step;
@@ -139,60 +144,82 @@ function clientLimited(gw: Front, retryAfter: number): Stop {
 
 // ---------------------------------------------------------------- parse
 
+/** Where a request being read keeps its state (module-level listeners, no closures per request). */
+const BODY = Symbol("body");
+interface Receiving {
+  gw: Front;
+  x: Exchange;
+  chunks: Buffer[];
+  size: number;
+  over: boolean;
+}
+type Tagged = Exchange["req"] & { [BODY]?: Receiving };
+
 /**
  * Reads the body, bounded in size and in time: a client that sends its body slowly holds a slot only
- * until the deadline (limits.bodyTimeoutSeconds), then gets 408 and loses the connection.
+ * until the deadline (limits.bodyTimeoutSeconds; the gateway's sweep answers 408 and cuts it), then
+ * resumes the stages after parse. Listeners are module functions: no closure or promise per request.
  */
-function readBody(gw: Front, x: Exchange): Promise<Stop | undefined> {
-  const max = gw.config.limits.maxRequestBytes;
-  const ms = (gw.config.limits.bodyTimeoutSeconds ?? 10) * 1000;
-  const req = x.req;
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    const timer = setTimeout(() => {
-      over = true;
-      resolve({ status: 408, code: ERR.invalidRequest, message: `request body not received within ${ms / 1000} s`, outcome: "invalid", closeConnection: true });
-      // The answer is written first; then the rest of the body is not waited for.
-      setImmediate(() => req.destroy());
-    }, ms);
-    req.on("data", (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > max) {
-        over = true;
-        clearTimeout(timer);
-        resolve({ status: 413, code: ERR.tooLarge, message: `request body larger than ${max} bytes`, outcome: "invalid" });
-        // Closing the socket while the client is still sending makes the kernel answer its bytes
-        // with a reset, and the client never reads the 413 (EPIPE/ECONNRESET). Discard the rest of
-        // the body instead (`over` drops it, nothing is buffered), but only for a few seconds: a
-        // client that keeps streaming is cut off.
-        setTimeout(() => {
-          if (!req.complete) req.destroy();
-        }, 5_000).unref();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on("end", () => {
-      if (over) return;
-      clearTimeout(timer);
-      x.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      resolve(undefined);
-    });
-    req.on("error", () => {
-      if (over) return;
-      over = true;
-      clearTimeout(timer);
-      resolve({ status: 400, code: ERR.invalidRequest, message: "request body not received", outcome: "client-closed" });
-    });
-  });
-}
-
 function parse(gw: Front, x: Exchange): Step {
   if (x.req.method !== "POST") return undefined;
-  return readBody(gw, x).then((s) => s ?? parseBody(gw, x));
+  const req = x.req as Tagged;
+  req[BODY] = { gw, x, chunks: [], size: 0, over: false };
+  gw.receiving(x, (gw.config.limits.bodyTimeoutSeconds ?? 10) * 1000);
+  req.on("data", onBodyData);
+  req.on("end", onBodyEnd);
+  req.on("error", onBodyError);
+  return PENDING;
+}
+
+function onBodyData(this: Tagged, c: Buffer): void {
+  const b = this[BODY]!;
+  if (b.over) return;
+  b.size += c.length;
+  const max = b.gw.config.limits.maxRequestBytes;
+  if (b.size > max) {
+    b.over = true;
+    b.gw.received(b.x);
+    b.gw.respond(b.x, { status: 413, code: ERR.tooLarge, message: `request body larger than ${max} bytes`, outcome: "invalid" });
+    // Closing the socket while the client is still sending makes the kernel answer its bytes
+    // with a reset, and the client never reads the 413 (EPIPE/ECONNRESET). Discard the rest of
+    // the body instead (`over` drops it, nothing is buffered), but only for a few seconds: a
+    // client that keeps streaming is cut off.
+    setTimeout(() => {
+      if (!this.complete) this.destroy();
+    }, 5_000).unref();
+    return;
+  }
+  b.chunks.push(c);
+}
+
+function onBodyEnd(this: Tagged): void {
+  const b = this[BODY]!;
+  if (b.over) return;
+  b.over = true;
+  const { gw, x, chunks } = b;
+  gw.received(x);
+  if (x.done) return;
+  x.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  const s = parseBody(gw, x);
+  if (s) gw.respond(x, s);
+  else run(gw, x, AFTER_PARSE);
+}
+
+function onBodyError(this: Tagged): void {
+  const b = this[BODY]!;
+  if (b.over) return;
+  b.over = true;
+  b.gw.received(b.x);
+  b.gw.respond(b.x, { status: 400, code: ERR.invalidRequest, message: "request body not received", outcome: "client-closed" });
+}
+
+/** The body deadline passed (called by the gateway's sweep): 408, and the rest of the body is not waited for. */
+export function bodyTimedOut(x: Exchange, ms: number): void {
+  const b = (x.req as Tagged)[BODY];
+  if (!b || b.over) return;
+  b.over = true;
+  b.gw.respond(x, { status: 408, code: ERR.invalidRequest, message: `request body not received within ${ms / 1000} s`, outcome: "invalid", closeConnection: true });
+  setImmediate(() => x.req.destroy());
 }
 
 function parseBody(gw: Front, x: Exchange): Stop | undefined {
@@ -416,7 +443,7 @@ function legacyPost(gw: Front, x: Exchange, h: HostedSession): Step {
 // ---------------------------------------------------------------- the runner
 
 export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, admit, parse, session, policy, forward];
-export const STAGE_NAMES = STAGES.map((s) => s.name);
+const AFTER_PARSE = STAGES.indexOf(parse) + 1;
 
 /** Runs the stages from `from` on; synchronous until a stage has to wait. */
 export function run(gw: Front, x: Exchange, from = 0): void {
