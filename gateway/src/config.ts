@@ -79,6 +79,11 @@ export const GatewayConfigSchema = z
     }),
     /** Public URL of the MCP endpoint, used as `resource` in RFC 9728 metadata. */
     publicUrl: z.string(),
+    /**
+     * Other host names clients may reach the gateway by (e.g. the Service's short names). The Host
+     * header of every request must name publicUrl's host, one of these, or a loopback name.
+     */
+    hostAliases: z.array(z.string()).optional(),
     upstream: z.discriminatedUnion("transport", [
       z.object({ transport: z.literal("streamable-http"), url: z.string() }),
       z.object({ transport: z.literal("sse"), url: z.string() }),
@@ -135,6 +140,20 @@ export const GatewayConfigSchema = z
       mode: z.enum(["redis", "divided"]),
       replicas: z.int().min(1),
       redisUrl: z.string().optional(),
+      /** Notifications and the client's answers to server requests: their own budget per client (default: perClient's). */
+      notifications: z.object({ requestsPerMinute: z.int(), burst: z.int() }).optional(),
+      /** Concurrency slots one client may hold (default: a quarter of maxConcurrentRequests, at least 1). */
+      maxConcurrentPerClient: z.int().optional(),
+      /** Seconds a request body may take to arrive (default 10); a slower client gets 408. */
+      bodyTimeoutSeconds: z.int().optional(),
+      /** Upstream-held sessions bound to one client (default 1000 of 10000). */
+      maxSessionsPerClient: z.int().optional(),
+      /**
+       * Gateway-held sessions (stdio processes, SSE upstream streams), all clients together (default:
+       * 15 for stdio, one less than the bridge's default of 16 children, which leaves one for the
+       * gateway's own tool listing; 256 otherwise). One client holds at most a quarter, and at most 8.
+       */
+      maxHostedSessions: z.int().optional(),
     }),
     tools: z.object({
       pinned: z.array(z.object({ name: z.string(), sha256: z.string() })),

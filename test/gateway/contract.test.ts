@@ -29,6 +29,9 @@ test("every example renders a gateway.json the gateway loads", () => {
       if (cfg.auth.apiKeys) assert.equal(cfg.auth.apiKeys.dir, GATEWAY_PATHS.apiKeysDir, `${f}: api keys mounted where the gateway reads them`);
       if (cfg.auth.jwt?.jwksFile) assert.ok(cfg.auth.jwt.jwksFile.startsWith(`${GATEWAY_PATHS.jwksDir}/`), `${f}: jwks file under ${GATEWAY_PATHS.jwksDir}`);
       if (cfg.upstream.transport === "stdio") assert.equal(cfg.upstream.bridge.host, "127.0.0.1", `${f}: the bridge is reached on loopback`);
+      // In-cluster clients use the Service's short names: the gateway's Host check must accept them.
+      const { name, namespace } = v.value.metadata;
+      assert.deepEqual(cfg.hostAliases, [name, `${name}.${namespace}`, `${name}.${namespace}.svc`], `${f}: Service names as Host aliases`);
       seen++;
     }
   }
