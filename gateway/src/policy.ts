@@ -1,11 +1,12 @@
 // The per-message checks between authentication and the upstream: rate limits, authorization,
 // tool integrity and argument validation. Pure decisions over the gateway's state; no I/O except the
 // limiter (Redis in shared mode) and the catalog refresh for a tool not seen yet.
-import type { Authorizer, Identity, Kind } from "./authz.ts";
+import type { Authorizer, Identity, Kind, Policy } from "./authz.ts";
 import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts";
 import type { GatewayConfig } from "./config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
+import { canonicalResourceUri, nameProblem } from "./names.ts";
 import type { Limiter, Take } from "./ratelimit.ts";
 
 export interface Refusal {
@@ -45,17 +46,28 @@ function deny(kind: Kind, name: string): Refusal {
   return { status: 200, code: ERR.denied, message: `${noun} ${quoted(name)} is not allowed for this client`, outcome: "denied", scope: kind };
 }
 
-/**
- * Whether a URI has `.` or `..` path segments (also percent-encoded). Servers resolve them, so
- * `allowed/prefix/../../secret` would match an `allowed/prefix/*` rule and read `secret`.
- */
-export function hasDotSegments(uri: string): boolean {
-  const path = uri.replace(/[?#].*$/s, "");
-  return /(^|\/)(\.|%2e){1,2}(\/|$)/i.test(path);
-}
-
 function invalid(message: string): Refusal {
   return { status: 200, code: ERR.invalidParams, message, outcome: "invalid", scope: "params" };
+}
+
+function badName(kind: "tool" | "prompt", name: string, problem: string): Refusal {
+  return invalid(`${kind} name ${quoted(name)} ${problem}; names are matched exactly`);
+}
+
+/** The canonical URI rules are matched against (names.ts), or the refusal for an ambiguous one. */
+function resourceUri(uri: string): string | Refusal {
+  const c = canonicalResourceUri(uri);
+  return c.ok ? c.uri : invalid(`resource URI ${quoted(uri)} ${c.problem}`);
+}
+
+/** A resource URI from a list the server sent: visible when its canonical form is allowed. */
+function listedUriAllowed(policy: Policy, uri: string): boolean {
+  const c = canonicalResourceUri(uri);
+  return c.ok && policy.allows("resources", c.uri);
+}
+
+function listedNameAllowed(policy: Policy, kind: "tools" | "prompts", name: string): boolean {
+  return nameProblem(name) === undefined && policy.allows(kind, name);
 }
 
 export class PolicyEngine {
@@ -110,6 +122,8 @@ export class PolicyEngine {
       case "tools/call": {
         const name = params?.name;
         if (typeof name !== "string" || name.length === 0) return invalid('tools/call needs "params.name" (a string)');
+        const bad = nameProblem(name);
+        if (bad) return badName("tool", name, bad);
         if (!policy.allows("tools", name)) return deny("tools", name);
         const tl = this.#toolLimit(name);
         if (tl) {
@@ -124,20 +138,32 @@ export class PolicyEngine {
       case "resources/unsubscribe": {
         const uri = params?.uri;
         if (typeof uri !== "string") return invalid(`${method} needs "params.uri" (a string)`);
-        if (hasDotSegments(uri)) return invalid(`resource URI ${quoted(uri)} must not contain "." or ".." segments`);
-        if (!policy.allows("resources", uri)) return deny("resources", uri);
+        const canonical = resourceUri(uri);
+        if (typeof canonical !== "string") return canonical;
+        if (!policy.allows("resources", canonical)) return deny("resources", uri);
         break;
       }
       case "prompts/get": {
         const name = params?.name;
         if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
+        const bad = nameProblem(name);
+        if (bad) return badName("prompt", name, bad);
         if (!policy.allows("prompts", name)) return deny("prompts", name);
         break;
       }
       case "completion/complete": {
         const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
-        if (ref?.type === "ref/prompt" && typeof ref.name === "string" && !policy.allows("prompts", ref.name)) return deny("prompts", ref.name);
-        if (ref?.type === "ref/resource" && typeof ref.uri === "string" && !policy.allows("resources", ref.uri)) return deny("resources", ref.uri);
+        if (ref?.type === "ref/prompt" && typeof ref.name === "string") {
+          const bad = nameProblem(ref.name);
+          if (bad) return badName("prompt", ref.name, bad);
+          if (!policy.allows("prompts", ref.name)) return deny("prompts", ref.name);
+        }
+        if (ref?.type === "ref/resource" && typeof ref.uri === "string") {
+          // A resource template (`file:///{path}`): the braces go through the parser like any path text.
+          const canonical = resourceUri(ref.uri);
+          if (typeof canonical !== "string") return canonical;
+          if (!policy.allows("resources", canonical)) return deny("resources", ref.uri);
+        }
         break;
       }
     }
@@ -170,20 +196,20 @@ export class PolicyEngine {
         if (!Array.isArray(r.tools)) return result;
         const entries = this.#catalog.learn(r.tools);
         const allowed = new Set(entries.filter((e) => e.assessment.verdict.allowed).map((e) => e.tool.name));
-        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && policy.allows("tools", (t as { name: string }).name)) };
+        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && listedNameAllowed(policy, "tools", (t as { name: string }).name)) };
       }
       case "resources/list":
         if (!Array.isArray(r.resources)) return result;
-        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && policy.allows("resources", x.uri)) };
+        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && listedUriAllowed(policy, x.uri)) };
       case "resources/templates/list":
         if (!Array.isArray(r.resourceTemplates)) return result;
         return {
           ...r,
-          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && policy.allows("resources", x.uriTemplate)),
+          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && listedUriAllowed(policy, x.uriTemplate)),
         };
       case "prompts/list":
         if (!Array.isArray(r.prompts)) return result;
-        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && policy.allows("prompts", x.name)) };
+        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && listedNameAllowed(policy, "prompts", x.name)) };
     }
     return result;
   }
