@@ -8,7 +8,7 @@ import type { GatewayConfig } from "../config.ts";
 import { anyGlob } from "../glob.ts";
 import { ApiKeyStore } from "./apikeys.ts";
 import { JwtError, JwtVerifier } from "./jwt.ts";
-import { xfccPeerUri } from "./mtls.ts";
+import { xfccPeer } from "./mtls.ts";
 
 export type AuthResult =
   | { ok: true; identity: Identity }
@@ -68,7 +68,10 @@ export class Authenticator {
     }
     if (!credential) {
       if (this.#spiffe) {
-        const uri = xfccPeerUri(headers["x-forwarded-client-cert"] as string | undefined);
+        const peer = xfccPeer(headers["x-forwarded-client-cert"]);
+        // A malformed header is refused whole: never guess which element the sidecar wrote.
+        if (!peer.ok) return { ok: false, reason: "xfcc-malformed", message: "x-forwarded-client-cert is malformed", invalidToken: false };
+        const uri = peer.uri;
         if (uri && anyGlob(this.#spiffe, uri)) return { ok: true, identity: this.#identity("spiffe", uri) };
         if (uri) return { ok: false, reason: "peer", message: "peer identity not accepted", invalidToken: false };
       }
