@@ -68,7 +68,7 @@ export function parseXfcc(header: string): XfccParse {
         }
         value = header.slice(start, i);
       }
-      if (/[\u0000-\u001f\u007f]/.test(value)) return fail("control character in a value");
+      if (/\p{Cc}/u.test(value)) return fail("control character in a value");
       const list = pairs.get(key);
       if (list) list.push(value);
       else pairs.set(key, [value]);
