@@ -1,73 +1,48 @@
 // The audit log: one JSON line per MCP request on stdout. Lines are buffered and written in one
 // write every 20 ms (or when the buffer passes 64 KiB), so auditing costs a string push on the
-// hot path, not a syscall. Arguments are redacted before they are serialized.
+// hot path, not a syscall. Arguments are redacted before they are serialized (secrets.ts).
 
-/** Keys always redacted, whatever the configuration says (compared lower-case, without - and _). */
-const ALWAYS_REDACTED = [
-  "authorization",
-  "password",
-  "passwd",
-  "secret",
-  "token",
-  "apikey",
-  "accesstoken",
-  "refreshtoken",
-  "idtoken",
-  "clientsecret",
-  "privatekey",
-  "credential",
-  "credentials",
-  "cookie",
-  "sessionid",
-];
+import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
 
-const REDACTED = "[REDACTED]";
-
-/** Values that look like credentials: JWTs, bearer tokens, PEM keys, well-known key prefixes, long random strings. */
-const TOKEN_PATTERNS: RegExp[] = [
-  /^ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*$/, // JWT / JWS
-  /^bearer\s+\S+/i,
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
-  /^(sk|pk|rk)[-_][A-Za-z0-9_-]{16,}$/, // OpenAI/Stripe style
-  /^(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}$/,
-  /^xox[abprs]-[A-Za-z0-9-]{10,}$/, // Slack
-  /^AKIA[0-9A-Z]{16}$/, // AWS access key id
-  /^AIza[0-9A-Za-z_-]{35}$/, // Google API key
-  /^glpat-[A-Za-z0-9_-]{20,}$/,
-];
+/** Whether a whole string value is a credential (kept for callers that test one value). */
+export function looksLikeSecret(s: string): boolean {
+  return scrubText(s) !== s;
+}
 
 function normalizeKey(k: string): string {
-  return k.toLowerCase().replace(/[-_.\s]/g, "");
+  return k.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().replace(/[^a-z0-9]/g, "");
 }
 
-/** A long string without spaces mixing letters and digits reads as a key or a token. */
-function looksRandom(s: string): boolean {
-  if (s.length < 32 || s.length > 4096 || /\s/.test(s)) return false;
-  if (!/^[A-Za-z0-9+/=_\-.~]+$/.test(s)) return false;
-  const classes = (/[a-z]/.test(s) ? 1 : 0) + (/[A-Z]/.test(s) ? 1 : 0) + (/[0-9]/.test(s) ? 1 : 0);
-  return classes >= 3 || (classes >= 2 && /^[0-9a-f]{40,}$/i.test(s));
-}
+/** Longest string kept in an audit line (after scrubbing, so a secret across the cut is already gone). */
+const MAX_STRING = 512;
 
-export function looksLikeSecret(s: string): boolean {
-  for (const re of TOKEN_PATTERNS) if (re.test(s)) return true;
-  return looksRandom(s);
-}
-
+/**
+ * The arguments as they may appear in an audit line: values under keys that name a secret (always, plus
+ * `audit.redactKeys`) become [REDACTED]; every other string, object key included, has the credentials
+ * inside it replaced in place (secrets.ts) before it is cut to 512 characters; a secret-named flag in
+ * an argv-style array (`["--password", "x"]`) redacts the element after it.
+ */
 export function makeRedactor(configured: readonly string[]): (value: unknown) => unknown {
-  const keys = new Set([...ALWAYS_REDACTED, ...configured.map(normalizeKey)]);
-  const secretKey = (k: string): boolean => {
-    const n = normalizeKey(k);
-    if (keys.has(n)) return true;
-    // "github_token", "db_password", "x-api-key"...
-    return n.endsWith("token") || n.endsWith("password") || n.endsWith("secret") || n.endsWith("apikey");
+  const extra = new Set(configured.map(normalizeKey));
+  const secretKey = (k: string): boolean => isSecretKey(k, extra);
+  const text = (s: string): string => {
+    const c = s.length >= 4 ? scrubText(s) : s;
+    return c.length > MAX_STRING ? `${c.slice(0, MAX_STRING)}…` : c;
   };
   const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === "string") return looksLikeSecret(v) ? REDACTED : v.length > 512 ? `${v.slice(0, 512)}…` : v;
+    if (typeof v === "string") return text(v);
     if (v === null || typeof v !== "object") return v;
     if (depth > 8) return "[…]";
-    if (Array.isArray(v)) return v.slice(0, 50).map((x) => walk(x, depth + 1));
+    if (Array.isArray(v)) {
+      const out = v.slice(0, 50).map((x) => walk(x, depth + 1));
+      for (let i = 0; i + 1 < out.length; i++) {
+        const f = v[i];
+        if (typeof f === "string" && /^--?[A-Za-z][\w-]*$/.test(f) && secretKey(f)) out[i + 1] = REDACTED;
+      }
+      return out;
+    }
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = secretKey(k) ? REDACTED : walk(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[text(k)] = secretKey(k) ? REDACTED : walk(x, depth + 1);
     return out;
   };
   return (value) => walk(value, 0);

@@ -1,6 +1,8 @@
 // Upstream JSON-RPC errors are passed to clients without their internals: `data` is dropped, and a
-// message that carries a stack trace, a file path or a system error code becomes "upstream error".
+// message that carries a stack trace, a file path or a system error code becomes "upstream error",
+// and credentials inside a message are replaced by [REDACTED].
 // Tool results (even with isError) are content for the model and are left alone.
+import { scrubText } from "./secrets.ts";
 import { formatEvent, parseEvent } from "./sse.ts";
 
 const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\\\\?[\w]|node_modules|\bE[A-Z]{3,}\b:|Traceback \(most recent|\bat [\w.<>]+ \(/;
@@ -8,7 +10,9 @@ const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\
 export function sanitizeMessage(message: unknown): string {
   if (typeof message !== "string" || message.length === 0) return "upstream error";
   if (INTERNALS.test(message)) return "upstream error";
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  // A connection string or a token quoted in an error message is removed, the rest of the message kept.
+  const m = scrubText(message);
+  return m.length > 300 ? `${m.slice(0, 300)}…` : m;
 }
 
 /** Rewrites one serialized JSON-RPC message if it is an error response; anything else is returned as is. */
