@@ -78,6 +78,7 @@ const TOKEN_SHAPES: RegExp = new RegExp(
     /\bATATT3[A-Za-z0-9_=-]{40,}/, // Atlassian
     /\blin_api_[A-Za-z0-9]{32,}/, // Linear
     /\bPMAK-[A-Za-z0-9]{20,}-[A-Za-z0-9]{20,}/, // Postman
+    /\bmcpb_[A-Za-z0-9_-]{40,}/, // mcp-bastion API keys (mcp-bastion apikey new)
   ]
     .map((r) => r.source)
     .join("|"),

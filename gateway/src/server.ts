@@ -15,7 +15,7 @@ import { type Channel, listToolsOver, openChannel } from "./channel.ts";
 import type { GatewayConfig } from "./config.ts";
 import { ERR, type JsonRpcId, type JsonRpcMessage, errorBody, shapeProblem } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
 import { type Checked, LIST_METHODS, PolicyEngine, type Refusal, listMethodOf } from "./policy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
 import { sanitizeBody, sanitizeRaw } from "./sanitize.ts";
@@ -164,6 +164,7 @@ export class Gateway {
       finding: (tool, rule) => this.metrics.findings.inc({ tool, rule }),
     });
     this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink);
+    if (this.auth.apiKeys) registerApiKeyMetrics(this.metrics.registry, this.auth.apiKeys);
   }
 
   get ready(): boolean {

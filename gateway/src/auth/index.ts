@@ -79,8 +79,10 @@ export class Authenticator {
     }
     if (this.jwt && JWS_SHAPE.test(credential)) return this.#jwt(this.jwt, credential);
     if (this.apiKeys) {
-      const client = this.apiKeys.lookup(credential);
-      if (client !== undefined) return { ok: true, identity: this.#identity("apikey", client) };
+      const c = this.apiKeys.check(credential);
+      if (c?.ok) return { ok: true, identity: this.#identity("apikey", c.client) };
+      // The holder of an expired key learns that it expired (and when), so it can be renewed, not guessed at.
+      if (c) return { ok: false, reason: "expired", message: `API key expired at ${new Date(c.expiresAt).toISOString()}`, invalidToken: true };
     }
     return { ok: false, reason: "invalid-key", message: "invalid credentials", invalidToken: true };
   }
