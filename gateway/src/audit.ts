@@ -2,7 +2,12 @@
 // write every 20 ms (or when the buffer passes 64 KiB), so auditing costs a string push on the
 // hot path, not a syscall. Arguments are redacted before they are serialized (secrets.ts).
 
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type CheckpointFields, CheckpointKeyError, type CheckpointKey, checkpointKey, checkpointPayload, genesis, lineHash } from "./auditchain.ts";
+import { sanitizeMessage } from "./sanitize.ts";
 import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
+import { parseEvent } from "./sse.ts";
 
 /** Whether a whole string value is a credential (kept for callers that test one value). */
 export function looksLikeSecret(s: string): boolean {
@@ -61,34 +66,117 @@ export interface AuditRecord {
   latencyMs: number;
   session?: string;
   reason?: string;
+  /** How the request was answered: "ok", "error" (a JSON-RPC error) or "tool-error" (a result with isError). */
+  result?: AuditResult["result"];
+  /** The JSON-RPC error the client received, sanitized (never the result content). */
+  error?: { code: number; message: string };
+}
+
+export interface AuditResult {
+  result: "ok" | "error" | "tool-error";
+  error?: { code: number; message: string };
 }
 
 export interface AuditSink {
   write(chunk: string): unknown;
 }
 
+export interface AuditOptions {
+  /** Signed checkpoints (auditchain.ts); without them lines are still chained. */
+  checkpoint?: { key: CheckpointKey; everyLines: number; everySeconds: number };
+  /** This run's id (random by default); the first line's prev hashes it. */
+  run?: string;
+  now?: () => number;
+}
+
+/**
+ * One JSON line per request. Each line ends with `seq` and `prev` (the sha256 of the line before), and
+ * with a checkpoint key every `everyLines` lines or `everySeconds` (whichever comes first, while lines
+ * arrive) a signed checkpoint line follows, plus a final one on close(): `mcp-bastion audit verify`
+ * then finds a line removed, edited, reordered, or appended without the key.
+ */
 export class AuditLog {
   #buf: string[] = [];
   #size = 0;
   #scheduled = false;
   readonly #sink: AuditSink;
   readonly redact: (value: unknown) => unknown;
+  readonly run: string;
+  readonly #checkpoint: AuditOptions["checkpoint"];
+  readonly #now: () => number;
+  #seq = 0;
+  #prev: string;
+  #unsigned = 0;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  #closed = false;
 
-  constructor(redactKeys: readonly string[], sink: AuditSink = process.stdout) {
+  constructor(redactKeys: readonly string[], sink: AuditSink = process.stdout, opts: AuditOptions = {}) {
     this.#sink = sink;
     this.redact = makeRedactor(redactKeys);
+    this.run = opts.run ?? randomBytes(9).toString("base64url");
+    this.#prev = genesis(this.run);
+    this.#checkpoint = opts.checkpoint;
+    this.#now = opts.now ?? Date.now;
+    if (this.#checkpoint && !this.#checkpoint.key.sign) throw new CheckpointKeyError("audit checkpoint key: a public key can verify but not sign; mount the private key or the HMAC secret");
+  }
+
+  /** Appends `seq`, `prev` (and `run` on a run's first line) to a serialized object and chains it. */
+  #chain(json: string): string {
+    const seq = this.#seq++;
+    const line = `${json.slice(0, -1)},${seq === 0 ? `"run":${JSON.stringify(this.run)},` : ""}"seq":${seq},"prev":"${this.#prev}"}`;
+    this.#prev = lineHash(line);
+    return line;
+  }
+
+  #push(line: string): void {
+    this.#buf.push(`${line}\n`);
+    this.#size += line.length + 1;
   }
 
   record(r: AuditRecord): void {
-    const line = `${JSON.stringify(r)}\n`;
-    this.#buf.push(line);
-    this.#size += line.length;
+    if (this.#closed) return;
+    // Every string an upstream or a client chose is already bounded; errors are scrubbed of credentials.
+    const rec = r.error ? { ...r, error: { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) } } : r;
+    this.#push(this.#chain(JSON.stringify(rec)));
+    const cp = this.#checkpoint;
+    if (cp) {
+      this.#unsigned++;
+      if (this.#unsigned >= cp.everyLines) this.#signCheckpoint(false);
+      else if (!this.#checkpointTimer) {
+        this.#checkpointTimer = setTimeout(() => {
+          this.#checkpointTimer = undefined;
+          if (this.#unsigned > 0) {
+            this.#signCheckpoint(false);
+            this.flush();
+          }
+        }, cp.everySeconds * 1000);
+        this.#checkpointTimer.unref();
+      }
+    }
     if (this.#size > 65536) this.flush();
     else if (!this.#scheduled) {
       // One write per 20 ms at most: under load, hundreds of lines share a syscall. close() flushes.
       this.#scheduled = true;
       setTimeout(this.#flushSoon, 20);
     }
+  }
+
+  #signCheckpoint(final: boolean): void {
+    const cp = this.#checkpoint!;
+    const fields: CheckpointFields = {
+      time: new Date(this.#now()).toISOString(),
+      run: this.run,
+      seq: this.#seq,
+      prev: this.#prev,
+      alg: cp.key.alg,
+      kid: cp.key.kid,
+      ...(final ? { final: true } : {}),
+    };
+    const sig = cp.key.sign!(checkpointPayload(fields));
+    const { seq: _s, prev: _p, ...shown } = fields;
+    // Through #chain: the checkpoint is a line of the chain too (its seq and prev are the signed ones).
+    this.#push(this.#chain(JSON.stringify({ type: "checkpoint", ...shown, sig })));
+    this.#unsigned = 0;
   }
 
   #flushSoon = (): void => {
@@ -103,4 +191,87 @@ export class AuditLog {
     this.#size = 0;
     this.#sink.write(data);
   }
+
+  /** Writes the final checkpoint (with a key) and what is buffered; later records are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#checkpointTimer) clearTimeout(this.#checkpointTimer);
+    if (this.#checkpoint && this.#seq > 0) this.#signCheckpoint(true);
+    this.#closed = true;
+    this.flush();
+  }
+}
+
+/**
+ * The AuditLog options a gateway config asks for: the checkpoint key read from its file (a mounted
+ * Secret). A configured key that cannot be read or used is a startup error naming the field, never a
+ * gateway that silently writes unsigned lines.
+ */
+export function auditOptionsFromConfig(audit: { checkpoint?: { keyFile: string; everyLines: number; everySeconds: number } }): AuditOptions {
+  const cp = audit.checkpoint;
+  if (!cp) return {};
+  let material: Buffer;
+  try {
+    material = readFileSync(cp.keyFile);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new CheckpointKeyError(`audit.checkpoint.keyFile: cannot read ${cp.keyFile} (${code}): the audit checkpoint key is missing`);
+  }
+  return { checkpoint: { key: checkpointKey(material, "audit.checkpoint.keyFile"), everyLines: cp.everyLines, everySeconds: cp.everySeconds } };
+}
+
+/** Pure: the audit result of one JSON-RPC response message (already parsed). */
+function resultOfMessage(m: unknown): AuditResult | undefined {
+  if (!m || typeof m !== "object") return undefined;
+  const r = m as { result?: unknown; error?: { code?: unknown; message?: unknown } };
+  if (r.error && typeof r.error === "object") {
+    const code = Number.isInteger(r.error.code) ? (r.error.code as number) : -32603;
+    return { result: "error", error: { code, message: sanitizeMessage(r.error.message) } };
+  }
+  if (r.result !== undefined) return { result: (r.result as { isError?: unknown } | null)?.isError === true ? "tool-error" : "ok" };
+  return undefined;
+}
+
+/**
+ * Pure: how a response body answered request `id` (JSON, or SSE events carrying JSON-RPC messages),
+ * for the audit line: the status and the sanitized error, never the result content. A body without
+ * `"error"` or `"isError"` is "ok" without being parsed (large results cost a substring search only).
+ */
+export function auditResultOf(body: string, sse: boolean, id: unknown): AuditResult | undefined {
+  if (!body.includes('"error"') && !body.includes('"isError"')) return body.includes('"result"') ? { result: "ok" } : undefined;
+  const want = JSON.stringify(id);
+  const parse = (raw: string): AuditResult | undefined => {
+    try {
+      const m = JSON.parse(raw) as { id?: unknown };
+      if (id !== undefined && JSON.stringify(m?.id) !== want) return undefined;
+      return resultOfMessage(m);
+    } catch {
+      return undefined;
+    }
+  };
+  if (!sse) return parse(body);
+  for (const block of body.split(/\r?\n\r?\n/)) {
+    const e = parseEvent(block);
+    const r = e.data !== undefined ? parse(e.data) : undefined;
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/** Collects a proxied response body (up to 1 MiB) to tell its audit result at the end. */
+export function resultTap(limit = 1 << 20): { push(chunk: Buffer): void; result(sse: boolean, id: unknown): AuditResult | undefined } {
+  let chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      if (size > limit) return;
+      size += chunk.length;
+      if (size > limit) chunks = [];
+      else chunks.push(chunk);
+    },
+    result(sse, id) {
+      if (size > limit || size === 0) return undefined;
+      return auditResultOf(Buffer.concat(chunks).toString("utf8"), sse, id);
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { AuditLog, type AuditSink } from "./audit.ts";
+import { AuditLog, type AuditResult, type AuditSink, auditOptionsFromConfig, auditResultOf, resultTap } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
 import { ToolCatalog } from "./catalog.ts";
@@ -44,6 +44,8 @@ interface Ctx {
   done: boolean;
   holdsSlot: boolean;
   span?: { end(attrs: Record<string, string | number>): void };
+  /** How the request was answered, for the audit line (status and sanitized error, not the content). */
+  result?: AuditResult;
 }
 
 /** A session the gateway holds itself (message-channel upstreams, or clients on the older SSE transport). */
@@ -163,7 +165,7 @@ export class Gateway {
       drift: (tool, action) => this.metrics.toolDrift.inc({ tool, action }),
       finding: (tool, rule) => this.metrics.findings.inc({ tool, rule }),
     });
-    this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink);
+    this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink, auditOptionsFromConfig(c.audit));
     if (this.auth.apiKeys) registerApiKeyMetrics(this.metrics.registry, this.auth.apiKeys);
   }
 
@@ -241,7 +243,7 @@ export class Gateway {
     this.#agent.destroy();
     await this.#limiter?.close();
     await this.#tracer?.shutdown();
-    this.audit.flush();
+    this.audit.close();
   }
 
   /**
@@ -441,6 +443,7 @@ export class Gateway {
       latencyMs: Math.round(latencyMs * 1000) / 1000,
       ...(ctx.session ? { session: ctx.session.slice(0, 8) } : {}),
       ...(reason ? { reason } : {}),
+      ...(ctx.result ? { result: ctx.result.result, ...(ctx.result.error ? { error: ctx.result.error } : {}) } : {}),
     });
     this.metrics.observe(ctx.method, outcome, latencyMs / 1000);
     ctx.span?.end({ outcome, status });
@@ -449,6 +452,7 @@ export class Gateway {
 
   #fail(res: ServerResponse, ctx: Ctx, status: number, code: number, message: string, outcome: string, headers: OutgoingHttpHeaders = {}, reason?: string, id?: JsonRpcId) {
     if (!res.headersSent) res.writeHead(status, { "content-type": "application/json", ...headers }).end(errorBody(id ?? null, code, message));
+    ctx.result ??= { result: "error", error: { code, message } };
     this.#finish(ctx, outcome, status, reason);
   }
 
@@ -573,10 +577,14 @@ export class Gateway {
         else this.#statelessUpstream = true;
       }
       const ct = String(ur.headers["content-type"] ?? "");
+      const tap = resultTap();
+      ur.on("data", tap.push);
       const finish = () => {
         clearTimeout(timer);
         this.metrics.phase("upstream", tUp);
-        if (!timedOut) this.#finish(ctx, "ok", status);
+        if (timedOut) return;
+        if (msg.id !== undefined) ctx.result = tap.result(ct.includes("text/event-stream"), msg.id);
+        this.#finish(ctx, "ok", status);
       };
       if (isList && ct.includes("application/json")) {
         const chunks: Buffer[] = [];
@@ -633,6 +641,7 @@ export class Gateway {
     if (!res.headersSent) res.writeHead(200, { "content-type": "application/json" }).end(body);
     else if (sse) res.end(`event: message\ndata: ${body}\n\n`);
     else res.destroy();
+    ctx.result = { result: "error", error: { code: ERR.timeout, message: `request timed out after ${Math.round(ms / 1000)} s` } };
     this.#finish(ctx, "timeout", 200);
   }
 
@@ -798,6 +807,7 @@ export class Gateway {
       if (raw === "") return this.#fail(res, ctx, 502, ERR.upstream, "upstream session ended", "upstream-error", {}, undefined, msg.id);
       const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw);
       res.writeHead(200, { "content-type": "application/json", ...extra }).end(out);
+      ctx.result = auditResultOf(out, false, msg.id);
       this.#finish(ctx, "ok", 200);
     }, () => this.#timeout(res, ctx, msg, checked.timeoutMs));
     res.on("close", () => {
@@ -882,6 +892,7 @@ export class Gateway {
       this.metrics.denied.inc({ kind: r.scope });
       res.writeHead(202).end("Accepted");
       this.#legacySend(h, errorBody(msg.id, r.code, r.message));
+      ctx.result = { result: "error", error: { code: r.code, message: r.message } };
       return this.#finish(ctx, r.outcome, 202);
     }
     ctx.tool = r.tool;
@@ -891,10 +902,14 @@ export class Gateway {
     this.#await(h, msg, r, (raw) => {
       this.metrics.phase("upstream", t);
       if (raw === "") return this.#finish(ctx, "upstream-error", 202);
-      this.#legacySend(h, LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw));
+      const out = LIST_METHODS.has(msg.method!) ? this.#filterRaw(h.identity, msg.method, raw, msg.id) : sanitizeRaw(raw);
+      this.#legacySend(h, out);
+      ctx.result = auditResultOf(out, false, msg.id);
       this.#finish(ctx, "ok", 202);
     }, () => {
-      this.#legacySend(h, errorBody(msg.id, ERR.timeout, `request timed out after ${Math.round(r.timeoutMs / 1000)} s`));
+      const message = `request timed out after ${Math.round(r.timeoutMs / 1000)} s`;
+      this.#legacySend(h, errorBody(msg.id, ERR.timeout, message));
+      ctx.result = { result: "error", error: { code: ERR.timeout, message } };
       this.#finish(ctx, "timeout", 202);
     });
   }
