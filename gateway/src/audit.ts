@@ -29,11 +29,22 @@ const MAX_STRING = 512;
  */
 export function makeRedactor(configured: readonly string[]): (value: unknown) => unknown {
   const extra = new Set(configured.map(normalizeKey));
-  const secretKey = (k: string): boolean => isSecretKey(k, extra);
   const text = (s: string): string => {
     const c = s.length >= 4 ? scrubText(s) : s;
     return c.length > MAX_STRING ? `${c.slice(0, MAX_STRING)}…` : c;
   };
+  // Argument names repeat from call to call: their verdict and scrubbed form are kept (bounded: clients choose them).
+  const keyInfo = new Map<string, { secret: boolean; shown: string }>();
+  const infoOf = (k: string) => {
+    let i = keyInfo.get(k);
+    if (!i) {
+      i = { secret: isSecretKey(k, extra), shown: text(k) };
+      if (keyInfo.size >= 10_000) keyInfo.clear();
+      keyInfo.set(k, i);
+    }
+    return i;
+  };
+  const secretKey = (k: string): boolean => infoOf(k).secret;
   const walk = (v: unknown, depth: number): unknown => {
     if (typeof v === "string") return text(v);
     if (v === null || typeof v !== "object") return v;
@@ -47,7 +58,10 @@ export function makeRedactor(configured: readonly string[]): (value: unknown) =>
       return out;
     }
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[text(k)] = secretKey(k) ? REDACTED : walk(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) {
+      const i = infoOf(k);
+      out[i.shown] = i.secret ? REDACTED : walk(x, depth + 1);
+    }
     return out;
   };
   return (value) => walk(value, 0);

@@ -154,8 +154,17 @@ function scrubKeyValues(s: string): string {
   return out + s.slice(last);
 }
 
+/**
+ * What every credential form above needs at least one of: a digit or one of `: = @ _ / + . -` (tokens,
+ * userinfo, key=value, flags, PEM headers), or a run of 20 letters (AWS key ids and bearer tokens without
+ * digits). Most argument values (words and sentences) have none and skip the scan: this runs for every
+ * string of every audited call.
+ */
+const MAY_HOLD_SECRET = /[0-9:=@_/+.-]|[A-Za-z]{20}/;
+
 /** The text with every credential it holds replaced by [REDACTED]; the rest is kept. Pure. */
 export function scrubText(text: string): string {
+  if (!MAY_HOLD_SECRET.test(text)) return text;
   // Very long strings: the audit keeps only a prefix anyway; scan the first 64 kB and drop the rest.
   let s = text.length > MAX_SCAN ? `${text.slice(0, MAX_SCAN)}…` : text;
   s = s.replace(PEM_PRIVATE, "[REDACTED PRIVATE KEY]");
