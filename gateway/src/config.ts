@@ -10,6 +10,8 @@ export const GATEWAY_PATHS = {
   apiKeysDir: "/etc/mcp-bastion/api-keys",
   jwksDir: "/etc/mcp-bastion/jwks",
   tlsDir: "/etc/mcp-bastion/tls",
+  auditKeyDir: "/etc/mcp-bastion/audit-key",
+  auditKeyFile: "/etc/mcp-bastion/audit-key/checkpoint.key",
 } as const;
 
 export const GATEWAY_PORTS = {
