@@ -147,10 +147,23 @@ export class AuditLog {
     this.#size += line.length + 1;
   }
 
+  /** Method and tool names are the client's choice: cut to 128 characters and scrubbed (cached, bounded). */
+  readonly #names = new Map<string, string>();
+  #name(s: string): string {
+    let v = this.#names.get(s);
+    if (v === undefined) {
+      v = scrubText(s.length > 128 ? `${s.slice(0, 128)}…` : s);
+      if (this.#names.size >= 10_000) this.#names.clear();
+      if (s.length <= 1024) this.#names.set(s, v);
+    }
+    return v;
+  }
+
   record(r: AuditRecord): void {
     if (this.#closed) return;
-    // Every string an upstream or a client chose is already bounded; errors are scrubbed of credentials.
-    const rec = r.error ? { ...r, error: { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) } } : r;
+    const rec: AuditRecord = { ...r, method: this.#name(r.method) };
+    if (r.tool !== undefined) rec.tool = this.#name(r.tool);
+    if (r.error) rec.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
     this.#push(this.#chain(JSON.stringify(rec)));
     const cp = this.#checkpoint;
     if (cp) {

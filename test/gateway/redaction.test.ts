@@ -263,3 +263,18 @@ describe("the pieces", () => {
     assert.equal(scrubText("connect to postgres://app:hunter2@db:5432/app now"), "connect to postgres://[REDACTED]@db:5432/app now");
   });
 });
+
+describe("names the client chooses", () => {
+  test("a token sent as a tool or method name is scrubbed, and a 100 kB name is cut", () => {
+    const token = `ghp_${rnd(ALNUM, 36)}`;
+    const sink = new MemorySink();
+    const audit = new AuditLog([], sink);
+    const base = { time: new Date(0).toISOString(), client: "apikey:alice", source: "127.0.0.1", transport: "streamable-http", outcome: "invalid", status: 200, latencyMs: 1 };
+    audit.record({ ...base, method: "tools/call", tool: token });
+    audit.record({ ...base, method: `x/${token}` });
+    audit.record({ ...base, method: "m".repeat(100_000) });
+    audit.flush();
+    assert.ok(!sink.lines.join("\n").includes(token));
+    assert.ok(sink.lines[2]!.length < 1000, `line of ${sink.lines[2]!.length} characters`);
+  });
+});
