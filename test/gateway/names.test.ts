@@ -22,7 +22,7 @@ const RULES = [
     clients: { apiKeys: ["alice"] },
     tools: { allow: ["echo", "read-*"], deny: ["read-secret"] },
     prompts: { allow: ["summary"], deny: [] },
-    resources: { allow: ["file:///srv/docs/*", "demo://resource/static/*", "file:///srv/my%20files/*"], deny: ["file:///srv/docs/private/*"] },
+    resources: { allow: ["file:///srv/docs/*", "demo://resource/static/*", "file:///srv/my%20files/*"], deny: ["file:///srv/docs/private/*", "demo://resource/static/secret/*"] },
   },
 ];
 
@@ -240,6 +240,31 @@ describe("property: an admitted URI resolves under the allowed prefix and outsid
     // Neither side of the property may be empty, or it proves nothing.
     assert.ok(admitted > 50, `admitted ${admitted}`);
     assert.ok(refused > 50, `refused ${refused}`);
+  });
+
+  test("non-special scheme (demo://): an admitted URI is what the rules allow, as the server's parser reads it", () => {
+    const demoPrefixes = ["demo://resource/static/", "DEMO://resource/static/", "demo://resource/static", "demo://resource/", "demo://x@resource/static/", "demo:resource/static/", "demo://resource:80/static/"];
+    const demoArb = fc.tuple(fc.constantFrom(...demoPrefixes), fc.array(fc.constantFrom(...PIECES, "secret", "s%65cret", "SECRET"), { maxLength: 8 })).map(([p, parts]) => p + parts.join(""));
+    let admitted = 0;
+    fc.assert(
+      fc.property(demoArb, (uri) => {
+        if (read(uri) !== "allowed") return true;
+        admitted++;
+        const u = new URL(uri);
+        let path: string;
+        try {
+          path = posix.normalize(decodeURIComponent(u.pathname));
+        } catch {
+          return true;
+        }
+        const seen = `${u.protocol}//${u.host}${path}`;
+        if (!globMatch("demo://resource/static/*", seen) || globMatch("demo://resource/static/secret/*", seen))
+          throw new Error(`gateway admitted ${JSON.stringify(uri)} but the server reads ${JSON.stringify(seen)}`);
+        return true;
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(admitted > 50, `admitted ${admitted}`);
   });
 
   test("arbitrary unicode after an allowed prefix never reaches a denied or outside path", () => {
