@@ -285,20 +285,39 @@ export function auditResultOf(body: string, sse: boolean, id: unknown): AuditRes
   return undefined;
 }
 
-/** Collects a proxied response body (up to 1 MiB) to tell its audit result at the end. */
-export function resultTap(limit = 1 << 20): { push(chunk: Buffer): void; result(sse: boolean, id: unknown): AuditResult | undefined } {
+/**
+ * Tells a proxied response's audit result while it streams through. Bodies up to 64 KiB (every error
+ * answer, most results) are kept and parsed at the end; past that only markers are searched for in the
+ * passing chunks (`"result"`, `"isError":true`), so a large answer costs no memory here.
+ */
+export function resultTap(keep = 64 * 1024): { push(chunk: Buffer): void; result(sse: boolean, id: unknown): AuditResult | undefined } {
   let chunks: Buffer[] = [];
   let size = 0;
+  let streaming = false;
+  let carry = "";
+  let sawResult = false;
+  let sawToolError = false;
+  const scan = (text: string) => {
+    const t = carry + text;
+    if (!sawResult && t.includes('"result"')) sawResult = true;
+    if (!sawToolError && /"isError"\s*:\s*true/.test(t)) sawToolError = true;
+    carry = t.slice(-24);
+  };
   return {
     push(chunk) {
-      if (size > limit) return;
       size += chunk.length;
-      if (size > limit) chunks = [];
-      else chunks.push(chunk);
+      if (!streaming && size <= keep) return void chunks.push(chunk);
+      if (!streaming) {
+        streaming = true;
+        for (const c of chunks) scan(c.toString("latin1"));
+        chunks = [];
+      }
+      scan(chunk.toString("latin1"));
     },
     result(sse, id) {
-      if (size > limit || size === 0) return undefined;
-      return auditResultOf(Buffer.concat(chunks).toString("utf8"), sse, id);
+      if (size === 0) return undefined;
+      if (!streaming) return auditResultOf(Buffer.concat(chunks).toString("utf8"), sse, id);
+      return sawResult ? { result: sawToolError ? "tool-error" : "ok" } : undefined;
     },
   };
 }

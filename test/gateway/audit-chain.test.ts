@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { run as auditCli } from "../../operator/src/cli/commands/audit.ts";
-import { AuditLog, type AuditRecord, auditResultOf } from "../../gateway/src/audit.ts";
+import { AuditLog, type AuditRecord, auditResultOf, resultTap } from "../../gateway/src/audit.ts";
 import { CheckpointKeyError, MissingKeyError, checkpointKey, genesis, lineHash, verifyAuditLog } from "../../gateway/src/auditchain.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";
@@ -150,6 +150,20 @@ describe("the audit result", () => {
     assert.deepEqual(auditResultOf('{"jsonrpc":"2.0","id":"a","error":{"code":-32000,"message":"ENOENT: open \'/srv/x\'","data":{"stack":"at x"}}}', false, "a"), { result: "error", error: { code: -32000, message: "upstream error" } });
     const sse = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad postgres://u:hunter2@db/x"}}\n\n`;
     assert.deepEqual(auditResultOf(sse, true, 7), { result: "error", error: { code: -32602, message: "bad postgres://[REDACTED]@db/x" } });
+  });
+
+  test("a large proxied answer is judged from markers while it streams, without being kept", () => {
+    const big = (isError: boolean) => `{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"${"x".repeat(200_000)}"}],"isError":${isError}}}`;
+    for (const isError of [false, true]) {
+      const tap = resultTap(1024);
+      const body = Buffer.from(big(isError));
+      // Chunks of 1000 bytes: markers cut across chunk boundaries are still found.
+      for (let i = 0; i < body.length; i += 1000) tap.push(body.subarray(i, i + 1000));
+      assert.deepEqual(tap.result(false, 3), { result: isError ? "tool-error" : "ok" });
+    }
+    const small = resultTap(1024);
+    small.push(Buffer.from('{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"boom"}}'));
+    assert.deepEqual(small.result(false, 3), { result: "error", error: { code: -32000, message: "boom" } });
   });
 });
 
