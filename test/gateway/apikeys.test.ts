@@ -170,7 +170,12 @@ describe("the gateway with digests and expiries", () => {
 async function cli(args: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
+  const sink = (f: (s: string) => void) => new Writable({
+    write: (c, _e, cb) => {
+      f(String(c));
+      cb();
+    },
+  });
   const code = await apikey(args, sink((s) => (out += s)), sink((s) => (err += s)), () => stdin);
   return { code, out, err };
 }

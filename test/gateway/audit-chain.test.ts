@@ -195,7 +195,12 @@ function config(keyFile: string) {
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const w = (f: (s: string) => void) => new Writable({ write: (c, _e, cb) => (f(String(c)), cb()) });
+  const w = (f: (s: string) => void) => new Writable({
+    write: (c, _e, cb) => {
+      f(String(c));
+      cb();
+    },
+  });
   const code = await auditCli(args, w((s) => (out += s)), w((s) => (err += s)));
   return { code, out, err };
 }
