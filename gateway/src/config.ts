@@ -10,6 +10,8 @@ export const GATEWAY_PATHS = {
   apiKeysDir: "/etc/mcp-bastion/api-keys",
   jwksDir: "/etc/mcp-bastion/jwks",
   tlsDir: "/etc/mcp-bastion/tls",
+  auditKeyDir: "/etc/mcp-bastion/audit-key",
+  auditKeyFile: "/etc/mcp-bastion/audit-key/checkpoint.key",
 } as const;
 
 export const GATEWAY_PORTS = {
@@ -161,7 +163,16 @@ export const GatewayConfigSchema = z
       allowUnpinned: z.boolean(),
       scanDescriptions: z.boolean(),
     }),
-    audit: z.object({ redactKeys: z.array(z.string()) }),
+    audit: z.object({
+      redactKeys: z.array(z.string()),
+      /**
+       * Signed audit checkpoints: the key file (a mounted Secret: an HMAC secret of 32+ bytes, or an
+       * Ed25519 private key in PEM), and how often to sign (every N lines or S seconds, whichever first).
+       */
+      checkpoint: z
+        .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
+        .optional(),
+    }),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
   })
   .strict();

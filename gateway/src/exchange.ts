@@ -2,6 +2,7 @@
 // refusal a stage returns to stop the request, and the narrow view of the gateway (Core) that the
 // stages, the upstream proxy, the session table and the older SSE transport work through.
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { AuditResult } from "./audit.ts";
 import type { Authenticator } from "./auth/index.ts";
 import type { Identity } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
@@ -57,6 +58,8 @@ export interface Exchange {
   args: unknown;
   /** issue 13: the authorization rule that refused this request (audit). */
   rule: string | undefined;
+  /** issue 14: how the request was answered, for the audit line (status and sanitized error, not the content). */
+  result: AuditResult | undefined;
   /** Holds a concurrency slot (released by finish, whatever ends the exchange). */
   admitted: boolean;
   /** finish() ran: audit line written, slot released. */
@@ -98,6 +101,7 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, source = 
     tool: undefined,
     args: undefined,
     rule: undefined,
+    result: undefined,
     admitted: false,
     done: false,
     detached: false,

@@ -2,6 +2,7 @@
 // the gateway forwards each checked message over a keep-alive agent, filters list answers, strips
 // internals from errors, and binds the session id the upstream issues to the client that asked.
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { auditResultOf, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
 import { ERR, type JsonRpcId, errorBody } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
@@ -185,8 +186,13 @@ export class UpstreamProxy {
       }
       const ct = String(ur.headers["content-type"] ?? "");
       x.sse = ct.includes("text/event-stream");
+      // issue 14: the audit line says how the request was answered (status, sanitized error), read as it passes.
+      const tap = resultTap();
+      ur.on("data", tap.push);
       const finish = () => {
         core.metrics.phase("upstream", tUp);
+        if (x.done) return;
+        if (msg.id !== undefined) x.result = tap.result(x.sse, msg.id);
         core.finish(x, "ok", status);
       };
       ur.on("close", () => {
@@ -221,6 +227,7 @@ export class UpstreamProxy {
     readSmall(ur, (text) => {
       if (x.done) return;
       const r = upstreamRefusal(status, text, x.msg?.id, ur.headers);
+      x.result = auditResultOf(r.body, false, x.msg?.id);
       if (!x.res.headersSent) x.res.writeHead(r.status, { "content-type": "application/json", ...r.headers }).end(r.body);
       core.finish(x, r.outcome, r.status, `upstream ${status}`);
     });
@@ -233,6 +240,7 @@ export class UpstreamProxy {
     if (!res.headersSent) res.writeHead(200, { "content-type": "application/json" }).end(body);
     else if (x.sse) res.end(`event: message\ndata: ${body}\n\n`);
     else res.destroy();
+    x.result = { result: "error", error: { code: ERR.timeout, message: `request timed out after ${Math.round(ms / 1000)} s` } };
     this.#core.finish(x, "timeout", 200);
   }
 

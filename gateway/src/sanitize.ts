@@ -1,8 +1,10 @@
 // Upstream JSON-RPC errors are passed to clients without their internals: a message that carries a
-// stack trace, a file path or a system error code becomes "upstream error", and `data` keeps what the
-// spec defines there (e.g. -32042's `elicitations`, supported protocol versions) but loses every
-// string that reads as an internal, and keys that name one (stack, trace, file...).
+// stack trace, a file path or a system error code becomes "upstream error", credentials inside a
+// message are replaced by [REDACTED], and `data` keeps what the spec defines there (e.g. -32042's
+// `elicitations`, supported protocol versions) but loses every string that reads as an internal, and
+// keys that name one (stack, trace, file...) or a secret, and credentials inside its strings.
 // Tool results (even with isError) are content for the model and are left alone.
+import { isSecretKey, scrubText } from "./secrets.ts";
 import { formatEvent, parseEvent } from "./sse.ts";
 
 const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\\\\?[\w]|node_modules|\bE[A-Z]{3,}\b:|Traceback \(most recent|\bat [\w.<>]+ \(/;
@@ -10,7 +12,9 @@ const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\
 export function sanitizeMessage(message: unknown): string {
   if (typeof message !== "string" || message.length === 0) return "upstream error";
   if (INTERNALS.test(message)) return "upstream error";
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  // A connection string or a token quoted in an error message is removed, the rest of the message kept.
+  const m = scrubText(message);
+  return m.length > 300 ? `${m.slice(0, 300)}…` : m;
 }
 
 /** Keys of error data that carry internals whatever their value looks like. */
@@ -18,9 +22,12 @@ const INTERNAL_KEYS = /^(stack|stacktrace|trace|traceback|file|filename|path|cau
 /** Bigger data than this is not passed on (the spec's error data is small). */
 const MAX_DATA_CHARS = 16384;
 
-/** `data` of an upstream error without its internals; undefined when nothing is left. */
+/**
+ * `data` of an upstream error without its internals and credentials (issue 10 class 8: a key that names
+ * a secret is dropped, a credential inside a string is replaced by [REDACTED]); undefined when nothing is left.
+ */
 export function scrubErrorData(data: unknown, depth = 0): unknown {
-  if (typeof data === "string") return INTERNALS.test(data) ? undefined : data;
+  if (typeof data === "string") return INTERNALS.test(data) ? undefined : scrubText(data);
   if (data === null || typeof data !== "object") return data;
   if (depth > 8) return undefined;
   if (Array.isArray(data)) {
@@ -29,7 +36,7 @@ export function scrubErrorData(data: unknown, depth = 0): unknown {
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) {
-    if (INTERNAL_KEYS.test(k)) continue;
+    if (INTERNAL_KEYS.test(k) || isSecretKey(k)) continue;
     const x = scrubErrorData(v, depth + 1);
     if (x !== undefined) out[k] = x;
   }

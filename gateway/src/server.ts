@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { AuditLog, type AuditSink } from "./audit.ts";
+import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
 import { AccessEngine, type RequestFacts } from "./authz/engine.ts";
@@ -20,7 +20,7 @@ import type { GatewayConfig } from "./config.ts";
 import { type Exchange, type Stop, newExchange } from "./exchange.ts";
 import { type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
 import { LIST_METHODS, PolicyEngine, listMethodOf } from "./policy.ts";
 import { UpstreamProxy } from "./proxy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
@@ -106,7 +106,9 @@ export class Gateway implements Front {
       drift: (tool, action) => this.metrics.toolDrift.inc({ tool, action }),
       finding: (tool, rule) => this.metrics.findings.inc({ tool, rule }),
     });
-    this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink);
+    // issue 14: a hash chain with signed checkpoints when a checkpoint key is configured; API keys nearing expiry are counted.
+    this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink, auditOptionsFromConfig(c.audit));
+    if (this.auth.apiKeys) registerApiKeyMetrics(this.metrics.registry, this.auth.apiKeys);
     this.#now = opts.now ?? Date.now;
     const pins = new Map(c.tools.pinned.map((p) => [p.name, p.sha256.toLowerCase()]));
     this.access = new AccessEngine(c.authorization, (name) => {
@@ -217,7 +219,8 @@ export class Gateway implements Front {
     this.#agent.destroy();
     await this.limiter?.close();
     await this.#tracer?.shutdown();
-    this.audit.flush();
+    // Writes the final checkpoint, so the last lines are covered too.
+    this.audit.close();
   }
 
   /**
@@ -361,6 +364,7 @@ export class Gateway implements Front {
   respond(x: Exchange, s: Stop): void {
     if (x.done) return;
     const res = x.res;
+    x.result ??= { result: "error", error: { code: s.code, message: s.message } };
     if (x.route === "messages" && s.status === 200 && x.hosted) {
       // The older transport: policy refusals are JSON-RPC errors on the session's stream.
       if (!res.headersSent) res.writeHead(202).end("Accepted");
@@ -409,6 +413,7 @@ export class Gateway implements Front {
       ...(x.sessionId ? { session: x.sessionId.slice(0, 8) } : {}),
       ...(reason ? { reason } : {}),
       ...(x.rule ? { rule: x.rule } : {}),
+      ...(x.result ? { result: x.result.result, ...(x.result.error ? { error: x.result.error } : {}) } : {}),
     });
     this.metrics.observe(x.method, outcome, latencyMs / 1000);
     x.span?.end({ outcome, status });

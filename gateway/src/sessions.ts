@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { Identity } from "./authz.ts";
 import type { Channel } from "./channel.ts";
+import { auditResultOf } from "./audit.ts";
 import type { Core, Exchange } from "./exchange.ts";
 import { ERR, type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
 
@@ -118,6 +119,8 @@ export class HostedSession {
   /** Answers one pending request (HTTP body, or an event on the older transport's stream) and finishes it. */
   #answer(x: Exchange, body: string, outcome: string, reason?: string): void {
     if (x.done) return;
+    // issue 14: the audit line's result (an answer, a timeout, the session's end): status and sanitized error only.
+    x.result = auditResultOf(body, false, x.msg?.id);
     let status = 202;
     if (x.detached) this.write(body);
     else {

@@ -143,7 +143,7 @@ describe("upstream errors", () => {
     }
   });
 
-  test("error data keeps the spec's fields and loses internals (stack traces, paths, errno)", () => {
+  test("error data keeps the spec's fields and loses internals (stack traces, paths, errno) and credentials", () => {
     const cases: [unknown, unknown][] = [
       [{ elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] }, { elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] }],
       [{ supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }, { supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }],
@@ -151,6 +151,8 @@ describe("upstream errors", () => {
       [{ detail: "ENOENT: open '/etc/app/secret.json'", retryable: true }, { retryable: true }],
       [{ path: "/home/app/data", errno: -2, code: "ENOENT", hint: "check the name" }, { code: "ENOENT", hint: "check the name" }],
       [{ cause: { message: "inner" } }, undefined],
+      // Credentials: a key naming a secret is dropped, a credential inside a string is redacted (issue 10 class 8).
+      [{ hint: "connect with postgres://app:hunter2@db.internal/x", apiKey: "abc", n: 1 }, { hint: "connect with postgres://[REDACTED]@db.internal/x", n: 1 }],
       ["Traceback (most recent call last):\n  File \"/app/x.py\"", undefined],
       [42, 42],
     ];

@@ -59,3 +59,28 @@ test("`mcp-bastion gateway` with a broken config exits 1 naming the field, witho
   const c = await run(join(dir, "missing.json"));
   assert.match(c.stderr, /cannot read gateway config .*missing\.json: ENOENT/);
 });
+
+test("spec.audit.checkpoint: the signing key is mounted into the gateway only, where gateway.json names it", () => {
+  const f = examples.find((x) => x.includes("everything")) ?? examples[0]!;
+  const doc = parseAllDocuments(readFileSync(join(ROOT, "examples", f), "utf8")).map((d) => d.toJSON()).find((d) => d?.kind === "McpServer");
+  const v = validateMcpServer({ ...doc, spec: { ...doc.spec, audit: { checkpoint: { secretRef: { name: "audit-signing" } } } } });
+  assert.ok(v.ok, v.ok ? "" : v.errors.join("; "));
+  assert.deepEqual(v.value.spec.audit.checkpoint, { secretRef: { name: "audit-signing", key: "checkpoint.key" }, everyLines: 1000, everySeconds: 10 });
+  const r = renderMcpServer(v.value, { gatewayImage: "ghcr.io/example/mcp-bastion:test" });
+  const cm = r.objects.find((o) => o.kind === "ConfigMap" && typeof (o.data as Record<string, unknown> | undefined)?.["gateway.json"] === "string")!;
+  const cfg = parseConfig(JSON.parse((cm.data as Record<string, string>)["gateway.json"]!));
+  assert.deepEqual(cfg.audit.checkpoint, { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: 1000, everySeconds: 10 });
+  type Pod = { spec: { template: { spec: { volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] } }[]; containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[] } } } };
+  const pod = (r.objects.find((o) => o.kind === "Deployment") as unknown as Pod).spec.template.spec;
+  const vol = pod.volumes.find((x) => x.secret?.secretName === "audit-signing");
+  assert.ok(vol, "a volume from the key's Secret");
+  assert.deepEqual(vol.secret!.items, [{ key: "checkpoint.key", path: "checkpoint.key" }]);
+  for (const c of pod.containers) {
+    const mounted: { name: string; mountPath: string }[] = (c.volumeMounts ?? []).filter((m) => m.name === vol.name);
+    if (c.name === "gateway") assert.deepEqual(mounted.map((m) => m.mountPath), [GATEWAY_PATHS.auditKeyDir]);
+    else assert.deepEqual(mounted, [], `${c.name} must not see the signing key`);
+  }
+  const bad = validateMcpServer({ ...doc, spec: { ...doc.spec, audit: { checkpoint: { secretRef: { name: "Bad_Name" }, everySeconds: 0 } } } });
+  assert.ok(!bad.ok);
+  assert.match(bad.errors.join("; "), /spec\.audit\.checkpoint/);
+});

@@ -164,7 +164,12 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       allowUnpinned: spec.tools.allowUnpinned,
       scanDescriptions: spec.tools.scanDescriptions,
     },
-    audit: { redactKeys: [...spec.audit.redactKeys] },
+    audit: {
+      redactKeys: [...spec.audit.redactKeys],
+      ...(spec.audit.checkpoint
+        ? { checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds } }
+        : {}),
+    },
     telemetry: {},
   };
   return config;
