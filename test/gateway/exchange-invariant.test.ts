@@ -32,7 +32,7 @@ interface Sent {
 }
 
 function post(port: number, headers: Record<string, string>, body: unknown): Sent {
-  let abort = () => undefined as void;
+  let abort: () => void = () => {};
   const settled = new Promise<number>((resolve) => {
     const data = Buffer.from(JSON.stringify(body));
     const r = http.request({ host: "127.0.0.1", port, path: "/mcp", method: "POST", headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream", "content-length": String(data.length) } }, (res) => {
