@@ -149,7 +149,7 @@ describe("upstream errors", () => {
       [{ supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }, { supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }],
       [{ stack: "Error: x\n    at f (/srv/app/a.js:1:1)", field: "name" }, { field: "name" }],
       [{ detail: "ENOENT: open '/etc/app/secret.json'", retryable: true }, { retryable: true }],
-      [{ path: "/home/app/data", errno: -2, code: "ENOENT", hint: "check the name" }, { code: "ENOENT", hint: "check the name" }],
+      [{ path: "/srv/app/data", errno: -2, code: "ENOENT", hint: "check the name" }, { code: "ENOENT", hint: "check the name" }],
       [{ cause: { message: "inner" } }, undefined],
       // Credentials: a key naming a secret is dropped, a credential inside a string is redacted (issue 10 class 8).
       [{ hint: "connect with postgres://app:hunter2@db.internal/x", apiKey: "abc", n: 1 }, { hint: "connect with postgres://[REDACTED]@db.internal/x", n: 1 }],
