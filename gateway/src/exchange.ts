@@ -7,7 +7,7 @@ import type { Authenticator } from "./auth/index.ts";
 import type { Identity } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
 import type { GatewayConfig } from "./config.ts";
-import type { JsonRpcMessage } from "./jsonrpc.ts";
+import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
 import type { Limiter } from "./ratelimit.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Checked, PolicyEngine } from "./policy.ts";
@@ -30,6 +30,11 @@ export interface Stop {
   /** Close the connection after answering (a body the gateway will not read to its end). */
   closeConnection?: boolean;
 }
+
+/** A stage (or a transport's end of one) took the exchange over: it answers and finishes it itself. */
+export const HANDLED = Symbol("handled");
+/** What a stage returns: pass on (undefined), refuse (Stop), taken over (HANDLED), or a promise of one of these. */
+export type Step = undefined | Stop | typeof HANDLED | Promise<undefined | Stop | typeof HANDLED>;
 
 /** Ends an exchange's upstream side: clears its timer, removes it from its session, cancels it upstream when it ended without its answer. */
 export type Cleanup = (x: Exchange, outcome: string) => void;
@@ -147,4 +152,11 @@ export const stop = {
   notFound: (): Stop => ({ status: 404, code: -32600, message: "session not found", outcome: "invalid" }),
   methodNotAllowed: (allow: string): Stop => ({ status: 405, code: -32600, message: "method not allowed", outcome: "invalid", headers: { allow } }),
   internal: (): Stop => ({ status: 500, code: -32603, message: "internal error", outcome: "error" }),
+  noCapacity: (): Stop => ({
+    status: 503,
+    code: ERR.overloaded,
+    message: "no session capacity left for this client; close a session or retry later",
+    outcome: "rate-limited",
+    headers: { "retry-after": "5" },
+  }),
 };

@@ -2,7 +2,7 @@
 // reverse-proxies it to a streamable-HTTP upstream (proxy.ts: the upstream holds the MCP session, the
 // gateway binds the session id to the client that created it) or hands it to a gateway-held session
 // over a message channel (sessions.ts: stdio bridge, HTTP+SSE upstream, and clients on the older
-// HTTP+SSE transport). The request path is a list of named stages (stages.ts); this file holds the
+// HTTP+SSE transport, whose two endpoints are legacy-sse.ts). The request path is a list of named stages (stages.ts); this file holds the
 // gateway's state, its lifecycle, respond() and finish().
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
@@ -21,6 +21,7 @@ import { type Exchange, type Stop, newExchange } from "./exchange.ts";
 import { type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
+import { refuseOnStream } from "./legacy-sse.ts";
 import { LIST_METHODS, PolicyEngine, listMethodOf } from "./policy.ts";
 import { UpstreamProxy } from "./proxy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
@@ -365,13 +366,8 @@ export class Gateway implements Front {
     if (x.done) return;
     const res = x.res;
     x.result ??= { result: "error", error: { code: s.code, message: s.message } };
-    if (x.route === "messages" && s.status === 200 && x.hosted) {
-      // The older transport: policy refusals are JSON-RPC errors on the session's stream.
-      if (!res.headersSent) res.writeHead(202).end("Accepted");
-      x.hosted.write(errorBody(x.msg?.id, s.code, s.message));
-      this.finish(x, s.outcome, 202, s.reason);
-      return;
-    }
+    // The older transport: policy refusals are JSON-RPC errors on the session's stream.
+    if (refuseOnStream(this, x, s)) return;
     if (!res.headersSent) {
       const headers = s.closeConnection ? { "content-type": "application/json", connection: "close", ...s.headers } : { "content-type": "application/json", ...s.headers };
       res.writeHead(s.status, headers).end(errorBody(x.msg?.id, s.code, s.message));

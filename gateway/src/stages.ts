@@ -13,17 +13,16 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { AuthResult } from "./auth/index.ts";
 import { insufficientScopeChallenge, unauthorizedChallenge } from "./authz/scopes.ts";
-import type { Core, Exchange, Stop } from "./exchange.ts";
-import { stop } from "./exchange.ts";
+import type { Core, Exchange, Step, Stop } from "./exchange.ts";
+import { HANDLED, stop } from "./exchange.ts";
+import { legacyPost, openLegacyStream } from "./legacy-sse.ts";
 import { ERR, type JsonRpcMessage, shapeProblem } from "./jsonrpc.ts";
 import type { Checked, Refusal } from "./policy.ts";
 import type { UpstreamProxy } from "./proxy.ts";
 import type { HostedSession } from "./sessions.ts";
 
-export const HANDLED = Symbol("handled");
 /** The stage resumes the runner itself when it is done waiting (the request body). */
 const PENDING: typeof HANDLED = HANDLED;
-export type Step = undefined | Stop | typeof HANDLED | Promise<undefined | Stop | typeof HANDLED>;
 
 /** What the stages need beyond Core: the front door's settings and the admission counters. */
 export interface Front extends Core {
@@ -384,7 +383,7 @@ function hostedPost(gw: Front, x: Exchange): Step {
   if (!h) {
     // initialize without a session (checked in session): the gateway opens one upstream.
     h = gw.sessions.host(x.identity!, false);
-    if (!h) return noCapacity();
+    if (!h) return stop.noCapacity();
     x.hosted = h;
     x.sessionId = h.id;
   }
@@ -414,52 +413,6 @@ function hostedStream(gw: Front, x: Exchange, h: HostedSession): Step {
     if (h.stream === res) h.stream = undefined;
   });
   gw.finish(x, "ok", 200);
-  return HANDLED;
-}
-
-function noCapacity(): Stop {
-  return {
-    status: 503,
-    code: ERR.overloaded,
-    message: "no session capacity left for this client; close a session or retry later",
-    outcome: "rate-limited",
-    headers: { "retry-after": "5" },
-  };
-}
-
-// ---------------------------------------------------------------- the older HTTP+SSE transport (clients)
-
-function openLegacyStream(gw: Front, x: Exchange): Step {
-  const h = gw.sessions.host(x.identity!, true);
-  if (!h) return noCapacity();
-  x.hosted = h;
-  x.sessionId = h.id;
-  x.method = "sse/connect";
-  const res = x.res;
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-  res.write(`event: endpoint\ndata: /messages?sessionId=${h.id}\n\n`);
-  h.stream = res;
-  const ping = setInterval(() => res.write(": ping\n\n"), 25_000);
-  ping.unref();
-  x.req.on("close", () => {
-    clearInterval(ping);
-    gw.sessions.drop(h.id, "client-closed", "client disconnected");
-  });
-  gw.finish(x, "ok", 200);
-  return HANDLED;
-}
-
-/** The older transport: the POST is accepted at once (202); the answer goes out on the session's SSE stream. */
-function legacyPost(gw: Front, x: Exchange, h: HostedSession): Step {
-  const m = x.msg!;
-  x.res.writeHead(202).end("Accepted");
-  if (m.method === undefined || m.id === undefined) {
-    h.notify(m);
-    gw.finish(x, "ok", 202);
-    return HANDLED;
-  }
-  x.detached = true;
-  h.request(x, x.checked!.timeoutMs);
   return HANDLED;
 }
 
