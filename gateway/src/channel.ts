@@ -8,9 +8,15 @@ import type { GatewayConfig } from "./config.ts";
 import { errorKind, log } from "./log.ts";
 import { parseEvent } from "./sse.ts";
 
+/** The caller's identity for the server (authz/identity.ts): HTTP headers of the request carrying a message. */
+export type IdentityHeaders = Readonly<Record<string, string>>;
+
 export interface Channel {
-  /** Sends one serialized JSON-RPC message. */
-  send(message: string): void;
+  /**
+   * Sends one serialized JSON-RPC message. `identity` goes with it as headers where the upstream is
+   * reached over HTTP (a stdio server behind the bridge has no headers to carry it).
+   */
+  send(message: string, identity?: IdentityHeaders): void;
   onmessage: (message: string) => void;
   onclose: () => void;
   close(): void;
@@ -86,7 +92,7 @@ export class SseUpstreamChannel implements Channel {
   readonly #agent: http.Agent;
   readonly #url: URL;
   #endpoint: URL | undefined;
-  #queue: string[] = [];
+  #queue: [string, IdentityHeaders | undefined][] = [];
   #req: http.ClientRequest;
   #closed = false;
 
@@ -106,7 +112,7 @@ export class SseUpstreamChannel implements Channel {
           this.#endpoint = ep;
           const q = this.#queue;
           this.#queue = [];
-          for (const m of q) this.#post(m);
+          for (const [m, id] of q) this.#post(m, id);
         } else if (type === "message") this.onmessage(data);
       });
       res.on("close", () => this.close());
@@ -114,18 +120,18 @@ export class SseUpstreamChannel implements Channel {
     this.#req.on("error", () => this.close());
   }
 
-  send(message: string): void {
+  send(message: string, identity?: IdentityHeaders): void {
     if (this.#closed) return;
-    if (this.#endpoint) this.#post(message);
-    else this.#queue.push(message);
+    if (this.#endpoint) this.#post(message, identity);
+    else this.#queue.push([message, identity]);
   }
 
-  #post(message: string): void {
+  #post(message: string, identity?: IdentityHeaders): void {
     const body = Buffer.from(message);
     const req = http.request(this.#endpoint!, {
       method: "POST",
       agent: this.#agent,
-      headers: { "content-type": "application/json", "content-length": body.length },
+      headers: { ...identity, "content-type": "application/json", "content-length": body.length },
     });
     req.on("response", (res) => res.resume());
     req.on("error", (e) => log("warn", "sse upstream post failed", { error: errorKind(e) }));
@@ -157,11 +163,11 @@ export class HttpUpstreamChannel implements Channel {
     this.#agent = agent;
   }
 
-  send(message: string): void {
+  send(message: string, identity?: IdentityHeaders): void {
     if (this.#closed) return;
     // The initialize POST must complete (it assigns the session) before anything else is sent.
     const isInit = message.includes('"initialize"');
-    const p = this.#chain.then(() => this.#post(message));
+    const p = this.#chain.then(() => this.#post(message, identity));
     if (isInit || !this.#session) this.#chain = p.catch(() => undefined);
   }
 
@@ -172,13 +178,13 @@ export class HttpUpstreamChannel implements Channel {
     return h;
   }
 
-  #post(message: string): Promise<void> {
+  #post(message: string, identity?: IdentityHeaders): Promise<void> {
     return new Promise((resolve) => {
       const body = Buffer.from(message);
       const req = http.request(this.#url, {
         method: "POST",
         agent: this.#agent,
-        headers: this.#headers({ "content-type": "application/json", "content-length": body.length }),
+        headers: this.#headers({ ...identity, "content-type": "application/json", "content-length": body.length }),
       });
       req.on("response", (res) => {
         const sid = res.headers["mcp-session-id"];

@@ -141,7 +141,7 @@ export interface Core {
   /** A signed identity for the server still has to be minted before the exchange goes upstream (undefined: ready). */
   prepareIdentity(x: Exchange): Promise<unknown> | undefined;
   /** The caller's verified identity as headers for the server (never the client's own credentials). */
-  identityHeaders(x: Exchange): OutgoingHttpHeaders;
+  identityHeaders(x: Exchange): Record<string, string>;
   startSpan(x: Exchange): void;
   /** The upstream announced changed tools. */
   toolsChanged(): void;

@@ -5,7 +5,7 @@
 // HTTP+SSE transport, whose two endpoints are legacy-sse.ts). The request path is a list of named stages (stages.ts); this file holds the
 // gateway's state, its lifecycle, respond() and finish().
 import { readFileSync } from "node:fs";
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
@@ -296,7 +296,7 @@ export class Gateway implements Front {
   }
 
   /** Identity headers for the upstream (never the client's own credentials). */
-  identityHeaders(x: Exchange): OutgoingHttpHeaders {
+  identityHeaders(x: Exchange): Record<string, string> {
     const id = x.identity;
     if (!id || !this.#identity.enabled) return {};
     return this.#identity.headers(this.#caller(id, x.source));

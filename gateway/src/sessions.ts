@@ -76,7 +76,8 @@ export class HostedSession {
     this.pending.set(upstreamId, x);
     if (x.idKey !== undefined) this.byClientId.set(x.idKey, upstreamId);
     x.timer = setTimeout(onHostedTimeout, timeoutMs, x, timeoutMs);
-    this.channel.send(JSON.stringify({ ...x.msg, id: upstreamId }));
+    // issue 13: the caller's identity reaches HTTP upstreams here too (SSE upstream, older-transport clients).
+    this.channel.send(JSON.stringify({ ...x.msg, id: upstreamId }), this.#core.identityHeaders(x));
   }
 
   /** A notification or the client's answer to a server request. A cancellation names the request by its upstream id. */

@@ -359,19 +359,16 @@ function forward(gw: Front, x: Exchange): Step {
     gw.proxy!.stream(x);
     return HANDLED;
   }
+  // issue 13: the signed identity that goes upstream with the request must exist before it is sent.
+  const minting = gw.prepareIdentity(x);
+  return minting ? minting.then(() => (x.done ? HANDLED : forwardPost(gw, x))) : forwardPost(gw, x);
+}
+
+function forwardPost(gw: Front, x: Exchange): Step {
   if (x.route === "messages") return legacyPost(gw, x, x.hosted!);
   if (gw.proxy) {
-    // issue 13: the signed identity the proxy adds must exist before the request goes upstream.
-    const minting = gw.prepareIdentity(x);
-    const p = gw.proxy;
-    if (!minting) {
-      p.post(x);
-      return HANDLED;
-    }
-    return minting.then(() => {
-      if (!x.done) p.post(x);
-      return HANDLED;
-    });
+    gw.proxy.post(x);
+    return HANDLED;
   }
   return hostedPost(gw, x);
 }
