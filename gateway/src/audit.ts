@@ -1,73 +1,67 @@
 // The audit log: one JSON line per MCP request on stdout. Lines are buffered and written in one
 // write every 20 ms (or when the buffer passes 64 KiB), so auditing costs a string push on the
-// hot path, not a syscall. Arguments are redacted before they are serialized.
+// hot path, not a syscall. Arguments are redacted before they are serialized (secrets.ts).
 
-/** Keys always redacted, whatever the configuration says (compared lower-case, without - and _). */
-const ALWAYS_REDACTED = [
-  "authorization",
-  "password",
-  "passwd",
-  "secret",
-  "token",
-  "apikey",
-  "accesstoken",
-  "refreshtoken",
-  "idtoken",
-  "clientsecret",
-  "privatekey",
-  "credential",
-  "credentials",
-  "cookie",
-  "sessionid",
-];
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type CheckpointFields, CheckpointKeyError, type CheckpointKey, checkpointKey, checkpointPayload, genesis, lineHash } from "./auditchain.ts";
+import { sanitizeMessage } from "./sanitize.ts";
+import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
+import { parseEvent } from "./sse.ts";
 
-const REDACTED = "[REDACTED]";
-
-/** Values that look like credentials: JWTs, bearer tokens, PEM keys, well-known key prefixes, long random strings. */
-const TOKEN_PATTERNS: RegExp[] = [
-  /^ey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*$/, // JWT / JWS
-  /^bearer\s+\S+/i,
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
-  /^(sk|pk|rk)[-_][A-Za-z0-9_-]{16,}$/, // OpenAI/Stripe style
-  /^(ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{20,}$/,
-  /^xox[abprs]-[A-Za-z0-9-]{10,}$/, // Slack
-  /^AKIA[0-9A-Z]{16}$/, // AWS access key id
-  /^AIza[0-9A-Za-z_-]{35}$/, // Google API key
-  /^glpat-[A-Za-z0-9_-]{20,}$/,
-];
+/** Whether a whole string value is a credential (kept for callers that test one value). */
+export function looksLikeSecret(s: string): boolean {
+  return scrubText(s) !== s;
+}
 
 function normalizeKey(k: string): string {
-  return k.toLowerCase().replace(/[-_.\s]/g, "");
+  return k.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().replace(/[^a-z0-9]/g, "");
 }
 
-/** A long string without spaces mixing letters and digits reads as a key or a token. */
-function looksRandom(s: string): boolean {
-  if (s.length < 32 || s.length > 4096 || /\s/.test(s)) return false;
-  if (!/^[A-Za-z0-9+/=_\-.~]+$/.test(s)) return false;
-  const classes = (/[a-z]/.test(s) ? 1 : 0) + (/[A-Z]/.test(s) ? 1 : 0) + (/[0-9]/.test(s) ? 1 : 0);
-  return classes >= 3 || (classes >= 2 && /^[0-9a-f]{40,}$/i.test(s));
-}
+/** Longest string kept in an audit line (after scrubbing, so a secret across the cut is already gone). */
+const MAX_STRING = 512;
 
-export function looksLikeSecret(s: string): boolean {
-  for (const re of TOKEN_PATTERNS) if (re.test(s)) return true;
-  return looksRandom(s);
-}
-
+/**
+ * The arguments as they may appear in an audit line: values under keys that name a secret (always, plus
+ * `audit.redactKeys`) become [REDACTED]; every other string, object key included, has the credentials
+ * inside it replaced in place (secrets.ts) before it is cut to 512 characters; a secret-named flag in
+ * an argv-style array (`["--password", "x"]`) redacts the element after it.
+ */
 export function makeRedactor(configured: readonly string[]): (value: unknown) => unknown {
-  const keys = new Set([...ALWAYS_REDACTED, ...configured.map(normalizeKey)]);
-  const secretKey = (k: string): boolean => {
-    const n = normalizeKey(k);
-    if (keys.has(n)) return true;
-    // "github_token", "db_password", "x-api-key"...
-    return n.endsWith("token") || n.endsWith("password") || n.endsWith("secret") || n.endsWith("apikey");
+  const extra = new Set(configured.map(normalizeKey));
+  const text = (s: string): string => {
+    const c = s.length >= 4 ? scrubText(s) : s;
+    return c.length > MAX_STRING ? `${c.slice(0, MAX_STRING)}…` : c;
   };
+  // Argument names repeat from call to call: their verdict and scrubbed form are kept (bounded: clients choose them).
+  const keyInfo = new Map<string, { secret: boolean; shown: string }>();
+  const infoOf = (k: string) => {
+    let i = keyInfo.get(k);
+    if (!i) {
+      i = { secret: isSecretKey(k, extra), shown: text(k) };
+      if (keyInfo.size >= 10_000) keyInfo.clear();
+      keyInfo.set(k, i);
+    }
+    return i;
+  };
+  const secretKey = (k: string): boolean => infoOf(k).secret;
   const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === "string") return looksLikeSecret(v) ? REDACTED : v.length > 512 ? `${v.slice(0, 512)}…` : v;
+    if (typeof v === "string") return text(v);
     if (v === null || typeof v !== "object") return v;
     if (depth > 8) return "[…]";
-    if (Array.isArray(v)) return v.slice(0, 50).map((x) => walk(x, depth + 1));
+    if (Array.isArray(v)) {
+      const out = v.slice(0, 50).map((x) => walk(x, depth + 1));
+      for (let i = 0; i + 1 < out.length; i++) {
+        const f = v[i];
+        if (typeof f === "string" && /^--?[A-Za-z][\w-]*$/.test(f) && secretKey(f)) out[i + 1] = REDACTED;
+      }
+      return out;
+    }
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = secretKey(k) ? REDACTED : walk(x, depth + 1);
+    for (const [k, x] of Object.entries(v)) {
+      const i = infoOf(k);
+      out[i.shown] = i.secret ? REDACTED : walk(x, depth + 1);
+    }
     return out;
   };
   return (value) => walk(value, 0);
@@ -88,34 +82,130 @@ export interface AuditRecord {
   reason?: string;
   /** The authorization rule or constraint that refused the request (issue 13). */
   rule?: string;
+  /** How the request was answered: "ok", "error" (a JSON-RPC error) or "tool-error" (a result with isError). */
+  result?: AuditResult["result"];
+  /** The JSON-RPC error the client received, sanitized (never the result content). */
+  error?: { code: number; message: string };
+}
+
+export interface AuditResult {
+  result: "ok" | "error" | "tool-error";
+  error?: { code: number; message: string };
 }
 
 export interface AuditSink {
   write(chunk: string): unknown;
 }
 
+export interface AuditOptions {
+  /** Signed checkpoints (auditchain.ts); without them lines are still chained. */
+  checkpoint?: { key: CheckpointKey; everyLines: number; everySeconds: number };
+  /** This run's id (random by default); the first line's prev hashes it. */
+  run?: string;
+  now?: () => number;
+}
+
+/**
+ * One JSON line per request. Each line ends with `seq` and `prev` (the sha256 of the line before), and
+ * with a checkpoint key every `everyLines` lines or `everySeconds` (whichever comes first, while lines
+ * arrive) a signed checkpoint line follows, plus a final one on close(): `mcp-bastion audit verify`
+ * then finds a line removed, edited, reordered, or appended without the key.
+ */
 export class AuditLog {
   #buf: string[] = [];
   #size = 0;
   #scheduled = false;
   readonly #sink: AuditSink;
   readonly redact: (value: unknown) => unknown;
+  readonly run: string;
+  readonly #checkpoint: AuditOptions["checkpoint"];
+  readonly #now: () => number;
+  #seq = 0;
+  #prev: string;
+  #unsigned = 0;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  #closed = false;
 
-  constructor(redactKeys: readonly string[], sink: AuditSink = process.stdout) {
+  constructor(redactKeys: readonly string[], sink: AuditSink = process.stdout, opts: AuditOptions = {}) {
     this.#sink = sink;
     this.redact = makeRedactor(redactKeys);
+    this.run = opts.run ?? randomBytes(9).toString("base64url");
+    this.#prev = genesis(this.run);
+    this.#checkpoint = opts.checkpoint;
+    this.#now = opts.now ?? Date.now;
+    if (this.#checkpoint && !this.#checkpoint.key.sign) throw new CheckpointKeyError("audit checkpoint key: a public key can verify but not sign; mount the private key or the HMAC secret");
+  }
+
+  /** Appends `seq`, `prev` (and `run` on a run's first line) to a serialized object and chains it. */
+  #chain(json: string): string {
+    const seq = this.#seq++;
+    const line = `${json.slice(0, -1)},${seq === 0 ? `"run":${JSON.stringify(this.run)},` : ""}"seq":${seq},"prev":"${this.#prev}"}`;
+    this.#prev = lineHash(line);
+    return line;
+  }
+
+  #push(line: string): void {
+    this.#buf.push(`${line}\n`);
+    this.#size += line.length + 1;
+  }
+
+  /** Method and tool names are the client's choice: cut to 128 characters and scrubbed (cached, bounded). */
+  readonly #names = new Map<string, string>();
+  #name(s: string): string {
+    let v = this.#names.get(s);
+    if (v === undefined) {
+      v = scrubText(s.length > 128 ? `${s.slice(0, 128)}…` : s);
+      if (this.#names.size >= 10_000) this.#names.clear();
+      if (s.length <= 1024) this.#names.set(s, v);
+    }
+    return v;
   }
 
   record(r: AuditRecord): void {
-    const line = `${JSON.stringify(r)}\n`;
-    this.#buf.push(line);
-    this.#size += line.length;
+    if (this.#closed) return;
+    const rec: AuditRecord = { ...r, method: this.#name(r.method) };
+    if (r.tool !== undefined) rec.tool = this.#name(r.tool);
+    if (r.error) rec.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
+    this.#push(this.#chain(JSON.stringify(rec)));
+    const cp = this.#checkpoint;
+    if (cp) {
+      this.#unsigned++;
+      if (this.#unsigned >= cp.everyLines) this.#signCheckpoint(false);
+      else if (!this.#checkpointTimer) {
+        this.#checkpointTimer = setTimeout(() => {
+          this.#checkpointTimer = undefined;
+          if (this.#unsigned > 0) {
+            this.#signCheckpoint(false);
+            this.flush();
+          }
+        }, cp.everySeconds * 1000);
+        this.#checkpointTimer.unref();
+      }
+    }
     if (this.#size > 65536) this.flush();
     else if (!this.#scheduled) {
       // One write per 20 ms at most: under load, hundreds of lines share a syscall. close() flushes.
       this.#scheduled = true;
       setTimeout(this.#flushSoon, 20);
     }
+  }
+
+  #signCheckpoint(final: boolean): void {
+    const cp = this.#checkpoint!;
+    const fields: CheckpointFields = {
+      time: new Date(this.#now()).toISOString(),
+      run: this.run,
+      seq: this.#seq,
+      prev: this.#prev,
+      alg: cp.key.alg,
+      kid: cp.key.kid,
+      ...(final ? { final: true } : {}),
+    };
+    const sig = cp.key.sign!(checkpointPayload(fields));
+    const { seq: _s, prev: _p, ...shown } = fields;
+    // Through #chain: the checkpoint is a line of the chain too (its seq and prev are the signed ones).
+    this.#push(this.#chain(JSON.stringify({ type: "checkpoint", ...shown, sig })));
+    this.#unsigned = 0;
   }
 
   #flushSoon = (): void => {
@@ -130,4 +220,106 @@ export class AuditLog {
     this.#size = 0;
     this.#sink.write(data);
   }
+
+  /** Writes the final checkpoint (with a key) and what is buffered; later records are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#checkpointTimer) clearTimeout(this.#checkpointTimer);
+    if (this.#checkpoint && this.#seq > 0) this.#signCheckpoint(true);
+    this.#closed = true;
+    this.flush();
+  }
+}
+
+/**
+ * The AuditLog options a gateway config asks for: the checkpoint key read from its file (a mounted
+ * Secret). A configured key that cannot be read or used is a startup error naming the field, never a
+ * gateway that silently writes unsigned lines.
+ */
+export function auditOptionsFromConfig(audit: { checkpoint?: { keyFile: string; everyLines: number; everySeconds: number } }): AuditOptions {
+  const cp = audit.checkpoint;
+  if (!cp) return {};
+  let material: Buffer;
+  try {
+    material = readFileSync(cp.keyFile);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new CheckpointKeyError(`audit.checkpoint.keyFile: cannot read ${cp.keyFile} (${code}): the audit checkpoint key is missing`);
+  }
+  return { checkpoint: { key: checkpointKey(material, "audit.checkpoint.keyFile"), everyLines: cp.everyLines, everySeconds: cp.everySeconds } };
+}
+
+/** Pure: the audit result of one JSON-RPC response message (already parsed). */
+function resultOfMessage(m: unknown): AuditResult | undefined {
+  if (!m || typeof m !== "object") return undefined;
+  const r = m as { result?: unknown; error?: { code?: unknown; message?: unknown } };
+  if (r.error && typeof r.error === "object") {
+    const code = Number.isInteger(r.error.code) ? (r.error.code as number) : -32603;
+    return { result: "error", error: { code, message: sanitizeMessage(r.error.message) } };
+  }
+  if (r.result !== undefined) return { result: (r.result as { isError?: unknown } | null)?.isError === true ? "tool-error" : "ok" };
+  return undefined;
+}
+
+/**
+ * Pure: how a response body answered request `id` (JSON, or SSE events carrying JSON-RPC messages),
+ * for the audit line: the status and the sanitized error, never the result content. A body without
+ * `"error"` or `"isError"` is "ok" without being parsed (large results cost a substring search only).
+ */
+export function auditResultOf(body: string, sse: boolean, id: unknown): AuditResult | undefined {
+  if (!body.includes('"error"') && !body.includes('"isError"')) return body.includes('"result"') ? { result: "ok" } : undefined;
+  const want = JSON.stringify(id);
+  const parse = (raw: string): AuditResult | undefined => {
+    try {
+      const m = JSON.parse(raw) as { id?: unknown };
+      if (id !== undefined && JSON.stringify(m?.id) !== want) return undefined;
+      return resultOfMessage(m);
+    } catch {
+      return undefined;
+    }
+  };
+  if (!sse) return parse(body);
+  for (const block of body.split(/\r?\n\r?\n/)) {
+    const e = parseEvent(block);
+    const r = e.data !== undefined ? parse(e.data) : undefined;
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/**
+ * Tells a proxied response's audit result while it streams through. Bodies up to 64 KiB (every error
+ * answer, most results) are kept and parsed at the end; past that only markers are searched for in the
+ * passing chunks (`"result"`, `"isError":true`), so a large answer costs no memory here.
+ */
+export function resultTap(keep = 64 * 1024): { push(chunk: Buffer): void; result(sse: boolean, id: unknown): AuditResult | undefined } {
+  let chunks: Buffer[] = [];
+  let size = 0;
+  let streaming = false;
+  let carry = "";
+  let sawResult = false;
+  let sawToolError = false;
+  const scan = (text: string) => {
+    const t = carry + text;
+    if (!sawResult && t.includes('"result"')) sawResult = true;
+    if (!sawToolError && /"isError"\s*:\s*true/.test(t)) sawToolError = true;
+    carry = t.slice(-24);
+  };
+  return {
+    push(chunk) {
+      size += chunk.length;
+      if (!streaming && size <= keep) return void chunks.push(chunk);
+      if (!streaming) {
+        streaming = true;
+        for (const c of chunks) scan(c.toString("latin1"));
+        chunks = [];
+      }
+      scan(chunk.toString("latin1"));
+    },
+    result(sse, id) {
+      if (size === 0) return undefined;
+      if (!streaming) return auditResultOf(Buffer.concat(chunks).toString("utf8"), sse, id);
+      return sawResult ? { result: sawToolError ? "tool-error" : "ok" } : undefined;
+    },
+  };
 }

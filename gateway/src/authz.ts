@@ -2,6 +2,7 @@
 // names the client allows it and no rule that names the client denies it (deny wins).
 import type { GatewayConfig } from "./config.ts";
 import { anyGlob } from "./glob.ts";
+import { canonicalResourcePattern } from "./names.ts";
 
 export interface Identity {
   /** Stable key for limits, sessions and logs: "apikey:NAME", "jwt:SUB", "spiffe:URI". */
@@ -32,9 +33,19 @@ function ruleNames(rule: Rule, id: Identity): boolean {
   }
 }
 
-/** The decision function for one identity, with its answers memoized (rules never change at runtime). */
+/**
+ * The decision function for one identity, with its answers memoized (rules never change at runtime).
+ * Resource names must be canonical URIs (names.ts canonicalResourceUri): resource rules are kept in
+ * that same canonical form, so both sides of the match are the string the server resolves.
+ */
 export interface Policy {
   allows(kind: Kind, name: string): boolean;
+}
+
+function canonicalRule(rule: Rule): Rule {
+  const r = rule.resources;
+  if (!r) return rule;
+  return { ...rule, resources: { allow: r.allow.map(canonicalResourcePattern), deny: r.deny.map(canonicalResourcePattern) } };
 }
 
 export class Authorizer {
@@ -42,7 +53,7 @@ export class Authorizer {
   readonly #policies = new Map<string, Policy>();
 
   constructor(rules: readonly Rule[]) {
-    this.#rules = rules;
+    this.#rules = rules.map(canonicalRule);
   }
 
   policyFor(id: Identity): Policy {

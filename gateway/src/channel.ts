@@ -8,9 +8,15 @@ import type { GatewayConfig } from "./config.ts";
 import { errorKind, log } from "./log.ts";
 import { parseEvent } from "./sse.ts";
 
+/** The caller's identity for the server (authz/identity.ts): HTTP headers of the request carrying a message. */
+export type IdentityHeaders = Readonly<Record<string, string>>;
+
 export interface Channel {
-  /** Sends one serialized JSON-RPC message. */
-  send(message: string): void;
+  /**
+   * Sends one serialized JSON-RPC message. `identity` goes with it as headers where the upstream is
+   * reached over HTTP (a stdio server behind the bridge has no headers to carry it).
+   */
+  send(message: string, identity?: IdentityHeaders): void;
   onmessage: (message: string) => void;
   onclose: () => void;
   close(): void;
@@ -86,7 +92,7 @@ export class SseUpstreamChannel implements Channel {
   readonly #agent: http.Agent;
   readonly #url: URL;
   #endpoint: URL | undefined;
-  #queue: string[] = [];
+  #queue: [string, IdentityHeaders | undefined][] = [];
   #req: http.ClientRequest;
   #closed = false;
 
@@ -106,7 +112,7 @@ export class SseUpstreamChannel implements Channel {
           this.#endpoint = ep;
           const q = this.#queue;
           this.#queue = [];
-          for (const m of q) this.#post(m);
+          for (const [m, id] of q) this.#post(m, id);
         } else if (type === "message") this.onmessage(data);
       });
       res.on("close", () => this.close());
@@ -114,18 +120,18 @@ export class SseUpstreamChannel implements Channel {
     this.#req.on("error", () => this.close());
   }
 
-  send(message: string): void {
+  send(message: string, identity?: IdentityHeaders): void {
     if (this.#closed) return;
-    if (this.#endpoint) this.#post(message);
-    else this.#queue.push(message);
+    if (this.#endpoint) this.#post(message, identity);
+    else this.#queue.push([message, identity]);
   }
 
-  #post(message: string): void {
+  #post(message: string, identity?: IdentityHeaders): void {
     const body = Buffer.from(message);
     const req = http.request(this.#endpoint!, {
       method: "POST",
       agent: this.#agent,
-      headers: { "content-type": "application/json", "content-length": body.length },
+      headers: { ...identity, "content-type": "application/json", "content-length": body.length },
     });
     req.on("response", (res) => res.resume());
     req.on("error", (e) => log("warn", "sse upstream post failed", { error: errorKind(e) }));
@@ -157,11 +163,11 @@ export class HttpUpstreamChannel implements Channel {
     this.#agent = agent;
   }
 
-  send(message: string): void {
+  send(message: string, identity?: IdentityHeaders): void {
     if (this.#closed) return;
     // The initialize POST must complete (it assigns the session) before anything else is sent.
     const isInit = message.includes('"initialize"');
-    const p = this.#chain.then(() => this.#post(message));
+    const p = this.#chain.then(() => this.#post(message, identity));
     if (isInit || !this.#session) this.#chain = p.catch(() => undefined);
   }
 
@@ -172,19 +178,22 @@ export class HttpUpstreamChannel implements Channel {
     return h;
   }
 
-  #post(message: string): Promise<void> {
+  #post(message: string, identity?: IdentityHeaders): Promise<void> {
     return new Promise((resolve) => {
       const body = Buffer.from(message);
       const req = http.request(this.#url, {
         method: "POST",
         agent: this.#agent,
-        headers: this.#headers({ "content-type": "application/json", "content-length": body.length }),
+        headers: this.#headers({ ...identity, "content-type": "application/json", "content-length": body.length }),
       });
       req.on("response", (res) => {
         const sid = res.headers["mcp-session-id"];
         if (typeof sid === "string" && !this.#session) {
           this.#session = sid;
-          this.#openGet();
+          // Messages sent after this wait until the GET stream is established upstream: a server
+          // request sent right after them (elicitation, sampling) goes to that stream, not lost.
+          const ready = this.#openGet();
+          this.#chain = this.#chain.then(() => ready);
         }
         if ((res.statusCode ?? 500) >= 400) {
           res.resume();
@@ -224,13 +233,21 @@ export class HttpUpstreamChannel implements Channel {
   }
 
   /** Server-initiated messages (notifications, sampling requests) arrive on the optional GET stream. */
-  #openGet(): void {
-    const req = http.get(this.#url, { agent: false, headers: this.#headers({ accept: "text/event-stream" }) }, (res) => {
-      if (res.statusCode !== 200) return void res.resume();
-      sseEvents(res, (_t, data) => this.#deliver(data));
+  #openGet(): Promise<void> {
+    return new Promise((ready) => {
+      const t = setTimeout(ready, 2000); // a server without a GET stream that never answers does not stall the session
+      const done = () => {
+        clearTimeout(t);
+        ready();
+      };
+      const req = http.get(this.#url, { agent: false, headers: this.#headers({ accept: "text/event-stream" }) }, (res) => {
+        done();
+        if (res.statusCode !== 200) return void res.resume();
+        sseEvents(res, (_t, data) => this.#deliver(data));
+      });
+      req.on("error", done);
+      this.#get = req;
     });
-    req.on("error", () => undefined);
-    this.#get = req;
   }
 
   close(): void {
@@ -258,6 +275,27 @@ export function openChannel(upstream: GatewayConfig["upstream"], agent: http.Age
   }
 }
 
+/**
+ * What the gateway's own catalog session declares. Servers may register tools only for clients that
+ * can answer elicitation or sampling (or that expose roots); the gateway's clients can, so the
+ * catalog must see those tools too, or a first call to one is refused as an unknown tool.
+ */
+export const CATALOG_CLIENT_CAPABILITIES = { roots: { listChanged: false }, sampling: {}, elicitation: {} };
+
+/** The catalog session's answer to a server request: nothing to offer, said in the spec's terms. */
+function answerServerRequest(id: unknown, method: string): Record<string, unknown> {
+  switch (method) {
+    case "ping":
+      return { jsonrpc: "2.0", id, result: {} };
+    case "roots/list":
+      return { jsonrpc: "2.0", id, result: { roots: [] } };
+    case "elicitation/create":
+      return { jsonrpc: "2.0", id, result: { action: "decline" } };
+    default:
+      return { jsonrpc: "2.0", id, error: { code: -32601, message: `${method.slice(0, 64)} is not available to the gateway's catalog session` } };
+  }
+}
+
 /** A minimal JSON-RPC client over a channel: initialize, then list every page of tools. Used for the catalog. */
 export async function listToolsOver(channel: Channel, timeoutMs: number): Promise<unknown[]> {
   let next = 1;
@@ -266,6 +304,7 @@ export async function listToolsOver(channel: Channel, timeoutMs: number): Promis
     try {
       const m = JSON.parse(raw) as { id?: unknown; result?: unknown; error?: unknown; method?: string };
       if (typeof m.id === "number" && !m.method) pending.get(m.id)?.(m);
+      else if (m.method !== undefined && m.id !== undefined) channel.send(JSON.stringify(answerServerRequest(m.id, m.method)));
     } catch {
       // ignore non-JSON noise
     }
@@ -292,7 +331,7 @@ export async function listToolsOver(channel: Channel, timeoutMs: number): Promis
   const run = async () => {
     await call("initialize", {
       protocolVersion: "2025-06-18",
-      capabilities: {},
+      capabilities: CATALOG_CLIENT_CAPABILITIES,
       clientInfo: { name: "mcp-bastion-gateway", version: "0.1.0" },
     });
     channel.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));

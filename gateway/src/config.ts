@@ -10,6 +10,8 @@ export const GATEWAY_PATHS = {
   apiKeysDir: "/etc/mcp-bastion/api-keys",
   jwksDir: "/etc/mcp-bastion/jwks",
   tlsDir: "/etc/mcp-bastion/tls",
+  auditKeyDir: "/etc/mcp-bastion/audit-key",
+  auditKeyFile: "/etc/mcp-bastion/audit-key/checkpoint.key",
 } as const;
 
 export const GATEWAY_PORTS = {
@@ -79,6 +81,11 @@ export const GatewayConfigSchema = z
     }),
     /** Public URL of the MCP endpoint, used as `resource` in RFC 9728 metadata. */
     publicUrl: z.string(),
+    /**
+     * Other host names clients may reach the gateway by (e.g. the Service's short names). The Host
+     * header of every request must name publicUrl's host, one of these, or a loopback name.
+     */
+    hostAliases: z.array(z.string()).optional(),
     upstream: z.discriminatedUnion("transport", [
       z.object({ transport: z.literal("streamable-http"), url: z.string() }),
       z.object({ transport: z.literal("sse"), url: z.string() }),
@@ -135,6 +142,20 @@ export const GatewayConfigSchema = z
       mode: z.enum(["redis", "divided"]),
       replicas: z.int().min(1),
       redisUrl: z.string().optional(),
+      /** Notifications and the client's answers to server requests: their own budget per client (default: perClient's). */
+      notifications: z.object({ requestsPerMinute: z.int(), burst: z.int() }).optional(),
+      /** Concurrency slots one client may hold (default: a quarter of maxConcurrentRequests, at least 1). */
+      maxConcurrentPerClient: z.int().optional(),
+      /** Seconds a request body may take to arrive (default 10); a slower client gets 408. */
+      bodyTimeoutSeconds: z.int().optional(),
+      /** Upstream-held sessions bound to one client (default 1000 of 10000). */
+      maxSessionsPerClient: z.int().optional(),
+      /**
+       * Gateway-held sessions (stdio processes, SSE upstream streams), all clients together (default:
+       * 15 for stdio, one less than the bridge's default of 16 children, which leaves one for the
+       * gateway's own tool listing; 256 otherwise). One client holds at most a quarter, and at most 8.
+       */
+      maxHostedSessions: z.int().optional(),
     }),
     tools: z.object({
       pinned: z.array(z.object({ name: z.string(), sha256: z.string() })),
@@ -142,7 +163,16 @@ export const GatewayConfigSchema = z
       allowUnpinned: z.boolean(),
       scanDescriptions: z.boolean(),
     }),
-    audit: z.object({ redactKeys: z.array(z.string()) }),
+    audit: z.object({
+      redactKeys: z.array(z.string()),
+      /**
+       * Signed audit checkpoints: the key file (a mounted Secret: an HMAC secret of 32+ bytes, or an
+       * Ed25519 private key in PEM), and how often to sign (every N lines or S seconds, whichever first).
+       */
+      checkpoint: z
+        .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
+        .optional(),
+    }),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
   })
   .strict();

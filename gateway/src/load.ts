@@ -37,6 +37,15 @@ export function parseConfig(raw: unknown): GatewayConfig {
     ["limits.maxRequestBytes", c.limits.maxRequestBytes],
     ["limits.requestTimeoutSeconds", c.limits.requestTimeoutSeconds],
   ];
+  const optional: [string, number | undefined][] = [
+    ["limits.notifications.requestsPerMinute", c.limits.notifications?.requestsPerMinute],
+    ["limits.notifications.burst", c.limits.notifications?.burst],
+    ["limits.maxConcurrentPerClient", c.limits.maxConcurrentPerClient],
+    ["limits.bodyTimeoutSeconds", c.limits.bodyTimeoutSeconds],
+    ["limits.maxSessionsPerClient", c.limits.maxSessionsPerClient],
+    ["limits.maxHostedSessions", c.limits.maxHostedSessions],
+  ];
+  for (const [field, v] of optional) if (v !== undefined) positive.push([field, v]);
   for (const [field, v] of positive) if (!(v > 0)) throw new ConfigError(`invalid gateway config: ${field}: must be > 0`);
   if (c.auth.jwt) {
     try {

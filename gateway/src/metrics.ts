@@ -1,6 +1,7 @@
 // Prometheus metrics on the admin port. Hot-path phase timings are accumulated in plain numbers and
 // exported at scrape time, so measuring where time goes costs two hrtime reads per phase.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ApiKeyStore } from "./auth/apikeys.ts";
 
 export const PHASES = ["auth", "parse", "policy", "validate", "audit", "upstream"] as const;
 export type Phase = (typeof PHASES)[number];
@@ -89,4 +90,56 @@ export class Metrics {
     this.phaseCount[p]++;
     return now;
   }
+}
+
+/**
+ * API key expiry, computed at scrape time from the keys loaded now (the keys live in a Secret the
+ * operator never reads, so the gateway is where rotation is visible): keys expiring within 14 days
+ * (the chart's PrometheusRule alerts on it), keys already expired, keys without an expiry per client
+ * (what the rotation checklist item cannot see), and key file lines that could not be loaded.
+ */
+export function registerApiKeyMetrics(registry: Registry, store: ApiKeyStore, now: () => number = Date.now): void {
+  let cached: { at: number; stats: ReturnType<ApiKeyStore["stats"]> } | undefined;
+  // One computation per scrape, shared by the four gauges.
+  const stats = () => {
+    const t = now();
+    if (!cached || t - cached.at > 1000) cached = { at: t, stats: store.stats(t) };
+    return cached.stats;
+  };
+  new Gauge({
+    name: "mcp_gateway_api_keys_expiring_soon",
+    help: "API keys that expire within 14 days (not yet expired)",
+    registers: [registry],
+    collect() {
+      this.set(stats().expiringSoon);
+    },
+  });
+  new Gauge({
+    name: "mcp_gateway_api_keys_expired",
+    help: "API keys still in the Secret whose expiry has passed (refused with 401)",
+    registers: [registry],
+    collect() {
+      this.set(stats().expired);
+    },
+  });
+  new Gauge({
+    name: "mcp_gateway_api_keys_without_expiry",
+    help: "API keys without an expiry, per client",
+    labelNames: ["client"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [client, n] of stats().withoutExpiry) this.set({ client }, n);
+    },
+  });
+  new Gauge({
+    name: "mcp_gateway_api_key_entries_invalid",
+    help: "Lines of API key files that could not be loaded (malformed digest, bad expiry...), per client",
+    labelNames: ["client"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [client, n] of stats().invalid) this.set({ client }, n);
+    },
+  });
 }

@@ -7,6 +7,7 @@ import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts
 import type { GatewayConfig } from "./config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
+import { canonicalResourceUri, nameProblem } from "./names.ts";
 import type { Limiter, Take } from "./ratelimit.ts";
 
 export interface Refusal {
@@ -49,17 +50,18 @@ function deny(kind: Kind, name: string): Refusal {
   return { status: 200, code: ERR.denied, message: `${noun} ${quoted(name)} is not allowed for this client`, outcome: "denied", scope: kind };
 }
 
-/**
- * Whether a URI has `.` or `..` path segments (also percent-encoded). Servers resolve them, so
- * `allowed/prefix/../../secret` would match an `allowed/prefix/*` rule and read `secret`.
- */
-export function hasDotSegments(uri: string): boolean {
-  const path = uri.replace(/[?#].*$/s, "");
-  return /(^|\/)(\.|%2e){1,2}(\/|$)/i.test(path);
-}
-
 function invalid(message: string): Refusal {
   return { status: 200, code: ERR.invalidParams, message, outcome: "invalid", scope: "params" };
+}
+
+function badName(kind: "tool" | "prompt", name: string, problem: string): Refusal {
+  return invalid(`${kind} name ${quoted(name)} ${problem}; names are matched exactly`);
+}
+
+/** The canonical URI rules are matched against (names.ts), or the refusal for an ambiguous one. */
+function resourceUri(uri: string): string | Refusal {
+  const c = canonicalResourceUri(uri);
+  return c.ok ? c.uri : invalid(`resource URI ${quoted(uri)} ${c.problem}`);
 }
 
 export class PolicyEngine {
@@ -83,9 +85,10 @@ export class PolicyEngine {
   }
 
   // ---- issue 13 hook: the authorization decision for one operation (AccessEngine when extended) ----
-  #gate(policy: Policy, id: Identity, method: string, kind: Kind, name: string, args: unknown, facts: RequestFacts | undefined): Refusal | undefined {
+  // `name` is what rules match (a resource's canonical URI); `shown` is what the client sent (the refusal names it).
+  #gate(policy: Policy, id: Identity, method: string, kind: Kind, name: string, args: unknown, facts: RequestFacts | undefined, shown = name): Refusal | undefined {
     const a = this.#access;
-    if (!a) return policy.allows(kind, name) ? undefined : deny(kind, name);
+    if (!a) return policy.allows(kind, name) ? undefined : deny(kind, shown);
     const d = a.decide(id, { method, kind, name, arguments: args }, facts ?? { source: "unknown", now: Date.now() });
     if (d.ok) return undefined;
     const r = d.refusal;
@@ -97,6 +100,17 @@ export class PolicyEngine {
 
   #listed(policy: Policy, id: Identity, kind: Kind, name: string, facts: Partial<RequestFacts> | undefined): boolean {
     return this.#access ? this.#access.listAllows(id, kind, name, facts ?? {}) : policy.allows(kind, name);
+  }
+
+  /** A tool or prompt from a list the server sent: visible when its name is unambiguous and allowed. */
+  #listedName(policy: Policy, id: Identity, kind: "tools" | "prompts", name: string, facts: Partial<RequestFacts> | undefined): boolean {
+    return nameProblem(name) === undefined && this.#listed(policy, id, kind, name, facts);
+  }
+
+  /** A resource URI from a list the server sent: visible when its canonical form is allowed. */
+  #listedUri(policy: Policy, id: Identity, uri: string, facts: Partial<RequestFacts> | undefined): boolean {
+    const c = canonicalResourceUri(uri);
+    return c.ok && this.#listed(policy, id, "resources", c.uri, facts);
   }
 
   #toolLimit(tool: string) {
@@ -132,11 +146,13 @@ export class PolicyEngine {
   #afterClientLimit(t: Take, id: Identity, method: string, params: Record<string, unknown> | undefined, facts: RequestFacts | undefined): Refusal | Checked | Promise<Refusal | Checked> {
     if (!t.ok) return limited(t, "client", "this client");
     const policy = this.#authz.policyFor(id);
-    const gate = (kind: Kind, name: string, args: unknown) => this.#gate(policy, id, method, kind, name, args, facts);
+    const gate = (kind: Kind, name: string, args: unknown, shown?: string) => this.#gate(policy, id, method, kind, name, args, facts, shown);
     switch (method) {
       case "tools/call": {
         const name = params?.name;
         if (typeof name !== "string" || name.length === 0) return invalid('tools/call needs "params.name" (a string)');
+        const bad = nameProblem(name);
+        if (bad) return badName("tool", name, bad);
         const refusedTool = gate("tools", name, params?.arguments);
         if (refusedTool) return refusedTool;
         const tl = this.#toolLimit(name);
@@ -152,27 +168,37 @@ export class PolicyEngine {
       case "resources/unsubscribe": {
         const uri = params?.uri;
         if (typeof uri !== "string") return invalid(`${method} needs "params.uri" (a string)`);
-        if (hasDotSegments(uri)) return invalid(`resource URI ${quoted(uri)} must not contain "." or ".." segments`);
-        const refusedUri = gate("resources", uri, undefined);
+        // issue 10 class 1: rules (and conditions) see the URI the server will resolve, never the raw one.
+        const canonical = resourceUri(uri);
+        if (typeof canonical !== "string") return canonical;
+        const refusedUri = gate("resources", canonical, undefined, uri);
         if (refusedUri) return refusedUri;
         break;
       }
       case "prompts/get": {
         const name = params?.name;
         if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
+        const bad = nameProblem(name);
+        if (bad) return badName("prompt", name, bad);
         const refusedPrompt = gate("prompts", name, params?.arguments);
         if (refusedPrompt) return refusedPrompt;
         break;
       }
       case "completion/complete": {
         const ref = params?.ref as { type?: unknown; name?: unknown; uri?: unknown } | undefined;
-        const refusedRef =
-          ref?.type === "ref/prompt" && typeof ref.name === "string"
-            ? gate("prompts", ref.name, undefined)
-            : ref?.type === "ref/resource" && typeof ref.uri === "string"
-              ? gate("resources", ref.uri, undefined)
-              : undefined;
-        if (refusedRef) return refusedRef;
+        if (ref?.type === "ref/prompt" && typeof ref.name === "string") {
+          const bad = nameProblem(ref.name);
+          if (bad) return badName("prompt", ref.name, bad);
+          const refusedRef = gate("prompts", ref.name, undefined);
+          if (refusedRef) return refusedRef;
+        }
+        if (ref?.type === "ref/resource" && typeof ref.uri === "string") {
+          // A resource template (`file:///{path}`): the braces go through the parser like any path text.
+          const canonical = resourceUri(ref.uri);
+          if (typeof canonical !== "string") return canonical;
+          const refusedRef = gate("resources", canonical, undefined, ref.uri);
+          if (refusedRef) return refusedRef;
+        }
         break;
       }
     }
@@ -205,20 +231,20 @@ export class PolicyEngine {
         if (!Array.isArray(r.tools)) return result;
         const entries = this.#catalog.learn(r.tools);
         const allowed = new Set(entries.filter((e) => e.assessment.verdict.allowed).map((e) => e.tool.name));
-        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && this.#listed(policy, id, "tools", (t as { name: string }).name, facts)) };
+        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && this.#listedName(policy, id, "tools", (t as { name: string }).name, facts)) };
       }
       case "resources/list":
         if (!Array.isArray(r.resources)) return result;
-        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && this.#listed(policy, id, "resources", x.uri, facts)) };
+        return { ...r, resources: r.resources.filter((x) => typeof x?.uri === "string" && this.#listedUri(policy, id, x.uri, facts)) };
       case "resources/templates/list":
         if (!Array.isArray(r.resourceTemplates)) return result;
         return {
           ...r,
-          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && this.#listed(policy, id, "resources", x.uriTemplate, facts)),
+          resourceTemplates: r.resourceTemplates.filter((x) => typeof x?.uriTemplate === "string" && this.#listedUri(policy, id, x.uriTemplate, facts)),
         };
       case "prompts/list":
         if (!Array.isArray(r.prompts)) return result;
-        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && this.#listed(policy, id, "prompts", x.name, facts)) };
+        return { ...r, prompts: r.prompts.filter((x) => typeof x?.name === "string" && this.#listedName(policy, id, "prompts", x.name, facts)) };
     }
     return result;
   }

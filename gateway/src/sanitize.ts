@@ -1,6 +1,10 @@
-// Upstream JSON-RPC errors are passed to clients without their internals: `data` is dropped, and a
-// message that carries a stack trace, a file path or a system error code becomes "upstream error".
+// Upstream JSON-RPC errors are passed to clients without their internals: a message that carries a
+// stack trace, a file path or a system error code becomes "upstream error", credentials inside a
+// message are replaced by [REDACTED], and `data` keeps what the spec defines there (e.g. -32042's
+// `elicitations`, supported protocol versions) but loses every string that reads as an internal, and
+// keys that name one (stack, trace, file...) or a secret, and credentials inside its strings.
 // Tool results (even with isError) are content for the model and are left alone.
+import { isSecretKey, scrubText } from "./secrets.ts";
 import { formatEvent, parseEvent } from "./sse.ts";
 
 const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\\\\?[\w]|node_modules|\bE[A-Z]{3,}\b:|Traceback \(most recent|\bat [\w.<>]+ \(/;
@@ -8,13 +12,41 @@ const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\
 export function sanitizeMessage(message: unknown): string {
   if (typeof message !== "string" || message.length === 0) return "upstream error";
   if (INTERNALS.test(message)) return "upstream error";
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  // A connection string or a token quoted in an error message is removed, the rest of the message kept.
+  const m = scrubText(message);
+  return m.length > 300 ? `${m.slice(0, 300)}…` : m;
+}
+
+/** Keys of error data that carry internals whatever their value looks like. */
+const INTERNAL_KEYS = /^(stack|stacktrace|trace|traceback|file|filename|path|cause|errno|syscall)$/i;
+/** Bigger data than this is not passed on (the spec's error data is small). */
+const MAX_DATA_CHARS = 16384;
+
+/**
+ * `data` of an upstream error without its internals and credentials (issue 10 class 8: a key that names
+ * a secret is dropped, a credential inside a string is replaced by [REDACTED]); undefined when nothing is left.
+ */
+export function scrubErrorData(data: unknown, depth = 0): unknown {
+  if (typeof data === "string") return INTERNALS.test(data) ? undefined : scrubText(data);
+  if (data === null || typeof data !== "object") return data;
+  if (depth > 8) return undefined;
+  if (Array.isArray(data)) {
+    const out = data.map((x) => scrubErrorData(x, depth + 1)).filter((x) => x !== undefined);
+    return out;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(data)) {
+    if (INTERNAL_KEYS.test(k) || isSecretKey(k)) continue;
+    const x = scrubErrorData(v, depth + 1);
+    if (x !== undefined) out[k] = x;
+  }
+  return out;
 }
 
 /** Rewrites one serialized JSON-RPC message if it is an error response; anything else is returned as is. */
 export function sanitizeRaw(raw: string): string {
   if (!raw.includes('"error"')) return raw;
-  let m: { jsonrpc?: unknown; id?: unknown; error?: { code?: unknown; message?: unknown } };
+  let m: { jsonrpc?: unknown; id?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
   try {
     m = JSON.parse(raw);
   } catch {
@@ -22,7 +54,10 @@ export function sanitizeRaw(raw: string): string {
   }
   if (!m || typeof m !== "object" || !m.error || typeof m.error !== "object" || "method" in m) return raw;
   const code = Number.isInteger(m.error.code) ? (m.error.code as number) : -32603;
-  return JSON.stringify({ jsonrpc: "2.0", id: m.id ?? null, error: { code, message: sanitizeMessage(m.error.message) } });
+  const data = m.error.data === undefined ? undefined : scrubErrorData(m.error.data);
+  const empty = data !== null && typeof data === "object" && Object.keys(data).length === 0;
+  const keep = data !== undefined && !empty && JSON.stringify(data).length <= MAX_DATA_CHARS;
+  return JSON.stringify({ jsonrpc: "2.0", id: m.id ?? null, error: { code, message: sanitizeMessage(m.error.message), ...(keep ? { data } : {}) } });
 }
 
 /** The same over a body: one JSON message, or complete SSE events (a partial trailing event is left as is). */

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -88,6 +89,9 @@ async function startUpstream(): Promise<Upstream> {
     calls,
     get lastHeaders() {
       return state.lastHeaders;
+    },
+    set lastHeaders(v) {
+      state.lastHeaders = v;
     },
     tools,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
@@ -269,6 +273,31 @@ describe("issue 13 authorization across the wire", () => {
     assert.equal(payload.client, "apikey:alice");
     assert.ok(payload.exp! - payload.iat! === 60);
     await c.close();
+  });
+
+  it("a client on the older HTTP+SSE transport (a gateway-held session) is passed to the server the same way", async () => {
+    const h = { authorization: "Bearer alice-key-0123456789", "x-mcp-subject": "root", "x-mcp-client": "apikey:admin" };
+    const c = new Client({ name: "authz-wire-sse", version: "1.0.0" });
+    await c.connect(
+      new SSEClientTransport(new URL("/sse", url), {
+        requestInit: { headers: h },
+        eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), ...h } }) },
+      }),
+    );
+    try {
+      up.lastHeaders = {};
+      await c.callTool({ name: "whoami", arguments: {} });
+      const got = up.lastHeaders;
+      assert.equal(got["x-mcp-client"], "apikey:alice");
+      assert.equal(got["x-mcp-subject"], "alice");
+      assert.equal(got.authorization, undefined, "never the client's own credential");
+      const jwks = createRemoteJWKSet(new URL(`http://127.0.0.1:${adminPort}/.well-known/jwks.json`));
+      const { payload } = await jwtVerify(String(got["x-mcp-identity"]), jwks, { audience: "authz-upstream", issuer: "mcp-bastion-gateway", currentDate: new Date(clock) });
+      assert.equal(payload.client, "apikey:alice");
+    } finally {
+      // The older transport's stream stays open until closed: a failed assertion must not hang the file.
+      await c.close();
+    }
   });
 
   it("every refusal is audited with the rule and the reason", async () => {

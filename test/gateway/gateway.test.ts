@@ -293,7 +293,8 @@ describe("operations", () => {
     await c.close();
     // The audit line is written by another process: wait until it arrived (stdout keeps the order, so
     // every earlier line is there too).
-    await waitFor("the audit line of the redacted echo call on the gateway's stdout", () => /REDACTED[^\n]*\n/.test(stdout));
+    // (Match that line itself: other lines may carry [REDACTED] too.)
+    await waitFor("the audit line of the redacted echo call on the gateway's stdout", () => /"tools\/call"[^\n]*"arguments":\{"message":"\[REDACTED\]"\}[^\n]*\n/.test(stdout));
     const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     const calls = lines.filter((l) => l.method === "tools/call");
     assert.ok(calls.length >= 8, `audit lines for calls: ${calls.length}`);

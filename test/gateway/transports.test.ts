@@ -113,6 +113,33 @@ describe("stdio server through the bridge", () => {
     await waitSessions(0);
   });
 
+  test("two clients cannot take every server process: each holds its share, dropped sessions' processes end (issue 10, class 5)", async () => {
+    await waitSessions(0);
+    // A second gateway on the same bridge (4 children) that may hold 2 sessions: 1 per client.
+    const dir = tempDir("keys");
+    writeKeys(dir, { alice: ALICE, bob: BOB });
+    const cfg = baseConfig({ upstream: { transport: "stdio", bridge: { host: "127.0.0.1", port: bridgePort } }, auth: { apiKeys: { dir } } });
+    cfg.limits.maxHostedSessions = 2;
+    const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
+    const { port } = await gw.start();
+    try {
+      for (let i = 0; i < 200 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitSessions(0); // the catalog's own session has ended
+      const base = `http://127.0.0.1:${port}`;
+      const mine: Client[] = [];
+      for (let i = 0; i < 3; i++) mine.push(await streamable(base, ALICE), await streamable(base, BOB));
+      // Each client kept its newest session; the older ones were closed and their processes ended.
+      await waitSessions(2);
+      const ok = async (c: Client) => c.callTool({ name: "echo", arguments: { message: "x" } }).then(() => true, () => false);
+      assert.deepEqual(await Promise.all(mine.map(ok)), [false, false, false, false, true, true]);
+      await Promise.all(mine.map((c) => (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined)));
+      await Promise.all(mine.map((c) => c.close()));
+      await waitSessions(0);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test("a client on the older HTTP+SSE transport works against the stdio server too", async () => {
     const c = await legacy(bridgeUrl, BOB);
     assert.deepEqual((await c.callTool({ name: "get-sum", arguments: { a: 20, b: 22 } })).content, [{ type: "text", text: "The sum of 20 and 22 is 42." }]);

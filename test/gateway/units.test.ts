@@ -176,7 +176,7 @@ describe("upstream error sanitizing", () => {
     const stack = JSON.stringify({ jsonrpc: "2.0", id: 4, error: { code: -32000, message: "TypeError: x is undefined\n    at foo (file.js:1:2)" } });
     assert.equal(JSON.parse(sanitizeRaw(stack)).error.message, "upstream error");
     const fine = JSON.stringify({ jsonrpc: "2.0", id: 5, error: { code: -32602, message: "Unknown tool: nope", data: { hint: "x" } } });
-    assert.deepEqual(JSON.parse(sanitizeRaw(fine)), { jsonrpc: "2.0", id: 5, error: { code: -32602, message: "Unknown tool: nope" } });
+    assert.deepEqual(JSON.parse(sanitizeRaw(fine)), { jsonrpc: "2.0", id: 5, error: { code: -32602, message: "Unknown tool: nope", data: { hint: "x" } } });
     const result = JSON.stringify({ jsonrpc: "2.0", id: 6, result: { content: [{ type: "text", text: "error at /tmp/x" }], isError: true } });
     assert.equal(sanitizeRaw(result), result, "tool results are content, not errors");
     const sse = Buffer.from(`event: message\nid: 9\ndata: ${leak}\n\nevent: message\ndata: ${result}\n\n`);

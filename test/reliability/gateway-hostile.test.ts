@@ -256,6 +256,11 @@ const HOSTILE: Hostile[] = [
   { name: "resource outside the rule", send: () => post("carol", rpc("resources/read", { uri: "file:///etc/passwd" })), expect: code(-32003) },
   { name: "resource glob escape with ../", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/../../dynamic/text/1" })), expect: noResult },
   { name: "resource glob escape with %2e%2e", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/%2e%2e/%2E%2E/dynamic/text/1" })), expect: noResult },
+  { name: "resource glob escape with TAB inside ..", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/.\t./.\t./dynamic/text/1" })), expect: code(-32602) },
+  { name: "resource glob escape with backslashes", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..\\..\\dynamic/text/1" })), expect: code(-32602) },
+  { name: "resource glob escape with %2f", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..%2f..%2fdynamic/text/1" })), expect: code(-32602) },
+  { name: "resource with userinfo", send: () => post("carol", rpc("resources/read", { uri: "demo://x@resource/static/document/1" })), expect: code(-32602) },
+  { name: "tool name with a bidi override", send: () => call("carol", "\u202eecho", {}), expect: code(-32602) },
   { name: "prompt without a rule", send: () => post("carol", rpc("prompts/get", { name: "simple-prompt" })), expect: code(-32003) },
   // ---- sessions and protocol headers
   { name: "another client's session", send: () => post("carol", rpc("tools/list"), { "mcp-session-id": aliceSession }) },

@@ -166,7 +166,15 @@ describe("helm chart", () => {
     ])) as Any[];
     const [rule] = find(objs, "PrometheusRule") as Any[];
     const alerts = rule.spec.groups.flatMap((g: Any) => g.rules.map((r: Any) => r.alert));
-    assert.deepEqual(alerts.sort(), ["McpBastionAuthFailureSpike", "McpBastionRateLimitSpike", "McpBastionReconcileErrors", "McpBastionToolDescriptionDrift"]);
+    assert.deepEqual(alerts.sort(), [
+      "McpBastionApiKeyEntriesInvalid",
+      "McpBastionApiKeyExpired",
+      "McpBastionApiKeyExpiringSoon",
+      "McpBastionAuthFailureSpike",
+      "McpBastionRateLimitSpike",
+      "McpBastionReconcileErrors",
+      "McpBastionToolDescriptionDrift",
+    ]);
     assert.equal(find(objs, "ServiceMonitor").length, 1);
     assert.equal(find(objs, "PodMonitor").length, 1);
   });
@@ -175,7 +183,9 @@ describe("helm chart", () => {
     const objs = (await template(["--set", "metrics.prometheusRule.enabled=true"])) as Any[];
     const [rule] = find(objs, "PrometheusRule") as Any[];
     const used = new Set<string>();
-    for (const g of rule.spec.groups) for (const r of g.rules) for (const m of String(r.expr).matchAll(/mcp_[a-z_]+_total/g)) used.add(m[0]);
+    // Counters (..._total) and gauges alike: every mcp_gateway_* / mcp_bastion_* series name.
+    const METRIC = /mcp_(?:gateway|bastion)_[a-z_]+/g;
+    for (const g of rule.spec.groups) for (const r of g.rules) for (const m of String(r.expr).matchAll(METRIC)) used.add(m[0]);
     assert.ok(used.size >= 4, "alerts reference no metrics");
     for (const [component, prefix] of [["gateway", "mcp_gateway_"], ["operator", "mcp_bastion_"]] as const) {
       const source = listTs(join(ROOT, component, "src")).map((f) => readFileSync(f, "utf8")).join("\n");
@@ -184,7 +194,7 @@ describe("helm chart", () => {
         t.diagnostic(`${component} exports no metrics yet: not checked: ${mine.join(", ")}`);
         continue;
       }
-      // prom-client counters are declared with their full name, _total included.
+      // prom-client metrics are declared with their full name (counters with _total included).
       assert.deepEqual(mine.filter((m) => !source.includes(`"${m}"`)), [], `alerts on ${component} metrics nobody exports`);
       // Labels grouped or matched on must be the metric's own labelNames, the default labels the code
       // puts on every series (new Metrics({ key: ... })), or target labels Prometheus adds.
@@ -194,7 +204,7 @@ describe("helm chart", () => {
       for (const g of rule.spec.groups as Any[]) {
         for (const r of g.rules as Any[]) {
           const expr = String(r.expr);
-          const metric = expr.match(/mcp_[a-z_]+_total/)?.[0];
+          const metric = expr.match(/mcp_(?:gateway|bastion)_[a-z_]+/)?.[0];
           if (!metric?.startsWith(prefix)) continue;
           const at = source.indexOf(`"${metric}"`);
           const decl = source.slice(at, source.indexOf("}", at));

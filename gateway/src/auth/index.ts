@@ -8,7 +8,7 @@ import type { GatewayConfig } from "../config.ts";
 import { anyGlob } from "../glob.ts";
 import { ApiKeyStore } from "./apikeys.ts";
 import { JwtError, JwtVerifier } from "./jwt.ts";
-import { xfccPeerUri } from "./mtls.ts";
+import { xfccPeer } from "./mtls.ts";
 
 export type AuthResult =
   | { ok: true; identity: Identity }
@@ -70,7 +70,10 @@ export class Authenticator {
     }
     if (!credential) {
       if (this.#spiffe) {
-        const uri = xfccPeerUri(headers["x-forwarded-client-cert"] as string | undefined);
+        const peer = xfccPeer(headers["x-forwarded-client-cert"]);
+        // A malformed header is refused whole: never guess which element the sidecar wrote.
+        if (!peer.ok) return { ok: false, reason: "xfcc-malformed", message: "x-forwarded-client-cert is malformed", invalidToken: false };
+        const uri = peer.uri;
         if (uri && anyGlob(this.#spiffe, uri)) return { ok: true, identity: this.#identity("spiffe", uri) };
         if (uri) return { ok: false, reason: "peer", message: "peer identity not accepted", invalidToken: false };
       }
@@ -78,8 +81,10 @@ export class Authenticator {
     }
     if (this.jwt && JWS_SHAPE.test(credential)) return this.#jwt(this.jwt, credential);
     if (this.apiKeys) {
-      const client = this.apiKeys.lookup(credential);
-      if (client !== undefined) return { ok: true, identity: this.#identity("apikey", client) };
+      const c = this.apiKeys.check(credential);
+      if (c?.ok) return { ok: true, identity: this.#identity("apikey", c.client) };
+      // The holder of an expired key learns that it expired (and when), so it can be renewed, not guessed at.
+      if (c) return { ok: false, reason: "expired", message: `API key expired at ${new Date(c.expiresAt).toISOString()}`, invalidToken: true };
     }
     return { ok: false, reason: "invalid-key", message: "invalid credentials", invalidToken: true };
   }

@@ -8,6 +8,7 @@ import type { ValidateFunction } from "ajv";
 import { Authorizer, type Identity, type Kind } from "../authz.ts";
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
+import { canonicalResourcePattern } from "../names.ts";
 import { type Activation, type Program, celTimestamp, compileCondition, toCel } from "./conditions.ts";
 import { missingScopes, unionScopes } from "./scopes.ts";
 import { type CidrSet, cidrSet } from "./source.ts";
@@ -275,7 +276,8 @@ export class AccessEngine {
     this.#rules = c.rules;
     this.#constraints = c.constraints;
     this.problems = c.problems;
-    this.#scopeReqs = cfg.scopes ?? [];
+    // Resource patterns in the canonical form resource URIs are matched in (names.ts), like the rules' (Authorizer).
+    this.#scopeReqs = (cfg.scopes ?? []).map((r) => (r.resources ? { ...r, resources: r.resources.map(canonicalResourcePattern) } : r));
     this.#required = cfg.requiredScopes ?? [];
     this.#toolFacts = toolFacts;
     this.extended = usesExtendedAuthorization(cfg);

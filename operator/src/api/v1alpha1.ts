@@ -819,6 +819,20 @@ export const Audit = doc(
         z.array(z.string().min(1).max(128)).max(128).default([]),
         "Extra argument keys whose values are replaced by [REDACTED] in audit lines (token-like keys are always redacted).",
       ),
+      checkpoint: doc(
+        z
+          .object({
+            secretRef: doc(
+              z.object({ name: secretName("name"), key: z.string().min(1).max(253).default("checkpoint.key") }).strict(),
+              "Secret key holding the signing key: an HMAC secret of at least 32 bytes, or an Ed25519 private key in PEM.",
+            ),
+            everyLines: doc(z.int().min(1).max(1_000_000).default(1000), "A signed checkpoint after this many lines at most."),
+            everySeconds: doc(z.int().min(1).max(3600).default(10), "A signed checkpoint this long after an unsigned line at most."),
+          })
+          .strict()
+          .optional(),
+        "Signed checkpoints in the audit trail: with them `mcp-bastion audit verify FILE --key KEY` finds a line removed, edited, reordered or appended without the key. Lines are hash-chained either way.",
+      ),
     })
     .strict(),
   "Audit log (one JSON line per request on the gateway's stdout).",

@@ -8,6 +8,8 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   gateway: { module: "./commands/gateway.ts", summary: "gateway --config FILE: run the MCP auth gateway" },
   "stdio-bridge": { module: "./commands/stdio-bridge.ts", summary: "stdio-bridge --port N -- CMD ARGS: serve a stdio MCP server to the gateway" },
   demo: { module: "./commands/demo.ts", summary: "demo: local control plane + operator + examples" },
+  audit: { module: "./commands/audit.ts", summary: "audit verify FILE [--key KEYFILE]: check an audit log's hash chain and signed checkpoints" },
+  apikey: { module: "./commands/apikey.ts", summary: "apikey new NAME [--expires 90d]: print a new API key once and the digest entry to store" },
 };
 
 export interface Command {

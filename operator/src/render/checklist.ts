@@ -302,7 +302,8 @@ function credentialRotation(v: View): Outcome {
   const secretVolumes = new Set(list(v.podSpec.volumes).filter((vol) => vol.secret !== undefined).map((vol) => String(vol.name)));
   const subPathSecrets = v.allContainers.flatMap((c) => list(c.volumeMounts).filter((m) => secretVolumes.has(String(m.name)) && m.subPath !== undefined));
   const rotating: string[] = [];
-  if (spec.auth.apiKeys) rotating.push("API keys");
+  // Which keys lack an expiry is in the Secret, which the renderer never reads: the gateway reports it.
+  if (spec.auth.apiKeys) rotating.push("API keys (keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry)");
   if (spec.auth.jwt) rotating.push(spec.auth.jwt.jwksSecretRef ? "JWKS file" : "JWKS (refetched)");
   if (spec.secrets.length) rotating.push(`${spec.secrets.length} ExternalSecret(s) refreshed`);
   if (spec.tls) rotating.push("TLS certificate");

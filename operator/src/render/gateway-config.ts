@@ -65,6 +65,12 @@ export function serviceUrl(server: McpServer, clusterDomain = "cluster.local"): 
   return `${scheme}://${name}.${namespace}.svc.${clusterDomain}:${GATEWAY_PORTS.mcp}${publicPath(server)}`;
 }
 
+/** The Service's names shorter than publicUrl's FQDN, which the gateway also answers to. */
+export function serviceHostAliases(server: McpServer): string[] {
+  const { name, namespace } = server.metadata;
+  return [name, `${name}.${namespace}`, `${name}.${namespace}.svc`];
+}
+
 export function rateLimitMode(server: McpServer): RateLimitMode {
   return server.spec.limits.redis ? "redis" : "divided";
 }
@@ -102,6 +108,8 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       ...(spec.tls ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key` } } : {}),
     },
     publicUrl: serviceUrl(server, clusterDomain),
+    // In-cluster clients reach the Service by its shorter names too; the gateway checks Host (DNS rebinding).
+    hostAliases: serviceHostAliases(server),
     upstream: upstreamOf(server),
     auth: {
       ...(spec.auth.apiKeys ? { apiKeys: { dir: GATEWAY_PATHS.apiKeysDir } } : {}),
@@ -156,7 +164,12 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       allowUnpinned: spec.tools.allowUnpinned,
       scanDescriptions: spec.tools.scanDescriptions,
     },
-    audit: { redactKeys: [...spec.audit.redactKeys] },
+    audit: {
+      redactKeys: [...spec.audit.redactKeys],
+      ...(spec.audit.checkpoint
+        ? { checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds } }
+        : {}),
+    },
     telemetry: {},
   };
   return config;

@@ -152,6 +152,12 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   if (spec.tls) {
     gatewayMounts.push({ path: GATEWAY_PATHS.tlsDir, readOnly: true, volume: readOnlySecret("tls", "gateway-tls", spec.tls.secretRef.name) });
   }
+  const auditKey = spec.audit.checkpoint?.secretRef;
+  if (auditKey) {
+    // Only the gateway mounts the signing key: a compromised server container cannot sign a rewritten trail.
+    const file = GATEWAY_PATHS.auditKeyFile.slice(GATEWAY_PATHS.auditKeyDir.length + 1);
+    gatewayMounts.push({ path: GATEWAY_PATHS.auditKeyDir, readOnly: true, volume: readOnlySecret("audit-key", "audit-key", auditKey.name, { [auditKey.key]: { path: file } }) });
+  }
   deployment.addContainer({
     name: "gateway",
     image: gatewayImage,
