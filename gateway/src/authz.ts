@@ -19,7 +19,14 @@ export interface Identity {
 export type Kind = "tools" | "resources" | "prompts";
 type Rule = GatewayConfig["authorization"]["rules"][number];
 
-function ruleNames(rule: Rule, id: Identity): boolean {
+/** Whether a rule names this client (by API key name, SPIFFE ID, JWT subject or group); the one place this is decided. */
+export interface RuleClients {
+  apiKeys?: readonly string[];
+  spiffeIds?: readonly string[];
+  subjects?: readonly string[];
+  groups?: readonly string[];
+}
+export function ruleNamesClient(rule: { clients: RuleClients }, id: Identity): boolean {
   const c = rule.clients;
   switch (id.kind) {
     case "apikey":
@@ -60,7 +67,7 @@ export class Authorizer {
     const cacheKey = id.groups ? `${id.key}\u0000${id.groups.join("\u0000")}` : id.key;
     let p = this.#policies.get(cacheKey);
     if (p) return p;
-    const rules = this.#rules.filter((r) => ruleNames(r, id));
+    const rules = this.#rules.filter((r) => ruleNamesClient(r, id));
     const memo = new Map<string, boolean>();
     p = {
       allows(kind, name) {

@@ -5,7 +5,7 @@
 // injected, the tool facts (pins, annotations) come from a callback.
 import { createRequire } from "node:module";
 import type { ValidateFunction } from "ajv";
-import { Authorizer, type Identity, type Kind } from "../authz.ts";
+import { Authorizer, type Identity, type Kind, ruleNamesClient } from "../authz.ts";
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
@@ -215,20 +215,6 @@ function admits(r: CompiledRule, source: string): boolean {
   return v;
 }
 
-function namesClient(r: RuleSpec, id: Identity): boolean {
-  const c = r.clients;
-  switch (id.kind) {
-    case "apikey":
-      return anyGlob(c.apiKeys, id.name);
-    case "spiffe":
-      return anyGlob(c.spiffeIds, id.name);
-    case "jwt":
-      if (anyGlob(c.subjects, id.name)) return true;
-      if (c.groups && id.groups) for (const g of id.groups) if (anyGlob(c.groups, g)) return true;
-      return false;
-  }
-}
-
 /** A one-rule config whose allow lists are the rule's `allow` (or its `deny`) globs. */
 function sectionsAs(r: RuleSpec, which: "allow" | "deny"): ConstructorParameters<typeof Authorizer>[0][number] {
   const section = (s: AllowDeny | undefined) => (s ? { allow: [...s[which]], deny: [] } : undefined);
@@ -293,7 +279,7 @@ export class AccessEngine {
     const k = id.groups ? `${id.key}\u0000${id.groups.join("\u0000")}` : id.key;
     let rs = this.#byClient.get(k);
     if (!rs) {
-      rs = this.#rules.filter((r) => namesClient(r.spec, id));
+      rs = this.#rules.filter((r) => ruleNamesClient(r.spec, id));
       if (this.#byClient.size >= 10000) this.#byClient.clear();
       this.#byClient.set(k, rs);
     }
