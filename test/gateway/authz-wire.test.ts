@@ -3,20 +3,18 @@
 // injected clock, source CIDRs through a trusted proxy, read-only tools by pinned annotations, the caller's
 // identity as headers and as a signed JWT (verified against the gateway's JWKS), and the audit of refusals.
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
-import http from "node:http";
+import type http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { z } from "zod";
 import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
-import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, baseConfig, serveSdkServer, tempDir, writeKeys } from "./helpers.ts";
 
 interface Upstream {
   url: string;
@@ -62,24 +60,9 @@ async function startUpstream(): Promise<Upstream> {
     });
     return s;
   };
-  const transports = new Map<string, StreamableHTTPServerTransport>();
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
-    if (body?.method === "tools/call") state.lastHeaders = req.headers;
-    const sid = req.headers["mcp-session-id"];
-    let t = typeof sid === "string" ? transports.get(sid) : undefined;
-    if (!t) {
-      if (typeof sid === "string") return void res.writeHead(404).end();
-      const tr = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void transports.set(id, tr) });
-      await build().connect(tr);
-      t = tr;
-    }
-    await t.handleRequest(req, res, body);
+  const { server, url } = await serveSdkServer(build, (body, headers) => {
+    if (body?.method === "tools/call") state.lastHeaders = headers;
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
   const probe = new Client({ name: "probe", version: "1" });
   await probe.connect(new StreamableHTTPClientTransport(new URL(url)));
   const tools = (await probe.listTools()).tools;
