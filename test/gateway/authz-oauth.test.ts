@@ -17,6 +17,7 @@ import { decodeJwt } from "jose";
 import Provider from "oidc-provider";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
+import { waitFor } from "../support/index.ts";
 import { type Child, MemorySink, baseConfig, freePort, startEverything, startIssuer } from "./helpers.ts";
 
 const CLIENT_ID = "mcp-test-client";
@@ -209,8 +210,11 @@ describe("OAuth scopes with step-up: SDK client, real authorization server, gate
     assert.equal(provider.authorizationUrls.length, 2, "the 403 sent the client back to the authorization server");
     const second = await actAsUser(stepUp, "alice", jar);
     assert.deepEqual(second.askedScope.split(" ").sort(), ["db:write", "mcp:connect"], "one challenge with every scope the call needs, keeping the granted one");
-    const denied = sink.records().find((r) => r.tool === "get-sum" && r.status === 403);
-    assert.ok(denied, "the 403 is audited");
+    // The audit log is written in batches (and the line after the answer): flush and wait for it with a deadline.
+    const denied = await waitFor("the audit line of the 403 for get-sum", () => {
+      gw.audit.flush();
+      return sink.records().find((r) => r.tool === "get-sum" && r.status === 403);
+    });
     assert.match(String(denied.reason), /needs scope\(s\) db:write/);
 
     // 3. With the new token the same call passes.

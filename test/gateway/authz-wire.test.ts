@@ -14,6 +14,7 @@ import { z } from "zod";
 import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
+import { waitUntil } from "../support/index.ts";
 import { MemorySink, baseConfig, serveSdkServer, tempDir, writeKeys } from "./helpers.ts";
 
 interface Upstream {
@@ -286,11 +287,7 @@ describe("issue 13 authorization across the wire", () => {
   it("every refusal is audited with the rule and the reason", async () => {
     // The audit log is written in batches: wait (with a deadline) until the refusals above are in.
     const refusedLines = () => sink.records().filter((r) => r.outcome === "denied" || r.outcome === "invalid");
-    const deadline = Date.now() + 5000;
-    while (!refusedLines().some((r) => r.rule === "fetch-allowlist")) {
-      if (Date.now() > deadline) assert.fail(`no audit line names fetch-allowlist after 5 s; last seen: ${JSON.stringify(refusedLines().slice(-3))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil("an audit line naming the rule fetch-allowlist", () => refusedLines().slice(-3), () => refusedLines().some((r) => r.rule === "fetch-allowlist"));
     const refusals = refusedLines();
     const byRule = new Map(refusals.map((r) => [r.rule, r.reason]));
     for (const rule of ["files-under-data", "sql-read-only", "fetch-allowlist"]) assert.ok(byRule.has(rule), `no audit line names ${rule}: ${JSON.stringify(refusals)}`);
