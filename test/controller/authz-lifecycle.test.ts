@@ -4,9 +4,9 @@
 // reported by the operator as InvalidSpec naming the field and the compiler's error.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { defaultConfig, Operator } from "../../operator/src/controller/operator.ts";
+import type { Operator } from "../../operator/src/controller/operator.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
-import { getJson, grantOperatorRbac, installCrd, mcpServer, must, waitCondition, waitFor } from "./helpers.ts";
+import { getJson, grantOperatorRbac, installCrd, mcpServer, must, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "authz";
 let cp: ControlPlane;
@@ -19,21 +19,7 @@ before(async () => {
   await must(cp, ["create", "namespace", NS]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
-  const kubeconfigPath = await cp.userKubeconfig("mcp-bastion-operator");
-  const base = defaultConfig();
-  op = new Operator(
-    defaultConfig({
-      kubeconfigPath,
-      gatewayImage: "ghcr.io/mcp-bastion/mcp-bastion:test",
-      concurrency: 2,
-      leaderElection: { ...base.leaderElection, namespace: "mcp-system", leaseDurationMs: 4_000, renewDeadlineMs: 3_000, retryPeriodMs: 500 },
-      discoveryIntervalMs: 1_000,
-      log: (level, msg, fields) => {
-        if (level === "warn" || level === "error") process.stderr.write(`operator ${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`);
-      },
-    }),
-  );
-  await op.start();
+  op = await startInProcessOperator(cp, { concurrency: 2 });
 });
 
 after(async () => {

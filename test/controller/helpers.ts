@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { defaultConfig, Operator, type OperatorConfig } from "../../operator/src/controller/operator.ts";
 import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
 import type { ControlPlane } from "../controlplane/index.ts";
@@ -235,4 +236,28 @@ export async function spawnOperator(kubeconfig: string, args: string[] = [], nod
       return exited;
     },
   };
+}
+
+/**
+ * The operator in this process, as the operator user that grantOperatorRbac made (Lease in mcp-system), with
+ * the default Lease timings (short ones are lost on a loaded machine and the operator stops mid-test) and its
+ * warnings and errors on stderr. `config` adds to or overrides defaultConfig.
+ */
+export async function startInProcessOperator(cp: ControlPlane, config: Partial<OperatorConfig> = {}): Promise<Operator> {
+  const kubeconfigPath = await cp.userKubeconfig("mcp-bastion-operator");
+  const base = defaultConfig();
+  const op = new Operator(
+    defaultConfig({
+      kubeconfigPath,
+      gatewayImage: "ghcr.io/mcp-bastion/mcp-bastion:test",
+      leaderElection: { ...base.leaderElection, namespace: "mcp-system" },
+      discoveryIntervalMs: 1_000,
+      log: (level, msg, fields) => {
+        if (level === "warn" || level === "error") process.stderr.write(`operator ${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`);
+      },
+      ...config,
+    }),
+  );
+  await op.start();
+  return op;
 }

@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { contains, differences } from "../../operator/src/controller/compare.ts";
-import { defaultConfig, Operator } from "../../operator/src/controller/operator.ts";
+import type { Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, waitCondition, waitFor } from "./helpers.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "team-a";
 const GATEWAY_IMAGE = "ghcr.io/mcp-bastion/mcp-bastion:test";
@@ -31,24 +31,7 @@ before(async () => {
   await must(cp, ["label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted"]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
-  const kubeconfigPath = await cp.userKubeconfig("mcp-bastion-operator");
-  const base = defaultConfig();
-  op = new Operator(
-    defaultConfig({
-      kubeconfigPath,
-      gatewayImage: GATEWAY_IMAGE,
-      concurrency: 4,
-      clusterStores: parseClusterStorePolicy([`${NS}=allowed-store`]),
-      // The default Lease timings (15 s): a 3 s renew deadline is lost on a loaded machine, and then the
-      // operator stops in the middle of the tests. One replica here, so nothing waits for a takeover.
-      leaderElection: { ...base.leaderElection, namespace: "mcp-system" },
-      discoveryIntervalMs: 1_000,
-      log: (level, msg, fields) => {
-        if (level === "warn" || level === "error") process.stderr.write(`operator ${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`);
-      },
-    }),
-  );
-  await op.start();
+  op = await startInProcessOperator(cp, { gatewayImage: GATEWAY_IMAGE, concurrency: 4, clusterStores: parseClusterStorePolicy([`${NS}=allowed-store`]) });
 });
 
 after(async () => {
