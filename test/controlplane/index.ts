@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../support/index.ts";
+import { splice } from "./splice.ts";
 
 export interface ControlPlane {
   kubeconfigPath: string;
@@ -232,16 +233,7 @@ export function firstServiceIp(cidr: string): string {
  */
 async function startHostRelay(socketPath: string): Promise<{ server: Server; port: number }> {
   const server = createServer((client) => {
-    const upstream = connect(socketPath);
-    client.pipe(upstream).pipe(client);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close);
-    upstream.on("error", close);
-    client.on("close", close);
-    upstream.on("close", close);
+    splice(client, connect(socketPath));
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

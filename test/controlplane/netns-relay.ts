@@ -4,6 +4,7 @@
 // Usage (started by index.ts with nsenter): node netns-relay.ts SOCKET_PATH PORT
 import { rmSync } from "node:fs";
 import { connect, createServer } from "node:net";
+import { splice } from "./splice.ts";
 
 const [socketPath, port] = process.argv.slice(2);
 if (!socketPath || !port) {
@@ -12,16 +13,7 @@ if (!socketPath || !port) {
 }
 rmSync(socketPath, { force: true });
 const server = createServer((client) => {
-  const upstream = connect(Number(port), "127.0.0.1");
-  client.pipe(upstream).pipe(client);
-  const close = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on("error", close);
-  upstream.on("error", close);
-  client.on("close", close);
-  upstream.on("close", close);
+  splice(client, connect(Number(port), "127.0.0.1"));
 });
 server.listen(socketPath);
 for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => process.exit(0));
