@@ -23,6 +23,14 @@ export const GATEWAY_PORTS = {
   stdioBridge: 8099,
 } as const;
 
+/**
+ * issue 11: the MCP revisions the gateway speaks on its one endpoint, newest first. 2026-07-28 is the
+ * stateless revision (per-request `_meta`, server/discover, MRTR); the others use `initialize` and
+ * sessions. The operator's schema for `spec.protocol.versions` is built from this list.
+ */
+export const SUPPORTED_PROTOCOL_VERSIONS = ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"] as const;
+export type ProtocolVersion = (typeof SUPPORTED_PROTOCOL_VERSIONS)[number];
+
 const AllowDeny = z.object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) });
 
 // ---- issue 13: scopes, conditions, time windows, sources, read-only tools, identity for the server ----
@@ -174,6 +182,11 @@ export const GatewayConfigSchema = z
         .optional(),
     }),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
+    /**
+     * issue 11: the protocol versions clients may use (default: every one the gateway supports). A
+     * request naming another version gets the spec's error listing these.
+     */
+    protocol: z.object({ versions: z.array(z.enum(SUPPORTED_PROTOCOL_VERSIONS)).min(1) }).optional(),
   })
   .strict();
 
