@@ -404,6 +404,11 @@ export class StatelessBridge {
     }
   }
 
+  /** The owners of the upstream sessions held for this client (for tests and debugging: always just the client). */
+  sessionOwners(key: string): string[] {
+    return (this.#pools.get(key)?.sessions ?? []).filter((b) => !b.h.ended).map((b) => b.h.owner);
+  }
+
   /** Gateway shutdown: listen streams end (the spec's graceful closure: a result for the listen request). */
   closeAll(): void {
     for (const pool of this.#pools.values())
