@@ -69,7 +69,7 @@ export function unsupportedVersion(requested: string | undefined, supported: rea
   return {
     status: 400,
     code: ERR.unsupportedVersion,
-    message: `unsupported protocol version ${requested === undefined ? "(none named)" : shown(requested)}; supported: ${supported.join(", ")}`,
+    message: `unsupported protocol version ${requested === undefined ? "(none named)" : shown(requested)}; supported versions: ${supported.join(", ")}`,
     outcome: "invalid",
     data: { supported: [...supported], ...(requested !== undefined ? { requested } : {}) },
   };

@@ -11,7 +11,7 @@ import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { MODERN, modernRpc } from "./era-helpers.ts";
-import { EVERYTHING, MemorySink, baseConfig, serveSdkServer, tempDir, writeKeys } from "./helpers.ts";
+import { type Child, EVERYTHING, MemorySink, baseConfig, serveSdkServer, startEverything, tempDir, writeKeys } from "./helpers.ts";
 
 const ALICE = "alice-key-0123456789abcdef";
 const BOB = "bob-key-0123456789abcdef01";
@@ -99,12 +99,31 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     assert.equal(again.body.error?.code, -32602);
   });
 
+  test("the v2 SDK client answers the bridged elicitation with its own handler (MRTR fulfilled by the SDK)", async () => {
+    const c = new Client({ name: "era-bridge-elicit", version: "1.0.0" }, { versionNegotiation: { mode: "auto" }, capabilities: { elicitation: {} } });
+    const asked: unknown[] = [];
+    c.setRequestHandler("elicitation/create", async (req) => {
+      asked.push(req.params);
+      return { action: "accept", content: { name: "Grace", check: true } };
+    });
+    await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { "x-api-key": ALICE } } }));
+    try {
+      assert.equal(c.getNegotiatedProtocolVersion(), MODERN);
+      const r = await c.callTool({ name: "trigger-elicitation-request", arguments: {} });
+      assert.equal(asked.length, 1, "the client's handler was asked once");
+      assert.match(JSON.stringify(r.content), /Grace/);
+    } finally {
+      await c.close();
+    }
+  });
+
   test("a server request the client did not declare the capability for is answered with an error at once (no hang)", async () => {
     const started = Date.now();
     // modernRpc declares only elicitation: the sampling request cannot be relayed.
     const r = await modernRpc(url, ALICE, "tools/call", { name: "trigger-sampling-request", arguments: { prompt: "hi" } });
     assert.equal(r.status, 200);
     assert.ok(r.body.error !== undefined || r.body.result?.isError === true, JSON.stringify(r.body));
+    assert.match(JSON.stringify(r.body), /did not declare the sampling capability/, "the server got the gateway's refusal of its sampling request");
     assert.ok(Date.now() - started < 20_000, "answered long before the request timeout (30 s)");
   });
 
@@ -120,6 +139,33 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     await echo(DAVE, "3");
     assert.deepEqual(gw.bridge.sessionOwners("apikey:dave"), ["apikey:dave"], "dave gets a session of his own, not carol's");
     await waitUntil("a second stdio process, for dave", () => bridge.children(), (n) => n >= withCarol + 1);
+  });
+});
+
+describe("2026 clients, HTTP+SSE server (2025, server-everything sse) bridged", () => {
+  let upstream: Child;
+  let gw: Gateway;
+  let url: string;
+
+  before(async () => {
+    upstream = await startEverything("sse");
+    ({ gw, url } = await startGateway({ transport: "sse", url: `http://127.0.0.1:${upstream.port}/sse` }));
+  });
+
+  after(async () => {
+    await gw?.close();
+    await upstream?.stop();
+  });
+
+  test("lists and calls with the 2026 shape; a denied tool is refused", async () => {
+    const l = await modernRpc(url, ALICE, "tools/list", {});
+    assert.equal(l.body.result.cacheScope, "private");
+    assert.deepEqual(l.body.result.tools.map((t: { name: string }) => t.name).sort(), ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request"]);
+    const r = await modernRpc(url, ALICE, "tools/call", { name: "get-sum", arguments: { a: 2, b: 3 } });
+    assert.equal(r.body.result.resultType, "complete");
+    assert.match(JSON.stringify(r.body.result.content), /5/);
+    const d = await modernRpc(url, ALICE, "tools/call", { name: "get-env", arguments: {} });
+    assert.equal(d.body.error?.code, -32003);
   });
 });
 
