@@ -190,6 +190,34 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     }
   });
 
+  test("a client holds at most 8 listen streams; closing one makes room", async () => {
+    const open = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const l = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+        assert.equal(l.status, 200);
+        open.push(l);
+      }
+      const ninth = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } });
+      assert.equal(ninth.status, 429);
+      const alice = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+      assert.equal(alice.status, 200, "another client is not affected");
+      alice.close();
+      open.pop()!.close();
+      await waitUntil(
+        "a listen stream to be accepted again after one was closed",
+        async () => {
+          const r = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+          r.close();
+          return r.status;
+        },
+        (s) => s === 200,
+      );
+    } finally {
+      for (const l of open) l.close();
+    }
+  });
+
   test("a resource subscription the client may not read is refused", async () => {
     const r = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { resourceSubscriptions: ["demo://private/b"] } });
     assert.equal(r.body.error?.code, -32003);

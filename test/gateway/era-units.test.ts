@@ -72,6 +72,18 @@ describe("era classification", () => {
     assert.equal(refused(classify(req("tools/list"), H("tools/list"), ALL)).code, -32602, "a 2026 header without the _meta envelope");
   });
 
+  test("MRTR retry fields are refused (-32602) on other methods and in other shapes", () => {
+    const bad: Record<string, unknown>[] = [
+      { name: "t", inputResponses: [] },
+      { name: "t", inputResponses: { a: "yes" } },
+      { name: "t", requestState: 5 },
+    ];
+    for (const p of bad) assert.equal(refused(classify(req("tools/call", { ...meta(), ...p }), H("tools/call", { "mcp-name": "t" }), ALL)).code, -32602, JSON.stringify(p));
+    assert.equal(refused(classify(req("tools/list", { ...meta(), requestState: "s" }), H("tools/list"), ALL)).code, -32602);
+    const ok = req("tools/call", { ...meta(), name: "t", inputResponses: { a: { action: "accept" } }, requestState: "s" });
+    assert.equal(decided(classify(ok, H("tools/call", { "mcp-name": "t" }), ALL)).era, "modern");
+  });
+
   test("2025 initialize: an allowed version as asked; another is offered the newest allowed 2025 version; none allowed: -32022", () => {
     assert.deepEqual(decided(classify(req("initialize", { protocolVersion: "2025-06-18" }), {}, ALL)), { era: "legacy", version: "2025-06-18" });
     assert.deepEqual(decided(classify(req("initialize", { protocolVersion: "2024-11-05" }), {}, ["2026-07-28", "2025-06-18"])), { era: "legacy", version: "2025-06-18", offer: "2025-06-18" });
