@@ -76,7 +76,7 @@ try {
   if (!values.source) {
     const outDir = join(ROOT, ".cache", "bench-dist");
     execFileSync(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", outDir], { stdio: "inherit" });
-    compiledMain = join(outDir, "operator", "src", "cli", "main.js");
+    compiledMain = join(outDir, "cli", "src", "main.js");
   }
   const op = await spawnOperator(cp.kubeconfigPath, ["--leader-elect=false", `--concurrency=${values.concurrency}`, "--resync-period=3600", "--log-level=info"], nodeFlags, compiledMain);
   const opPid = op.child.pid as number;

@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import fc from "fast-check";
 import { stringify } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
+import { crdYaml } from "../../cli/src/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";

@@ -65,8 +65,10 @@ const SCRATCH_NAME = /^(zz|scratch|tmp|temp|wip|junk|untitled|copy[ _-]of)([-_. 
 const PLACES: RegExp[] = [
   /^(README\.md|LICENSE|Makefile|Dockerfile|package\.json|package-lock\.json|biome\.json|tsconfig(\.[a-z]+)?\.json|\.gitignore|\.dockerignore)$/,
   /^\.ci\/run$/,
-  /^operator\/(bin|src)\//,
+  /^contract\/.+\.ts$/,
+  /^operator\/src\//,
   /^gateway\/src\//,
+  /^cli\/(bin|src)\//,
   /^crds\/[^/]+\.yaml$/,
   /^charts\//,
   /^examples\/[^/]+\.yaml$/,

@@ -9,12 +9,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { API_VERSION, PLURAL } from "../../api/v1alpha1.ts";
-import { ApiError, KubeClient, type KubeObject } from "../../runtime/kube.ts";
-import { defaultConfig, Operator } from "../../controller/operator.ts";
+import { API_VERSION, PLURAL } from "../../../operator/src/api/v1alpha1.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { ApiError, KubeClient } from "../../../operator/src/runtime/kube.ts";
+import { defaultConfig, Operator } from "../../../operator/src/controller/operator.ts";
 import { makeLogger } from "./operator.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const DEMO_MANAGER = "mcp-bastion-demo";
 
 const USAGE = `usage: mcp-bastion demo [--exit-after-seconds N | --once] [--examples DIR] [--server NAME]
