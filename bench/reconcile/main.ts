@@ -11,7 +11,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeClient } from "../../operator/src/runtime/kube.ts";
-import { readAuditEvents, startControlPlane } from "../../test/controlplane/index.ts";
+import { readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, installCrd, mcpServer, must, ROOT, spawnOperator, waitFor } from "../../test/controller/helpers.ts";
 
 function parse() {

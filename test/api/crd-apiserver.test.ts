@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { stringify } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { crdYaml } from "../../cli/src/commands/crd.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";
 import { NON_CANONICAL_FIELDS, RESERVED_MOUNT_PATH_SPELLINGS, withSpec as withPathSpec, withVolume } from "./path-cases.ts";

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { getJson, ROOT } from "./helpers.ts";
 
 function demo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { defaultConfig, Operator, type OperatorConfig } from "../../operator/src/controller/operator.ts";
 import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
-import type { ControlPlane } from "../controlplane/index.ts";
+import type { ControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");

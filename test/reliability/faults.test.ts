@@ -13,7 +13,7 @@ import { parse } from "yaml";
 import { Informer } from "../../operator/src/runtime/informer.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
 import { KubeClient } from "../../operator/src/runtime/kube.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { mcpServer, type OperatorProcess, spawnOperator } from "../controller/helpers.ts";
 import { Figures } from "./figures.ts";
 import { fleetProblems, waitConverged } from "./fleet.ts";

@@ -74,6 +74,7 @@ const PLACES: RegExp[] = [
   /^examples\/[^/]+\.yaml$/,
   /^(checks|docs)\/.+\.md$/,
   /^hack\//,
+  /^dev\/.+\.ts$/,
   /^bench\//,
   /^test\/.+\.test\.ts$/,
   /^test\/(.+\/)?fixtures\//,
@@ -81,8 +82,8 @@ const PLACES: RegExp[] = [
   /^test\/.+\/Dockerfile$/,
 ];
 
-/** Helper scripts: a module or script in test/, bench/ or hack/ that is not itself a test file. */
-const SCRIPT = /^(test|bench|hack)\/.+\.(ts|js|mjs|sh)$/;
+/** Helper scripts: a module or script in test/, bench/, hack/ or dev/ that is not itself a test file. */
+const SCRIPT = /^(test|bench|hack|dev)\/.+\.(ts|js|mjs|sh)$/;
 
 /**
  * Tracked files that are not source, a test, a fixture, a tool, a benchmark, docs or config: scratch names

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { freePort, waitFor, waitUntil } from "../support/index.ts";
 import { operatorRbac } from "../../hack/tools/sync-chart.ts";
 import { CHART_DIR, ROOT, run, tool } from "./tools.ts";

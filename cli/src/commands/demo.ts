@@ -101,7 +101,7 @@ function printServer(server: KubeObject): void {
 }
 
 async function startLocal(): Promise<ControlPlaneLike> {
-  const helper = join(ROOT, "test", "controlplane", "index.ts");
+  const helper = join(ROOT, "dev", "controlplane", "index.ts");
   if (!existsSync(helper)) throw new Error("the local control plane needs a checkout of the repository (make demo); or set KUBECONFIG to use a cluster");
   const mod = (await import(pathToFileURL(helper).href)) as { startControlPlane(o: { controllerManager?: boolean }): Promise<ControlPlaneLike> };
   return mod.startControlPlane({ controllerManager: true });
