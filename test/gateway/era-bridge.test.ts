@@ -7,7 +7,7 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { type Bridge, startBridge } from "../../gateway/src/bridge.ts";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { MODERN, modernRpc } from "./era-helpers.ts";
