@@ -25,7 +25,7 @@ import { CATALOG_CLIENT_CAPABILITIES } from "./channel.ts";
 import { type Core, type Exchange, HANDLED, type Step, type Stop, stop } from "./exchange.ts";
 import { META, declaredCapabilities, isModernVersion } from "./era.ts";
 import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
-import { MRTR_METHODS, discoverFromInitialize } from "./modern.ts";
+import { MRTR_METHODS, discoverFromInitialize, visibleFilter } from "./modern.ts";
 import type { HostedSession } from "./sessions.ts";
 import { GATEWAY_CLIENT_INFO } from "./upstream-era.ts";
 
@@ -398,8 +398,10 @@ export class StatelessBridge {
     const asked = isObj(m.params?.notifications) ? m.params.notifications : {};
     // What the bridge honors: list changes (the session's notifications). Resource subscriptions are not
     // relayed through a 2025 session, so the acknowledgment omits them (the spec's way to say so).
-    const wants: Record<string, boolean> = {};
-    for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"]) if (asked[k] === true) wants[k] = true;
+    // ...and only list changes of kinds the client may see (it is never sent the others).
+    const asked3: Record<string, boolean> = {};
+    for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"]) if (asked[k] === true) asked3[k] = true;
+    const wants = visibleFilter(asked3, this.#core.visibility(identity)) as Record<string, boolean>;
     const res = x.res;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
     const ack = { jsonrpc: "2.0", method: "notifications/subscriptions/acknowledged", params: { _meta: { [META.subscriptionId]: m.id }, notifications: wants } };

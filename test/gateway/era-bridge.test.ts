@@ -210,6 +210,10 @@ describe("2026 clients, 2025 streamable-HTTP server (v1 SDK): subscriptions/list
     try {
       const ack = await listen.events.next("the acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
       assert.deepEqual(ack.params.notifications, { toolsListChanged: true }, "resource subscriptions are not relayed through a 2025 session: omitted from the acknowledgment");
+      const bobs = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
+      const ackB = await bobs.events.next("bob's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      bobs.close();
+      assert.deepEqual(ackB.params.notifications, { toolsListChanged: true }, "bob may see no resources: their list changes are not agreed to");
       const r = await modernRpc(url, ALICE, "tools/call", { name: "add-tool", arguments: {} });
       assert.equal(r.body.result?.content?.[0]?.text, "added", JSON.stringify(r.body));
       const n = await listen.events.next("tools/list_changed on alice's listen stream", (m) => m.method === "notifications/tools/list_changed");
