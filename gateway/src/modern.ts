@@ -75,8 +75,7 @@ export function visibleFilter(filter: unknown, visible: Visibility): Record<stri
 export function discoverFromInitialize(init: unknown, allowed: readonly string[]): Obj {
   const r = isObj(init) ? init : {};
   const caps: Obj = isObj(r.capabilities) ? { ...r.capabilities } : {};
-  // The bridge delivers list changes on subscriptions/listen, not per-resource subscriptions.
-  if (isObj(caps.resources)) caps.resources = { ...caps.resources, subscribe: false };
+  // Logging is per request in 2026 (_meta logLevel); a 2025 session's logging/setLevel is not relayed.
   delete caps.logging;
   return {
     supportedVersions: [...allowed],
