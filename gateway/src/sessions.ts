@@ -197,7 +197,7 @@ export class HostedSession {
         const h: Record<string, string> = { "content-type": "application/json" };
         if (x.msg?.method === "initialize") h["mcp-session-id"] = this.id;
         x.res.writeHead(status, h).end(body);
-      }
+      } else if (x.sse && !x.res.writableEnded) x.res.end(`event: message\ndata: ${body}\n\n`); // answered on the SSE stream its progress opened
     }
     this.#core.finish(x, outcome, status, reason);
   }

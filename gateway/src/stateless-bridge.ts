@@ -53,6 +53,8 @@ interface Bridged {
   inflight: Map<Exchange, Record<string, unknown> | undefined>;
   /** Calls of this session parked while the client answers an input request. */
   parked: Set<Parked>;
+  /** Calls in flight that asked for progress, by their progress token (JSON). */
+  progress: Map<string, Exchange>;
 }
 
 interface Parked {
@@ -180,13 +182,31 @@ export class StatelessBridge {
     this.#release(b, x);
   }
 
-  /** When the exchange ends, it no longer occupies its session. */
+  /** When the exchange ends, it no longer occupies its session. A progress token it asked with now names it. */
   #release(b: Bridged, x: Exchange): void {
+    const meta = x.msg?.params?._meta;
+    const token = isObj(meta) && (typeof meta.progressToken === "string" || typeof meta.progressToken === "number") ? JSON.stringify(meta.progressToken) : undefined;
+    if (token !== undefined) b.progress.set(token, x);
     const inner = x.cleanup;
     x.cleanup = (ex, outcome) => {
       inner?.(ex, outcome);
       b.inflight.delete(ex);
+      if (token !== undefined && b.progress.get(token) === ex) b.progress.delete(token);
     };
+  }
+
+  /**
+   * Progress of a bridged call goes where 2026 puts it: on the response stream of the request it is
+   * about. The first one turns the answer into an SSE stream; the result ends it.
+   */
+  #progress(b: Bridged, m: JsonRpcMessage): void {
+    const x = b.progress.get(JSON.stringify(m.params?.progressToken));
+    if (!x || x.done || x.res.writableEnded) return;
+    if (!x.res.headersSent) {
+      x.res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
+      x.sse = true;
+    }
+    x.res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", method: m.method, params: m.params })}\n\n`);
   }
 
   // ---------------------------------------------------------------- sessions
@@ -222,11 +242,11 @@ export class StatelessBridge {
     }
     const h = this.#core.sessions.host(identity, false);
     if (!h) return undefined;
-    const b: Bridged = { h, ready: Promise.resolve({ jsonrpc: "2.0" }), inflight: new Map(), parked: new Set() };
+    const b: Bridged = { h, ready: Promise.resolve({ jsonrpc: "2.0" }), inflight: new Map(), parked: new Set(), progress: new Map() };
     b.ready = this.#initialize(h);
     b.ready.catch(() => undefined);
     h.onServerRequest = (m) => this.#serverRequest(b, m);
-    h.onNotification = (m) => this.#notify(identity.key, m);
+    h.onNotification = (m) => (m.method === "notifications/progress" ? this.#progress(b, m) : this.#notify(identity.key, m));
     h.onOrphanAnswer = (m) => this.#orphanAnswer(b, m);
     h.onEnd = () => {
       // Dropped (idle, evicted, upstream gone, shutdown): its parked calls cannot be resumed.

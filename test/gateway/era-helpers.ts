@@ -112,11 +112,11 @@ let nextId = 1;
  * Mcp-Method and Mcp-Name headers. `headers` overrides them (null removes one). With `stream`, the
  * answer is read as an SSE stream (subscriptions/listen).
  */
-export async function modernRpc(url: string, key: string, method: string, params: Msg, headers?: Record<string, string | null>, version?: string): Promise<{ status: number; body: Msg }>;
+export async function modernRpc(url: string, key: string, method: string, params: Msg, headers?: Record<string, string | null>, version?: string): Promise<{ status: number; body: Msg; events: Msg[] }>;
 export async function modernRpc(url: string, key: string, method: string, params: Msg, headers: Record<string, string | null>, version: string, stream: true): Promise<{ status: number; events: Events; close(): void }>;
 export async function modernRpc(url: string, key: string, method: string, params: Msg, headers: Record<string, string | null> = {}, version = MODERN, stream = false) {
   const id = nextId++;
-  const body = { jsonrpc: "2.0", id, method, params: { ...params, _meta: { "io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } } } };
+  const body = { jsonrpc: "2.0", id, method, params: { ...params, _meta: { ...params._meta, "io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } } } };
   const h: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", "x-api-key": key, "mcp-protocol-version": version, "mcp-method": method };
   const name = method === "resources/read" ? params.uri : method === "tools/call" || method === "prompts/get" ? params.name : undefined;
   if (typeof name === "string") h["mcp-name"] = name;
@@ -131,10 +131,13 @@ export async function modernRpc(url: string, key: string, method: string, params
     return { status: r.status, events: readEvents(r.body), close: () => ac.abort() };
   }
   const text = await r.text();
-  let parsed: Msg;
+  // An SSE answer: every message in order (notifications first), the body is the last one (the response).
   if ((r.headers.get("content-type") ?? "").includes("text/event-stream")) {
-    const datas = text.split("\n").filter((l) => l.startsWith("data:"));
-    parsed = JSON.parse(datas.at(-1)!.slice(5).trim()) as Msg;
-  } else parsed = JSON.parse(text) as Msg;
-  return { status: r.status, body: parsed };
+    const events = text
+      .split("\n")
+      .filter((l) => l.startsWith("data:"))
+      .map((l) => JSON.parse(l.slice(5).trim()) as Msg);
+    return { status: r.status, body: events.at(-1)!, events };
+  }
+  return { status: r.status, body: JSON.parse(text) as Msg, events: [] };
 }
