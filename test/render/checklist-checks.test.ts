@@ -12,9 +12,8 @@ import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { CHECKLIST_IDS, type ChecklistId, computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
-import { list, obj } from "./properties.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
 
-type Obj = Record<string, unknown>;
 const ROOT = join(import.meta.dirname, "..", "..");
 
 /** examples/orders-db.yaml uses TLS, JWT with scopes, rules with schedules and constraints: every item holds. */

@@ -9,7 +9,8 @@ import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { byKind, list, obj, one, podOf } from "./properties.ts";
+import { list, obj } from "../support/objects.ts";
+import { byKind, one, podOf } from "./properties.ts";
 
 const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
 const ISTIO = { mesh: { istio: { enabled: true } } };

@@ -7,7 +7,8 @@ import fc from "fast-check";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { list, obj, podOf } from "./properties.ts";
+import { list, obj } from "../support/objects.ts";
+import { podOf } from "./properties.ts";
 
 const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

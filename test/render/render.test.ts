@@ -11,7 +11,8 @@ import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import { mcpServerArbitrary } from "./arbitrary.ts";
-import { assertHardened, byKind, list, obj, one, podOf } from "./properties.ts";
+import { list, obj } from "../support/objects.ts";
+import { assertHardened, byKind, one, podOf } from "./properties.ts";
 
 const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 const OPTIONS = { gatewayImage: "ghcr.io/mcp-bastion/mcp-bastion:0.1.0" };

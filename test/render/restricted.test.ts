@@ -5,7 +5,8 @@ import { test } from "node:test";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { type RenderResult, renderMcpServer } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
-import { assertHardened, list, obj, podOf } from "./properties.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
+import { assertHardened, podOf } from "./properties.ts";
 
 function render(): { server: Parameters<typeof renderMcpServer>[0]; result: RenderResult } {
   const r = validateMcpServer({
@@ -24,7 +25,6 @@ function render(): { server: Parameters<typeof renderMcpServer>[0]; result: Rend
   return { server: r.value, result: renderMcpServer(r.value, { gatewayImage: "gw:1" }) };
 }
 
-type Obj = Record<string, unknown>;
 const container = (pod: Obj, name: string) => list(pod.containers).find((c) => c.name === name)! as Obj;
 const sc = (c: Obj) => c.securityContext as Obj;
 
