@@ -12,6 +12,7 @@ import { crdYaml } from "../../cli/src/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";
+import { mcpServerDoc } from "../support/mcpserver.ts";
 import { NON_CANONICAL_FIELDS, RESERVED_MOUNT_PATH_SPELLINGS, withSpec as withPathSpec, withVolume } from "./path-cases.ts";
 
 const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
@@ -65,13 +66,8 @@ test("kubectl explain shows the descriptions and get shows the printer columns",
   assert.match(get.stdout, /everything\s+streamable-http/);
 });
 
-const BASE = {
-  apiVersion: "mcp.bastion.dev/v1alpha1",
-  kind: "McpServer",
-  metadata: { name: "cel", namespace: "cel" },
-  spec: { image: "x:1", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } } },
-};
-const withSpec = (patch: Record<string, unknown>) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+const withSpec = (patch: Record<string, unknown>) => mcpServerDoc(patch, { name: "cel", namespace: "cel" });
+const BASE = withSpec({});
 
 const REFUSED: [string, unknown, string][] = [
   ["no auth", withSpec({ auth: {} }), "spec.auth must set at least one of apiKeys, jwt, mtls"],
