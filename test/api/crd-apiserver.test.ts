@@ -2,7 +2,6 @@
 // budget), every example is admitted, and the cross-field rules refuse the same specs the zod
 // schema refuses, with the same message (CEL and zod are written side by side in v1alpha1.ts).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import fc from "fast-check";
@@ -14,8 +13,9 @@ import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";
 import { mcpServerDoc } from "../support/mcpserver.ts";
 import { NON_CANONICAL_FIELDS, RESERVED_MOUNT_PATH_SPELLINGS, withSpec as withPathSpec, withVolume } from "./path-cases.ts";
+import { EXAMPLES_DIR, mcpServerExampleFiles } from "../support/examples.ts";
 
-const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
+const EXAMPLES = EXAMPLES_DIR;
 let cp: ControlPlane;
 
 before(async () => {
@@ -48,10 +48,9 @@ async function dryRun(doc: unknown) {
 }
 
 test("every example is admitted by the API server", async () => {
-  const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml") && /^kind: McpServer$/m.test(readFileSync(join(EXAMPLES, f), "utf8")));
-  for (const f of files) {
-    const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", join(EXAMPLES, f)]);
-    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+  for (const { file, path } of mcpServerExampleFiles()) {
+    const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", path]);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
   }
 });
 
