@@ -32,8 +32,6 @@ export async function getJson<T = Record<string, any>>(cp: ControlPlane, args: s
   return JSON.parse(r.stdout) as T;
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` and the last value seen (test/support). */
-export { waitFor };
 
 /** Installs the McpServer CRD and waits until it is served. */
 export async function installCrd(cp: ControlPlane): Promise<void> {
