@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeClient } from "../../operator/src/runtime/kube.ts";
 import { readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, installCrd, mcpServer, must, ROOT, spawnOperator, waitFor } from "../../test/controller/helpers.ts";
+import { waitFor } from "../../test/support/index.ts";
+import { conditionsOf, installCrd, mcpServer, must, ROOT, spawnOperator } from "../../test/controller/helpers.ts";
 
 function parse() {
   try {

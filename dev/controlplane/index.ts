@@ -153,8 +153,6 @@ function run(
   });
 }
 
-/** A free TCP port on 127.0.0.1 (the one shared copy lives in test/support). */
-export { freePort };
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   const { code, stderr } = await run("openssl", args.map((a) => a.replaceAll("{dir}", cwd)));

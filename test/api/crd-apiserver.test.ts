@@ -2,7 +2,6 @@
 // budget), every example is admitted, and the cross-field rules refuse the same specs the zod
 // schema refuses, with the same message (CEL and zod are written side by side in v1alpha1.ts).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import fc from "fast-check";
@@ -12,9 +11,11 @@ import { crdYaml } from "../../cli/src/commands/crd.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { waitUntil } from "../support/index.ts";
+import { mcpServerDoc } from "../support/mcpserver.ts";
 import { NON_CANONICAL_FIELDS, RESERVED_MOUNT_PATH_SPELLINGS, withSpec as withPathSpec, withVolume } from "./path-cases.ts";
+import { EXAMPLES_DIR, mcpServerExampleFiles } from "../support/examples.ts";
 
-const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
+const EXAMPLES = EXAMPLES_DIR;
 let cp: ControlPlane;
 
 before(async () => {
@@ -47,10 +48,9 @@ async function dryRun(doc: unknown) {
 }
 
 test("every example is admitted by the API server", async () => {
-  const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml") && /^kind: McpServer$/m.test(readFileSync(join(EXAMPLES, f), "utf8")));
-  for (const f of files) {
-    const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", join(EXAMPLES, f)]);
-    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+  for (const { file, path } of mcpServerExampleFiles()) {
+    const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", path]);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
   }
 });
 
@@ -65,13 +65,8 @@ test("kubectl explain shows the descriptions and get shows the printer columns",
   assert.match(get.stdout, /everything\s+streamable-http/);
 });
 
-const BASE = {
-  apiVersion: "mcp.bastion.dev/v1alpha1",
-  kind: "McpServer",
-  metadata: { name: "cel", namespace: "cel" },
-  spec: { image: "x:1", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } } },
-};
-const withSpec = (patch: Record<string, unknown>) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+const withSpec = (patch: Record<string, unknown>) => mcpServerDoc(patch, { name: "cel", namespace: "cel" });
+const BASE = withSpec({});
 
 const REFUSED: [string, unknown, string][] = [
   ["no auth", withSpec({ auth: {} }), "spec.auth must set at least one of apiKeys, jwt, mtls"],

@@ -3,19 +3,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
+import { mcpServerDoc } from "../support/mcpserver.ts";
 
-const BASE = {
-  apiVersion: "mcp.bastion.dev/v1alpha1",
-  kind: "McpServer",
-  metadata: { name: "srv", namespace: "ns" },
-  spec: {
-    image: "registry.example/mcp:1",
-    transport: { type: "streamable-http", port: 3000 },
-    auth: { apiKeys: { secretRef: { name: "keys" } } },
-  },
-};
 type Spec = Record<string, unknown>;
-const withSpec = (patch: Spec) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+const withSpec = (patch: Spec) => mcpServerDoc(patch, { name: "srv", namespace: "ns" });
+const BASE = withSpec({});
 const ISTIO = { mesh: { istio: { enabled: true } } };
 const JWT = { issuer: "https://id.example.com", audiences: ["mcp"] };
 

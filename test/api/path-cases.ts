@@ -1,13 +1,8 @@
 // Cases shared by paths.test.ts (zod) and crd-apiserver.test.ts (the CRD's CEL on a real API server):
 // both must refuse every one of them.
+import { mcpServerDoc } from "../support/mcpserver.ts";
 
-export const BASE = {
-  apiVersion: "mcp.bastion.dev/v1alpha1",
-  kind: "McpServer",
-  metadata: { name: "paths", namespace: "cel" },
-  spec: { image: "x:1", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } } },
-};
-export const withSpec = (patch: Record<string, unknown>) => ({ ...BASE, spec: { ...BASE.spec, ...patch } });
+export const withSpec = (patch: Record<string, unknown>) => mcpServerDoc(patch, { name: "paths", namespace: "cel" });
 export const withVolume = (mountPath: string) => withSpec({ volumes: [{ name: "v", mountPath, configMap: { name: "c" } }] });
 
 /** Each of these resolves to, into, or above a path the pod itself uses. */

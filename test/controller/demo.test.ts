@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { getJson, ROOT } from "./helpers.ts";
+import { mcpServerExampleFiles } from "../support/examples.ts";
 
 function demo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -19,14 +20,14 @@ function demo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; s
   });
 }
 
-const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
+/** Every McpServer of examples/ (the demo applies them all; examples/ also holds an Argo CD Application). */
+const exampleServers = mcpServerExampleFiles().flatMap((e) => e.docs);
 let cp: ControlPlane | undefined;
 after(async () => {
   await cp?.stop();
 });
 
 test("without KUBECONFIG: a local control plane, the examples with their printer columns and a checklist, then a clean stop", async () => {
-  assert.ok(examples.length > 0);
   // Its own TMPDIR, so what it leaves behind (if anything) is told apart from other tests' control planes.
   const scratch = mkdtempSync(join(tmpdir(), "demo-test-"));
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: scratch };
@@ -49,7 +50,7 @@ test("with KUBECONFIG: uses that cluster and installs no Istio or External Secre
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /using the cluster of KUBECONFIG=/);
   const servers = await getJson(cp, ["mcpservers", "-A"]);
-  assert.ok(servers && servers.items.length >= examples.length - 1);
+  assert.equal(servers?.items.length, exampleServers.length, "every example McpServer is applied");
   const crds = await getJson(cp, ["crds"]);
   assert.deepEqual(crds?.items.map((c: { metadata: { name: string } }) => c.metadata.name), ["mcpservers.mcp.bastion.dev"]);
   // Without the Istio CRDs, the examples that use Istio say so.

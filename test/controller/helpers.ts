@@ -10,6 +10,7 @@ import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/cont
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
 import type { ControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
+import { mcpServerDoc } from "../support/mcpserver.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** The upstream Istio and External Secrets CRDs (MCP_BASTION_UPSTREAM_CRDS overrides where they are, as in test/render/schemas.test.ts). */
@@ -31,8 +32,6 @@ export async function getJson<T = Record<string, any>>(cp: ControlPlane, args: s
   return JSON.parse(r.stdout) as T;
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` and the last value seen (test/support). */
-export { waitFor };
 
 /** Installs the McpServer CRD and waits until it is served. */
 export async function installCrd(cp: ControlPlane): Promise<void> {
@@ -106,20 +105,17 @@ export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNam
   await must(cp, ["apply", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
 }
 
-/** A small valid McpServer (streamable HTTP, API keys); `spec` entries override the defaults. */
+/** test/support/mcpserver.ts's McpServer with the controller tests' own defaults (port 3001 at /mcp, API keys from NAME-keys, one rule); `spec` entries override them. */
 export function mcpServer(name: string, namespace: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiVersion: "mcp.bastion.dev/v1alpha1",
-    kind: "McpServer",
-    metadata: { name, namespace },
-    spec: {
-      image: "ghcr.io/example/mcp-everything@sha256:4c5e3a1f0f3b6a8e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3c2b1a0f9e8d7c6",
+  return mcpServerDoc(
+    {
       transport: { type: "streamable-http", port: 3001, path: "/mcp" },
       auth: { apiKeys: { secretRef: { name: `${name}-keys` } } },
       authorization: { rules: [{ name: "ci", clients: { apiKeys: ["ci"] }, tools: { allow: ["*"] } }] },
       ...spec,
     },
-  };
+    { name, namespace },
+  );
 }
 
 export interface Conditions {

@@ -10,7 +10,8 @@ import type { Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
+import { waitFor } from "../support/index.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition } from "./helpers.ts";
 
 const NS = "team-a";
 const GATEWAY_IMAGE = "ghcr.io/mcp-bastion/mcp-bastion:test";

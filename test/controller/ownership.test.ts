@@ -9,7 +9,8 @@ import { after, before, test } from "node:test";
 import { defaultConfig, Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, waitCondition, waitFor } from "./helpers.ts";
+import { waitFor } from "../support/index.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, waitCondition } from "./helpers.ts";
 
 const NS = "owners";
 let cp: ControlPlane;

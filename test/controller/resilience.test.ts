@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, getJson, installCrd, mcpServer, must, type OperatorProcess, spawnOperator, waitCondition, waitFor } from "./helpers.ts";
+import { waitFor } from "../support/index.ts";
+import { conditionsOf, getJson, installCrd, mcpServer, must, type OperatorProcess, spawnOperator, waitCondition } from "./helpers.ts";
 
 const NS = "fleet";
 let cp: ControlPlane;

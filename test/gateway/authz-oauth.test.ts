@@ -17,8 +17,8 @@ import { decodeJwt } from "jose";
 import Provider from "oidc-provider";
 import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
-import { waitFor } from "../support/index.ts";
-import { type Child, MemorySink, baseConfig, freePort, startEverything, startIssuer } from "./helpers.ts";
+import { freePort, waitFor } from "../support/index.ts";
+import { type Child, MemorySink, baseConfig, startEverything, startIssuer } from "./helpers.ts";
 
 const CLIENT_ID = "mcp-test-client";
 

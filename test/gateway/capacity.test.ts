@@ -11,7 +11,8 @@ import type { Channel } from "../../gateway/src/channel.ts";
 import type { Identity } from "../../gateway/src/authz.ts";
 import { SessionTable } from "../../gateway/src/sessions.ts";
 import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
-import { type Peer, startPeer, waitFor } from "./peer.ts";
+import { waitUntil } from "../support/index.ts";
+import { type Peer, startPeer } from "./peer.ts";
 
 const KEYS = { alice: "alice-cap-Gh5Jk7Lq9Wz2Xc", bob: "bob-cap-Vb4Nm6Qw8Er1Ty", carol: "carol-cap-Ui3Op5As7Df9Gh" };
 let peer: Peer;
@@ -34,7 +35,7 @@ async function gateway(upstream: "sse" | "streamable-http", limits: Record<strin
   Object.assign(cfg.limits, limits);
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
   const { port } = await gw.start();
-  await waitFor("gateway ready", () => gw.ready, (r) => r);
+  await waitUntil("gateway ready", () => gw.ready, (r) => r);
   return { gw, url: `http://127.0.0.1:${port}/mcp`, port };
 }
 
@@ -62,7 +63,7 @@ describe("sessions", () => {
       const alice: Client[] = [];
       for (let i = 0; i < 5; i++) alice.push(await client(url, KEYS.alice));
       // The two oldest of alice's five are dropped and DELETEd upstream (the server frees them).
-      await waitFor("evicted sessions closed upstream", () => peer.deleted - deleted, (n) => n === 2);
+      await waitUntil("evicted sessions closed upstream", () => peer.deleted - deleted, (n) => n === 2);
       assert.deepEqual(await Promise.all(alice.map(echoes)), [false, false, true, true, true]);
       assert.equal(await echoes(bob), true, "bob's session survived alice's flood");
       await Promise.all([...alice, bob].map((c) => c.close()));
@@ -91,7 +92,7 @@ describe("sessions", () => {
     // 4 gateway-held sessions in all: each client holds at most 1.
     const { gw, url } = await gateway("sse", { maxHostedSessions: 4 });
     try {
-      await waitFor("the catalog's own session is closed", () => peer.live().sse, (n) => n === 0);
+      await waitUntil("the catalog's own session is closed", () => peer.live().sse, (n) => n === 0);
       const a: Client[] = [];
       const b: Client[] = [];
       for (let i = 0; i < 3; i++) {
@@ -99,7 +100,7 @@ describe("sessions", () => {
         b.push(await client(url, KEYS.bob));
       }
       // Each kept only its newest; the others were closed upstream.
-      await waitFor("upstream sessions of alice and bob", () => peer.live().sse, (n) => n === 2);
+      await waitUntil("upstream sessions of alice and bob", () => peer.live().sse, (n) => n === 2);
       assert.deepEqual(await Promise.all(a.map(echoes)), [false, false, true]);
       assert.deepEqual(await Promise.all(b.map(echoes)), [false, false, true]);
       const carol = await client(url, KEYS.carol);
@@ -107,7 +108,7 @@ describe("sessions", () => {
       // Clients that end their sessions (DELETE) end them upstream too.
       await Promise.all([...a, ...b, carol].map((c) => (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined)));
       await Promise.all([...a, ...b, carol].map((c) => c.close()));
-      await waitFor("deleted sessions end upstream", () => peer.live().sse, (n) => n === 0);
+      await waitUntil("deleted sessions end upstream", () => peer.live().sse, (n) => n === 0);
     } finally {
       await gw.close();
     }
@@ -137,13 +138,13 @@ describe("slots and slow bodies", () => {
       const t0 = Date.now();
       const socks = [slow(KEYS.alice), slow(KEYS.bob), slow(KEYS.alice), slow(KEYS.bob)];
       // alice's and bob's second slow body are over their share: refused at once.
-      await waitFor("second slow bodies refused", () => answers().filter((a) => a.includes(" 503 ")).length, (n) => n === 2);
+      await waitUntil("second slow bodies refused", () => answers().filter((a) => a.includes(" 503 ")).length, (n) => n === 2);
       // Meanwhile another client is served.
       assert.equal(await echoes(carol), true, "carol served while alice and bob send slow bodies");
       // The slow ones lose their slot at the deadline.
-      await waitFor("slow bodies cut at the deadline", () => answers().filter((a) => a.includes(" 408 ")).length, (n) => n === 2);
+      await waitUntil("slow bodies cut at the deadline", () => answers().filter((a) => a.includes(" 408 ")).length, (n) => n === 2);
       assert.ok(Date.now() - t0 < 10_000, "cut near the 1 s deadline");
-      await waitFor("no slot held", () => gw.inflight, (n) => n === 0);
+      await waitUntil("no slot held", () => gw.inflight, (n) => n === 0);
       for (const s of socks) s.destroy();
       await carol.close();
     } finally {

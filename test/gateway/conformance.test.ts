@@ -11,7 +11,8 @@ import { ElicitRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.j
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { sanitizeRaw } from "../../gateway/src/sanitize.ts";
 import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
-import { type Peer, startPeer, waitFor } from "./peer.ts";
+import { waitUntil } from "../support/index.ts";
+import { type Peer, startPeer } from "./peer.ts";
 
 const KEY = "conf-client-Rt6Yu8Io0Pa2Sd";
 let peer: Peer;
@@ -30,7 +31,7 @@ async function gateway(upstream: "sse" | "streamable-http"): Promise<{ gw: Gatew
   cfg.authorization.rules = [{ name: "conf", clients: { apiKeys: ["conf"] }, tools: { allow: ["echo", "ask-user", "url-elicit", "elicit-later"], deny: [] } }];
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
   const { port } = await gw.start();
-  await waitFor("gateway ready", () => gw.ready, (r) => r);
+  await waitUntil("gateway ready", () => gw.ready, (r) => r);
   return { gw, port };
 }
 
@@ -99,7 +100,7 @@ describe("server-initiated requests right after connect", () => {
         const colour = `${name}-${i}`;
         const c = await connect(port, { elicitation: {} }, () => colour);
         await c.callTool({ name: "elicit-later", arguments: {} });
-        await waitFor(`${name} connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
+        await waitUntil(`${name} connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
         await (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
         await c.close();
       }
@@ -120,7 +121,7 @@ describe("server-initiated requests right after connect", () => {
         }),
       );
       await c.callTool({ name: "elicit-later", arguments: {} });
-      await waitFor(`legacy connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
+      await waitUntil(`legacy connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
       await c.close();
     }
   });

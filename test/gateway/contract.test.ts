@@ -2,38 +2,30 @@
 // example McpServer is a config the gateway accepts (schema and semantic checks), with the files it names
 // mounted where the gateway reads them.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parseAllDocuments } from "yaml";
 import { GATEWAY_PATHS } from "../../contract/gateway-config.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import { ROOT } from "./helpers.ts";
-
-const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
+import { exampleMcpServerDoc, exampleMcpServers } from "../support/examples.ts";
 
 test("every example renders a gateway.json the gateway loads", () => {
-  assert.ok(examples.length > 0);
   let seen = 0;
-  for (const f of examples) {
-    for (const doc of parseAllDocuments(readFileSync(join(ROOT, "examples", f), "utf8"))) {
-      const v = validateMcpServer(doc.toJSON());
-      if (!v.ok) continue; // not an McpServer document
-      const r = renderMcpServer(v.value, { gatewayImage: "ghcr.io/example/mcp-bastion:test" });
-      const cm = r.objects.find((o) => o.kind === "ConfigMap" && typeof (o.data as Record<string, unknown> | undefined)?.["gateway.json"] === "string");
-      assert.ok(cm, `${f}: a ConfigMap with gateway.json`);
-      const cfg = parseConfig(JSON.parse((cm.data as Record<string, string>)["gateway.json"]!));
-      assert.equal(cfg.server.name, v.value.metadata.name, `${f}: server name`);
-      if (cfg.auth.apiKeys) assert.equal(cfg.auth.apiKeys.dir, GATEWAY_PATHS.apiKeysDir, `${f}: api keys mounted where the gateway reads them`);
-      if (cfg.auth.jwt?.jwksFile) assert.ok(cfg.auth.jwt.jwksFile.startsWith(`${GATEWAY_PATHS.jwksDir}/`), `${f}: jwks file under ${GATEWAY_PATHS.jwksDir}`);
-      if (cfg.upstream.transport === "stdio") assert.equal(cfg.upstream.bridge.host, "127.0.0.1", `${f}: the bridge is reached on loopback`);
-      // In-cluster clients use the Service's short names: the gateway's Host check must accept them.
-      const { name, namespace } = v.value.metadata;
-      assert.deepEqual(cfg.hostAliases, [name, `${name}.${namespace}`, `${name}.${namespace}.svc`], `${f}: Service names as Host aliases`);
-      seen++;
-    }
+  for (const { file: f, server } of exampleMcpServers()) {
+    const r = renderMcpServer(server, { gatewayImage: "ghcr.io/example/mcp-bastion:test" });
+    const cm = r.objects.find((o) => o.kind === "ConfigMap" && typeof (o.data as Record<string, unknown> | undefined)?.["gateway.json"] === "string");
+    assert.ok(cm, `${f}: a ConfigMap with gateway.json`);
+    const cfg = parseConfig(JSON.parse((cm.data as Record<string, string>)["gateway.json"]!));
+    assert.equal(cfg.server.name, server.metadata.name, `${f}: server name`);
+    if (cfg.auth.apiKeys) assert.equal(cfg.auth.apiKeys.dir, GATEWAY_PATHS.apiKeysDir, `${f}: api keys mounted where the gateway reads them`);
+    if (cfg.auth.jwt?.jwksFile) assert.ok(cfg.auth.jwt.jwksFile.startsWith(`${GATEWAY_PATHS.jwksDir}/`), `${f}: jwks file under ${GATEWAY_PATHS.jwksDir}`);
+    if (cfg.upstream.transport === "stdio") assert.equal(cfg.upstream.bridge.host, "127.0.0.1", `${f}: the bridge is reached on loopback`);
+    // In-cluster clients use the Service's short names: the gateway's Host check must accept them.
+    const { name, namespace } = server.metadata;
+    assert.deepEqual(cfg.hostAliases, [name, `${name}.${namespace}`, `${name}.${namespace}.svc`], `${f}: Service names as Host aliases`);
+    seen++;
   }
   assert.ok(seen >= 3, `rendered ${seen} McpServers`);
 });
@@ -61,8 +53,7 @@ test("`mcp-bastion gateway` with a broken config exits 1 naming the field, witho
 });
 
 test("spec.audit.checkpoint: the signing key is mounted into the gateway only, where gateway.json names it", () => {
-  const f = examples.find((x) => x.includes("everything")) ?? examples[0]!;
-  const doc = parseAllDocuments(readFileSync(join(ROOT, "examples", f), "utf8")).map((d) => d.toJSON()).find((d) => d?.kind === "McpServer");
+  const doc = exampleMcpServerDoc("everything.yaml") as { spec: Record<string, unknown> };
   const v = validateMcpServer({ ...doc, spec: { ...doc.spec, audit: { checkpoint: { secretRef: { name: "audit-signing" } } } } });
   assert.ok(v.ok, v.ok ? "" : v.errors.join("; "));
   assert.deepEqual(v.value.spec.audit.checkpoint, { secretRef: { name: "audit-signing", key: "checkpoint.key" }, everyLines: 1000, everySeconds: 10 });

@@ -10,7 +10,8 @@ import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
-import { type Peer, startPeer, waitFor } from "./peer.ts";
+import { waitUntil } from "../support/index.ts";
+import { type Peer, startPeer } from "./peer.ts";
 
 const KEY = "prop-client-Qw3Er5Ty7Ui9Op";
 let peer: Peer;
@@ -79,7 +80,7 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
   const { port } = await gw.start();
   let closed = false;
   try {
-    await waitFor("gateway ready", () => gw.ready, (r) => r);
+    await waitUntil("gateway ready", () => gw.ready, (r) => r);
     let sent = 0;
     const all: Sent[] = [];
     const open: { id: number; key: string; s: Sent }[] = [];
@@ -99,7 +100,7 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
     };
     const sendSeen = async (body: unknown) => {
       const s = send(body);
-      await waitFor("the gateway sees the request", progress, (n) => n >= sent, 10_000);
+      await waitUntil("the gateway sees the request", progress, (n) => n >= sent, 10_000, 25);
       return s;
     };
     let next = 1;
@@ -111,7 +112,7 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
           const before = peer.holding();
           open.push({ id, key, s: await sendSeen({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "hold", arguments: { key } } }) });
           // An abort or a duplicate is about a call the gateway admitted: wait until the server runs it.
-          await waitFor("the call reaches the server", () => peer.holding(), (n) => n > before, 10_000);
+          await waitUntil("the call reaches the server", () => peer.holding(), (n) => n > before, 10_000, 25);
           break;
         }
         case "answer": {
@@ -151,9 +152,9 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
       closed = true;
     } else peer.release();
     await Promise.all(all.map((s) => s.settled));
-    await waitFor("no request in flight", () => gw.inflight, (n) => n === 0, 10_000);
+    await waitUntil("no request in flight", () => gw.inflight, (n) => n === 0, 10_000);
     gw.audit.flush();
-    const lines = await waitFor(
+    const lines = await waitUntil(
       "one audit line per request",
       () => {
         gw.audit.flush();
@@ -166,7 +167,7 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
     if (!closed) {
       // The slots really are free: a fresh call is admitted and answered.
       const s = post(port, h(), { jsonrpc: "2.0", id: 999, method: "tools/call", params: { name: "hold", arguments: { key: "final" } } });
-      await waitFor("final call reaches the server", () => peer.holding(), (n) => n > 0, 10_000).catch(() => undefined);
+      await waitUntil("final call reaches the server", () => peer.holding(), (n) => n > 0, 10_000).catch(() => undefined);
       peer.release();
       const status = await s.settled;
       assert.ok(status === 200 || status === 404, `a fresh call after the sequence got HTTP ${status}`);

@@ -11,7 +11,6 @@ import { freePort } from "../support/index.ts";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 
-export { freePort } from "../support/index.ts";
 
 export interface Child {
   proc: ChildProcess;

@@ -7,7 +7,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
-import { type Peer, startPeer, waitFor } from "./peer.ts";
+import { waitUntil } from "../support/index.ts";
+import { type Peer, startPeer } from "./peer.ts";
 
 /** One client per test: the notification budget (burst 3) is per client. */
 const KEYS: Record<string, string> = { noid: "noid-msg-Zx8Cv6Bn4Mq2Wp", flood: "flood-msg-Lk9Jh7Gf5Ds3Aq", dup: "dup-msg-Po0Iu8Yt6Re4Wq", many: "many-msg-Mn1Bv3Cx5Za7Sd" };
@@ -29,7 +30,7 @@ before(async () => {
     cfg.limits.notifications = { requestsPerMinute: 6, burst: 3 };
     const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
     const { port } = await gw.start();
-    await waitFor("gateway ready", () => gw.ready, (r) => r);
+    await waitUntil("gateway ready", () => gw.ready, (r) => r);
     gws[kind] = { gw, port, sink };
   }
 });
@@ -121,7 +122,7 @@ for (const kind of KINDS) {
       const sid = await session(port, KEYS.dup!);
       const before = peer.holding();
       const first = rpc(port, KEYS.dup!, { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "hold", arguments: { key: `dup-${kind}` } } }, sid);
-      await waitFor("the first call runs on the server", () => peer.holding(), (n) => n > before);
+      await waitUntil("the first call runs on the server", () => peer.holding(), (n) => n > before);
       const second = await rpc(port, KEYS.dup!, { jsonrpc: "2.0", id: 7, method: "tools/list" }, sid);
       assert.equal(second.status, 400);
       assert.match(second.json?.error?.message ?? "", /request id 7 is already in flight/);

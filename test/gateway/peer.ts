@@ -180,15 +180,3 @@ export async function startPeer(): Promise<Peer> {
       }),
   };
 }
-
-/** Polls `probe` until `ok` holds, or fails after `ms` naming what was last seen. */
-export async function waitFor<T>(what: string, probe: () => T | Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T = await probe();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${ms} ms; last seen ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    last = await probe();
-  }
-  return last;
-}

@@ -7,7 +7,8 @@ import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { MemorySink, ROOT, type Toy, baseConfig, freePort, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { freePort } from "../support/index.ts";
+import { MemorySink, ROOT, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "tenant-key-Rt5Yu8Io2Pa4Sd6F";
 let redis: ChildProcess;

@@ -10,8 +10,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { waitFor, waitUntil, withDeadline } from "../support/index.ts";
-import { type Child, EVERYTHING, MemorySink, ROOT, baseConfig, freePort, startEverything, tempDir, writeKeys } from "./helpers.ts";
+import { freePort, waitFor, waitUntil, withDeadline } from "../support/index.ts";
+import { type Child, EVERYTHING, MemorySink, ROOT, baseConfig, startEverything, tempDir, writeKeys } from "./helpers.ts";
 
 const ALICE = "alice-Ut6Yh3Jk9Lm2Nb5Vc8Xz";
 const BOB = "bob-Pq1Wo2Ei3Ru4Ty5Al6Sk";

@@ -8,8 +8,8 @@ import { connect as tcpConnect, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { baseConfig, EVERYTHING, freePort, tempDir, writeKeys } from "../gateway/helpers.ts";
-import { waitFor, waitUntil } from "../support/index.ts";
+import { baseConfig, EVERYTHING, tempDir, writeKeys } from "../gateway/helpers.ts";
+import { freePort, waitFor, waitUntil } from "../support/index.ts";
 import { Figures } from "./figures.ts";
 import { type GatewayProcess, httpRequest, STACK_TRACE, startGateway } from "./gateway.ts";
 

@@ -7,6 +7,7 @@
 // server stores the object and the operator must report a condition that names the field.
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import type { RenderResult } from "../../operator/src/render/index.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
 
 type Json = Record<string, unknown>;
 
@@ -50,9 +51,6 @@ const big = huge(100_000);
 
 // ---- helpers for the "accepted and rendered safely" checks ----------------------------------------
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
-const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
 
 export function podTemplates(r: RenderResult): { name: string; spec: Obj; annotations: Record<string, string>; labels: Record<string, string> }[] {
   return r.objects

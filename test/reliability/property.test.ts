@@ -13,6 +13,7 @@ import { restrictedViolations } from "../../operator/src/render/restricted.ts";
 import { mcpServerArbitrary } from "../render/arbitrary.ts";
 import { Figures } from "./figures.ts";
 import { podTemplates } from "./hostile-specs.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
 
 const figures = new Figures(import.meta.url);
 after(() => figures.flush());
@@ -21,9 +22,6 @@ const LONG = process.env.RELIABILITY_LONG === "1";
 const RUNS = LONG ? 5_000 : 500;
 
 type Json = unknown;
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
-const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
 
 /** Keys an attacker would add next to real ones. */
 const SMUGGLED_KEYS = ["securityContext", "privileged", "hostNetwork", "hostPID", "hostPath", "serviceAccountName", "capabilities", "runAsUser", "volumes", "initContainers", "__proto__", "constructor", "valueFrom", "hostPort", "env", "command"];

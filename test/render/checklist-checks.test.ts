@@ -3,25 +3,18 @@
 // gateway config the pod gets) turns that item false. Items the schema already bounds say
 // "by construction" in their detail; their tampering shows the check still reads the objects.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
-import { parse } from "yaml";
-import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { CHECKLIST_IDS, type ChecklistId, computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
-import { list, obj } from "./properties.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
+import { exampleMcpServer } from "../support/examples.ts";
 
-type Obj = Record<string, unknown>;
-const ROOT = join(import.meta.dirname, "..", "..");
 
 /** examples/orders-db.yaml uses TLS, JWT with scopes, rules with schedules and constraints: every item holds. */
 function ordersDb(): McpServer {
-  const r = validateMcpServer(parse(readFileSync(join(ROOT, "examples", "orders-db.yaml"), "utf8")));
-  if (!r.ok) throw new Error(r.errors.join("; "));
-  return r.value;
+  return exampleMcpServer("orders-db.yaml");
 }
 
 const pod = (objects: KubeObject[]) => obj(obj(obj(objects.find((o) => o.kind === "Deployment")?.spec).template).spec);

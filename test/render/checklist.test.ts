@@ -3,24 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { GATEWAY_PATHS, GatewayConfigSchema } from "../../contract/gateway-config.ts";
-import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { list, obj, one, podOf } from "./properties.ts";
+import { mcpServer } from "../support/mcpserver.ts";
+import { list, obj } from "../support/objects.ts";
+import { one, podOf } from "./properties.ts";
 
-const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
-
-function server(spec: Record<string, unknown>, name = "s"): McpServer {
-  const r = validateMcpServer({
-    apiVersion: "mcp.bastion.dev/v1alpha1",
-    kind: "McpServer",
-    metadata: { name, namespace: "ns" },
-    spec: { image: DIGEST, transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "keys" } } }, ...spec },
-  });
-  if (!r.ok) throw new Error(r.errors.join("; "));
-  return r.value;
-}
+const server = (spec: Record<string, unknown>, name = "s"): McpServer => mcpServer(spec, { name });
 const render = (s: McpServer) => renderMcpServer(s, { gatewayImage: "gw:1" });
 const item = (s: McpServer, id: string) => render(s).checklist.find((c) => c.id === id)!;
 const gatewayConfig = (s: McpServer) => {

@@ -1,7 +1,7 @@
 // The CLI as a user runs it: `mcp-bastion render/crd/fingerprint` in a child process.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -9,6 +9,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { toolFingerprint } from "../../contract/fingerprint.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { freePort } from "../support/index.ts";
+import { mcpServerExampleFiles } from "../support/examples.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "cli", "bin", "mcp-bastion.js");
@@ -31,8 +32,9 @@ const noStackTrace = (s: string) => assert.doesNotMatch(s, /^\s+at .+\(.*:\d+:\d
 
 test("render: several McpServer documents in one file become one multi-document YAML stream", async () => {
   // McpServer manifests only (examples/ may also hold other files, e.g. an Argo CD Application)
-  const files = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml") && /^kind: McpServer$/m.test(readFileSync(join(ROOT, "examples", f), "utf8")));
-  const all = files.map((f) => readFileSync(join(ROOT, "examples", f), "utf8")).join("\n---\n");
+  const all = mcpServerExampleFiles()
+    .map((e) => e.text)
+    .join("\n---\n");
   const file = join(TMP, "all.yaml");
   writeFileSync(file, all);
   const r = await cli(["render", "-f", file, "--gateway-image", "registry.example/gw@sha256:" + "b".repeat(64)]);

@@ -6,28 +6,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { byKind, list, obj, one, podOf } from "./properties.ts";
+import { mcpServer, mcpServerDoc } from "../support/mcpserver.ts";
+import { list, obj } from "../support/objects.ts";
+import { byKind, one, podOf } from "./properties.ts";
 
-const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
 const ISTIO = { mesh: { istio: { enabled: true } } };
 
-function input(spec: Record<string, unknown>) {
-  return {
-    apiVersion: "mcp.bastion.dev/v1alpha1",
-    kind: "McpServer",
-    metadata: { name: "s", namespace: "ns" },
-    spec: { image: DIGEST, transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "keys" } } }, ...spec },
-  };
-}
-function server(spec: Record<string, unknown>): McpServer {
-  const r = validateMcpServer(input(spec));
-  if (!r.ok) throw new Error(r.errors.join("; "));
-  return r.value;
-}
-const render = (spec: Record<string, unknown>) => renderMcpServer(server(spec), { gatewayImage: "gw:1" });
+const render = (spec: Record<string, unknown>) => renderMcpServer(mcpServer(spec), { gatewayImage: "gw:1" });
 const networkIsolation = (spec: Record<string, unknown>) => render(spec).checklist.find((c) => c.id === "network-isolation")!;
 const egressOf = (spec: Record<string, unknown>) => list(obj(one(render(spec), "NetworkPolicy").spec).egress);
 const serviceEntry = (spec: Record<string, unknown>, name: string) => obj(byKind(render(spec), "ServiceEntry").find((o) => o.metadata.name === name)?.spec);
@@ -73,12 +60,12 @@ test("hostname rules the sidecar cannot enforce are refused: UDP ports, wildcard
     ["hosts without Istio", { network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }, "spec.network.egress[].hosts requires spec.mesh.istio.enabled"],
   ];
   for (const [what, spec, message] of cases) {
-    const r = validateMcpServer(input(spec));
+    const r = validateMcpServer(mcpServerDoc(spec));
     assert.equal(r.ok, false, `${what}: accepted`);
     if (!r.ok) assert.ok(r.errors.some((e) => e.includes(message)), `${what}: ${r.errors.join("; ")}`);
   }
   // UDP to a CIDR stays possible: the NetworkPolicy enforces addresses and ports for it.
-  assert.ok(validateMcpServer(input({ ...ISTIO, network: { egress: [{ cidrs: ["10.9.0.0/24"], ports: [{ port: 123, protocol: "UDP" }] }] } })).ok);
+  assert.ok(validateMcpServer(mcpServerDoc({ ...ISTIO, network: { egress: [{ cidrs: ["10.9.0.0/24"], ports: [{ port: 123, protocol: "UDP" }] }] } })).ok);
 });
 
 test("CIDR rules stay in the proxy: one ServiceEntry per rule with its addresses and TCP ports, no excludeOutboundIPRanges", () => {
@@ -159,7 +146,7 @@ test("checklist reads the objects: a hostname-style public peer without a REGIST
   const r = render({ ...ISTIO, network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } });
   const sidecar = one(r, "Sidecar");
   obj(sidecar.spec).outboundTrafficPolicy = { mode: "ALLOW_ANY" };
-  const it = computeChecklist(server({ ...ISTIO, network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }), r.objects).find((c) => c.id === "network-isolation")!;
+  const it = computeChecklist(mcpServer({ ...ISTIO, network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }), r.objects).find((c) => c.id === "network-isolation")!;
   assert.equal(it.satisfied, false);
   assert.match(it.detail, /egress to 0\.0\.0\.0\/0 on 443\/TCP/);
 });

@@ -4,33 +4,26 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { list, obj, podOf } from "./properties.ts";
+import { mcpServer } from "../support/mcpserver.ts";
+import { list, obj } from "../support/objects.ts";
+import { podOf } from "./properties.ts";
 
-const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** Kinds whose names must be DNS labels (Services are also DNS names); the rest DNS subdomains. */
 const LABEL_KINDS = new Set(["Service"]);
 
 function server(name: string, secrets: string[], egress: { cidr: boolean; wildcard: boolean }[] = []): McpServer {
-  const r = validateMcpServer({
-    apiVersion: "mcp.bastion.dev/v1alpha1",
-    kind: "McpServer",
-    metadata: { name, namespace: "team", uid: `uid-${name}` },
-    spec: {
-      image: DIGEST,
-      transport: { type: "streamable-http", port: 3000 },
-      auth: { apiKeys: { secretRef: { name: "keys" } } },
+  return mcpServer(
+    {
       secrets: secrets.map((s) => ({ name: s, storeRef: { name: "vault" }, remoteRef: { key: `k/${s}` } })),
       mesh: { istio: { enabled: true } },
       network: { egress: egress.map((e, i) => (e.cidr ? { cidrs: [`10.${i}.0.0/24`], ports: [{ port: 5432 }] } : { hosts: [e.wildcard ? "*.example.com" : `h${i}.example.com`], ports: [{ port: 443 }] })) },
     },
-  });
-  if (!r.ok) throw new Error(r.errors.join("; "));
-  return r.value;
+    { name, namespace: "team", uid: `uid-${name}` },
+  );
 }
 const render = (s: McpServer) => renderMcpServer(s, { gatewayImage: "gw:1" });
 

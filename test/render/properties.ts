@@ -5,10 +5,8 @@ import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema } from "../../contrac
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import type { KubeObject, RenderResult } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
 
-type Obj = Record<string, unknown>;
-export const obj = (v: unknown): Obj => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
-export const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
 
 export function byKind(result: RenderResult, kind: string): KubeObject[] {
   return result.objects.filter((o) => o.kind === kind);

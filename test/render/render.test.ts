@@ -1,37 +1,20 @@
 // The renderer over every example and over generated specs: golden-free properties (restricted
 // pods, only the gateway listens, limits everywhere, no secret values in ConfigMaps or env, ...).
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
-import { parseAllDocuments } from "yaml";
 import { GATEWAY_PORTS } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import { mcpServerArbitrary } from "./arbitrary.ts";
-import { assertHardened, byKind, list, obj, one, podOf } from "./properties.ts";
+import { list, obj } from "../support/objects.ts";
+import { assertHardened, byKind, one, podOf } from "./properties.ts";
+import { exampleMcpServers } from "../support/examples.ts";
 
-const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 const OPTIONS = { gatewayImage: "ghcr.io/mcp-bastion/mcp-bastion:0.1.0" };
 
-function examples(): { file: string; server: McpServer }[] {
-  const out: { file: string; server: McpServer }[] = [];
-  for (const file of readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml")).sort()) {
-    for (const doc of parseAllDocuments(readFileSync(join(EXAMPLES, file), "utf8")) as unknown as { toJS(): unknown }[]) {
-      const value = doc.toJS() as { kind?: string } | null;
-      if (value?.kind !== "McpServer") continue; // other files (e.g. an Argo CD Application) may live here too
-      const r = validateMcpServer(value);
-      assert.ok(r.ok, `${file}: ${r.ok ? "" : r.errors.join("; ")}`);
-      out.push({ file, server: r.value });
-    }
-  }
-  return out;
-}
-
 test("there are at least five example McpServers and each renders a hardened deployment", () => {
-  const all = examples();
+  const all = exampleMcpServers();
   assert.ok(all.length >= 5, `only ${all.length} examples`);
   for (const { file, server } of all) {
     const withUid = { ...server, metadata: { ...server.metadata, uid: "0b7c1c1e-1111-4222-8333-944445555666" } };
@@ -47,7 +30,7 @@ test("there are at least five example McpServers and each renders a hardened dep
 });
 
 test("the examples cover what the issue asks for", () => {
-  const byName = new Map(examples().map((e) => [e.server.metadata.name, e.server]));
+  const byName = new Map(exampleMcpServers().map((e) => [e.server.metadata.name, e.server]));
   const everything = byName.get("everything")!;
   assert.equal(everything.spec.transport.type, "streamable-http");
   assert.ok(everything.spec.auth.apiKeys);

@@ -2,29 +2,20 @@
 // and the hardening properties catch a render that breaks them (so passing them means something).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { type RenderResult, renderMcpServer } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
-import { assertHardened, list, obj, podOf } from "./properties.ts";
+import { mcpServer } from "../support/mcpserver.ts";
+import { list, type Obj, obj } from "../support/objects.ts";
+import { assertHardened, podOf } from "./properties.ts";
 
 function render(): { server: Parameters<typeof renderMcpServer>[0]; result: RenderResult } {
-  const r = validateMcpServer({
-    apiVersion: "mcp.bastion.dev/v1alpha1",
-    kind: "McpServer",
-    metadata: { name: "fs", namespace: "agents", uid: "u-1" },
-    spec: {
-      image: "mcp/fs:1",
-      command: ["node", "index.js"],
-      transport: { type: "stdio" },
-      auth: { apiKeys: { secretRef: { name: "keys" } } },
-      secrets: [{ name: "token", storeRef: { name: "vault" }, remoteRef: { key: "k" } }],
-    },
-  });
-  assert.ok(r.ok);
-  return { server: r.value, result: renderMcpServer(r.value, { gatewayImage: "gw:1" }) };
+  const server = mcpServer(
+    { image: "mcp/fs:1", command: ["node", "index.js"], transport: { type: "stdio" }, secrets: [{ name: "token", storeRef: { name: "vault" }, remoteRef: { key: "k" } }] },
+    { name: "fs", namespace: "agents", uid: "u-1" },
+  );
+  return { server, result: renderMcpServer(server, { gatewayImage: "gw:1" }) };
 }
 
-type Obj = Record<string, unknown>;
 const container = (pod: Obj, name: string) => list(pod.containers).find((c) => c.name === name)! as Obj;
 const sc = (c: Obj) => c.securityContext as Obj;
 

@@ -14,9 +14,9 @@ import { parseAllDocuments } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { type KubeObject, renderMcpServer } from "../../operator/src/render/index.ts";
 import { mcpServerArbitrary } from "./arbitrary.ts";
+import { exampleMcpServers } from "../support/examples.ts";
 
 const UPSTREAM = process.env.MCP_BASTION_UPSTREAM_CRDS ?? join(import.meta.dirname, "..", "..", "..", "shared", "crds-upstream");
-const EXAMPLES = join(import.meta.dirname, "..", "..", "examples");
 const CHECKED = new Set(["PeerAuthentication", "AuthorizationPolicy", "ServiceEntry", "Sidecar", "ExternalSecret"]);
 
 type Schema = Record<string, unknown>;
@@ -95,12 +95,7 @@ async function packageValidators(): Promise<Map<string, Validate>> {
 
 function exampleObjects(): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const file of readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml"))) {
-    for (const doc of parseAllDocuments(readFileSync(join(EXAMPLES, file), "utf8")) as unknown as { toJS(): unknown }[]) {
-      const r = validateMcpServer(doc.toJS());
-      if (r.ok) out.push(...renderMcpServer(r.value, { gatewayImage: "gw:1" }).objects);
-    }
-  }
+  for (const { server } of exampleMcpServers()) out.push(...renderMcpServer(server, { gatewayImage: "gw:1" }).objects);
   return out;
 }
 

@@ -113,9 +113,9 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     await cp?.stop();
   });
 
-  test("kubectl apply -f crds/ and then the examples work on a fresh cluster; explain and printer columns read well", async (t) => {
+  test("kubectl apply -f crds/ and then the examples work on a fresh cluster; explain and printer columns read well", async () => {
     const crdFiles = readdirSync(join(ROOT, "crds")).filter((f) => f.endsWith(".yaml"));
-    if (crdFiles.length === 0) return t.skip("crds/ is empty");
+    assert.ok(crdFiles.length > 0, "crds/ holds no CRD (make crds)");
     await kubectl(["apply", "-f", join(ROOT, "crds")]);
     await waitUntil(
       "the McpServer CRD to be Established",
@@ -128,9 +128,7 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
       60_000,
       500,
     );
-    const examples = mcpServerExamples();
-    if (examples.length === 0) return t.skip("no McpServer examples yet");
-    for (const ex of examples) {
+    for (const ex of mcpServerExamples()) {
       for (const ns of new Set(ex.docs.map((d) => d.metadata.namespace ?? "default"))) await ensureNamespace(ns, false);
       const r = await cp.kubectl(["apply", "--validate=strict", "-f", ex.path]);
       assert.equal(r.code, 0, `kubectl apply -f ${ex.file}\n${r.stderr}`);

@@ -1,8 +1,9 @@
 // Where the shipping tests get their objects: the examples, what the renderer makes of them (through
 // the CLI, as a user would run it), helm template output, and the upstream CRDs beside the project.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { mcpServerExampleFiles } from "../support/examples.ts";
 import { cli, ROOT } from "./tools.ts";
 
 export interface KubeDoc {
@@ -34,18 +35,12 @@ export interface Example {
   docs: KubeDoc[];
 }
 
-/** examples/*.yaml files holding McpServer objects (the Argo CD Application example is not one). */
+/**
+ * examples/*.yaml files holding McpServer objects (the Argo CD Application example is not one), from
+ * test/support/examples.ts: an empty or missing examples/ is an error there, never zero cases here.
+ */
 export function mcpServerExamples(): Example[] {
-  const dir = join(ROOT, "examples");
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => /\.ya?ml$/.test(f))
-    .sort()
-    .map((file) => {
-      const path = join(dir, file);
-      return { file, path, docs: parseManifests(readFileSync(path, "utf8")).filter((d) => d.kind === "McpServer") };
-    })
-    .filter((e) => e.docs.length > 0);
+  return mcpServerExampleFiles().map(({ file, path, docs }) => ({ file, path, docs: docs as KubeDoc[] }));
 }
 
 /** `mcp-bastion render -f FILE`: the objects the operator would apply for this example. */

@@ -6,14 +6,12 @@
 // loosens.
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
+import { list, type Obj, obj } from "./json.ts";
 import { isPublicAddressesPeer, isWideCidr, selectsAll, WIDE_PREFIX } from "./network.ts";
 import { restrictedViolations } from "./restricted.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { isDigestPinned } from "./workload.ts";
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
-const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.map(obj) : []);
 
 /** What the checklist reads, pulled out of the rendered objects once. */
 interface View {

@@ -3,7 +3,7 @@
 // tests over every rendered pod; a real admission test on the API server backs it up.
 // Rules: https://kubernetes.io/docs/concepts/security/pod-security-standards/
 
-type Obj = Record<string, unknown>;
+import { list, type Obj, obj } from "./json.ts";
 
 const ALLOWED_VOLUME_TYPES = new Set(["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"]);
 const SAFE_SYSCTLS = new Set([
@@ -20,12 +20,6 @@ const SAFE_SYSCTLS = new Set([
 ]);
 const SELINUX_TYPES = new Set(["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"]);
 
-function obj(v: unknown): Obj {
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {};
-}
-function list(v: unknown): Obj[] {
-  return Array.isArray(v) ? v.map(obj) : [];
-}
 
 function seccompOk(p: Obj): boolean | undefined {
   const type = obj(p.seccompProfile).type;
