@@ -20,7 +20,24 @@ export const ERR = {
   headerMismatch: -32020,
   /** issue 11, 2026-07-28: UnsupportedProtocolVersionError, data: { supported, requested } (HTTP 400). */
   unsupportedVersion: -32022,
+  /**
+   * issue 11: rate limited, for 2026-07-28 clients. That revision reserves -32020..-32099 for codes it
+   * defines (so not -32029) and asks for new codes outside JSON-RPC's reserved range; HTTP 429 and
+   * Retry-After say the same.
+   */
+  rateLimitedModern: -31029,
 } as const;
+
+/**
+ * issue 11: the code a 2026-07-28 client gets for one the gateway (or a bridged 2025 server) uses. The
+ * revision forbids -32002 (2025's "resource not found", now -32602; the gateway's "upstream error"
+ * becomes -32603, internal error) and codes of its reserved range it does not define (-32029).
+ */
+export function modernErrorCode(code: number, method: string | undefined): number {
+  if (code === ERR.upstream) return method === "resources/read" ? ERR.invalidParams : ERR.internal;
+  if (code === ERR.rateLimited) return ERR.rateLimitedModern;
+  return code;
+}
 
 export interface JsonRpcMessage {
   jsonrpc: "2.0";

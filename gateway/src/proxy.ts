@@ -92,9 +92,11 @@ function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders, mode
  * The answer for an upstream HTTP error: the upstream's own JSON-RPC error (sanitized) and status for
  * client errors; 404 means the session is gone; anything else is a 502 that names no internals.
  */
-function upstreamRefusal(status: number, body: string, id: JsonRpcId | undefined, headers: IncomingMessage["headers"]): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
-  if (status === 404) return { status, body: errorBody(id, ERR.invalidRequest, "session not found"), headers: {}, outcome: "upstream-error" };
-  if (!CLIENT_ERRORS.has(status)) return { status: 502, body: errorBody(id, ERR.upstream, "upstream error"), headers: {}, outcome: "upstream-error" };
+function upstreamRefusal(status: number, body: string, id: JsonRpcId | undefined, headers: IncomingMessage["headers"], modern = false): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
+  if (status === 404 && !modern) return { status, body: errorBody(id, ERR.invalidRequest, "session not found"), headers: {}, outcome: "upstream-error" };
+  // (2026: a 404 is the server's "method not found"; passed on below like the other client errors.)
+  if (!CLIENT_ERRORS.has(status) && !(modern && status === 404))
+    return { status: 502, body: errorBody(id, modern ? ERR.internal : ERR.upstream, "upstream error"), headers: {}, outcome: "upstream-error" };
   const h: OutgoingHttpHeaders = {};
   if (headers["retry-after"] !== undefined) h["retry-after"] = headers["retry-after"];
   if (status === 405 && headers.allow !== undefined) h.allow = headers.allow;
@@ -276,7 +278,7 @@ export class UpstreamProxy {
     if (status === 404 && x.sessionId !== undefined) core.sessions.forget(x.sessionId);
     readSmall(ur, (text) => {
       if (x.done) return;
-      const r = upstreamRefusal(status, text, x.msg?.id, ur.headers);
+      const r = upstreamRefusal(status, text, x.msg?.id, ur.headers, x.era === "modern");
       x.result = auditResultOf(r.body, false, x.msg?.id);
       if (!x.res.headersSent) x.res.writeHead(r.status, { "content-type": "application/json", ...r.headers }).end(r.body);
       core.finish(x, r.outcome, r.status, `upstream ${status}`);

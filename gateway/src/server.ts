@@ -22,7 +22,7 @@ import { type Exchange, HANDLED, type Step, type Stop, newExchange } from "./exc
 import { type Visibility, filterDiscover, modernResult, visibleFilter } from "./modern.ts";
 import { StatelessBridge } from "./stateless-bridge.ts";
 import { type UpstreamEra, discoverEra, listToolsModern } from "./upstream-era.ts";
-import { type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
+import { type JsonRpcMessage, errorBody, modernErrorCode } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
 import { refuseOnStream } from "./legacy-sse.ts";
@@ -441,7 +441,7 @@ export class Gateway implements Front {
     if (refuseOnStream(this, x, s)) return;
     if (!res.headersSent) {
       const headers = s.closeConnection ? { "content-type": "application/json", connection: "close", ...s.headers } : { "content-type": "application/json", ...s.headers };
-      res.writeHead(s.status, headers).end(errorBody(x.msg?.id, s.code, s.message, s.data));
+      res.writeHead(s.status, headers).end(errorBody(x.msg?.id, x.era === "modern" ? modernErrorCode(s.code, x.msg?.method) : s.code, s.message, s.data));
     } else if (!res.writableEnded) res.destroy();
     this.finish(x, s.outcome, s.status, s.reason);
   }
@@ -504,7 +504,14 @@ export class Gateway implements Front {
       return raw;
     }
     if (!m || typeof m !== "object") return raw;
-    if (m.result === undefined) return m.error !== undefined ? sanitizeRaw(raw) : raw;
+    if (m.result === undefined) {
+      if (m.error === undefined) return raw;
+      const e = m.error as { code?: unknown };
+      // issue 11: a 2025 server's codes a 2026 client must not get (resource not found is -32602 there).
+      if (modern && typeof e.code === "number" && modernErrorCode(e.code, method) !== e.code)
+        return sanitizeRaw(JSON.stringify({ ...m, error: { ...e, code: modernErrorCode(e.code, method) } }));
+      return sanitizeRaw(raw);
+    }
     if (modern) {
       // issue 11: the 2026 shape; lists and discover filtered for the client, cacheable results private.
       let r: unknown = m.result;

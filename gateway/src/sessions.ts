@@ -11,7 +11,7 @@ import type { Identity } from "./authz.ts";
 import type { Channel } from "./channel.ts";
 import { auditResultOf } from "./audit.ts";
 import type { Core, Exchange } from "./exchange.ts";
-import { ERR, type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
+import { ERR, type JsonRpcMessage, errorBody, modernErrorCode } from "./jsonrpc.ts";
 
 export interface SessionLimits {
   /** Sessions bound to clients (upstream-held), all clients together. */
@@ -80,7 +80,7 @@ export class HostedSession {
   request(x: Exchange, timeoutMs: number): void {
     if (this.#ended) {
       // Dropped while the request was being checked: answered now, not at its timeout.
-      this.#answer(x, errorBody(x.msg?.id, ERR.upstream, "upstream session ended"), "upstream-error");
+      this.#answer(x, errorBody(x.msg?.id, upstreamCode(x), "upstream session ended"), "upstream-error");
       return;
     }
     const upstreamId = ++this.#nextId;
@@ -212,10 +212,15 @@ export class HostedSession {
     this.#ended = true;
     this.onEnd?.();
     for (const f of [...this.#internal.values()]) f({ jsonrpc: "2.0", error: { code: ERR.upstream, message } });
-    for (const x of [...this.pending.values()]) this.#answer(x, errorBody(x.msg?.id, ERR.upstream, message), outcome);
+    for (const x of [...this.pending.values()]) this.#answer(x, errorBody(x.msg?.id, upstreamCode(x), message), outcome);
     this.pending.clear();
     this.byClientId.clear();
   }
+}
+
+/** The "upstream error" code for this exchange's era (2026 clients must not get -32002). */
+function upstreamCode(x: Exchange): number {
+  return x.era === "modern" ? modernErrorCode(ERR.upstream, x.msg?.method) : ERR.upstream;
 }
 
 function onHostedTimeout(x: Exchange, ms: number): void {

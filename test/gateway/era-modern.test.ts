@@ -164,6 +164,12 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     assert.equal(r.body.result.content[0].text, "ran in eu-west1");
   });
 
+  test("a method the 2026 server does not implement: its 404 with -32601 reaches the client (not a 2025 'session not found')", async () => {
+    const r = await modernRpc(url, BOB, "no/such-method", {});
+    assert.equal(r.status, 404, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, -32601);
+  });
+
   test("an unsupported version gets 400 -32022 naming the supported list", async () => {
     const r = await modernRpc(url, ALICE, "tools/list", {}, {}, "2099-01-01");
     assert.equal(r.status, 400);

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { type EraDecision, classify, decodeHeaderValue, paramHeaderProblem, paramHeaders } from "../../gateway/src/era.ts";
 import type { Stop } from "../../gateway/src/exchange.ts";
-import type { JsonRpcMessage } from "../../gateway/src/jsonrpc.ts";
+import { type JsonRpcMessage, modernErrorCode } from "../../gateway/src/jsonrpc.ts";
 import { filterDiscover, modernResult } from "../../gateway/src/modern.ts";
 import { callIdentity, toLegacyRequest } from "../../gateway/src/stateless-bridge.ts";
 
@@ -135,6 +135,14 @@ describe("2026 result shape and the bridge's call identity", () => {
     };
     assert.deepEqual(d.supportedVersions, ["2026-07-28"]);
     assert.deepEqual(Object.keys(d.capabilities), ["tools"]);
+  });
+
+  test("2026 clients never get the codes that revision forbids: -32002 and undefined codes of its reserved range", () => {
+    assert.equal(modernErrorCode(-32002, "resources/read"), -32602, "resource not found");
+    assert.equal(modernErrorCode(-32002, "tools/call"), -32603, "the gateway's upstream error");
+    assert.equal(modernErrorCode(-32029, "tools/call"), -31029, "rate limited: outside JSON-RPC's reserved range");
+    assert.equal(modernErrorCode(-32003, "tools/call"), -32003);
+    assert.equal(modernErrorCode(-32020, "tools/call"), -32020);
   });
 
   test("a retry is the same call only with the same method, target and arguments (key order aside)", () => {
