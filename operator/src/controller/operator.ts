@@ -52,7 +52,8 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
 /** Drops what the controller never reads, so 1,000 servers' children fit in little memory. */
 function slim(obj: KubeObject): KubeObject {
   const { managedFields: _m, ...metadata } = obj.metadata;
-  if (obj.kind === "Deployment" || obj.kind === KIND) return { ...obj, metadata } as KubeObject;
+  // Status is read for these only: Ready (Deployment), the primary, CertificateReady (cert-manager's Certificate).
+  if (obj.kind === "Deployment" || obj.kind === KIND || obj.kind === "Certificate") return { ...obj, metadata } as KubeObject;
   const { status: _s, ...rest } = obj;
   return { ...rest, metadata } as KubeObject;
 }
