@@ -95,6 +95,8 @@ export class CertificateReloader {
   #timer: NodeJS.Timeout | undefined;
   #rescan: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Failed loads in a row: the retry backs off and the warning is not repeated on every attempt. */
+  #streak = 0;
   reloads = 0;
   failures = 0;
 
@@ -132,12 +134,12 @@ export class CertificateReloader {
     if (this.#rescan) clearInterval(this.#rescan);
   }
 
-  #schedule(): void {
+  #schedule(delayMs = this.#settleMs): void {
     if (this.#stopped || this.#timer) return;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.reload();
-    }, this.#settleMs);
+    }, delayMs);
     this.#timer.unref();
   }
 
@@ -149,15 +151,21 @@ export class CertificateReloader {
       next = loadCertificatePair(this.#files);
     } catch (e) {
       this.failures++;
-      log("warn", "tls: could not load the certificate files; keeping the current certificate", {
-        // loadCertificatePair's messages name a file and a problem, never key material.
-        error: e instanceof Error ? e.message : errorKind(e),
-        serial: this.#current.serialNumber,
-      });
-      // A swap caught half-way settles within moments: look again soon rather than at the next rescan.
-      this.#schedule();
+      this.#streak++;
+      if (this.#streak === 1 || this.#streak % 20 === 0) {
+        log("warn", "tls: could not load the certificate files; keeping the current certificate", {
+          // loadCertificatePair's messages name a file and a problem, never key material.
+          error: e instanceof Error ? e.message : errorKind(e),
+          serial: this.#current.serialNumber,
+          attempts: this.#streak,
+        });
+      }
+      // A swap caught half-way settles within moments: look again soon (backing off while it stays
+      // broken) rather than only at the next rescan.
+      this.#schedule(Math.min(this.#settleMs * 2 ** Math.min(this.#streak, 16), this.#rescanMs));
       return false;
     }
+    this.#streak = 0;
     if (next.digest === this.#current.digest) return false;
     try {
       this.#apply(secureContextOptions(next, this.#files.minVersion));

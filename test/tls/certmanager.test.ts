@@ -20,7 +20,8 @@ import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
 import { conditionsOf, getJson, grantOperatorRbac, installCrd, mcpServer, must, startInProcessOperator, waitCondition, waitEstablished } from "../controller/helpers.ts";
 import { startToy, type Toy, tempDir } from "../gateway/helpers.ts";
 import { describe, waitFor, waitUntil } from "../support/index.ts";
-import { type CertManager, certManagerCrds, certManagerDir, KubeletSecretVolume, ROOT, startCertManager } from "./support.ts";
+import { type CertManager, certManagerCrds, certManagerDir, ROOT, startCertManager } from "./support.ts";
+import { KubeletSecretVolume } from "./volume.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: API objects are navigated loosely in assertions
 type Any = any;
