@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer } from "../../operator/src/controller/plan.ts";
 import type { TlsFacts } from "../../operator/src/controller/tls.ts";
-import type { KubeObject } from "../../operator/src/runtime/kube.ts";
+import type { KubeObject } from "../../contract/kube-object.ts";
 import { conditionsOf, mcpServer } from "./helpers.ts";
 
 const CERT_KIND = "cert-manager.io/v1/Certificate";

@@ -3,7 +3,7 @@
 // gateway config, 1.3 by default, and "1.2" is a visible opt-out in status.optOuts and the checklist.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GATEWAY_PATHS, GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GATEWAY_PATHS, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";

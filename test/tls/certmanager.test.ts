@@ -16,7 +16,7 @@ import tls from "node:tls";
 import { stringify } from "yaml";
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, getJson, grantOperatorRbac, installCrd, mcpServer, must, startInProcessOperator, waitCondition, waitEstablished } from "../controller/helpers.ts";
 import { startToy, type Toy, tempDir } from "../gateway/helpers.ts";
 import { describe, waitFor, waitUntil } from "../support/index.ts";
@@ -100,7 +100,7 @@ async function startGateway(rendered: Any, tlsDir: string, keysDir: string): Pro
   cfg.auth.apiKeys.dir = keysDir;
   const file = join(tempDir("tls-cfg"), "gateway.json");
   writeFileSync(file, JSON.stringify(cfg));
-  gw = spawn(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
+  gw = spawn(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
   return new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`gateway did not start within 60 s: ${gwLog}`)), 60_000);
     gw!.stderr!.on("data", (d: Buffer) => {
