@@ -5,6 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { desiredStatus, type PlanEnv, parseClusterStorePolicy, planServer } from "../../operator/src/controller/plan.ts";
+import { McpServerReconciler } from "../../operator/src/controller/reconciler.ts";
+import type { Informer } from "../../operator/src/runtime/informer.ts";
+import { ApiError, type KubeClient, type ResourceRef } from "../../operator/src/runtime/kube.ts";
+import type { ReconcileContext } from "../../operator/src/runtime/manager.ts";
 import type { TlsFacts } from "../../operator/src/controller/tls.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
 import { conditionsOf, mcpServer } from "./helpers.ts";
@@ -100,4 +104,34 @@ test("without cert-manager's CRDs the Certificate waits: Degraded MissingCRD say
   assert.equal(c.Degraded?.reason, "MissingCRD");
   assert.match(c.Degraded?.message ?? "", /certificates\.cert-manager\.io.*install cert-manager \(cert-manager\.io\/v1 CRDs\) or use spec\.tls\.secretRef/);
   assert.equal(c.CertificateReady, undefined, "no facts to report without the CRDs");
+});
+
+test("Issuers are not watched: while the issuer is missing the reconcile asks to run again in 30 s; once it is Ready it does not", async () => {
+  const raw = server({ name: "ca" });
+  let issuer: KubeObject | undefined;
+  const lookups: string[] = [];
+  const client = {
+    get: async (ref: ResourceRef) => {
+      if (ref.plural === "issuers") {
+        lookups.push(`${ref.namespace}/${ref.name}`);
+        if (issuer) return issuer;
+      }
+      throw new ApiError(404, "NotFound", "not found");
+    },
+    apply: async (_ref: ResourceRef, body: KubeObject) => body,
+    create: async (_ref: ResourceRef, body: KubeObject) => body,
+  };
+  const primary = { get: () => raw, store: () => {} };
+  const ctx: ReconcileContext = {
+    client: client as unknown as KubeClient,
+    servedKinds: new Set([CERT_KIND]),
+    primaryInformer: () => primary as unknown as Informer,
+    childInformer: () => undefined,
+    countWrite: () => {},
+  };
+  const reconciler = new McpServerReconciler(ctx, { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} }, () => Date.parse(NOW));
+  assert.deepEqual(await reconciler.reconcile("team/files"), { requeueAfterMs: 30_000 });
+  issuer = readyIssuer;
+  assert.equal(await reconciler.reconcile("team/files"), undefined, "the Certificate's own watch brings the rest");
+  assert.deepEqual(lookups, ["team/ca", "team/ca"]);
 });
