@@ -7,7 +7,8 @@ import { GATEWAY_PATHS, GatewayConfigSchema } from "../../contract/gateway-confi
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import { list, obj, podOf } from "./properties.ts";
+import { list, obj } from "../support/objects.ts";
+import { podOf } from "./properties.ts";
 
 const DIGEST = `registry.example/mcp@sha256:${"a".repeat(64)}`;
 function server(tls: Record<string, unknown>): McpServer {
