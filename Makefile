@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -36,6 +36,11 @@ controlplane: ## build etcd, kube-apiserver, kube-controller-manager, kubectl in
 	@t0=$$(date +%s); dir=$$(hack/controlplane/build.sh) || exit $$?; echo "$$dir"; \
 	if [ -n "$(SETUP_LOG)" ]; then how=cache; [ "$$(stat -c %Y "$$dir/.stamp")" -lt "$$t0" ] || how=built; \
 	  printf 'control plane (%s)\t%s\t%s\n' "$${dir##*/}" $$how $$(( $$(date +%s) - t0 )) >>"$(SETUP_LOG)"; fi
+
+# cert-manager's controller from its Go module (hack/certmanager) for test/tls: it issues certificates to
+# McpServers against the local control plane as a local process (no pods needed for issuance).
+certmanager: ## build the cert-manager controller (Go module) and copy its CRDs into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/certmanager/build.sh >/dev/null
 
 # A real single-node cluster (test/cluster): Debian packages (containerd, runc, CNI plugins, iptables, dockerd,
 # debootstrap...), kubelet/kube-proxy/kube-scheduler/kube-router/CoreDNS from Go modules, and the images
@@ -80,7 +85,7 @@ build: install ## compile contract, operator, gateway and CLI into dist/ (what t
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools deps-gateway typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: install controlplane tools deps-gateway certmanager typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them

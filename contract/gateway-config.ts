@@ -84,8 +84,11 @@ export const GatewayConfigSchema = z
       host: z.string().default("0.0.0.0"),
       port: z.int().default(GATEWAY_PORTS.mcp),
       adminPort: z.int().default(GATEWAY_PORTS.admin),
-      /** TLS termination; files are a kubernetes.io/tls Secret mounted at GATEWAY_PATHS.tlsDir. */
-      tls: z.object({ certFile: z.string(), keyFile: z.string() }).optional(),
+      /**
+       * TLS termination; files are a kubernetes.io/tls Secret mounted at GATEWAY_PATHS.tlsDir. The gateway
+       * watches their directory and loads a renewed pair without a restart. minVersion: lowest TLS version.
+       */
+      tls: z.object({ certFile: z.string(), keyFile: z.string(), minVersion: z.enum(["1.2", "1.3"]).default("1.3") }).optional(),
     }),
     /** Public URL of the MCP endpoint, used as `resource` in RFC 9728 metadata. */
     publicUrl: z.string(),

@@ -9,11 +9,6 @@ import { sanitizeMessage } from "./sanitize.ts";
 import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
 import { parseEvent } from "./sse.ts";
 
-/** Whether a whole string value is a credential (kept for callers that test one value). */
-export function looksLikeSecret(s: string): boolean {
-  return scrubText(s) !== s;
-}
-
 function normalizeKey(k: string): string {
   return k.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().replace(/[^a-z0-9]/g, "");
 }

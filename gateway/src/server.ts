@@ -4,7 +4,6 @@
 // over a message channel (sessions.ts: stdio bridge, HTTP+SSE upstream, and clients on the older
 // HTTP+SSE transport, whose two endpoints are legacy-sse.ts). The request path is a list of named stages (stages.ts); this file holds the
 // gateway's state, its lifecycle, respond() and finish().
-import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -33,12 +32,15 @@ import { sanitizeRaw } from "./sanitize.ts";
 import { SessionTable } from "./sessions.ts";
 import { type Front, bodyTimedOut, hostName, run } from "./stages.ts";
 import { type Tracer, startTracer } from "./telemetry.ts";
+import { CertificateReloader, loadCertificatePair, registerTlsMetrics, secureContextOptions } from "./tls.ts";
 
 export interface GatewayOptions {
   config: GatewayConfig;
   /** Where audit lines go (stdout by default). */
   auditSink?: AuditSink;
   jwksRefreshMs?: number;
+  /** How often the TLS certificate files are re-read besides directory events. */
+  tlsRescanMs?: number;
   /** How often the API key directory is rescanned besides fs events. */
   apiKeyRescanMs?: number;
   /** The gateway's clock for time-based rules (tests inject one; no sleeps). */
@@ -96,6 +98,8 @@ export class Gateway implements Front {
   #refresh: NodeJS.Timeout | undefined;
   #changeTimer: NodeJS.Timeout | undefined;
   readonly #apiKeyRescanMs: number | undefined;
+  readonly #tlsRescanMs: number | undefined;
+  #tlsReloader: CertificateReloader | undefined;
   // issue 13: scopes/conditions/windows/sources (AccessEngine), trusted proxies, identity for the server.
   readonly access: AccessEngine;
   readonly #trustedProxies: CidrSet;
@@ -106,6 +110,7 @@ export class Gateway implements Front {
     const c = opts.config;
     this.config = c;
     this.#apiKeyRescanMs = opts.apiKeyRescanMs;
+    this.#tlsRescanMs = opts.tlsRescanMs;
     const pub = new URL(c.publicUrl);
     this.publicOrigin = pub.origin;
     this.mcpPath = pub.pathname === "" ? "/" : pub.pathname;
@@ -234,10 +239,15 @@ export class Gateway implements Front {
 
     const handler = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
     if (c.listen.tls) {
-      this.#server = https.createServer(
-        { cert: readFileSync(c.listen.tls.certFile), key: readFileSync(c.listen.tls.keyFile), minVersion: "TLSv1.2", maxVersion: "TLSv1.3" },
-        handler,
-      );
+      // issue 14: minVersion from the config (1.3 unless the McpServer opts out); a renewed certificate
+      // is loaded from the mounted Secret without a restart (tls.ts).
+      const files = c.listen.tls;
+      const pair = loadCertificatePair(files);
+      const server = https.createServer(secureContextOptions(pair, files.minVersion), handler);
+      this.#server = server;
+      this.#tlsReloader = new CertificateReloader(files, pair, (options) => server.setSecureContext(options), { rescanMs: this.#tlsRescanMs });
+      this.#tlsReloader.start();
+      registerTlsMetrics(this.metrics.registry, this.#tlsReloader);
     } else this.#server = http.createServer(handler);
     this.#server.keepAliveTimeout = 65_000;
     this.#server.headersTimeout = 20_000;
@@ -256,7 +266,7 @@ export class Gateway implements Front {
     this.#refresh.unref();
     const port = (this.#server.address() as AddressInfo).port;
     const adminPort = (this.#admin.address() as AddressInfo).port;
-    log("info", "gateway listening", { port, adminPort, upstream: c.upstream.transport, tls: !!c.listen.tls, limits: c.limits.mode });
+    log("info", "gateway listening", { port, adminPort, upstream: c.upstream.transport, tls: c.listen.tls ? `${c.listen.tls.minVersion}+ serial ${this.#tlsReloader?.current.serialNumber}` : false, limits: c.limits.mode });
     return { port, adminPort };
   }
 
@@ -283,6 +293,7 @@ export class Gateway implements Front {
     this.sessions.closeAll();
     for (const x of [...this.#live]) this.respond(x, { status: 503, code: -32009, message: "gateway shutting down", outcome: "shutdown" });
     this.auth.stop();
+    this.#tlsReloader?.stop();
     this.#server?.closeAllConnections();
     await Promise.all([
       new Promise((r) => (this.#server ? this.#server.close(r) : r(undefined))),

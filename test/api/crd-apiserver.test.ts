@@ -78,6 +78,9 @@ const REFUSED: [string, unknown, string][] = [
   ["duplicate pins", withSpec({ tools: { pinned: [{ name: "a", sha256: "a".repeat(64) }, { name: "a", sha256: "b".repeat(64) }] } }), ".spec.tools.pinned: duplicate entries for key [name=\"a\"]"],
   ["request over limit", withSpec({ resources: { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } } }), "spec.resources.requests.memory must not exceed spec.resources.limits.memory"],
   ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
+  // issue 14
+  ["TLS from a Secret and an issuer", withSpec({ tls: { secretRef: { name: "cert" }, issuerRef: { name: "ca" } } }), "spec.tls: set exactly one of secretRef (a Secret you manage) and issuerRef (cert-manager issues it)"],
+  ["TLS 1.1", withSpec({ tls: { issuerRef: { name: "ca" }, minVersion: "1.1" } }), 'spec.tls.minVersion: Unsupported value: "1.1"'],
   ["name not a DNS label", { ...BASE, metadata: { name: "a.b", namespace: "cel" } }, "metadata.name must be a DNS label"],
   ["unknown field", withSpec({ privileged: true }), ".spec.privileged: field not declared in schema"],
   // issue 13's cross-field rules

@@ -69,6 +69,11 @@ const CASES: [string, unknown, string][] = [
   ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
   ["mtls mode", withSpec({ mesh: { istio: { enabled: true, mtlsMode: "DISABLE" } } }), "spec.mesh.istio.mtlsMode"],
   ["TLS with mesh", withSpec({ ...ISTIO, tls: { secretRef: { name: "cert" } } }), "spec.tls is for clusters without a mesh"],
+  // issue 14: cert-manager issuance
+  ["TLS from a Secret and an issuer", withSpec({ tls: { secretRef: { name: "cert" }, issuerRef: { name: "ca" } } }), "spec.tls: set exactly one of secretRef (a Secret you manage) and issuerRef (cert-manager issues it)"],
+  ["TLS from nowhere", withSpec({ tls: { minVersion: "1.2" } }), "spec.tls: set exactly one of secretRef"],
+  ["TLS 1.1", withSpec({ tls: { issuerRef: { name: "ca" }, minVersion: "1.1" } }), 'spec.tls.minVersion: Invalid option: expected one of "1.2"|"1.3"'],
+  ["issuer kind", withSpec({ tls: { issuerRef: { name: "ca", kind: "Vault" } } }), 'spec.tls.issuerRef.kind: Invalid option: expected one of "Issuer"|"ClusterIssuer"'],
   ["unknown spec field", withSpec({ privileged: true }), 'spec: unknown field(s) "privileged"'],
   ["unknown nested field", withSpec({ auth: { apiKeys: { secretRef: { name: "k" } }, anonymous: true } }), 'spec.auth: unknown field(s) "anonymous"'],
   ["name not a DNS label", { ...BASE, metadata: { name: "My_Server" } }, "metadata.name must be a DNS label"],

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { defaultConfig, Operator, type OperatorConfig } from "../../operator/src/controller/operator.ts";
-import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
+import { CLUSTER_RULES, LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
 import type { ControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
@@ -56,9 +56,16 @@ export async function waitEstablished(cp: ControlPlane, names: string[]): Promis
 export function optionalCrds(): { yaml: string; upstream: boolean } {
   if (existsSync(join(UPSTREAM_CRDS, "istio-crds.yaml"))) {
     const files = ["istio-crds.yaml", "external-secrets.io_externalsecrets.yaml", "external-secrets.io_secretstores.yaml", "external-secrets.io_clustersecretstores.yaml"];
-    return { yaml: files.map((f) => readFileSync(join(UPSTREAM_CRDS, f), "utf8")).join("\n---\n"), upstream: true };
+    // cert-manager's real CRDs come with its controller build (test/tls); here a stand-in suffices.
+    const rest = standInCrds((k) => k.requires === "cert-manager");
+    return { yaml: [...files.map((f) => readFileSync(join(UPSTREAM_CRDS, f), "utf8")), rest].join("\n---\n"), upstream: true };
   }
-  const docs = OWNED_KINDS.filter((k) => k.requires).map((k) => {
+  return { yaml: standInCrds((k) => k.requires !== undefined), upstream: false };
+}
+
+/** Permissive CRDs (same group/version/kind, schema not checked) for the owned kinds `which` picks. */
+function standInCrds(which: (k: (typeof OWNED_KINDS)[number]) => boolean): string {
+  const docs = OWNED_KINDS.filter(which).map((k) => {
     const [group, version] = k.apiVersion.split("/") as [string, string];
     return stringify({
       apiVersion: "apiextensions.k8s.io/v1",
@@ -72,7 +79,7 @@ export function optionalCrds(): { yaml: string; upstream: boolean } {
       },
     });
   });
-  return { yaml: docs.join("---\n"), upstream: false };
+  return docs.join("---\n");
 }
 
 export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
@@ -85,7 +92,7 @@ export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
 /** Grants `user` exactly the operator's RBAC (rbac.ts): cluster-wide, plus leader election in `leaseNamespace`. */
 export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNamespace: string): Promise<void> {
   const docs = [
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: NAMESPACED_RULES },
+    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: [...NAMESPACED_RULES, ...CLUSTER_RULES] },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRoleBinding",

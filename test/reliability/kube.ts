@@ -2,7 +2,7 @@
 // so the suite can send hundreds of requests without spawning kubectl each time and can see the
 // API server's exact answers (status codes, messages). Also: CRD installation and small waits
 // shared by the reliability tests.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { Agent, request } from "node:https";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,19 +86,11 @@ export function kubeClient(kubeconfigPath: string): Kube {
 export const CRD_FILE = join(REPO, "crds", "mcp.bastion.dev_mcpservers.yaml");
 export const MCP_PATH = "/apis/mcp.bastion.dev/v1alpha1";
 
-/**
- * The McpServer CRD: the generated file in crds/ (what users install), else generated from the
- * schema by operator/src/api/crd.ts. Undefined when neither exists yet.
- */
-export async function crdManifest(): Promise<unknown | undefined> {
-  if (existsSync(CRD_FILE)) {
-    const text = readFileSync(CRD_FILE, "utf8");
-    if (text.trim() !== "") return parse(text);
-  }
-  const generator = join(REPO, "operator", "src", "api", "crd.ts");
-  if (!existsSync(generator)) return undefined;
-  const mod = (await import(generator)) as { mcpServerCrd?: () => unknown };
-  return mod.mcpServerCrd?.();
+/** The McpServer CRD as users install it: the generated file in crds/ (an empty or missing one is an error: make crds). */
+export async function crdManifest(): Promise<unknown> {
+  const text = readFileSync(CRD_FILE, "utf8");
+  if (text.trim() === "") throw new Error(`${CRD_FILE} is empty: run make crds`);
+  return parse(text);
 }
 
 /** Creates the CRD (server-side apply) and waits until the API serves it. */

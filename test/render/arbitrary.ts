@@ -37,7 +37,8 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     mtls: fc.boolean(),
     istio: fc.boolean(),
     permissive: fc.boolean(),
-    tls: fc.boolean(),
+    tls: fc.constantFrom(false as const, "secret" as const, "Issuer" as const, "ClusterIssuer" as const),
+    tlsMinVersion: fc.constantFrom("1.2" as const, "1.3" as const),
     rules: uniq(
       fc.record({
         name: label,
@@ -135,7 +136,10 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     if (g.stdio) spec.command = g.command;
     if (g.args) spec.args = g.args;
     if (g.resources) spec.resources = g.resources;
-    if (g.tls && !istio) spec.tls = { secretRef: { name: `${g.name}-tls` } };
+    if (g.tls && !istio) {
+      const source = g.tls === "secret" ? { secretRef: { name: `${g.name}-tls` } } : { issuerRef: { name: "ca", kind: g.tls } };
+      spec.tls = { ...source, minVersion: g.tlsMinVersion };
+    }
     return {
       apiVersion: "mcp.bastion.dev/v1alpha1" as const,
       kind: "McpServer" as const,

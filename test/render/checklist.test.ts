@@ -70,7 +70,7 @@ test("transport encryption: STRICT mesh or gateway TLS satisfy it, PERMISSIVE is
   assert.ok(render(permissive).optOuts.some((o) => o.includes("PERMISSIVE")));
   const tls = server({ tls: { secretRef: { name: "cert" } } });
   assert.equal(item(tls, "transport-encryption").satisfied, true);
-  assert.deepEqual(gatewayConfig(tls).listen.tls, { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key` });
+  assert.deepEqual(gatewayConfig(tls).listen.tls, { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`, minVersion: "1.3" });
   assert.match(render(tls).url, /^https:\/\/s\.ns\.svc\.cluster\.local:8443\/mcp$/);
 });
 

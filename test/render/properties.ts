@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
+import { tlsSecretName } from "../../operator/src/render/certificate.ts";
 import type { KubeObject, RenderResult } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
 import { list, type Obj, obj } from "../support/objects.ts";
@@ -138,7 +139,7 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   assert.equal(byKind(result, "ExternalSecret").length, server.spec.secrets.length);
   const gatewaySecrets = new Set(secretNamesMountedIn("gateway"));
   for (const s of secretNamesMountedIn("server")) assert.ok(!gatewaySecrets.has(s), `secret ${s} mounted in both containers`);
-  for (const a of [server.spec.auth.apiKeys?.secretRef.name, server.spec.auth.jwt?.jwksSecretRef?.name, server.spec.tls?.secretRef.name]) {
+  for (const a of [server.spec.auth.apiKeys?.secretRef.name, server.spec.auth.jwt?.jwksSecretRef?.name, tlsSecretName(server)]) {
     if (a) assert.ok(!secretNamesMountedIn("server").includes(a), `gateway credential ${a} must not reach the server container`);
   }
 

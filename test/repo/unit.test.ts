@@ -36,7 +36,7 @@ test("under make unit, the control plane and hack's installers refuse to run, na
   } finally {
     delete process.env.MCP_BASTION_UNIT;
   }
-  for (const script of ["hack/tools/install.sh", "hack/deps-gateway.sh"]) {
+  for (const script of ["hack/tools/install.sh", "hack/deps-gateway.sh", "hack/certmanager/build.sh"]) {
     const r = spawnSync("bash", [join(ROOT, script)], { env: { ...process.env, MCP_BASTION_UNIT: "1" }, encoding: "utf8", timeout: 60_000 });
     assert.equal(r.status, 3, `${script}: exit ${r.status} ${r.stderr}`);
     assert.match(r.stderr, /called under `make unit`/, script);

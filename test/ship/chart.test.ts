@@ -109,6 +109,8 @@ describe("helm chart", () => {
     const cluster = await template();
     const [cr] = find(cluster, "ClusterRole", "bastion-mcp-bastion") as Any[];
     assert.deepEqual(cr.rules, rbac.namespaced);
+    // The cluster-scoped reads (ClusterIssuers) in both modes.
+    for (const objs2 of [objs, cluster]) assert.deepEqual((find(objs2, "ClusterRole", "bastion-mcp-bastion-cluster") as Any[])[0]?.rules, rbac.cluster);
   });
 
   test("two replicas (the default) get a PodDisruptionBudget and node anti-affinity; one does not", async () => {

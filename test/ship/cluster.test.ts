@@ -180,7 +180,7 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
       if (granted(rbac.namespaced).get(resource)?.has(verb)) continue;
       assert.equal(await can(verb, resource), false, `the operator may ${verb} ${resource}`);
     }
-    const want = granted(rbac.namespaced);
+    const want = granted([...rbac.namespaced, ...rbac.cluster]);
     for (const [resource, verbs] of perms) {
       if (BUILTIN.has(resource)) continue;
       const allowed = want.get(resource) ?? new Set();
@@ -199,7 +199,9 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     assert.equal(await can("watch", "mcpservers.mcp.bastion.dev", "team-b"), false, "can watch McpServers in an unwatched namespace");
     assert.equal(await can("list", "mcpservers.mcp.bastion.dev"), false, "can list McpServers cluster-wide");
     const teamB = await canList("team-b");
-    assert.deepEqual([...teamB.keys()].filter((k) => !BUILTIN.has(k) && !k.startsWith("customresourcedefinitions")), [], "permissions in an unwatched namespace");
+    // Cluster-scoped reads (rbac.cluster: ClusterIssuers) show up in every namespace's list; nothing namespaced may.
+    const clusterScoped = granted(operatorRbac().cluster);
+    assert.deepEqual([...teamB.keys()].filter((k) => !BUILTIN.has(k) && !k.startsWith("customresourcedefinitions") && !clusterScoped.has(k)), [], "permissions in an unwatched namespace");
     const manifest = await helmRun(["get", "manifest", RELEASE, "-n", RELEASE_NS]);
     const dep = parseManifests(manifest).find((d) => d.kind === "Deployment") as Any;
     assert.ok(dep.spec.template.spec.containers[0].args.includes("--namespaces=team-a"));

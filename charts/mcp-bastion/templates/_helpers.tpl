@@ -63,4 +63,7 @@ The operator's command line, in one place so it stays aligned with `mcp-bastion 
 {{- range $ns, $stores := .Values.allowClusterSecretStores }}
 - --allow-cluster-secret-store={{ $ns }}={{ join "," $stores }}
 {{- end }}
+{{- range $ns, $issuers := .Values.allowClusterIssuers }}
+- --allow-cluster-issuer={{ $ns }}={{ join "," $issuers }}
+{{- end }}
 {{- end -}}

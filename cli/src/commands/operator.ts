@@ -11,6 +11,8 @@ const USAGE = `usage: mcp-bastion operator [flags]
   --cluster-domain DOMAIN               cluster DNS domain for status URLs (default cluster.local)
   --allow-cluster-secret-store NS=S1,S2 let namespace NS use these ClusterSecretStores (repeatable; NS or S may be *;
                                         $MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE="ns1=a,b;ns2=c"). Default: none
+  --allow-cluster-issuer NS=I1,I2       let namespace NS name these cert-manager ClusterIssuers in spec.tls.issuerRef
+                                        (repeatable; NS or I may be *; $MCP_BASTION_ALLOW_CLUSTER_ISSUER). Default: none
   --concurrency N                       McpServers reconciled at once (default 16)
   --leader-elect true|false             leader election with a Lease (default true)
   --leader-election-namespace NS        namespace of the Lease (default $POD_NAMESPACE or default)
@@ -59,6 +61,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
       "gateway-image": { type: "string" },
       "cluster-domain": { type: "string" },
       "allow-cluster-secret-store": { type: "string", multiple: true },
+      "allow-cluster-issuer": { type: "string", multiple: true },
       concurrency: { type: "string" },
       "leader-elect": { type: "string" },
       "leader-election-namespace": { type: "string" },
@@ -83,6 +86,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const namespaces = (values.namespaces ?? env.MCP_BASTION_NAMESPACES ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   for (const ns of namespaces) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new Error(`--namespaces: "${ns}" is not a namespace name`);
   const stores = [...(values["allow-cluster-secret-store"] ?? []), ...(env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE ? [env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE] : [])];
+  const issuers = [...(values["allow-cluster-issuer"] ?? []), ...(env.MCP_BASTION_ALLOW_CLUSTER_ISSUER ? [env.MCP_BASTION_ALLOW_CLUSTER_ISSUER] : [])];
   const gatewayImage = values["gateway-image"] ?? env.MCP_BASTION_GATEWAY_IMAGE ?? "ghcr.io/mcp-bastion/mcp-bastion:0.1.0";
   if (!gatewayImage || /\s/.test(gatewayImage)) throw new Error(`--gateway-image: "${gatewayImage}" is not an image reference`);
   const base = defaultConfig();
@@ -94,6 +98,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
     gatewayImage,
     ...(values["cluster-domain"] ? { clusterDomain: values["cluster-domain"] } : {}),
     clusterStores: parseClusterStorePolicy(stores),
+    clusterIssuers: parseClusterStorePolicy(issuers, "--allow-cluster-issuer", "issuerA,issuerB"),
     concurrency: Math.max(1, positiveInt("concurrency", values.concurrency, 16)),
     leaderElection: {
       ...base.leaderElection,

@@ -116,11 +116,6 @@ export function loadKeys(files: ReadonlyMap<string, string>): { byDigest: Map<st
   return { byDigest, problems };
 }
 
-/** Pure: client names -> key digests from file contents (entries only; see loadKeys for problems). */
-export function digestKeys(files: ReadonlyMap<string, string>): Map<string, KeyEntry> {
-  return loadKeys(files).byDigest;
-}
-
 export type KeyCheck = { ok: true; client: string } | { ok: false; expired: true; client: string; expiresAt: number } | undefined;
 
 /** What the metrics say about the keys at `now` (see metrics.ts). */

@@ -11,9 +11,6 @@ export function grantedScopes(payload: Record<string, unknown>): string[] {
   return [...out];
 }
 
-/** RFC 6750 scope-token: printable ASCII without space, '"' and '\\'. */
-export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-
 export function missingScopes(needed: readonly string[], granted: ReadonlySet<string> | readonly string[]): string[] {
   const g = granted instanceof Set ? granted : new Set(granted as readonly string[]);
   return needed.filter((s) => !g.has(s));

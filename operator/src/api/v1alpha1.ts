@@ -838,9 +838,44 @@ export const Audit = doc(
   "Audit log (one JSON line per request on the gateway's stdout).",
 );
 
+/** The TLS versions the gateway can require (Node's "TLSv1.2"/"TLSv1.3"). */
+export const TLS_MIN_VERSIONS = ["1.2", "1.3"] as const;
+
+export const CertManagerIssuerRef = doc(
+  z
+    .object({
+      name: doc(secretName("issuerRef.name"), "Name of the Issuer (in the McpServer's namespace) or ClusterIssuer."),
+      kind: doc(
+        z.enum(["Issuer", "ClusterIssuer"]).default("Issuer"),
+        "Issuer (namespaced) or ClusterIssuer. ClusterIssuers must be allowed for the namespace by the operator's configuration (--allow-cluster-issuer).",
+      ),
+    })
+    .strict(),
+  "cert-manager issuer (cert-manager.io/v1) that signs the gateway's certificate.",
+);
+
 export const GatewayTls = doc(
-  z.object({ secretRef: doc(LocalObjectReference, "kubernetes.io/tls Secret with tls.crt and tls.key.") }).strict(),
-  "TLS termination at the gateway (TLS 1.2 minimum), for clusters without a mesh.",
+  z
+    .object({
+      secretRef: doc(LocalObjectReference.optional(), "kubernetes.io/tls Secret with tls.crt and tls.key, managed by you."),
+      issuerRef: doc(
+        CertManagerIssuerRef.optional(),
+        "Let cert-manager issue and renew the certificate: the operator creates a Certificate for the Service's DNS names and mounts its Secret; the gateway reloads a renewed certificate without a restart.",
+      ),
+      minVersion: doc(
+        z.enum(TLS_MIN_VERSIONS).default("1.3"),
+        'Lowest TLS version the gateway accepts. "1.2" is a visible opt-out for clients without TLS 1.3.',
+      ),
+    })
+    .strict(),
+  "TLS termination at the gateway, for clusters without a mesh. Set exactly one of secretRef, issuerRef.",
+  [
+    {
+      rule: "has(self.secretRef) != has(self.issuerRef)",
+      message: "spec.tls: set exactly one of secretRef (a Secret you manage) and issuerRef (cert-manager issues it)",
+      check: (t) => (t.secretRef === undefined) !== (t.issuerRef === undefined),
+    },
+  ],
 );
 
 // ---- the spec -----------------------------------------------------------------------------------

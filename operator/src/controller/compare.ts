@@ -74,14 +74,15 @@ export function applyReason(desired: KubeObject, live: KubeObject | undefined): 
  * Key of the marker that replaces a child in the cache once it was found (or made) equal to its
  * rendered form with this hash. The informer replaces the marker with the whole object on the next
  * watch event (any change, e.g. a hand edit), so drift is still seen; meanwhile the cache holds only
- * metadata (and a Deployment's status, for Ready), which keeps 1,000 servers' children small.
+ * metadata (and a Deployment's or Certificate's status), which keeps 1,000 servers' children small.
  */
 export const VERIFIED = "mcpBastionVerifiedHash";
 
 export function verifiedMarker(live: KubeObject, hash: string): KubeObject {
   const { managedFields: _m, ...metadata } = live.metadata;
   const marker: KubeObject = { apiVersion: live.apiVersion, kind: live.kind, metadata, [VERIFIED]: hash };
-  if (live.kind === "Deployment" && live.status !== undefined) marker.status = live.status;
+  // Status the reconciler reads: the Deployment's for Ready, a cert-manager Certificate's for CertificateReady.
+  if ((live.kind === "Deployment" || live.kind === "Certificate") && live.status !== undefined) marker.status = live.status;
   return marker;
 }
 

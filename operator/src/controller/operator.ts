@@ -6,7 +6,7 @@ import { KIND, API_VERSION, type McpServerStatus, PLURAL } from "../api/v1alpha1
 import { OWNED_KINDS } from "../render/index.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { Manager, type ManagerConfig, type Watches } from "../runtime/manager.ts";
-import { type ClusterStorePolicy, forgetRender } from "./plan.ts";
+import { type ClusterIssuerPolicy, type ClusterStorePolicy, forgetRender } from "./plan.ts";
 import { McpServerReconciler, SERVER_LABEL } from "./reconciler.ts";
 
 export type { Logger, LogLevel } from "../runtime/manager.ts";
@@ -18,6 +18,8 @@ export interface OperatorConfig extends ManagerConfig {
   gatewayImage: string;
   clusterDomain?: string;
   clusterStores: ClusterStorePolicy;
+  /** Which cert-manager ClusterIssuers each namespace's McpServers may name in spec.tls.issuerRef. */
+  clusterIssuers: ClusterIssuerPolicy;
   /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
   conflictRecheckMs: number;
 }
@@ -28,6 +30,7 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
     namespaces: [],
     gatewayImage: "ghcr.io/mcp-bastion/mcp-bastion:0.1.0",
     clusterStores: new Map(),
+    clusterIssuers: new Map(),
     concurrency: 16,
     leaderElection: {
       enabled: true,
@@ -49,7 +52,8 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
 /** Drops what the controller never reads, so 1,000 servers' children fit in little memory. */
 function slim(obj: KubeObject): KubeObject {
   const { managedFields: _m, ...metadata } = obj.metadata;
-  if (obj.kind === "Deployment" || obj.kind === KIND) return { ...obj, metadata } as KubeObject;
+  // Status is read for these only: Ready (Deployment), the primary, CertificateReady (cert-manager's Certificate).
+  if (obj.kind === "Deployment" || obj.kind === KIND || obj.kind === "Certificate") return { ...obj, metadata } as KubeObject;
   const { status: _s, ...rest } = obj;
   return { ...rest, metadata } as KubeObject;
 }
@@ -78,6 +82,7 @@ export class Operator extends Manager {
           gatewayImage: config.gatewayImage,
           ...(config.clusterDomain ? { clusterDomain: config.clusterDomain } : {}),
           clusterStores: config.clusterStores,
+          clusterIssuers: config.clusterIssuers,
           conflictRecheckMs: config.conflictRecheckMs,
           identity: config.leaderElection.identity,
           log: config.log,

@@ -9,6 +9,7 @@ import { type ConditionInput, mergeConditions } from "./conditions.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { kindId } from "../runtime/kube.ts";
 import { ruleSchedule } from "../../../contract/authz/windows.ts";
+import { CERTIFICATE_PROBLEMS, certificateCondition, type TlsFacts } from "./tls.ts";
 
 /**
  * issue 13: which rules are active at `now` and when that changes next, for status.authorization.
@@ -37,6 +38,8 @@ export type Requirement = NonNullable<OwnedKind["requires"]>;
 
 /** Which ClusterSecretStores each namespace may use. Key "*" applies to every namespace. */
 export type ClusterStorePolicy = ReadonlyMap<string, ReadonlySet<string>>;
+/** Which cert-manager ClusterIssuers each namespace may use (same shape and rules as ClusterSecretStores). */
+export type ClusterIssuerPolicy = ClusterStorePolicy;
 
 export interface PlanEnv {
   gatewayImage: string;
@@ -44,10 +47,12 @@ export interface PlanEnv {
   /** Kinds whose CRD is served, as "apiVersion/Kind" (built-in kinds are always assumed). */
   servedKinds: ReadonlySet<string>;
   clusterStores: ClusterStorePolicy;
+  /** Absent: no ClusterIssuer is allowed anywhere. */
+  clusterIssuers?: ClusterIssuerPolicy;
 }
 
 export type Plan =
-  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "RenderFailed"; message: string; server?: McpServer }
+  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "ClusterIssuerNotAllowed" | "RenderFailed"; message: string; server?: McpServer }
   | {
       ok: true;
       server: McpServer;
@@ -78,7 +83,7 @@ export function clusterStoreAllowed(policy: ClusterStorePolicy, namespace: strin
  * Parses the ClusterSecretStore policy: entries "namespace=storeA,storeB" separated by ";" or given
  * as separate values. "*" as namespace means every namespace; "*" as store means every store.
  */
-export function parseClusterStorePolicy(values: readonly string[]): ClusterStorePolicy {
+export function parseClusterStorePolicy(values: readonly string[], flag = "--allow-cluster-secret-store", what = "storeA,storeB"): ClusterStorePolicy {
   const out = new Map<string, Set<string>>();
   for (const value of values) {
     for (const entry of value.split(";").map((s) => s.trim()).filter(Boolean)) {
@@ -86,7 +91,7 @@ export function parseClusterStorePolicy(values: readonly string[]): ClusterStore
       const ns = entry.slice(0, eq).trim();
       const stores = entry.slice(eq + 1).split(",").map((s) => s.trim()).filter(Boolean);
       if (eq <= 0 || stores.length === 0) {
-        throw new Error(`--allow-cluster-secret-store: "${entry}" must look like namespace=storeA,storeB`);
+        throw new Error(`${flag}: "${entry}" must look like namespace=${what}`);
       }
       const set = out.get(ns) ?? new Set<string>();
       for (const s of stores) set.add(s);
@@ -153,6 +158,17 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
     };
   }
 
+  // A ClusterIssuer signs for any namespace that may name it: allowed per namespace, like ClusterSecretStores.
+  const issuerRef = server.spec.tls?.issuerRef;
+  if (issuerRef?.kind === "ClusterIssuer" && !clusterStoreAllowed(env.clusterIssuers ?? new Map(), ns, issuerRef.name)) {
+    return {
+      ok: false,
+      reason: "ClusterIssuerNotAllowed",
+      server,
+      message: `spec.tls.issuerRef uses ClusterIssuer "${issuerRef.name}", which the operator does not allow for namespace "${ns}": use an Issuer in this namespace, or ask the operator's administrator to allow it (--allow-cluster-issuer=${ns}=${issuerRef.name})`,
+    };
+  }
+
   let render: RenderResult;
   try {
     render = renderCached(server, env);
@@ -181,6 +197,7 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
 const WHAT_TO_DO: Record<Requirement, string> = {
   istio: "install Istio (its CRDs) or set spec.mesh.istio.enabled: false",
   "external-secrets": "install External Secrets Operator (external-secrets.io/v1 CRDs) or remove spec.secrets",
+  "cert-manager": "install cert-manager (cert-manager.io/v1 CRDs) or use spec.tls.secretRef with a Secret you manage",
 };
 
 export function missingCrdMessage(missing: readonly { kind: OwnedKind }[]): string {
@@ -236,6 +253,8 @@ export interface Outcome {
   conflicts?: OwnershipConflict[];
   /** The live Deployment, for Ready. */
   deployment?: KubeObject;
+  /** spec.tls.issuerRef: the issuer and the live Certificate (absent while cert-manager's CRDs are missing). */
+  tls?: TlsFacts;
 }
 
 interface DeploymentLike {
@@ -243,9 +262,11 @@ interface DeploymentLike {
   status?: { availableReplicas?: number; conditions?: { type: string; status: string; message?: string }[] };
 }
 
-function readyCondition(plan: Plan, outcome: Outcome, generation: number | undefined): ConditionInput {
+function readyCondition(plan: Plan, outcome: Outcome, generation: number | undefined, certificate?: ConditionInput): ConditionInput {
   const base = { type: "Ready", ...(generation !== undefined ? { observedGeneration: generation } : {}) };
   if (!plan.ok) return { ...base, status: "False", reason: plan.reason, message: "not deployed: see the Reconciled condition" };
+  // The gateway's pods cannot start before the Secret exists: say why rather than "pods unavailable".
+  if (certificate && certificate.status !== "True") return { ...base, status: "False", reason: "CertificateNotReady", message: `${certificate.reason}: see the CertificateReady condition` };
   const d = outcome.deployment as DeploymentLike | undefined;
   if (!d) return { ...base, status: "False", reason: "DeploymentMissing", message: "the Deployment does not exist yet" };
   const available = d.status?.conditions?.find((c) => c.type === "Available");
@@ -271,6 +292,7 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     conditions.push({ type: "Degraded", status: "True", reason: "OwnershipConflict", message, ...og });
   } else {
     const errs = outcome.errors;
+    const certificate = outcome.tls ? certificateCondition(plan.server, outcome.tls, generation) : undefined;
     conditions.push(
       errs.length
         ? { type: "Reconciled", status: "False", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og }
@@ -282,9 +304,11 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
             ...og,
           },
     );
-    conditions.push(readyCondition(plan, outcome, generation));
+    conditions.push(readyCondition(plan, outcome, generation, certificate));
+    if (certificate) conditions.push(certificate);
     if (errs.length) conditions.push({ type: "Degraded", status: "True", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og });
     else if (plan.missing.length) conditions.push({ type: "Degraded", status: "True", reason: "MissingCRD", message: missingCrdMessage(plan.missing), ...og });
+    else if (certificate && CERTIFICATE_PROBLEMS.has(certificate.reason)) conditions.push({ type: "Degraded", status: "True", reason: certificate.reason, message: certificate.message, ...og });
     else conditions.push({ type: "Degraded", status: "False", reason: "AsExpected", message: plan.render.warnings.join("; ") || "no problems found", ...og });
   }
   const status: McpServerStatus = {

@@ -32,12 +32,18 @@ export const NAMESPACED_RULES: PolicyRule[] = [
   // Status only, through the subresource; the operator never writes spec.
   { apiGroups: ["mcp.bastion.dev"], resources: ["mcpservers/status"], verbs: ["get", "patch"] },
   ...childRules(),
+  // spec.tls.issuerRef: whether the Issuer exists and is Ready (read only; cert-manager does the signing).
+  { apiGroups: ["cert-manager.io"], resources: ["issuers"], verbs: ["get"] },
   // Events about McpServers are recorded in the McpServer's namespace.
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
 ];
 
-// No cluster-scoped rules: discovery (/apis) is open to every authenticated user, and everything
-// else the operator touches lives in a namespace.
+/**
+ * Cluster-scoped: only reading a ClusterIssuer an McpServer names (is it there, is it Ready). Which
+ * ClusterIssuers a namespace may use is the operator's --allow-cluster-issuer, not RBAC. Discovery (/apis)
+ * is open to every authenticated user; everything else the operator touches lives in a namespace.
+ */
+export const CLUSTER_RULES: PolicyRule[] = [{ apiGroups: ["cert-manager.io"], resources: ["clusterissuers"], verbs: ["get"] }];
 
 /** In the operator's own namespace only: its leader-election Lease. */
 export const LEADER_ELECTION_RULES: PolicyRule[] = [

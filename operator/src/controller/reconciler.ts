@@ -10,7 +10,8 @@ import { errorText, type Logger, type ReconcileContext, type Reconciler } from "
 import type { WorkResult } from "../runtime/queue.ts";
 import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } from "./compare.ts";
 import { transitions } from "./conditions.ts";
-import { type ClusterStorePolicy, desiredStatus, foreignHolder, type OwnedKind, ownedKind, type OwnershipConflict, type Plan, planServer, requeueForSchedule, statusEqual } from "./plan.ts";
+import { ISSUER_RECHECK_MS, type TlsFacts } from "./tls.ts";
+import { type ClusterIssuerPolicy, type ClusterStorePolicy, desiredStatus, foreignHolder, type OwnedKind, ownedKind, type OwnershipConflict, type Plan, planServer, requeueForSchedule, statusEqual } from "./plan.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
 export const STATUS_FIELD_MANAGER = "mcp-bastion-status";
@@ -20,6 +21,8 @@ export interface ReconcilerSettings {
   gatewayImage: string;
   clusterDomain?: string;
   clusterStores: ClusterStorePolicy;
+  /** Which cert-manager ClusterIssuers each namespace may use (none when absent). */
+  clusterIssuers?: ClusterIssuerPolicy;
   /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
   conflictRecheckMs: number;
   /** Who sends the Events (reportingInstance). */
@@ -57,18 +60,22 @@ export class McpServerReconciler implements Reconciler {
     const raw = this.ctx.primaryInformer(ns)?.get(ns, name);
     if (!raw || raw.metadata.deletionTimestamp) return undefined; // children go with it (ownerReferences)
 
-    const { gatewayImage, clusterDomain, clusterStores } = this.settings;
-    const plan = planServer(raw, { gatewayImage, ...(clusterDomain ? { clusterDomain } : {}), servedKinds: this.ctx.servedKinds, clusterStores });
+    const { gatewayImage, clusterDomain, clusterStores, clusterIssuers } = this.settings;
+    const plan = planServer(raw, { gatewayImage, ...(clusterDomain ? { clusterDomain } : {}), servedKinds: this.ctx.servedKinds, clusterStores, ...(clusterIssuers ? { clusterIssuers } : {}) });
     const { errors, conflicts } = plan.ok ? await this.applyChildren(raw, plan) : { errors: [], conflicts: [] };
     const deployment = plan.ok ? plan.apply.find((o) => o.kind === "Deployment") : undefined;
     const liveDeployment = deployment ? this.ctx.childInformer(deployment.apiVersion, "Deployment", ns)?.get(ns, deployment.metadata.name) : undefined;
+    const tls = plan.ok && !conflicts.length ? await this.tlsFacts(plan) : undefined;
     const previous = raw.status as McpServerStatus | undefined;
-    const status = desiredStatus(raw, plan, { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}) }, previous, timestamp(this.now()));
+    const status = desiredStatus(raw, plan, { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}), ...(tls ? { tls } : {}) }, previous, timestamp(this.now()));
     if (!statusEqual(status, previous)) await this.writeStatus(raw, plan, status, previous);
     if (errors.length) throw new Error(errors.join("; "));
     // issue 13: come back when a rule's schedule flips (a window opens or closes, an elevation expires),
     // so status.authorization follows the clock without anyone editing the object.
-    const after = requeueForSchedule(status, this.now());
+    const scheduled = requeueForSchedule(status, this.now());
+    // Issuers are not watched: while the issuer is missing or not Ready, look again on a steady interval.
+    const issuerProblem = status.conditions?.some((c) => c.type === "CertificateReady" && c.reason.startsWith("Issuer"));
+    const after = issuerProblem ? Math.min(ISSUER_RECHECK_MS, scheduled ?? ISSUER_RECHECK_MS) : scheduled;
     if (conflicts.length) {
       // Not a failure to back off from: someone else's object, usually outside the watched label
       // (its removal raises no event here), so it is looked at again on a steady interval.
@@ -76,6 +83,27 @@ export class McpServerReconciler implements Reconciler {
       return { requeueAfterMs: Math.min(this.settings.conflictRecheckMs, after ?? Number.POSITIVE_INFINITY) };
     }
     return after === undefined ? undefined : { requeueAfterMs: after };
+  }
+
+  /**
+   * spec.tls.issuerRef: does the issuer exist (one GET: the operator may read Issuers and ClusterIssuers
+   * but does not watch them), and the live Certificate from the child cache. Nothing while cert-manager's
+   * CRDs are absent (Degraded says MissingCRD then).
+   */
+  private async tlsFacts(plan: ReadyPlan): Promise<TlsFacts | undefined> {
+    const ref = plan.server.spec.tls?.issuerRef;
+    if (!ref || plan.missing.some((m) => m.kind.kind === "Certificate")) return undefined;
+    const ns = plan.server.metadata.namespace;
+    const cert = plan.apply.find((o) => o.kind === "Certificate");
+    const certificate = cert ? this.ctx.childInformer(cert.apiVersion, cert.kind, ns)?.get(ns, cert.metadata.name) : undefined;
+    const where = { apiVersion: "cert-manager.io/v1", name: ref.name, ...(ref.kind === "Issuer" ? { plural: "issuers", namespace: ns } : { plural: "clusterissuers" }) };
+    try {
+      const object = await this.ctx.client.get(where);
+      return { issuer: { state: "found", object }, ...(certificate ? { certificate } : {}) };
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return { issuer: { state: "missing" }, ...(certificate ? { certificate } : {}) };
+      return { issuer: { state: "unknown", error: errorText(err) }, ...(certificate ? { certificate } : {}) };
+    }
   }
 
   /**

@@ -142,14 +142,21 @@ type Check = (v: View) => Outcome;
 function transportEncryption(v: View): Outcome {
   const peer = v.objects.find((o) => o.kind === "PeerAuthentication");
   const peerMode = String(obj(obj(peer?.spec).mtls).mode ?? "");
-  const tls = v.config?.listen.tls !== undefined;
+  const tls = v.config?.listen.tls;
+  const cert = v.objects.find((o) => o.kind === "Certificate");
+  const issuer = obj(obj(cert?.spec).issuerRef);
+  const source = cert
+    ? `certificate issued and renewed by cert-manager ${String(issuer.kind)} ${String(issuer.name)}, reloaded without a restart`
+    : "certificate from a Secret you manage, reloaded without a restart when it changes";
   return {
-    satisfied: peerMode === "STRICT" || tls,
+    satisfied: peerMode === "STRICT" || tls !== undefined,
     detail:
       peerMode === "STRICT"
         ? "Istio mTLS STRICT on the server's pods"
         : tls
-          ? "the gateway terminates TLS (1.2 minimum)"
+          ? tls.minVersion === "1.3"
+            ? `the gateway terminates TLS 1.3 only; ${source}`
+            : `the gateway terminates TLS 1.2 or higher (spec.tls.minVersion: "1.2", opt-out); ${source}`
           : peerMode === "PERMISSIVE"
             ? "Istio mTLS PERMISSIVE: plaintext connections are accepted (opt-out)"
             : "no mesh and no spec.tls: traffic inside the cluster is plaintext",
@@ -304,7 +311,7 @@ function credentialRotation(v: View): Outcome {
   if (spec.auth.apiKeys) rotating.push("API keys (keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry)");
   if (spec.auth.jwt) rotating.push(spec.auth.jwt.jwksSecretRef ? "JWKS file" : "JWKS (refetched)");
   if (spec.secrets.length) rotating.push(`${spec.secrets.length} ExternalSecret(s) refreshed`);
-  if (spec.tls) rotating.push("TLS certificate");
+  if (spec.tls) rotating.push(spec.tls.issuerRef ? "TLS certificate renewed by cert-manager" : "TLS certificate");
   return {
     satisfied: subPathSecrets.length === 0,
     detail:
@@ -441,6 +448,7 @@ export function computeOptOuts(server: McpServer): string[] {
   if (spec.tools.onDrift === "Warn") out.push("spec.tools.onDrift: Warn (changed pinned tools are served)");
   if (!spec.tools.scanDescriptions) out.push("spec.tools.scanDescriptions: false (tool descriptions are not scanned)");
   if (spec.mesh.istio.enabled && spec.mesh.istio.mtlsMode === "PERMISSIVE") out.push("spec.mesh.istio.mtlsMode: PERMISSIVE (plaintext accepted)");
+  if (spec.tls?.minVersion === "1.2") out.push('spec.tls.minVersion: "1.2" (TLS 1.2 clients accepted)');
   if (!isDigestPinned(spec.image)) out.push(`spec.image: tag-only image ${spec.image}`);
   for (const v of spec.volumes) if (!v.readOnly) out.push(`spec.volumes[${v.name}]: writable volume at ${v.mountPath}`);
   spec.network.egress.forEach((e, i) => {

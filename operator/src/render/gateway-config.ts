@@ -105,7 +105,7 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       host: "0.0.0.0",
       port: GATEWAY_PORTS.mcp,
       adminPort: GATEWAY_PORTS.admin,
-      ...(spec.tls ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key` } } : {}),
+      ...(spec.tls ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`, minVersion: spec.tls.minVersion } } : {}),
     },
     publicUrl: serviceUrl(server, clusterDomain),
     // In-cluster clients reach the Service by its shorter names too; the gateway checks Host (DNS rebinding).

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { App, Chart } from "cdk8s";
 import { GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
+import { certificate } from "./certificate.ts";
 import { computeChecklist, computeOptOuts } from "./checklist.ts";
 import { gatewayConfig, rateLimitMode, serviceUrl } from "./gateway-config.ts";
 import { childNames, commonLabels, ownerReferences } from "./labels.ts";
@@ -41,7 +42,7 @@ export function summarize(server: McpServer): { auth: string; mtls: string } {
   return { auth: methods.join("+"), mtls };
 }
 
-export const OWNED_KINDS: { apiVersion: string; kind: string; plural: string; namespaced: true; requires?: "istio" | "external-secrets" }[] = [
+export const OWNED_KINDS: { apiVersion: string; kind: string; plural: string; namespaced: true; requires?: "istio" | "external-secrets" | "cert-manager" }[] = [
   { apiVersion: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
   { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
   { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
@@ -49,6 +50,7 @@ export const OWNED_KINDS: { apiVersion: string; kind: string; plural: string; na
   { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies", namespaced: true },
   { apiVersion: "policy/v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets", namespaced: true },
   { apiVersion: "external-secrets.io/v1", kind: "ExternalSecret", plural: "externalsecrets", namespaced: true, requires: "external-secrets" },
+  { apiVersion: "cert-manager.io/v1", kind: "Certificate", plural: "certificates", namespaced: true, requires: "cert-manager" },
   { apiVersion: "security.istio.io/v1", kind: "PeerAuthentication", plural: "peerauthentications", namespaced: true, requires: "istio" },
   { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", plural: "authorizationpolicies", namespaced: true, requires: "istio" },
   { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", plural: "serviceentries", namespaced: true, requires: "istio" },
@@ -98,6 +100,7 @@ export function renderMcpServer(server: McpServer, options: RenderOptions): Rend
   service(chart, server);
   networkPolicy(chart, server);
   externalSecrets(chart, server);
+  certificate(chart, server, options.clusterDomain);
   mesh(chart, server);
 
   const configMap: KubeObject = {

@@ -73,6 +73,10 @@ export function childNames(server: McpServer) {
     wildcardServiceEntry: `${n}-egress-wildcard`,
     /** The CIDRs of spec.network.egress[index], with that rule's TCP ports. */
     cidrServiceEntry: (index: number) => `${n}-egress-cidr-${index}`,
+    /** cert-manager Certificate (spec.tls.issuerRef). */
+    certificate: n,
+    /** The Secret cert-manager writes for that Certificate (not ours: cert-manager owns it). */
+    tlsSecret: `${n}-gateway-tls`,
     /** ExternalSecret and its target Secret share this name. */
     secret: (secretName: string) => `${n}.${secretName}`,
   };

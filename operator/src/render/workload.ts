@@ -5,6 +5,7 @@ import * as kplus from "cdk8s-plus-27";
 import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
+import { tlsSecretName } from "./certificate.ts";
 import { jwksFile } from "./gateway-config.ts";
 import { SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
@@ -149,8 +150,10 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     const file = jwksFile(jwksRef.key).slice(GATEWAY_PATHS.jwksDir.length + 1);
     gatewayMounts.push({ path: GATEWAY_PATHS.jwksDir, readOnly: true, volume: readOnlySecret("jwks", "jwks", jwksRef.name, { [jwksRef.key]: { path: file } }) });
   }
-  if (spec.tls) {
-    gatewayMounts.push({ path: GATEWAY_PATHS.tlsDir, readOnly: true, volume: readOnlySecret("tls", "gateway-tls", spec.tls.secretRef.name) });
+  const tlsSecret = tlsSecretName(server);
+  if (tlsSecret) {
+    // Mounted whole (no subPath): the kubelet swaps a renewed certificate in place and the gateway reloads it.
+    gatewayMounts.push({ path: GATEWAY_PATHS.tlsDir, readOnly: true, volume: readOnlySecret("tls", "gateway-tls", tlsSecret) });
   }
   const auditKey = spec.audit.checkpoint?.secretRef;
   if (auditKey) {
