@@ -23,6 +23,14 @@ export const GATEWAY_PORTS = {
   stdioBridge: 8099,
 } as const;
 
+/**
+ * The MCP protocol revisions this gateway speaks to clients, oldest first: the 2025 revisions (sessions,
+ * `initialize`) and 2026-07-28 (stateless: the version travels with every request). The McpServer's
+ * `spec.protocol.versions` allowlist is a subset of these, and its default is all of them.
+ */
+export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"] as const;
+export type ProtocolVersion = (typeof SUPPORTED_PROTOCOL_VERSIONS)[number];
+
 const AllowDeny = z.object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) });
 
 // ---- issue 13: scopes, conditions, time windows, sources, read-only tools, identity for the server ----
@@ -173,6 +181,11 @@ export const GatewayConfigSchema = z
         .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
         .optional(),
     }),
+    /**
+     * The protocol revisions clients may use (absent: every one in SUPPORTED_PROTOCOL_VERSIONS). A request
+     * of any other revision gets the spec's unsupported-version error listing these.
+     */
+    protocol: z.object({ versions: z.array(z.enum(SUPPORTED_PROTOCOL_VERSIONS)).min(1) }).optional(),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
   })
   .strict();
