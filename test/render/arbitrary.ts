@@ -2,6 +2,7 @@
 // method, stdio and HTTP transports, Istio with host egress, TLS, secrets, volumes, pins, Redis,
 // replicas) appears in a share of them, combined the ways the cross-field rules allow.
 import fc from "fast-check";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../gateway/src/config.ts";
 import type { McpServerInput } from "../../operator/src/api/v1alpha1.ts";
 
 const label = fc.stringMatching(/^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/);
@@ -81,6 +82,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     ),
     allowDNS: fc.boolean(),
     redactKeys: fc.uniqueArray(label, { maxLength: 3 }),
+    protocolVersions: fc.option(fc.shuffledSubarray([...SUPPORTED_PROTOCOL_VERSIONS], { minLength: 1 }), { nil: undefined }),
   })
   .map((g) => {
     const istio = g.istio;
@@ -135,6 +137,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     if (g.stdio) spec.command = g.command;
     if (g.args) spec.args = g.args;
     if (g.resources) spec.resources = g.resources;
+    if (g.protocolVersions) spec.protocol = { versions: g.protocolVersions };
     if (g.tls && !istio) spec.tls = { secretRef: { name: `${g.name}-tls` } };
     return {
       apiVersion: "mcp.bastion.dev/v1alpha1" as const,
