@@ -47,6 +47,8 @@ export function ruleNamesClient(rule: { clients: RuleClients }, id: Identity): b
  */
 export interface Policy {
   allows(kind: Kind, name: string): boolean;
+  /** issue 11: whether any rule naming the client allows anything of this kind (what server/discover may announce). */
+  any(kind: Kind): boolean;
 }
 
 function canonicalRule(rule: Rule): Rule {
@@ -70,6 +72,7 @@ export class Authorizer {
     const rules = this.#rules.filter((r) => ruleNamesClient(r, id));
     const memo = new Map<string, boolean>();
     p = {
+      any: (kind) => rules.some((r) => (r[kind]?.allow.length ?? 0) > 0),
       allows(kind, name) {
         const k = `${kind}\u0000${name}`;
         let v = memo.get(k);

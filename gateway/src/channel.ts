@@ -66,7 +66,7 @@ export class TcpChannel implements Channel {
 }
 
 /** Splits an SSE body into events as chunks arrive. */
-function sseEvents(res: http.IncomingMessage, onEvent: (type: string, data: string) => void): void {
+export function sseEvents(res: http.IncomingMessage, onEvent: (type: string, data: string) => void): void {
   let buf = "";
   res.setEncoding("utf8");
   res.on("data", (d: string) => {

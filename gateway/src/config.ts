@@ -24,11 +24,11 @@ export const GATEWAY_PORTS = {
 } as const;
 
 /**
- * The MCP protocol revisions this gateway speaks to clients, oldest first: the 2025 revisions (sessions,
- * `initialize`) and 2026-07-28 (stateless: the version travels with every request). The McpServer's
- * `spec.protocol.versions` allowlist is a subset of these, and its default is all of them.
+ * issue 11: the MCP revisions the gateway speaks on its one endpoint, newest first. 2026-07-28 is the
+ * stateless revision (per-request `_meta`, server/discover, MRTR); the others use `initialize` and
+ * sessions. The operator's schema for `spec.protocol.versions` is built from this list.
  */
-export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"] as const;
+export const SUPPORTED_PROTOCOL_VERSIONS = ["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"] as const;
 export type ProtocolVersion = (typeof SUPPORTED_PROTOCOL_VERSIONS)[number];
 
 const AllowDeny = z.object({ allow: z.array(z.string()).default([]), deny: z.array(z.string()).default([]) });
@@ -181,12 +181,12 @@ export const GatewayConfigSchema = z
         .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
         .optional(),
     }),
+    telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
     /**
-     * The protocol revisions clients may use (absent: every one in SUPPORTED_PROTOCOL_VERSIONS). A request
-     * of any other revision gets the spec's unsupported-version error listing these.
+     * issue 11: the protocol versions clients may use (default: every one the gateway supports). A
+     * request naming another version gets the spec's error listing these.
      */
     protocol: z.object({ versions: z.array(z.enum(SUPPORTED_PROTOCOL_VERSIONS)).min(1) }).optional(),
-    telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
   })
   .strict();
 

@@ -7,6 +7,7 @@ import type { Authenticator } from "./auth/index.ts";
 import type { Identity } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
 import type { GatewayConfig } from "./config.ts";
+import type { Era } from "./era.ts";
 import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
 import type { Limiter } from "./ratelimit.ts";
 import type { Metrics } from "./metrics.ts";
@@ -29,6 +30,8 @@ export interface Stop {
   reason?: string;
   /** Close the connection after answering (a body the gateway will not read to its end). */
   closeConnection?: boolean;
+  /** The JSON-RPC error's `data` (issue 11: the supported versions of an UnsupportedProtocolVersionError). */
+  data?: unknown;
 }
 
 /** A stage (or a transport's end of one) took the exchange over: it answers and finishes it itself. */
@@ -50,6 +53,10 @@ export interface Exchange {
   t: bigint;
   route: Route;
   transport: "streamable-http" | "sse";
+  /** issue 11: the protocol era of the request (era stage): "modern" is 2026-07-28, stateless. */
+  era: Era;
+  /** The protocol version the request names, when it names one. */
+  protocolVersion: string | undefined;
   /** Method for audit and metrics: the JSON-RPC method, "response", or the HTTP method. */
   method: string;
   identity: Identity | undefined;
@@ -95,6 +102,8 @@ export function newExchange(req: IncomingMessage, res: ServerResponse, source = 
     source,
     route: "mcp",
     transport: "streamable-http",
+    era: "legacy",
+    protocolVersion: undefined,
     method: req.method ?? "?",
     identity: undefined,
     msg: undefined,
@@ -135,7 +144,9 @@ export interface Core {
   /** The one end of every exchange: releases its slot, writes its audit line. Idempotent. */
   finish(x: Exchange, outcome: string, status: number, reason?: string): void;
   /** Filters list results for the client and strips internals from errors, in one serialized message. */
-  filter(identity: Identity, method: string | undefined, raw: string, source?: string): string;
+  filter(identity: Identity, method: string | undefined, raw: string, source?: string, modern?: boolean): string;
+  /** issue 11: one message of a subscriptions/listen stream, for this client: passed on or dropped (undefined). */
+  notificationFor(identity: Identity, source: string, raw: string): string | undefined;
   /** The facts time- and source-conditioned rules are evaluated against (the gateway's clock, the client's address). */
   facts(x: Exchange): RequestFacts;
   /** A signed identity for the server still has to be minted before the exchange goes upstream (undefined: ready). */

@@ -16,6 +16,10 @@ export const ERR = {
   tooLarge: -32013,
   upstream: -32002,
   overloaded: -32009,
+  /** issue 11, 2026-07-28: the Mcp-Method / Mcp-Name / Mcp-Param-* headers disagree with the body (HTTP 400). */
+  headerMismatch: -32020,
+  /** issue 11, 2026-07-28: UnsupportedProtocolVersionError, data: { supported, requested } (HTTP 400). */
+  unsupportedVersion: -32022,
 } as const;
 
 export interface JsonRpcMessage {

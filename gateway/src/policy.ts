@@ -8,6 +8,7 @@ import type { GatewayConfig } from "./config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
 import { canonicalResourceUri, nameProblem } from "./names.ts";
+import type { Visibility } from "./modern.ts";
 import type { Limiter, Take } from "./ratelimit.ts";
 
 export interface Refusal {
@@ -175,6 +176,21 @@ export class PolicyEngine {
         if (refusedUri) return refusedUri;
         break;
       }
+      case "subscriptions/listen": {
+        // issue 11: a 2026 subscription to resource updates names its URIs; each one is authorized like a read.
+        const n = params?.notifications as { resourceSubscriptions?: unknown } | undefined;
+        const uris = n?.resourceSubscriptions;
+        if (uris === undefined) break;
+        if (!Array.isArray(uris) || uris.length > 1000 || uris.some((u) => typeof u !== "string"))
+          return invalid('subscriptions/listen: "params.notifications.resourceSubscriptions" must be a list of URIs');
+        for (const uri of uris as string[]) {
+          const canonical = resourceUri(uri);
+          if (typeof canonical !== "string") return canonical;
+          const refused = gate("resources", canonical, undefined, uri);
+          if (refused) return refused;
+        }
+        break;
+      }
       case "prompts/get": {
         const name = params?.name;
         if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
@@ -219,6 +235,31 @@ export class PolicyEngine {
     if (!entry.validate) return invalid(`tool "${name}" has an input schema the gateway cannot enforce`);
     if (!entry.validate(args)) return invalid(`invalid arguments for tool "${name}": ${describeAjvError(entry.validate.errors)}`);
     return { tool: name, args, timeoutMs: this.timeoutMs(name) };
+  }
+
+  /** issue 11: what server/discover may announce to this client: the kinds it may see anything of. */
+  visibility(id: Identity): Visibility {
+    const p = this.#authz.policyFor(id);
+    return { tools: p.any("tools"), resources: p.any("resources"), prompts: p.any("prompts") };
+  }
+
+  /**
+   * issue 11: whether a change notification on a subscription stream may reach this client: a resource
+   * update only for a URI it may read; list changes of a kind it may see anything of.
+   */
+  notificationVisible(id: Identity, method: string | undefined, params: Record<string, unknown> | undefined, facts?: Partial<RequestFacts>): boolean {
+    const policy = this.#authz.policyFor(id);
+    switch (method) {
+      case "notifications/resources/updated":
+        return typeof params?.uri === "string" && this.#listedUri(policy, id, params.uri, facts);
+      case "notifications/tools/list_changed":
+        return policy.any("tools");
+      case "notifications/prompts/list_changed":
+        return policy.any("prompts");
+      case "notifications/resources/list_changed":
+        return policy.any("resources");
+    }
+    return true;
   }
 
   /** Filters a list result for this client (and, for tools, by integrity). Returns undefined when unchanged. */

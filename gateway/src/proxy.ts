@@ -6,6 +6,7 @@ import { auditResultOf, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
 import { ERR, type JsonRpcId, errorBody } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
+import { CACHEABLE } from "./modern.ts";
 import { LIST_METHODS } from "./policy.ts";
 import { sanitizeBody, sanitizeRaw } from "./sanitize.ts";
 import type { BoundSession } from "./sessions.ts";
@@ -13,7 +14,12 @@ import { SseRewriter } from "./sse.ts";
 
 const HOP_HEADERS = ["content-type", "mcp-session-id", "mcp-protocol-version", "cache-control"];
 /** Headers of the client's request the upstream sees. Never: Authorization, cookies, x-api-key, XFCC. */
-const FORWARDED = ["accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"];
+const FORWARDED = ["accept", "mcp-session-id", "mcp-protocol-version", "last-event-id", "mcp-method", "mcp-name"];
+/**
+ * issue 11: what a 2026 request forwards: the request metadata headers (checked against the body by
+ * the era stage), the Mcp-Param-* headers the server checks too, no session id, no Last-Event-ID.
+ */
+const FORWARDED_MODERN = ["accept", "mcp-protocol-version", "mcp-method", "mcp-name"];
 /**
  * Upstream refusals that are the client's to fix (bad Accept, unsupported media type, unsupported
  * protocol version...): passed through with their status. Anything else the upstream answers with
@@ -72,12 +78,13 @@ function copyHeaders(up: IncomingMessage, extra: OutgoingHttpHeaders = {}): Outg
   return h;
 }
 
-function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
+function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders, modern = false): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = { ...extra };
-  for (const k of FORWARDED) {
+  for (const k of modern ? FORWARDED_MODERN : FORWARDED) {
     const v = req.headers[k];
     if (v !== undefined) h[k] = v;
   }
+  if (modern) for (const k in req.headers) if (k.startsWith("mcp-param-")) h[k] = req.headers[k];
   return h;
 }
 
@@ -163,11 +170,19 @@ export class UpstreamProxy {
     const body = x.body!;
     const tUp = process.hrtime.bigint();
     // issue 13: the caller's verified identity for the server (headers the client sent under those names are not forwarded).
-    const up = this.#request("POST", forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }));
+    const modern = x.era === "modern";
+    const up = this.#request("POST", forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }, modern));
     x.upstreamReq = up;
     x.cleanup = this.#cleanup;
     const isRequest = msg.id !== undefined && msg.method !== undefined;
-    const isList = isRequest && LIST_METHODS.has(msg.method!);
+    // Answers the gateway rewrites: lists (filtered per client), and in 2026 every cacheable result (cacheScope "private").
+    const isList = isRequest && (LIST_METHODS.has(msg.method!) || (modern && CACHEABLE.has(msg.method!)));
+    // issue 11: a subscriptions/listen stream lives as long as the client keeps it; it has no request timeout.
+    const listen = modern && msg.method === "subscriptions/listen";
+    if (listen) {
+      this.#listen(x, up, body);
+      return;
+    }
     if (isRequest) x.timer = setTimeout(onProxyTimeout, x.checked!.timeoutMs, this, x, x.checked!.timeoutMs);
     up.on("error", (e) => {
       if (x.done) return;
@@ -206,15 +221,49 @@ export class UpstreamProxy {
         ur.on("data", (c: Buffer) => chunks.push(c));
         ur.on("end", () => {
           if (x.done) return;
-          const out = core.filter(x.identity!, msg.method, Buffer.concat(chunks).toString("utf8"), x.source);
+          const out = core.filter(x.identity!, msg.method, Buffer.concat(chunks).toString("utf8"), x.source, modern);
           res.writeHead(status, copyHeaders(ur, { "content-length": Buffer.byteLength(out) })).end(out);
           finish();
         });
         return;
       }
-      const src = isList && x.sse ? ur.pipe(new SseRewriter((d) => core.filter(x.identity!, msg.method, d, x.source))) : ur;
+      const src = isList && x.sse ? ur.pipe(new SseRewriter((d) => core.filter(x.identity!, msg.method, d, x.source, modern))) : ur;
       coalesce(src, res, status, copyHeaders(ur));
       src.on("end", finish);
+    });
+    up.end(body);
+  }
+
+  /**
+   * issue 11: subscriptions/listen to a 2026 upstream. The stream's notifications are filtered per
+   * client (a resource update only for a URI it may read, list changes only of kinds it may see); the
+   * exchange is finished (slot released, audited) once the stream is open, like a 2025 GET stream.
+   */
+  #listen(x: Exchange, up: http.ClientRequest, body: Buffer): void {
+    const core = this.#core;
+    const res = x.res;
+    res.on("close", () => {
+      if (!up.destroyed) up.destroy();
+    });
+    up.on("error", (e) => {
+      if (x.done) return void res.destroy();
+      core.respond(x, { status: 502, code: ERR.upstream, message: "upstream unavailable", outcome: "upstream-error", reason: errorKind(e) });
+    });
+    up.on("response", (ur) => {
+      if (x.done) return void ur.destroy();
+      const status = ur.statusCode ?? 502;
+      if (status >= 400) return this.#refused(x, ur, status);
+      const ct = String(ur.headers["content-type"] ?? "");
+      if (!ct.includes("text/event-stream")) {
+        // Answered at once (e.g. an error as JSON): an ordinary answer.
+        coalesce(ur, res, status, copyHeaders(ur));
+        ur.on("end", () => core.finish(x, "ok", status));
+        return;
+      }
+      res.writeHead(status, copyHeaders(ur, { "x-accel-buffering": "no" }));
+      ur.pipe(new SseRewriter((d) => core.notificationFor(x.identity!, x.source, d))).pipe(res);
+      res.flushHeaders();
+      core.finish(x, "ok", status);
     });
     up.end(body);
   }

@@ -16,8 +16,11 @@ import { IdentityForwarder, identityHeaderProblems } from "./authz/identity.ts";
 import { type CidrSet, cidrSet, clientAddress } from "./authz/source.ts";
 import { ToolCatalog } from "./catalog.ts";
 import { listToolsOver, openChannel } from "./channel.ts";
-import type { GatewayConfig } from "./config.ts";
-import { type Exchange, type Stop, newExchange } from "./exchange.ts";
+import { type GatewayConfig, SUPPORTED_PROTOCOL_VERSIONS } from "./config.ts";
+import { type Exchange, HANDLED, type Step, type Stop, newExchange } from "./exchange.ts";
+import { filterDiscover, modernResult } from "./modern.ts";
+import { StatelessBridge } from "./stateless-bridge.ts";
+import { type UpstreamEra, discoverEra, listToolsModern } from "./upstream-era.ts";
 import { type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
@@ -63,6 +66,13 @@ export class Gateway implements Front {
   readonly allowedHosts: ReadonlySet<string>;
   policy!: PolicyEngine;
   limiter!: Limiter;
+  /** issue 11: the protocol versions clients may use, newest first (config protocol.versions, default all). */
+  readonly protocolVersions: readonly string[];
+  /** issue 11: 2026 clients in front of a 2025 upstream. */
+  readonly bridge: StatelessBridge;
+  /** issue 11: what the upstream speaks, once known (server/discover probe; stdio and HTTP+SSE upstreams are 2025). */
+  #upstreamEra: UpstreamEra | undefined;
+  #eraProbe: Promise<UpstreamEra> | undefined;
   #tracer: Tracer | undefined;
   readonly #authz: Authorizer;
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: "lifo" });
@@ -137,6 +147,43 @@ export class Gateway implements Front {
       (s) => this.proxy?.closeSession(s),
     );
     this.sessions.attach(this);
+    this.protocolVersions = [...(c.protocol?.versions ?? SUPPORTED_PROTOCOL_VERSIONS)].sort().reverse();
+    this.bridge = new StatelessBridge(this, Math.min(MAX_HOSTED_PER_CLIENT, Math.max(1, Math.floor(maxHosted / 4))));
+    if (c.upstream.transport !== "streamable-http") this.#upstreamEra = "legacy";
+  }
+
+  /** issue 11: the upstream's era, probed once (single flight); a probe that cannot connect is retried by the next caller. */
+  upstreamEra(): UpstreamEra | Promise<UpstreamEra> {
+    if (this.#upstreamEra) return this.#upstreamEra;
+    const u = this.config.upstream;
+    if (u.transport !== "streamable-http") return "legacy";
+    this.#eraProbe ??= discoverEra(new URL(u.url), this.#agent).then(
+      (r) => {
+        this.#upstreamEra = r.era;
+        log("info", "upstream protocol era", { era: r.era });
+        return r.era;
+      },
+      (e) => {
+        this.#eraProbe = undefined;
+        throw e;
+      },
+    );
+    return this.#eraProbe;
+  }
+
+  /** issue 11: a checked 2026 request: proxied statelessly to a 2026 upstream, bridged to a 2025 one. */
+  forwardModern(x: Exchange): Step {
+    const e = this.upstreamEra();
+    const go = (era: UpstreamEra): Step => {
+      if (x.done) return HANDLED;
+      if (era === "modern" && this.proxy) {
+        this.proxy.post(x);
+        return HANDLED;
+      }
+      return this.bridge.forward(x);
+    };
+    if (typeof e === "string") return go(e);
+    return e.then(go, (err: unknown) => ({ status: 502, code: -32002, message: "upstream unavailable", outcome: "upstream-error", reason: errorKind(err) }));
   }
 
   get ready(): boolean {
@@ -157,7 +204,12 @@ export class Gateway implements Front {
     this.policy = new PolicyEngine(c.limits, this.limiter, this.#authz, this.catalog, this.access);
     await this.#identity.start();
     if (c.telemetry.otlpEndpoint) this.#tracer = await startTracer(c.telemetry.otlpEndpoint, `${c.server.namespace}/${c.server.name}`);
-    this.catalog.setFetcher(() => listToolsOver(openChannel(c.upstream, this.#agent), 10_000));
+    // issue 11: a 2026 upstream is listed statelessly (it may not accept initialize at all).
+    this.catalog.setFetcher(async () =>
+      (await this.upstreamEra()) === "modern" && c.upstream.transport === "streamable-http"
+        ? listToolsModern(new URL(c.upstream.url), this.#agent, 10_000)
+        : listToolsOver(openChannel(c.upstream, this.#agent), 10_000),
+    );
     await this.auth.start(this.#apiKeyRescanMs);
     // The catalog loads in the background: the gateway answers 503 on /readyz until it has the tool list.
     void this.#loadCatalog();
@@ -209,6 +261,7 @@ export class Gateway implements Front {
     if (this.#refresh) clearInterval(this.#refresh);
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
     // Every request still in flight is answered and audited before the connections go.
+    this.bridge.closeAll();
     this.sessions.closeAll();
     for (const x of [...this.#live]) this.respond(x, { status: 503, code: -32009, message: "gateway shutting down", outcome: "shutdown" });
     this.auth.stop();
@@ -370,7 +423,7 @@ export class Gateway implements Front {
     if (refuseOnStream(this, x, s)) return;
     if (!res.headersSent) {
       const headers = s.closeConnection ? { "content-type": "application/json", connection: "close", ...s.headers } : { "content-type": "application/json", ...s.headers };
-      res.writeHead(s.status, headers).end(errorBody(x.msg?.id, s.code, s.message));
+      res.writeHead(s.status, headers).end(errorBody(x.msg?.id, s.code, s.message, s.data));
     } else if (!res.writableEnded) res.destroy();
     this.finish(x, s.outcome, s.status, s.reason);
   }
@@ -424,7 +477,7 @@ export class Gateway implements Front {
    * One serialized message on its way to the client: a list result is filtered for the client (by
    * the method of the request it answers when known, else by its shape), an error loses its internals.
    */
-  filter(identity: Identity, method: string | undefined, raw: string, source?: string): string {
+  filter(identity: Identity, method: string | undefined, raw: string, source?: string, modern = false): string {
     let m: JsonRpcMessage;
     try {
       m = JSON.parse(raw) as JsonRpcMessage;
@@ -433,8 +486,29 @@ export class Gateway implements Front {
     }
     if (!m || typeof m !== "object") return raw;
     if (m.result === undefined) return m.error !== undefined ? sanitizeRaw(raw) : raw;
+    if (modern) {
+      // issue 11: the 2026 shape; lists and discover filtered for the client, cacheable results private.
+      let r: unknown = m.result;
+      if (method === "server/discover") r = filterDiscover(r, this.policy.visibility(identity), this.protocolVersions);
+      else if (method !== undefined && LIST_METHODS.has(method)) r = this.policy.filterList(identity, method, r, { source, now: this.#now() });
+      return JSON.stringify({ ...m, result: modernResult(method, r) });
+    }
     const which = method !== undefined && LIST_METHODS.has(method) ? method : listMethodOf(m.result);
     if (!which) return raw;
     return JSON.stringify({ ...m, result: this.policy.filterList(identity, which, m.result, { source, now: this.#now() }) });
+  }
+
+  /** issue 11: a message of a subscriptions/listen stream for this client: change notifications it may not see are dropped. */
+  notificationFor(identity: Identity, source: string, raw: string): string | undefined {
+    let m: JsonRpcMessage;
+    try {
+      m = JSON.parse(raw) as JsonRpcMessage;
+    } catch {
+      return undefined; // not a message: not passed on
+    }
+    if (!m || typeof m !== "object") return undefined;
+    if (m.method === undefined) return m.error !== undefined ? sanitizeRaw(raw) : raw; // the listen request's own end
+    if (m.method === "notifications/tools/list_changed") this.toolsChanged();
+    return this.policy.notificationVisible(identity, m.method, m.params, { source, now: this.#now() }) ? raw : undefined;
   }
 }

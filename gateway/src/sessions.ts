@@ -54,6 +54,17 @@ export class HostedSession {
   #nextId = 0;
   #ended = false;
   readonly #core: Core;
+  // ---- issue 11: sessions the gateway holds for 2026 clients (stateless-bridge.ts) ----
+  /** Requests of the gateway's own (the bridge's initialize), by upstream id. */
+  readonly #internal = new Map<number, (m: JsonRpcMessage) => void>();
+  /** A server-to-client request; true when taken care of (else it goes to the stream, as for a 2025 client). */
+  onServerRequest: ((m: JsonRpcMessage) => boolean) | undefined;
+  /** A server notification (the bridge feeds subscriptions/listen streams with them). */
+  onNotification: ((m: JsonRpcMessage) => void) | undefined;
+  /** An answer to a request no exchange waits for any more (an MRTR call parked while the client answers). */
+  onOrphanAnswer: ((m: JsonRpcMessage) => void) | undefined;
+  /** Holders that keep the session from being swept as idle (listen streams, parked calls). */
+  pinned = 0;
 
   constructor(core: Core, identity: Identity, channel: Channel, legacy: boolean) {
     this.#core = core;
@@ -80,6 +91,49 @@ export class HostedSession {
     this.channel.send(JSON.stringify({ ...x.msg, id: upstreamId }), this.#core.identityHeaders(x));
   }
 
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** issue 11: a request of the gateway's own on this session (the bridge's initialize). */
+  call(method: string, params: Record<string, unknown>, timeoutMs: number): Promise<JsonRpcMessage> {
+    if (this.#ended) return Promise.reject(new Error("upstream session ended"));
+    const id = ++this.#nextId;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.#internal.delete(id);
+        reject(new Error(`${method} timed out`));
+      }, timeoutMs);
+      this.#internal.set(id, (m) => {
+        clearTimeout(t);
+        this.#internal.delete(id);
+        resolve(m);
+      });
+      this.channel.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+    });
+  }
+
+  /** issue 11: the exchange stops waiting for its upstream request, which goes on (MRTR: the client answers an input request). */
+  detach(x: Exchange): void {
+    if (x.upstreamId !== undefined) this.pending.delete(x.upstreamId);
+    if (x.timer) clearTimeout(x.timer);
+    x.timer = undefined;
+  }
+
+  /** issue 11: an exchange (an MRTR retry) takes over waiting for an upstream request already sent. */
+  attach(x: Exchange, upstreamId: number, timeoutMs: number): void {
+    x.hosted = this;
+    x.upstreamId = upstreamId;
+    x.cleanup = cleanupHosted;
+    this.pending.set(upstreamId, x);
+    x.timer = setTimeout(onHostedTimeout, timeoutMs, x, timeoutMs);
+  }
+
+  /** issue 11: answers an exchange of this session (the bridge's own answers: discover, input requests). */
+  answer(x: Exchange, body: string): void {
+    this.#answer(x, body, "ok");
+  }
+
   /** A notification or the client's answer to a server request. A cancellation names the request by its upstream id. */
   notify(msg: JsonRpcMessage): void {
     if (msg.method === "notifications/cancelled") {
@@ -102,12 +156,23 @@ export class HostedSession {
       const x = this.pending.get(m.id);
       if (x?.msg) {
         // Filtering is decided by the method of the request this answers, which the gateway's own id names.
-        const out = this.#core.filter(this.identity, x.msg.method, JSON.stringify({ ...m, id: x.msg.id }), x.source);
+        const out = this.#core.filter(this.identity, x.msg.method, JSON.stringify({ ...m, id: x.msg.id }), x.source, x.era === "modern");
         this.#answer(x, out, "ok");
+        return;
+      }
+      const own = this.#internal.get(m.id);
+      if (own) {
+        own(m);
+        return;
+      }
+      if (this.onOrphanAnswer) {
+        this.onOrphanAnswer(m);
         return;
       }
     }
     if (m.method === "notifications/tools/list_changed") this.#core.toolsChanged();
+    if (m.method !== undefined && m.id !== undefined && this.onServerRequest?.(m)) return;
+    if (m.method !== undefined && m.id === undefined) this.onNotification?.(m);
     // Notifications and server-to-client requests go to the session's stream, when the client opened one.
     this.write(this.#core.filter(this.identity, undefined, raw));
   }
@@ -143,6 +208,7 @@ export class HostedSession {
   /** The session ended (dropped, upstream closed, gateway shutting down): every request still waiting is answered and finished. */
   end(outcome: string, message: string): void {
     this.#ended = true;
+    for (const f of [...this.#internal.values()]) f({ jsonrpc: "2.0", error: { code: ERR.upstream, message } });
     for (const x of [...this.pending.values()]) this.#answer(x, errorBody(x.msg?.id, ERR.upstream, message), outcome);
     this.pending.clear();
     this.byClientId.clear();
@@ -331,7 +397,7 @@ export class SessionTable {
   /** Drops idle sessions (and closes them upstream). A hosted session with a stream or a request in flight is not idle. */
   sweep(now: number, boundIdleMs: number, hostedIdleMs: number): void {
     for (const [k, s] of this.#bound) if (s.lastSeen < now - boundIdleMs && s.inflight.size === 0) this.drop(k);
-    for (const [k, h] of this.#hosted) if (h.lastSeen < now - hostedIdleMs && !h.stream && h.pending.size === 0) this.drop(k);
+    for (const [k, h] of this.#hosted) if (h.lastSeen < now - hostedIdleMs && !h.stream && h.pending.size === 0 && h.pinned === 0) this.drop(k);
   }
 
   /** Gateway shutdown: every hosted session ends (its waiting requests are answered and finished). */

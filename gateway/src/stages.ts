@@ -1,6 +1,11 @@
 // The request path on the MCP port, as named stages run in order by one runner:
 //
-//   route -> origin and host -> authenticate -> admit -> parse -> session -> policy -> forward -> (finish)
+//   route -> origin and host -> authenticate -> admit -> parse -> era -> session -> policy -> forward -> (finish)
+//
+// The era stage (issue 11) decides once whether a request is of the stateless 2026-07-28 revision
+// ("modern") or of a 2025 session, and checks what that era requires of it (version allowlist,
+// Mcp-Method/Mcp-Name/Mcp-Param-* headers against the body). The stages after it are the same for
+// both eras; only forward sends a modern request to its own end (stateless proxy or bridge).
 //
 // Each stage is a small function over the exchange (the per-request context). It returns undefined to
 // pass the request on, a Stop to refuse it (the runner hands it to respond(), which answers and
@@ -12,6 +17,8 @@
 // line exactly once.
 import type { OutgoingHttpHeaders } from "node:http";
 import type { AuthResult } from "./auth/index.ts";
+import type { ToolCatalog, ToolEntry } from "./catalog.ts";
+import { type ParamHeader, classify, classifyBodyless, paramHeaderProblem, paramHeaders } from "./era.ts";
 import { insufficientScopeChallenge, unauthorizedChallenge } from "./authz/scopes.ts";
 import type { Core, Exchange, Step, Stop } from "./exchange.ts";
 import { HANDLED, stop } from "./exchange.ts";
@@ -32,6 +39,11 @@ export interface Front extends Core {
   /** Host header values (host names, lower case) the gateway answers to. */
   readonly allowedHosts: ReadonlySet<string>;
   readonly proxy: UpstreamProxy | undefined;
+  readonly catalog: ToolCatalog;
+  /** issue 11: the protocol versions clients may use, newest first. */
+  readonly protocolVersions: readonly string[];
+  /** issue 11: sends a checked 2026-07-28 request on (stateless proxy to a 2026 upstream, or the bridge to a 2025 one). */
+  forwardModern(x: Exchange): Step;
   /** Takes a concurrency slot for the exchange, or returns the refusal. */
   admit(x: Exchange): Stop | undefined;
   /** The exchange's body is being received; bodyTimedOut() is called if it is not in within `ms`. */
@@ -252,11 +264,47 @@ function parseBody(gw: Front, x: Exchange): Stop | undefined {
   return undefined;
 }
 
+// ---------------------------------------------------------------- era
+
+/** The x-mcp-header declarations of a tool definition, computed once per definition. */
+const DECLS = new WeakMap<ToolEntry, ParamHeader[]>();
+
+function era(gw: Front, x: Exchange): Step {
+  if (x.route !== "mcp") return undefined; // the older HTTP+SSE transport: 2024-11-05 sessions
+  const d = x.msg ? classify(x.msg, x.req.headers, gw.protocolVersions) : classifyBodyless(x.req.headers, gw.protocolVersions);
+  if ("status" in d) return d;
+  x.era = d.era;
+  x.protocolVersion = d.version;
+  if (d.offer !== undefined) {
+    // 2025 negotiation for a version outside the allowlist: the server is asked for one inside it,
+    // and answers with that (the body is rewritten, so the server acts on what was checked).
+    x.msg = { ...x.msg!, params: { ...x.msg!.params, protocolVersion: d.offer } };
+    x.body = Buffer.from(JSON.stringify(x.msg));
+  }
+  const m = x.msg;
+  if (d.era !== "modern" || m?.method !== "tools/call" || typeof m.params?.name !== "string") return undefined;
+  // Mcp-Param-* headers mirror the arguments the tool's schema marks with x-mcp-header.
+  const name = m.params.name;
+  const check = (e: ToolEntry | undefined): Stop | undefined => {
+    if (!e) return undefined; // unknown tool: the policy stage refuses it
+    let decls = DECLS.get(e);
+    if (!decls) {
+      decls = paramHeaders(e.tool.inputSchema);
+      DECLS.set(e, decls);
+    }
+    return decls.length === 0 ? undefined : paramHeaderProblem(decls, m.params?.arguments, x.req.headers);
+  };
+  const known = gw.catalog.get(name);
+  return known ? check(known) : gw.catalog.ensure(name).then(check);
+}
+
 // ---------------------------------------------------------------- session
 
 function session(gw: Front, x: Exchange): Step {
   const id = x.identity!;
   if (x.route === "sse") return undefined; // the stream opens its session in forward
+  // 2026-07-28 has no sessions: an Mcp-Session-Id header is ignored (and not forwarded).
+  if (x.era === "modern") return undefined;
   if (x.route === "messages") {
     const sid = new URL(x.req.url ?? "/", "http://x").searchParams.get("sessionId") ?? "";
     x.sessionId = sid;
@@ -366,6 +414,7 @@ function forward(gw: Front, x: Exchange): Step {
 
 function forwardPost(gw: Front, x: Exchange): Step {
   if (x.route === "messages") return legacyPost(gw, x, x.hosted!);
+  if (x.era === "modern") return gw.forwardModern(x);
   if (gw.proxy) {
     gw.proxy.post(x);
     return HANDLED;
@@ -415,7 +464,7 @@ function hostedStream(gw: Front, x: Exchange, h: HostedSession): Step {
 
 // ---------------------------------------------------------------- the runner
 
-export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, admit, parse, session, policy, forward];
+export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, admit, parse, era, session, policy, forward];
 const AFTER_PARSE = STAGES.indexOf(parse) + 1;
 
 /** Runs the stages from `from` on; synchronous until a stage has to wait. */
