@@ -162,12 +162,15 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
     }
     try {
       const subs = [await alice.listen({ toolsListChanged: true, resourcesListChanged: true }), await bob.listen({ toolsListChanged: true, resourcesListChanged: true })];
-      assert.notEqual(subs[0]!.honoredFilter.resourcesListChanged, true, "alice may see no resources: the gateway does not agree to announce their changes");
       upstream.handler.notify.resourcesChanged();
       upstream.handler.notify.toolsChanged();
       await waitUntil("bob to see both list changes", () => seen.bob, (s) => s.includes("tools") && s.includes("resources"));
       await waitUntil("alice to see the tools list change", () => seen.alice, (s) => s.includes("tools"));
       assert.ok(!seen.alice.includes("resources"), `alice saw ${JSON.stringify(seen.alice)}: the resources list change was announced to a client that may see no resource`);
+      // The acknowledgment says what the subscription will carry (the spec: "the subset the server agreed to
+      // honor"): for alice that cannot include resource list changes, which she is never sent.
+      assert.equal(subs[1]!.honoredFilter.resourcesListChanged, true, "bob's acknowledgment keeps resource list changes");
+      assert.notEqual(subs[0]!.honoredFilter.resourcesListChanged, true, "alice's acknowledgment promises resource list changes she will never be sent");
       await Promise.all(subs.map((s) => s.close()));
     } finally {
       await closeAll([alice, bob]);
@@ -193,7 +196,7 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
     }
   });
 
-  test("an unsupported protocol version is refused with -32022 and the supported list, which the v2 client then uses", async () => {
+  test("a real client asking for a revision nobody speaks is refused with -32022 and the supported list", async () => {
     // A proxy that makes a real client ask for a revision nobody speaks, in the header and in _meta alike.
     const future: typeof fetch = async (input, init) => {
       const h = new Headers(init?.headers);
