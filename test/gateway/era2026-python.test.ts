@@ -18,7 +18,7 @@ import { baseConfig, type Child, MemorySink, ROOT, startEverything, tempDir, wri
 const run = promisify(execFile);
 const ALICE = "alice-key-era-python-0123456789";
 const BOB = "bob-key-era-python-0123456789abc";
-const SCRIPT = join(import.meta.dirname, "peers", "python_client.py");
+const SCRIPT = join(import.meta.dirname, "peers/python_client.py");
 
 interface Step {
   step: string;

@@ -75,12 +75,12 @@ const PLACES: RegExp[] = [
   /^bench\//,
   /^test\/.+\.test\.ts$/,
   /^test\/(.+\/)?fixtures\//,
-  /^test\/.+\.(ts|sh)$/,
+  /^test\/.+\.(ts|sh|py)$/,
   /^test\/.+\/Dockerfile$/,
 ];
 
 /** Helper scripts: a module or script in test/, bench/ or hack/ that is not itself a test file. */
-const SCRIPT = /^(test|bench|hack)\/.+\.(ts|js|mjs|sh)$/;
+const SCRIPT = /^(test|bench|hack)\/.+\.(ts|js|mjs|sh|py)$/;
 
 /**
  * Tracked files that are not source, a test, a fixture, a tool, a benchmark, docs or config: scratch names
