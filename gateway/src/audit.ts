@@ -79,6 +79,8 @@ export interface AuditRecord {
   status: number;
   latencyMs: number;
   session?: string;
+  /** issue 11: the protocol version the request named (2026-07-28 requests are stateless: no session). */
+  protocol?: string;
   reason?: string;
   /** The authorization rule or constraint that refused the request (issue 13). */
   rule?: string;

@@ -69,7 +69,7 @@ export function unsupportedVersion(requested: string | undefined, supported: rea
   return {
     status: 400,
     code: ERR.unsupportedVersion,
-    message: `unsupported protocol version ${requested === undefined ? "(none named)" : shown(requested)}; supported: ${supported.join(", ")}`,
+    message: `unsupported protocol version ${requested === undefined ? "(none named)" : shown(requested)}; supported versions: ${supported.join(", ")}`,
     outcome: "invalid",
     data: { supported: [...supported], ...(requested !== undefined ? { requested } : {}) },
   };
@@ -142,6 +142,8 @@ export function classify(m: JsonRpcMessage, h: IncomingHttpHeaders, allowed: rea
       if (hv === undefined) return headerMismatch(`the body's _meta names protocol version ${shown(v)} but the MCP-Protocol-Version header is missing`);
       const caps = meta![META.clientCapabilities];
       if (caps === null || typeof caps !== "object" || Array.isArray(caps)) return invalidMeta(`_meta["${META.clientCapabilities}"] is required (an object)`);
+      const mrtr = mrtrProblem(m);
+      if (mrtr) return invalidMeta(mrtr);
     }
     const s = standardHeaders(m, h, isRequest);
     return s ?? { era: "modern", version: v };
@@ -152,6 +154,25 @@ export function classify(m: JsonRpcMessage, h: IncomingHttpHeaders, allowed: rea
     return standardHeaders(m, h, false) ?? { era: "modern", version: hv };
   }
   return legacy(m, h, hv, allowed);
+}
+
+const MRTR_RETRY_METHODS = new Set(["tools/call", "prompts/get", "resources/read"]);
+
+/** The MRTR retry fields, when present: only on the methods that take them, and of the spec's shapes. */
+function mrtrProblem(m: JsonRpcMessage): string | undefined {
+  const p = m.params ?? {};
+  const ir = p.inputResponses;
+  const rs = p.requestState;
+  if (ir === undefined && rs === undefined) return undefined;
+  if (!MRTR_RETRY_METHODS.has(m.method!)) return `${shown(m.method!)} does not take inputResponses or requestState`;
+  if (rs !== undefined && (typeof rs !== "string" || rs.length > 65536)) return '"requestState" must be a string (at most 64 KiB)';
+  if (ir !== undefined) {
+    if (ir === null || typeof ir !== "object" || Array.isArray(ir)) return '"inputResponses" must be an object';
+    const values = Object.values(ir);
+    if (values.length > 64) return '"inputResponses" has more than 64 entries';
+    if (values.some((v) => v === null || typeof v !== "object" || Array.isArray(v))) return 'every "inputResponses" entry must be an object';
+  }
+  return undefined;
 }
 
 function legacy(m: JsonRpcMessage, h: IncomingHttpHeaders, hv: string | undefined, allowed: readonly string[]): EraDecision | Stop {

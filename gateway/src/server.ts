@@ -49,6 +49,8 @@ const SESSION_IDLE_MS = 3_600_000;
 /** Gateway-held sessions pin an upstream process (stdio) or stream: reclaimed sooner when idle. */
 const HOSTED_IDLE_MS = 900_000;
 const MAX_HOSTED_PER_CLIENT = 8;
+/** issue 11: subscriptions/listen streams one client may hold open. */
+const MAX_LISTENS_PER_CLIENT = 8;
 /** Host names that no rebound DNS name can make a browser send. */
 const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 
@@ -73,6 +75,8 @@ export class Gateway implements Front {
   /** issue 11: what the upstream speaks, once known (server/discover probe; stdio and HTTP+SSE upstreams are 2025). */
   #upstreamEra: UpstreamEra | undefined;
   #eraProbe: Promise<UpstreamEra> | undefined;
+  /** Open subscriptions/listen streams per client. */
+  readonly #listens = new Map<string, number>();
   #tracer: Tracer | undefined;
   readonly #authz: Authorizer;
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: "lifo" });
@@ -173,6 +177,19 @@ export class Gateway implements Front {
 
   /** issue 11: a checked 2026 request: proxied statelessly to a 2026 upstream, bridged to a 2025 one. */
   forwardModern(x: Exchange): Step {
+    if (x.msg?.method === "subscriptions/listen") {
+      // Listen streams outlive their exchange (its slot is released once the stream is open): bounded per client.
+      const key = x.identity!.key;
+      const open = this.#listens.get(key) ?? 0;
+      if (open >= MAX_LISTENS_PER_CLIENT)
+        return { status: 429, code: -32029, message: `too many subscriptions/listen streams open for this client (at most ${MAX_LISTENS_PER_CLIENT})`, outcome: "rate-limited", headers: { "retry-after": "5" } };
+      this.#listens.set(key, open + 1);
+      x.res.once("close", () => {
+        const n = (this.#listens.get(key) ?? 1) - 1;
+        if (n <= 0) this.#listens.delete(key);
+        else this.#listens.set(key, n);
+      });
+    }
     const e = this.upstreamEra();
     const go = (era: UpstreamEra): Step => {
       if (x.done) return HANDLED;
@@ -460,6 +477,7 @@ export class Gateway implements Front {
       status,
       latencyMs: Math.round(latencyMs * 1000) / 1000,
       ...(x.sessionId ? { session: x.sessionId.slice(0, 8) } : {}),
+      ...(x.protocolVersion ? { protocol: x.protocolVersion } : {}),
       ...(reason ? { reason } : {}),
       ...(x.rule ? { rule: x.rule } : {}),
       ...(x.result ? { result: x.result.result, ...(x.result.error ? { error: x.result.error } : {}) } : {}),

@@ -65,6 +65,8 @@ export class HostedSession {
   onOrphanAnswer: ((m: JsonRpcMessage) => void) | undefined;
   /** Holders that keep the session from being swept as idle (listen streams, parked calls). */
   pinned = 0;
+  /** The session ended (the bridge forgets it). */
+  onEnd: (() => void) | undefined;
 
   constructor(core: Core, identity: Identity, channel: Channel, legacy: boolean) {
     this.#core = core;
@@ -208,6 +210,7 @@ export class HostedSession {
   /** The session ended (dropped, upstream closed, gateway shutting down): every request still waiting is answered and finished. */
   end(outcome: string, message: string): void {
     this.#ended = true;
+    this.onEnd?.();
     for (const f of [...this.#internal.values()]) f({ jsonrpc: "2.0", error: { code: ERR.upstream, message } });
     for (const x of [...this.pending.values()]) this.#answer(x, errorBody(x.msg?.id, ERR.upstream, message), outcome);
     this.pending.clear();

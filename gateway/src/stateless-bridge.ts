@@ -5,14 +5,16 @@
 // - Sessions are keyed by the client's identity: no upstream session (no stdio process) is ever
 //   shared between two clients. They are gateway-held sessions of the session table, so the table's
 //   bounds hold (per client and in all), and its sweep closes them when idle.
-// - A call that may be answered with an input request (tools/call, prompts/get, resources/read) has a
-//   session to itself while it runs, so a server request that arrives (elicitation, sampling, roots)
+// - A call that may be answered with an input request (tools/call, prompts/get, resources/read) gets
+//   a session with no other such call in flight while there is one (up to the client's session cap;
+//   beyond it calls share sessions), so a server request that arrives (elicitation, sampling, roots)
 //   belongs to it without doubt. It is turned into an MRTR interim result (resultType
 //   "input_required") when the client declared the capability on that request; the upstream call
 //   stays parked under an opaque requestState the gateway minted. The retry is checked by every
 //   stage like a first request, and resumes the parked call only if it is the same call (same client,
 //   method, tool or resource, same arguments): inputResponses cannot smuggle a different one. Any
-//   other server request is answered with an error at once, so no call hangs.
+//   other server request (no capability, several calls in flight on the session, too many parked) is
+//   answered with an error at once, so no call hangs.
 // - server/discover is answered from the session's initialize result; subscriptions/listen is fed
 //   with the session's list-change notifications, filtered for the client.
 import { createHash, randomBytes } from "node:crypto";
@@ -29,6 +31,8 @@ import { GATEWAY_CLIENT_INFO } from "./upstream-era.ts";
 
 /** How long a parked call waits for the client's retry. */
 const PARK_MS = 300_000;
+/** Parked calls one client may have at a time (each holds an upstream request open). */
+const MAX_PARKED_PER_CLIENT = 16;
 const INIT_TIMEOUT_MS = 30_000;
 /** A comment on quiet listen streams, so proxies in between keep them open. */
 const KEEPALIVE_MS = 25_000;
@@ -45,10 +49,10 @@ interface Bridged {
   h: HostedSession;
   /** The upstream's initialize result, once the session is initialized. */
   ready: Promise<JsonRpcMessage>;
-  /** The MRTR-capable call this session is busy with (in flight or parked), if any. */
-  occupant: Exchange | Parked | undefined;
-  /** The capabilities the occupant's request declared. */
-  caps: Record<string, unknown> | undefined;
+  /** MRTR-capable calls in flight on this session, with the client capabilities each declared. */
+  inflight: Map<Exchange, Record<string, unknown> | undefined>;
+  /** Calls of this session parked while the client answers an input request. */
+  parked: Set<Parked>;
 }
 
 interface Parked {
@@ -81,6 +85,7 @@ interface Listener {
 interface Pool {
   sessions: Bridged[];
   listeners: Set<Listener>;
+  parked: number;
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -140,11 +145,8 @@ export class StatelessBridge {
     if (MRTR_METHODS.has(m.method) && m.params?.requestState !== undefined) return this.#resume(x);
     const mrtr = MRTR_METHODS.has(m.method);
     const b = this.#session(x.identity!, mrtr);
-    if (!b) return mrtr ? this.#busy() : stop.noCapacity();
-    if (mrtr) {
-      b.occupant = x;
-      b.caps = declaredCapabilities(m);
-    }
+    if (!b) return stop.noCapacity();
+    if (mrtr) this.#occupy(b, x);
     return b.ready.then(
       (init) => {
         if (x.done) return HANDLED;
@@ -156,18 +158,13 @@ export class StatelessBridge {
     );
   }
 
-  #busy(): Stop {
-    return {
-      status: 503,
-      code: ERR.overloaded,
-      message: "too many calls of this client in flight to this server; retry shortly",
-      outcome: "rate-limited",
-      headers: { "retry-after": "1" },
-    };
+  /** An MRTR-capable call is in flight on `b` until its exchange ends (or it is parked). */
+  #occupy(b: Bridged, x: Exchange): void {
+    b.inflight.set(x, declaredCapabilities(x.msg));
   }
 
   #unavailable(b: Bridged, x: Exchange): Stop {
-    if (b.occupant === x) b.occupant = undefined;
+    b.inflight.delete(x);
     return { status: 502, code: ERR.upstream, message: "upstream unavailable", outcome: "upstream-error", reason: "bridged session could not be initialized" };
   }
 
@@ -178,12 +175,12 @@ export class StatelessBridge {
     this.#release(b, x);
   }
 
-  /** When the exchange ends, its session is free for the next MRTR-capable call (unless the call was parked). */
+  /** When the exchange ends, it no longer occupies its session. */
   #release(b: Bridged, x: Exchange): void {
     const inner = x.cleanup;
     x.cleanup = (ex, outcome) => {
       inner?.(ex, outcome);
-      if (b.occupant === ex) b.occupant = undefined;
+      b.inflight.delete(ex);
     };
   }
 
@@ -192,30 +189,46 @@ export class StatelessBridge {
   #pool(key: string): Pool {
     let p = this.#pools.get(key);
     if (!p) {
-      p = { sessions: [], listeners: new Set() };
+      p = { sessions: [], listeners: new Set(), parked: 0 };
       this.#pools.set(key, p);
     }
     return p;
   }
 
-  /** A session of this client's (a free one for an MRTR-capable call), opened when needed; undefined: none can be. */
+  /** Forgets a pool with nothing in it (identities come and go: JWT subjects are unbounded). */
+  #prune(key: string): void {
+    const p = this.#pools.get(key);
+    if (p && p.sessions.length === 0 && p.listeners.size === 0) this.#pools.delete(key);
+  }
+
+  /**
+   * A session of this client's, opened when needed; undefined: none can be. For an MRTR-capable call
+   * (`free`), one without such a call in flight, else a new one while under the client's cap, else the
+   * least busy (shared: a server request on it is then refused, as it cannot be told which call it is for).
+   */
   #session(identity: Identity, free: boolean): Bridged | undefined {
     const pool = this.#pool(identity.key);
-    pool.sessions = pool.sessions.filter((b) => !b.h.ended);
-    const found = free ? pool.sessions.find((b) => b.occupant === undefined) : pool.sessions[0];
-    if (found) {
-      found.h.lastSeen = Date.now();
-      return found;
+    const idle = (b: Bridged) => b.inflight.size === 0 && b.parked.size === 0;
+    const found = free ? pool.sessions.find(idle) : pool.sessions[0];
+    if (found || pool.sessions.length >= this.#maxPerClient) {
+      const b = found ?? pool.sessions.reduce((a, c) => (c.inflight.size < a.inflight.size ? c : a));
+      b.h.lastSeen = Date.now();
+      return b;
     }
-    if (pool.sessions.length >= this.#maxPerClient) return free ? undefined : pool.sessions[0];
     const h = this.#core.sessions.host(identity, false);
     if (!h) return undefined;
-    const b: Bridged = { h, ready: Promise.resolve({ jsonrpc: "2.0" }), occupant: undefined, caps: undefined };
+    const b: Bridged = { h, ready: Promise.resolve({ jsonrpc: "2.0" }), inflight: new Map(), parked: new Set() };
     b.ready = this.#initialize(h);
     b.ready.catch(() => undefined);
     h.onServerRequest = (m) => this.#serverRequest(b, m);
     h.onNotification = (m) => this.#notify(identity.key, m);
     h.onOrphanAnswer = (m) => this.#orphanAnswer(b, m);
+    h.onEnd = () => {
+      // Dropped (idle, evicted, upstream gone, shutdown): its parked calls cannot be resumed.
+      for (const p of [...b.parked]) this.#drop(p);
+      pool.sessions = pool.sessions.filter((s) => s !== b);
+      this.#prune(identity.key);
+    };
     pool.sessions.push(b);
     return b;
   }
@@ -263,13 +276,21 @@ export class StatelessBridge {
       return true;
     }
     const cap = INPUT_CAPABILITY[m.method!];
-    const x = b.occupant;
-    if (!cap || !x || "kind" in x || x.done || x.upstreamId === undefined) {
-      refuse(`${String(m.method).slice(0, 64)} cannot be relayed to this client (no call of its is waiting for input)`);
+    const live = [...b.inflight].filter(([e]) => !e.done && e.upstreamId !== undefined);
+    if (!cap || live.length !== 1) {
+      refuse(
+        `${String(m.method).slice(0, 64)} cannot be relayed to the client: ${live.length === 0 ? "no call of its is waiting for input" : "several of its calls are in flight on this session"}`,
+      );
       return true;
     }
-    if (!isObj(b.caps?.[cap])) {
+    const [x, caps] = live[0]!;
+    if (!isObj(caps?.[cap])) {
       refuse(`the client did not declare the ${cap} capability on this request`);
+      return true;
+    }
+    const pool = this.#pool(x.identity!.key);
+    if (pool.parked >= MAX_PARKED_PER_CLIENT) {
+      refuse("the client has too many calls waiting for its input");
       return true;
     }
     const token = randomBytes(24).toString("base64url");
@@ -279,7 +300,7 @@ export class StatelessBridge {
       token,
       owner: x.identity!.key,
       b,
-      upstreamId: x.upstreamId,
+      upstreamId: x.upstreamId!,
       call: callIdentity(x.msg!),
       key,
       serverRequestId: m.id as string | number,
@@ -289,7 +310,9 @@ export class StatelessBridge {
     };
     p.timer.unref();
     this.#parked.set(token, p);
-    b.occupant = p;
+    b.inflight.delete(x);
+    b.parked.add(p);
+    pool.parked++;
     h.pinned++;
     h.detach(x);
     this.#reply(x, this.#inputRequired(x.msg!.id, p));
@@ -322,8 +345,7 @@ export class StatelessBridge {
     if (!isObj(answer)) return { status: 400, code: ERR.invalidParams, message: `invalid params: inputResponses["${p.key}"] must be an object`, outcome: "invalid" };
     this.#drop(p);
     const b = p.b;
-    b.occupant = x;
-    b.caps = declaredCapabilities(m);
+    this.#occupy(b, x);
     b.h.channel.send(JSON.stringify({ jsonrpc: "2.0", id: p.serverRequestId, result: answer }));
     b.h.attach(x, p.upstreamId, x.checked!.timeoutMs);
     this.#release(b, x);
@@ -335,7 +357,9 @@ export class StatelessBridge {
     if (!this.#parked.delete(p.token)) return;
     clearTimeout(p.timer);
     p.b.h.pinned--;
-    if (p.b.occupant === p) p.b.occupant = undefined;
+    p.b.parked.delete(p);
+    const pool = this.#pools.get(p.owner);
+    if (pool) pool.parked--;
   }
 
   /** Nobody retried in time: the server's request gets an error and the call is cancelled upstream. */
@@ -350,8 +374,7 @@ export class StatelessBridge {
 
   /** The final answer of a parked call came before the retry: kept for it. */
   #orphanAnswer(b: Bridged, m: JsonRpcMessage): void {
-    const p = b.occupant;
-    if (p && "kind" in p && p.upstreamId === m.id) p.answer = m;
+    for (const p of b.parked) if (p.upstreamId === m.id) p.answer = m;
   }
 
   // ---------------------------------------------------------------- subscriptions/listen
@@ -379,6 +402,7 @@ export class StatelessBridge {
       clearInterval(l.ping);
       pool.listeners.delete(l);
       b.h.pinned--;
+      this.#prune(identity.key);
     });
     this.#core.finish(x, "ok", 200);
     return HANDLED;
@@ -402,6 +426,11 @@ export class StatelessBridge {
       const out = this.#core.notificationFor(l.identity, l.source, JSON.stringify(tagged));
       if (out !== undefined) l.res.write(`event: message\ndata: ${out}\n\n`);
     }
+  }
+
+  /** The owners of the upstream sessions held for this client (for tests and debugging: always just the client). */
+  sessionOwners(key: string): string[] {
+    return (this.#pools.get(key)?.sessions ?? []).map((b) => b.h.owner);
   }
 
   /** Gateway shutdown: listen streams end (the spec's graceful closure: a result for the listen request). */

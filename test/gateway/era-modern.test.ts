@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
-import { McpServer, acceptedContent, createMcpHandler, fromJsonSchema, inputRequired } from "@modelcontextprotocol/server";
+import { McpServer, acceptedContent, fromJsonSchema, inputRequired } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import { GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
@@ -187,6 +187,34 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     } finally {
       alice.close();
       bob.close();
+    }
+  });
+
+  test("a client holds at most 8 listen streams; closing one makes room", async () => {
+    const open = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const l = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+        assert.equal(l.status, 200);
+        open.push(l);
+      }
+      const ninth = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } });
+      assert.equal(ninth.status, 429);
+      const alice = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+      assert.equal(alice.status, 200, "another client is not affected");
+      alice.close();
+      open.pop()!.close();
+      await waitUntil(
+        "a listen stream to be accepted again after one was closed",
+        async () => {
+          const r = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true } }, {}, MODERN, true);
+          r.close();
+          return r.status;
+        },
+        (s) => s === 200,
+      );
+    } finally {
+      for (const l of open) l.close();
     }
   });
 
