@@ -42,6 +42,11 @@ async function closeAll(clients: (V2Client | V1Client | undefined)[]) {
 
 const names = (r: { tools: { name: string }[] }) => r.tools.map((t) => t.name).sort();
 
+/** The first audit line matching `pred` (the gateway writes them in batches: wait for it). */
+function auditOf(sink: MemorySink, pred: (r: Record<string, unknown>) => boolean) {
+  return waitUntil("the audit line", () => sink.records().find(pred), (r) => r !== undefined).then((r) => r!);
+}
+
 describe("the peers alone: the v2 SDK server with v2 and v1 SDK clients (no gateway)", () => {
   const calls: Calls = [];
   let upstream: Awaited<ReturnType<typeof serveV2>>;
@@ -117,6 +122,9 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
       const before = calls.length;
       await assert.rejects(c.callTool({ name: "get-env", arguments: {} }), (e) => codeOf(e) === -32003);
       assert.equal(calls.length, before, "the denied tool never reached the server");
+      const refused = await auditOf(gateway.sink, (r) => r.tool === "get-env" && String(r.client).endsWith("alice"));
+      assert.equal(refused.protocol, MODERN, `the audit line names the revision: ${JSON.stringify(refused)}`);
+      assert.equal(refused.session, undefined, "a 2026 request has no session");
     } finally {
       await closeAll([c]);
     }
@@ -134,6 +142,8 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
       await assert.rejects(v1.callTool({ name: "get-env", arguments: {} }), (e) => codeOf(e) === -32003);
       await assert.rejects(legacy.callTool({ name: "get-env", arguments: {} }), (e) => codeOf(e) === -32003);
       assert.equal(calls.length, before, "the denied tool never reached the server");
+      const refused = await auditOf(gateway.sink, (r) => r.tool === "get-env" && String(r.client).endsWith("bob"));
+      assert.match(String(refused.protocol), /^2025-/, `the audit line names the 2025 revision: ${JSON.stringify(refused)}`);
     } finally {
       await closeAll([legacy, v1]);
     }
