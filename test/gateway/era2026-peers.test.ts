@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Client as V2Client } from "@modelcontextprotocol/client";
-import type { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { type GatewayConfigInput, GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
@@ -146,6 +147,20 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
       assert.match(String(refused.protocol), /^2025-/, `the audit line names the 2025 revision: ${JSON.stringify(refused)}`);
     } finally {
       await closeAll([legacy, v1]);
+    }
+  });
+
+  test("the older HTTP+SSE transport (v1 SDK client) keeps working in front of the same server, with the same checks", async () => {
+    const c = new V1Client({ name: "era-matrix-sse", version: "1.0.0" });
+    await c.connect(new SSEClientTransport(new URL(gateway.url.replace(/\/mcp$/, "/sse")), { requestInit: { headers: { "x-api-key": BOB } }, eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), "x-api-key": BOB } }) } }));
+    try {
+      assert.deepEqual(names(await c.listTools()), ["deploy", "echo"]);
+      assert.deepEqual((await c.callTool({ name: "echo", arguments: { text: "sse" } })).content, [{ type: "text", text: "sse" }]);
+      const before = calls.length;
+      await assert.rejects(c.callTool({ name: "get-env", arguments: {} }), (e) => codeOf(e) === -32003);
+      assert.equal(calls.length, before, "the denied tool never reached the server");
+    } finally {
+      await closeAll([c]);
     }
   });
 
