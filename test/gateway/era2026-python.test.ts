@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { type GatewayConfigInput, GatewayConfigSchema } from "../../gateway/src/config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { serveV2 } from "./era-helpers.ts";
@@ -52,10 +52,10 @@ const step = (out: PyOut, name: string) => {
   return s;
 };
 
-async function startGateway(upstreamUrl: string) {
+async function startGateway(upstreamUrl: string, protocol?: GatewayConfigInput["protocol"]) {
   const keys = tempDir("era-python-keys");
   writeKeys(keys, { alice: ALICE, bob: BOB });
-  const cfg = baseConfig({ upstream: { transport: "streamable-http", url: upstreamUrl }, auth: { apiKeys: { dir: keys } } });
+  const cfg = baseConfig({ upstream: { transport: "streamable-http", url: upstreamUrl }, auth: { apiKeys: { dir: keys } }, ...(protocol ? { protocol } : {}) });
   cfg.authorization.rules = [
     { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "deploy", "get-sum"], deny: [] } },
     { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] } },
@@ -138,4 +138,37 @@ describe("the Python client and server-everything (2025 only, bridged by the gat
       assert.equal(step(out, "call:get-env:{}").error?.code, -32003, JSON.stringify(step(out, "call:get-env:{}")));
     });
   }
+});
+
+describe("the Python client and a per-server allowlist (spec.protocol.versions)", () => {
+  const calls: Calls = [];
+  let upstream: Awaited<ReturnType<typeof serveV2>>;
+  let only2025: Awaited<ReturnType<typeof startGateway>>;
+  let only2026: Awaited<ReturnType<typeof startGateway>>;
+  before(async () => {
+    upstream = await serveV2(peerServer(calls));
+    only2025 = await startGateway(upstream.url, { versions: ["2025-11-25", "2025-06-18"] });
+    only2026 = await startGateway(upstream.url, { versions: ["2026-07-28"] });
+  });
+  after(async () => {
+    await only2025?.gw.close();
+    await only2026?.gw.close();
+    await upstream?.close();
+  });
+
+  test("only 2025 revisions allowed: auto mode's server/discover probe does not land on 2026-07-28, it settles on an allowed 2025 revision", async () => {
+    const out = await py(only2025.url, ALICE, "auto", "list");
+    assert.equal(out.connectError, undefined, JSON.stringify(out));
+    assert.ok(["2025-11-25", "2025-06-18"].includes(out.protocolVersion ?? ""), `negotiated ${out.protocolVersion}`);
+    assert.deepEqual(step(out, "list").tools, ["deploy", "echo"]);
+  });
+
+  test("only 2026-07-28 allowed: legacy mode is refused at initialize; auto mode works", async () => {
+    const legacy = await py(only2026.url, ALICE, "legacy", "list");
+    assert.ok(legacy.connectError, `legacy mode connected to a 2026-only server: ${JSON.stringify(legacy)}`);
+    assert.match(legacy.connectError.message, /2026-07-28/, "the refusal names the allowed revision");
+    const auto = await py(only2026.url, ALICE, "auto", "list");
+    assert.equal(auto.protocolVersion, MODERN, JSON.stringify(auto));
+    assert.deepEqual(step(auto, "list").tools, ["deploy", "echo"]);
+  });
 });
