@@ -60,10 +60,11 @@ async function startGateway(upstreamUrl: string, protocol?: GatewayConfigInput["
     { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "deploy", "get-sum"], deny: [] } },
     { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] } },
   ];
-  const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: new MemorySink() });
+  const sink = new MemorySink();
+  const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: sink });
   const ports = await gw.start();
   await waitUntil("the gateway to be ready", () => gw.ready, (r) => r);
-  return { gw, url: `http://127.0.0.1:${ports.port}/mcp` };
+  return { gw, sink, url: `http://127.0.0.1:${ports.port}/mcp` };
 }
 
 describe("the Python client and a 2026-07-28 upstream (the v2 SDK server)", () => {
@@ -102,6 +103,13 @@ describe("the Python client and a 2026-07-28 upstream (the v2 SDK server)", () =
     assert.deepEqual(out.elicitations, ["Deploy to prod?"]);
     assert.equal(step(out, "call:get-env:{}").error?.code, -32003, JSON.stringify(step(out, "call:get-env:{}")));
     assert.deepEqual(calls.slice(before).map((c) => c.tool), ["echo", "deploy"], "the denied tool never ran");
+    // auto mode found the era by asking: its server/discover probe is in the audit trail, answered.
+    const probe = await waitUntil(
+      "the Python client's server/discover in the audit trail",
+      () => gateway.sink.records().find((r) => r.method === "server/discover" && String(r.client).endsWith("alice")),
+      (r) => r !== undefined,
+    );
+    assert.equal(probe?.outcome, "ok", JSON.stringify(probe));
   });
 
   test("legacy mode through the gateway: a 2025 session on the same endpoint; list, call, a denied tool", async () => {
