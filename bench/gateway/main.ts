@@ -6,6 +6,8 @@
 //   nginx    through nginx (Debian's package, via hack/deps-gateway.sh) as a plain reverse proxy with
 //            upstream keepalive
 //   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here
+//   gw-2026  through the gateway as a 2026-07-28 (stateless) client: no session, the `_meta` envelope and
+//            Mcp-Method/Mcp-Name headers on every call, bridged by the gateway to the 2025 server (issue 11)
 // at 1 connection (latency) and 8 connections (throughput). Prints requests/s, p50, p99, the ratio of each
 // path to direct, the gateway's RSS, and where the gateway's time goes (its own phase counters).
 //
@@ -212,6 +214,8 @@ http {
 interface Target {
   name: string;
   port: number;
+  /** issue 11: "2026" sends stateless 2026-07-28 requests (no session); default: a 2025 session. */
+  era?: "2026";
 }
 
 function post(agent: http.Agent, port: number, headers: Record<string, string>, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
@@ -251,11 +255,16 @@ interface Result {
   n: number;
 }
 
+/** The headers of a 2026-07-28 tools/call (no session: every request carries its metadata). */
+const MODERN_HEADERS = { ...BASE_HEADERS, "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "echo" };
+const MODERN_META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "bench", version: "1" } };
+
 async function load(t: Target, conns: number, mode: { requests: number } | { seconds: number }): Promise<Result> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
-  const headers = await openSession(agent, t.port);
+  const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, t.port);
+  const meta = t.era === "2026" ? { _meta: MODERN_META } : {};
   let next = 1;
-  const call = () => post(agent, t.port, headers, JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" } } }));
+  const call = () => post(agent, t.port, headers, JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" }, ...meta } }));
   // Warm up (JIT, keep-alive sockets, the gateway's caches).
   for (let i = 0; i < 300; i++) {
     const r = await call();
@@ -341,10 +350,11 @@ const targets: Target[] = [
   { name: "gateway", port: gw.port },
   { name: "nginx", port: nginx },
   { name: "node", port: bare },
+  { name: "gw-2026", port: gw.port, era: "2026" },
 ];
 process.stdout.write(`gateway benchmark: tools/call echo on one session; 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s\n`);
 
-const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {}, node: {} };
+const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {}, node: {}, "gw-2026": {} };
 const cpuPerRequest: Record<string, number> = {};
 let before = await phases(gw.adminPort);
 let after = before;
@@ -352,7 +362,7 @@ for (const conns of [1, 8]) {
   for (const t of targets) {
     const first = t.name === "gateway" && conns === 1;
     if (first) before = await phases(gw.adminPort);
-    const pid = { gateway: gw.proc.pid!, nginx: nginxPid, node: bareProxyPid, direct: upstreamPid }[t.name] ?? 0;
+    const pid = { gateway: gw.proc.pid!, "gw-2026": gw.proc.pid!, nginx: nginxPid, node: bareProxyPid, direct: upstreamPid }[t.name] ?? 0;
     const c0 = pid ? cpuSeconds(pid) : 0;
     results[t.name]![conns] = await load(t, conns, conns === 1 ? { requests: LATENCY_REQUESTS } : { seconds: THROUGHPUT_SECONDS });
     if (pid && conns === 1) cpuPerRequest[t.name] = ((cpuSeconds(pid) - c0) / (LATENCY_REQUESTS + 302)) * 1e6;
@@ -380,7 +390,7 @@ for (const conns of [1, 8]) {
 process.stdout.write(`\n${lines.join("\n")}\n`);
 process.stdout.write(`\ngateway RSS after the run: ${mem.rss.toFixed(1)} MB (peak ${mem.peak.toFixed(1)} MB); audit lines written: ${gw.audit.lines}\n`);
 process.stdout.write(
-  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs, bare node proxy ${cpuPerRequest.node?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
+  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs (2026 client: ${cpuPerRequest["gw-2026"]?.toFixed(0)} µs), bare node proxy ${cpuPerRequest.node?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
 );
 process.stdout.write("\nwhere the gateway's time goes at 1 connection (mean per request, from its phase counters):\n");
 for (const p of ["auth", "parse", "validate", "audit", "upstream"]) {

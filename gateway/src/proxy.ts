@@ -194,7 +194,8 @@ export class UpstreamProxy {
       const status = ur.statusCode ?? 502;
       const res = x.res;
       if (status >= 400) return this.#refused(x, ur, status);
-      if (msg.method === "initialize") {
+      // (A 2026 request named "initialize" is not the handshake: it says nothing about the upstream's sessions.)
+      if (msg.method === "initialize" && !modern) {
         const sid = ur.headers["mcp-session-id"];
         if (typeof sid === "string") core.sessions.bind(sid, x.identity!);
         else this.stateless = true;

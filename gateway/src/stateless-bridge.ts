@@ -149,7 +149,10 @@ export class StatelessBridge {
     if (mrtr) this.#occupy(b, x);
     return b.ready.then(
       (init) => {
-        if (x.done) return HANDLED;
+        if (x.done) {
+          b.inflight.delete(x); // the client went away while the session was being opened
+          return HANDLED;
+        }
         if (init.error !== undefined || b.h.ended) return this.#unavailable(b, x);
         this.#send(b, x);
         return HANDLED;
@@ -235,8 +238,16 @@ export class StatelessBridge {
 
   async #initialize(h: HostedSession): Promise<JsonRpcMessage> {
     const legacy = this.#core.protocolVersions.find((v) => !isModernVersion(v)) ?? "2025-11-25";
-    const r = await h.call("initialize", { protocolVersion: legacy, capabilities: CATALOG_CLIENT_CAPABILITIES, clientInfo: GATEWAY_CLIENT_INFO }, INIT_TIMEOUT_MS);
-    if (r.error === undefined) h.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
+    let r: JsonRpcMessage;
+    try {
+      r = await h.call("initialize", { protocolVersion: legacy, capabilities: CATALOG_CLIENT_CAPABILITIES, clientInfo: GATEWAY_CLIENT_INFO }, INIT_TIMEOUT_MS);
+    } catch (e) {
+      this.#core.sessions.drop(h.id, "upstream-error", "upstream session could not be initialized");
+      throw e;
+    }
+    // A session the upstream refused is dropped, so the client's next request opens a new one.
+    if (r.error !== undefined) this.#core.sessions.drop(h.id, "upstream-error", "upstream session could not be initialized");
+    else h.notify({ jsonrpc: "2.0", method: "notifications/initialized" });
     return r;
   }
 
