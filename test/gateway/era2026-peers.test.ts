@@ -253,7 +253,8 @@ describe("through the gateway: the per-server allowlist (spec.protocol.versions)
   let only2026: Awaited<ReturnType<typeof startGateway>>;
   before(async () => {
     upstream = await serveV2(peerServer(calls));
-    only2025 = await startGateway(upstream.url, { versions: ["2025-11-25", "2025-06-18"] });
+    // Without 2025-11-25, the revision today's 2025 clients ask for first: they must be offered 2025-06-18.
+    only2025 = await startGateway(upstream.url, { versions: ["2025-06-18", "2025-03-26"] });
     only2026 = await startGateway(upstream.url, { versions: ["2026-07-28"] });
   });
   after(async () => {
@@ -262,15 +263,19 @@ describe("through the gateway: the per-server allowlist (spec.protocol.versions)
     await upstream?.close();
   });
 
-  test("only 2025 revisions allowed: a client pinned to 2026-07-28 is refused naming the allowed list; auto falls back to 2025 and works", async () => {
-    await assert.rejects(v2Client(only2025.url, ALICE, { pin: MODERN }), (e) => /2025-11-25/.test(String((e as Error).message) + JSON.stringify((e as { data?: unknown }).data ?? "")));
+  test("only older 2025 revisions allowed: a client pinned to 2026-07-28 is refused naming the allowed list; auto and the v1 client are offered 2025-06-18 and work", async () => {
+    await assert.rejects(v2Client(only2025.url, ALICE, { pin: MODERN }), (e) => /2025-06-18/.test(String((e as Error).message) + JSON.stringify((e as { data?: unknown }).data ?? "")));
     const auto = await v2Client(only2025.url, ALICE, "auto");
+    const v1 = await v1Client(only2025.url, BOB);
     try {
       assert.equal(auto.getProtocolEra(), "legacy");
-      assert.equal(auto.getNegotiatedProtocolVersion(), LEGACY);
+      assert.equal(auto.getNegotiatedProtocolVersion(), "2025-06-18", "the client asked for 2025-11-25 and was offered the newest allowed revision");
       assert.deepEqual(names(await auto.listTools()), ["deploy", "echo"]);
+      assert.deepEqual(names(await v1.listTools()), ["deploy", "echo"]);
+      const line = await auditOf(only2025.sink, (r) => r.method === "tools/list" && String(r.client).endsWith("bob"));
+      assert.equal(line.protocol, "2025-06-18", `the v1 client's requests carry the offered revision: ${JSON.stringify(line)}`);
     } finally {
-      await closeAll([auto]);
+      await closeAll([auto, v1]);
     }
   });
 
