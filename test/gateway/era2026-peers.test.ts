@@ -192,11 +192,24 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
       await waitUntil("bob to see both list changes", () => seen.bob, (s) => s.includes("tools") && s.includes("resources"));
       await waitUntil("alice to see the tools list change", () => seen.alice, (s) => s.includes("tools"));
       assert.ok(!seen.alice.includes("resources"), `alice saw ${JSON.stringify(seen.alice)}: the resources list change was announced to a client that may see no resource`);
-      // The acknowledgment says what the subscription will carry (the spec: "the subset the server agreed to
-      // honor"): for alice that cannot include resource list changes, which she is never sent.
-      assert.equal(subs[1]!.honoredFilter.resourcesListChanged, true, "bob's acknowledgment keeps resource list changes");
-      assert.notEqual(subs[0]!.honoredFilter.resourcesListChanged, true, "alice's acknowledgment promises resource list changes she will never be sent");
       await Promise.all(subs.map((s) => s.close()));
+    } finally {
+      await closeAll([alice, bob]);
+    }
+  });
+
+  test("subscriptions/listen: the acknowledgment agrees only to what the client may see", async () => {
+    // The spec: the acknowledgment's filter is "the subset the server agreed to honor". The gateway never sends
+    // alice resource list changes (she may see no resource), so agreeing to them would announce what she may not see.
+    const alice = await v2Client(gateway.url, ALICE, "auto");
+    const bob = await v2Client(gateway.url, BOB, "auto");
+    try {
+      const a = await alice.listen({ toolsListChanged: true, resourcesListChanged: true });
+      const b = await bob.listen({ toolsListChanged: true, resourcesListChanged: true });
+      assert.equal(b.honoredFilter.resourcesListChanged, true, "bob's acknowledgment keeps resource list changes");
+      assert.equal(a.honoredFilter.toolsListChanged, true, "alice's acknowledgment keeps tool list changes");
+      assert.notEqual(a.honoredFilter.resourcesListChanged, true, "alice's acknowledgment agrees to resource list changes she will never be sent");
+      await Promise.all([a.close(), b.close()]);
     } finally {
       await closeAll([alice, bob]);
     }
