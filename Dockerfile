@@ -14,8 +14,10 @@ COPY package.json package-lock.json ./
 # The marker tells the Makefile that dependencies are installed (make build depends on them).
 RUN npm ci --no-audit --no-fund && touch node_modules/.installed
 COPY tsconfig.json tsconfig.build.json Makefile ./
+COPY contract ./contract
 COPY operator/src ./operator/src
 COPY gateway/src ./gateway/src
+COPY cli/src ./cli/src
 RUN make build
 COPY hack/tools/build-bridge.sh hack/tools/bridge-entry.ts ./hack/tools/
 RUN hack/tools/build-bridge.sh /out/mcp-bastion-bridge "$(command -v node)"
@@ -37,9 +39,9 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY operator/bin ./operator/bin
+COPY cli/bin ./cli/bin
 COPY --from=build /out/mcp-bastion-bridge ./bin/mcp-bastion-bridge
 USER 65532:65532
 HEALTHCHECK NONE
-ENTRYPOINT ["node", "/app/operator/bin/mcp-bastion.js"]
+ENTRYPOINT ["node", "/app/cli/bin/mcp-bastion.js"]
 CMD ["--help"]

@@ -77,10 +77,10 @@ lint: install ## biome lint
 	biome lint .
 
 crds: install ## regenerate crds/ from the zod schema (and the chart's copy)
-	node operator/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml
+	node cli/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml
 	node hack/tools/sync-chart.ts
 
-build: install ## compile operator and gateway into dist/ (what the image runs)
+build: install ## compile contract, operator, gateway and CLI into dist/ (what the image runs)
 	rm -rf dist && tsc -p tsconfig.build.json
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
@@ -101,7 +101,7 @@ reliability-long: install controlplane ## the same with a 10-minute soak and big
 	@hack/reliability.sh --long
 
 demo: install controlplane ## local control plane + operator + the examples, their status and checklist
-	node operator/bin/mcp-bastion.js demo $(DEMO_ARGS)
+	node cli/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
 bench: install controlplane ## renderer and controller benchmarks
 	node bench/render/main.ts

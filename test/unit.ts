@@ -1,5 +1,5 @@
 // `make unit` runs the test files this prints: those that need nothing but Node and the npm packages. A
-// test file is left out when what it imports (followed through the test helpers) reaches the local control
+// test file is left out when what it imports (followed through the test helpers and dev/) reaches the local control
 // plane, a tool that hack/ builds or fetches (helm, kube-score, checkov, luahealth, redis-server, nginx, the
 // single-executable bridge), or when it belongs to the reliability suite (`make reliability`). The
 // selection is computed from the code on every run, so it cannot drift from it; and `make unit` sets
@@ -15,7 +15,7 @@ const ROOT = resolve(import.meta.dirname, "..");
 
 /** Modules that start or need something outside npm, by repo-relative path. */
 const GATES: Record<string, string> = {
-  "test/controlplane/index.ts": "the local control plane",
+  "dev/controlplane/index.ts": "the local control plane",
   "test/ship/tools.ts": "tools built by hack/tools/install.sh",
 };
 /** A file that runs one of hack's installers or builders by name needs what they install. */
@@ -53,8 +53,9 @@ export function needs(file: string, root = ROOT): string | undefined {
       if (!spec.startsWith(".")) continue;
       const target = resolve(dirname(f), spec);
       if (!existsSync(target)) continue; // an import-like string in a test's data, not an import
-      // Product code (operator/, gateway/) needs nothing installed; only test helpers are followed.
-      if (relative(root, target).startsWith("test/")) queue.push(target);
+      // Product code (contract/, operator/, gateway/, cli/) needs nothing installed; only test helpers and the
+      // development clusters (dev/) are followed.
+      if (/^(test|dev)\//.test(relative(root, target))) queue.push(target);
     }
   }
   return undefined;

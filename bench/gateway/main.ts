@@ -76,11 +76,11 @@ function gatewayCommand(): string[] {
   try {
     execFileSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", out], { stdio: "pipe" });
     const runner = join(out, "run-gateway.mjs");
-    writeFileSync(runner, 'import { run } from "./operator/src/cli/commands/gateway.js";\nprocess.exitCode = await run(process.argv.slice(3));\n');
+    writeFileSync(runner, 'import { run } from "./cli/src/commands/gateway.js";\nprocess.exitCode = await run(process.argv.slice(3));\n');
     return [runner];
   } catch {
     process.stderr.write("bench: compiling failed; running the gateway from its TypeScript sources\n");
-    return [join(ROOT, "operator/bin/mcp-bastion.js")];
+    return [join(ROOT, "cli/bin/mcp-bastion.js")];
   }
 }
 

@@ -11,7 +11,7 @@ import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeClient } from "../../operator/src/runtime/kube.ts";
-import { readAuditEvents, startControlPlane } from "../../test/controlplane/index.ts";
+import { readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, installCrd, mcpServer, must, ROOT, spawnOperator, waitFor } from "../../test/controller/helpers.ts";
 
 function parse() {
@@ -76,7 +76,7 @@ try {
   if (!values.source) {
     const outDir = join(ROOT, ".cache", "bench-dist");
     execFileSync(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", outDir], { stdio: "inherit" });
-    compiledMain = join(outDir, "operator", "src", "cli", "main.js");
+    compiledMain = join(outDir, "cli", "src", "main.js");
   }
   const op = await spawnOperator(cp.kubeconfigPath, ["--leader-elect=false", `--concurrency=${values.concurrency}`, "--resync-period=3600", "--log-level=info"], nodeFlags, compiledMain);
   const opPid = op.child.pid as number;

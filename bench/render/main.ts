@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism, loadavg } from "node:os";
 import { App, Chart } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer, McpServerInput } from "../../operator/src/api/v1alpha1.ts";
 import { computeChecklist, computeOptOuts } from "../../operator/src/render/checklist.ts";

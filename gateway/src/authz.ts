@@ -1,6 +1,6 @@
 // Authorization: default deny. A client may use a tool/resource/prompt when at least one rule that
 // names the client allows it and no rule that names the client denies it (deny wins).
-import type { GatewayConfig } from "./config.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { anyGlob } from "./glob.ts";
 import { canonicalResourcePattern } from "./names.ts";
 

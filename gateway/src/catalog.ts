@@ -4,7 +4,7 @@
 // inputSchema; validators are compiled once per fingerprint, never per call.
 import { createRequire } from "node:module";
 import type { ErrorObject, ValidateFunction } from "ajv";
-import type { GatewayConfig } from "./config.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { type ToolAssessment, type ToolLike, assessTool } from "./integrity.ts";
 import { errorKind, log } from "./log.ts";
 

@@ -4,7 +4,7 @@
 // a streamable-HTTP upstream driven as a client. One channel = one upstream MCP session.
 import http from "node:http";
 import net from "node:net";
-import type { GatewayConfig } from "./config.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { errorKind, log } from "./log.ts";
 import { parseEvent } from "./sse.ts";
 

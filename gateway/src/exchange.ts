@@ -6,7 +6,7 @@ import type { AuditResult } from "./audit.ts";
 import type { Authenticator } from "./auth/index.ts";
 import type { Identity } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
-import type { GatewayConfig } from "./config.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import type { Era } from "./era.ts";
 import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
 import type { Limiter } from "./ratelimit.ts";

@@ -1,7 +1,7 @@
 // Tool integrity: a tool's fingerprint is compared with its pin, and its description (and the
 // descriptions inside its input schema) are scanned for text meant for the model rather than the user.
-import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
-import type { GatewayConfig } from "./config.ts";
+import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 
 export interface Finding {
   rule: string;

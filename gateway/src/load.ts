@@ -2,7 +2,7 @@
 // is never echoed (it names secret paths, not secrets, but there is no reason to print it).
 import { readFile } from "node:fs/promises";
 import { checkFetchUrl } from "./auth/jwt.ts";
-import { type GatewayConfig, GatewayConfigSchema } from "./config.ts";
+import { type GatewayConfig, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 
 export class ConfigError extends Error {}
 

@@ -4,7 +4,7 @@
 import type { Authorizer, Identity, Kind, Policy } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
 import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts";
-import type { GatewayConfig } from "./config.ts";
+import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
 import { canonicalResourceUri, nameProblem } from "./names.ts";

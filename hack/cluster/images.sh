@@ -198,7 +198,7 @@ docker_image() {
 # The files the Dockerfile copies (its .dockerignore lists them): the image's cache key.
 operator_inputs() {
   (cd "$root" && git ls-files -co --exclude-standard -- package.json package-lock.json tsconfig.json tsconfig.build.json \
-    Makefile operator/bin operator/src gateway/src hack/tools/build-bridge.sh hack/tools/bridge-entry.ts .dockerignore |
+    Makefile contract operator/src gateway/src cli/bin cli/src hack/tools/build-bridge.sh hack/tools/bridge-entry.ts .dockerignore |
     sort | while read -r f; do [ -f "$f" ] && echo "$root/$f"; done)
 }
 

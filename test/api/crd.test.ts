@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { mcpServerCrd } from "../../operator/src/api/crd.ts";
-import { crdYaml } from "../../operator/src/cli/commands/crd.ts";
+import { crdYaml } from "../../cli/src/commands/crd.ts";
 
 const CHECKED_IN = join(import.meta.dirname, "..", "..", "crds", "mcp.bastion.dev_mcpservers.yaml");
 type Schema = Record<string, unknown>;

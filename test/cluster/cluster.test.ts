@@ -1,11 +1,11 @@
-// The real single-node cluster itself (test/cluster/index.ts): it starts, pods run, Services and DNS work,
+// The real single-node cluster itself (dev/cluster/index.ts): it starts, pods run, Services and DNS work,
 // nothing of it is reachable or routed from the host namespace, and stop() leaves nothing behind
 // (processes, cgroups, mounts, network namespaces, iptables rules, files).
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CLUSTER_RANGE, type Cluster, conflictingRoutes, NODE_IP, POD_CIDR, run, SERVICE_CIDR, startCluster, waitUntil } from "./index.ts";
+import { CLUSTER_RANGE, type Cluster, conflictingRoutes, NODE_IP, POD_CIDR, run, SERVICE_CIDR, startCluster, waitUntil } from "../../dev/cluster/index.ts";
 
 describe("the host-route guard", () => {
   test("finds host routes into the cluster's ranges and ignores the default route", () => {

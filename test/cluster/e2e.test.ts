@@ -1,4 +1,4 @@
-// mcp-bastion end to end on a real single-node cluster (test/cluster/index.ts), with images built here
+// mcp-bastion end to end on a real single-node cluster (dev/cluster/index.ts), with images built here
 // from the project's own Dockerfile and npm packages (hack/cluster/images.sh). In order:
 //   1. the operator, installed with the Helm chart (our image, our values) into a namespace enforcing Pod
 //      Security "restricted", runs, becomes leader and reconciles;
@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse } from "yaml";
 import { tool } from "../ship/tools.ts";
-import { type Cluster, imageArchives, OUTSIDE_IPS, run, startCluster, waitUntil } from "./index.ts";
+import { type Cluster, imageArchives, OUTSIDE_IPS, run, startCluster, waitUntil } from "../../dev/cluster/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: API objects are navigated loosely in assertions
 type Any = any;

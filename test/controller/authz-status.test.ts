@@ -3,7 +3,7 @@
 // is an InvalidSpec naming the field and the compiler's error.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { KubeObject } from "../../operator/src/runtime/kube.ts";
+import type { KubeObject } from "../../contract/kube-object.ts";
 import { desiredStatus, type PlanEnv, planServer, requeueForSchedule, statusEqual } from "../../operator/src/controller/plan.ts";
 import { mcpServer } from "./helpers.ts";
 

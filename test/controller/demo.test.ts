@@ -7,13 +7,13 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { getJson, ROOT } from "./helpers.ts";
 
 function demo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // The timeout only bounds a hung demo: on a loaded machine starting the control plane alone takes minutes.
-    execFile(process.execPath, [join(ROOT, "operator", "bin", "mcp-bastion.js"), "demo", ...args], { env, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [join(ROOT, "cli", "bin", "mcp-bastion.js"), "demo", ...args], { env, timeout: 10 * 60_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

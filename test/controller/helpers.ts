@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { defaultConfig, Operator, type OperatorConfig } from "../../operator/src/controller/operator.ts";
 import { LEADER_ELECTION_RULES, NAMESPACED_RULES } from "../../operator/src/controller/rbac.ts";
 import { OWNED_KINDS } from "../../operator/src/render/index.ts";
-import type { ControlPlane } from "../controlplane/index.ts";
+import type { ControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -172,7 +172,7 @@ export async function spawnOperator(kubeconfig: string, args: string[] = [], nod
   // From the sources through the `mcp-bastion` bin, or (compiledMain) from a tsc build as the image runs it.
   const entry = compiledMain
     ? ["--input-type=module", "-e", "const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2));", compiledMain]
-    : [join(ROOT, "operator", "bin", "mcp-bastion.js")];
+    : [join(ROOT, "cli", "bin", "mcp-bastion.js")];
   const child = spawn(
     process.execPath,
     [...nodeFlags, ...entry, "operator", `--kubeconfig=${kubeconfig}`, "--metrics-bind-address=127.0.0.1:0", "--health-port=0", ...args],

@@ -9,7 +9,7 @@ import { contains, differences } from "../../operator/src/controller/compare.ts"
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "team-a";

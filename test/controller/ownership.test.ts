@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { defaultConfig, Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "owners";

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { McpServerReconciler } from "../../operator/src/controller/reconciler.ts";
 import type { Informer } from "../../operator/src/runtime/informer.ts";
-import { ApiError, type KubeClient, type KubeObject, type ResourceRef } from "../../operator/src/runtime/kube.ts";
+import type { KubeObject } from "../../contract/kube-object.ts";
+import { ApiError, type KubeClient, type ResourceRef } from "../../operator/src/runtime/kube.ts";
 import type { ReconcileContext } from "../../operator/src/runtime/manager.ts";
 import { mcpServer } from "./helpers.ts";
 

@@ -5,7 +5,7 @@
 // limits what is watched, and a leader that loses its Lease stops.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../controlplane/index.ts";
+import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, getJson, installCrd, mcpServer, must, type OperatorProcess, spawnOperator, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "fleet";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { type ControlPlane, readAuditEvents, startControlPlane } from "./index.ts";
+import { type ControlPlane, readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
 
 let cp: ControlPlane;
 before(async () => {

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { expiryFrom, run as apikey } from "../../operator/src/cli/commands/apikey.ts";
+import { expiryFrom, run as apikey } from "../../cli/src/commands/apikey.ts";
 import { ApiKeyStore, keyStats, loadKeys, parseKeyFile } from "../../gateway/src/auth/apikeys.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";

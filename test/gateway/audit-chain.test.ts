@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { run as auditCli } from "../../operator/src/cli/commands/audit.ts";
+import { run as auditCli } from "../../cli/src/commands/audit.ts";
 import { AuditLog, type AuditRecord, auditResultOf, resultTap } from "../../gateway/src/audit.ts";
 import { CheckpointKeyError, MissingKeyError, checkpointKey, genesis, lineHash, verifyAuditLog } from "../../gateway/src/auditchain.ts";
 import { parseConfig } from "../../gateway/src/load.ts";

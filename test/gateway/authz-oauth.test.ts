@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { decodeJwt } from "jose";
 import Provider from "oidc-provider";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitFor } from "../support/index.ts";
 import { type Child, MemorySink, baseConfig, freePort, startEverything, startIssuer } from "./helpers.ts";

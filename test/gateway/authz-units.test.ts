@@ -2,13 +2,14 @@
 // windows, source addresses, scopes and challenges, and the AccessEngine's decisions (clock injected).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
+import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
 import type { Identity } from "../../gateway/src/authz.ts";
-import { cleanPath, compileCondition, conditionError, pathWithin, toCel, celTimestamp, urlHost } from "../../gateway/src/authz/conditions.ts";
-import { AccessEngine, type AccessConfig, type Decision, ruleSchedule } from "../../gateway/src/authz/engine.ts";
+import { cleanPath, compileCondition, conditionError, pathWithin, toCel, celTimestamp, urlHost } from "../../contract/authz/conditions.ts";
+import { AccessEngine, type AccessConfig, type Decision } from "../../gateway/src/authz/engine.ts";
+import { ruleSchedule } from "../../contract/authz/windows.ts";
 import { grantedScopes, insufficientScopeChallenge, unauthorizedChallenge } from "../../gateway/src/authz/scopes.ts";
 import { cidrSet, clientAddress } from "../../gateway/src/authz/source.ts";
-import { isActive, nextChange, scheduleProblems } from "../../gateway/src/authz/windows.ts";
+import { isActive, nextChange, scheduleProblems } from "../../contract/authz/windows.ts";
 import { assessTool } from "../../gateway/src/integrity.ts";
 
 const alice: Identity = { key: "apikey:alice", kind: "apikey", name: "alice" };

@@ -11,8 +11,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { z } from "zod";
-import { legacyToolFingerprint, toolFingerprint } from "../../operator/src/api/fingerprint.ts";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { MemorySink, baseConfig, serveSdkServer, tempDir, writeKeys } from "./helpers.ts";

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { GATEWAY_PATHS } from "../../gateway/src/config.ts";
+import { GATEWAY_PATHS } from "../../contract/gateway-config.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
@@ -45,7 +45,7 @@ test("`mcp-bastion gateway` with a broken config exits 1 naming the field, witho
   const dir = tempDir("badcfg");
   const run = (file: string) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const p = execFile(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], (_e, _out, stderr) => resolve({ code: p.exitCode, stderr }));
+      const p = execFile(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], (_e, _out, stderr) => resolve({ code: p.exitCode, stderr }));
     });
   writeFileSync(join(dir, "a.json"), JSON.stringify({ version: 1, server: { namespace: "n", name: "x" }, listen: {}, publicUrl: "https://x/mcp" }));
   const a = await run(join(dir, "a.json"));

@@ -7,7 +7,7 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { type Bridge, startBridge } from "../../gateway/src/bridge.ts";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { MODERN, modernRpc } from "./era-helpers.ts";
@@ -27,6 +27,7 @@ async function startGateway(upstream: Parameters<typeof baseConfig>[0]["upstream
     { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] } },
     { name: "others", clients: { apiKeys: ["carol", "dave"] }, tools: { allow: ["echo"], deny: [] } },
   ];
+  cfg.limits.toolTimeouts = [{ tool: "trigger-long-running-operation", timeoutSeconds: 1 }];
   const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: new MemorySink() });
   const ports = await gw.start();
   await waitUntil("the gateway to be ready (catalog loaded)", () => gw.ready, (r) => r, 60_000);
@@ -115,6 +116,13 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     } finally {
       await c.close();
     }
+  });
+
+  test("tool timeouts hold for bridged 2026 calls: answered with -32008 at the tool's timeout", async () => {
+    const started = Date.now();
+    const r = await modernRpc(url, BOB, "tools/call", { name: "trigger-long-running-operation", arguments: { duration: 20, steps: 2 } });
+    assert.equal(r.body.error?.code, -32008, JSON.stringify(r.body));
+    assert.ok(Date.now() - started < 15_000, "answered at the 1 s tool timeout, not after the 20 s operation");
   });
 
   test("a server request the client did not declare the capability for is answered with an error at once (no hang)", async () => {

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { McpServer, acceptedContent, fromJsonSchema, inputRequired } from "@modelcontextprotocol/server";
 import { z } from "zod";
-import { GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
@@ -91,6 +91,23 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     } finally {
       await c.close();
     }
+  });
+
+  test("2026 requests are audited like 2025 ones: client, tool, arguments, outcome, and the protocol version", async () => {
+    await modernRpc(url, ALICE, "tools/call", { name: "echo", arguments: { text: "audited" } });
+    await modernRpc(url, ALICE, "tools/call", { name: "get-env", arguments: {} });
+    const find = (tool: string) => sink.records().find((r) => r.tool === tool && r.protocol === MODERN && r.client === "apikey:alice");
+    await waitUntil(
+      "audit lines of alice's 2026 echo and get-env calls",
+      () => {
+        gw.audit.flush();
+        return [find("echo"), find("get-env")];
+      },
+      ([a, b]) => a !== undefined && b !== undefined,
+    );
+    assert.equal(find("echo")!.outcome, "ok");
+    assert.equal(find("get-env")!.outcome, "denied");
+    assert.equal(find("echo")!.session, undefined, "no session in the 2026 era");
   });
 
   test("server/discover announces only what the client may see, and only allowed versions; cacheScope is private", async () => {

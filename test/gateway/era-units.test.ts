@@ -2,7 +2,7 @@
 // bridge's call identity): what a request of each shape is classified as, and what is refused.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../../gateway/src/config.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { type EraDecision, classify, decodeHeaderValue, paramHeaderProblem, paramHeaders } from "../../gateway/src/era.ts";
 import type { Stop } from "../../gateway/src/exchange.ts";
 import type { JsonRpcMessage } from "../../gateway/src/jsonrpc.ts";

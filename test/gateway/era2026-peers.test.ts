@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import type { Client as V2Client } from "@modelcontextprotocol/client";
 import { Client as V1Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
-import { type GatewayConfigInput, GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { type GatewayConfigInput, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { serveV2 } from "./era-helpers.ts";

@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { type GatewayConfigInput, GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { type GatewayConfigInput, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { waitUntil } from "../support/index.ts";
 import { serveV2 } from "./era-helpers.ts";

@@ -72,7 +72,7 @@ before(async () => {
   cfg.limits.toolTimeouts = [{ tool: "trigger-long-running-operation", timeoutSeconds: 1 }];
   const file = join(tempDir("cfg"), "gateway.json");
   writeFileSync(file, JSON.stringify(cfg));
-  gw = spawn(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  gw = spawn(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
   gw.stdout!.on("data", (d: Buffer) => {
     stdout += d.toString();
   });

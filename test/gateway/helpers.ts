@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GatewayConfigInput } from "../../gateway/src/config.ts";
+import type { GatewayConfigInput } from "../../contract/gateway-config.ts";
 import { freePort } from "../support/index.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");

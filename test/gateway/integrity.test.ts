@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { toolFingerprint } from "../../operator/src/api/fingerprint.ts";
+import { toolFingerprint } from "../../contract/fingerprint.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
 import { ADD_DESCRIPTION, MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";

@@ -15,7 +15,7 @@ import { type Child, EVERYTHING, MemorySink, ROOT, baseConfig, freePort, startEv
 
 const ALICE = "alice-Ut6Yh3Jk9Lm2Nb5Vc8Xz";
 const BOB = "bob-Pq1Wo2Ei3Ru4Ty5Al6Sk";
-const CLI = join(ROOT, "operator/bin/mcp-bastion.js");
+const CLI = join(ROOT, "cli/bin/mcp-bastion.js");
 let bridge: ChildProcess;
 let bridgePort: number;
 let bridgeLog = "";

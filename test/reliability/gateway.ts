@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
-import type { GatewayConfigInput } from "../../gateway/src/config.ts";
+import type { GatewayConfigInput } from "../../contract/gateway-config.ts";
 import { waitUntil } from "../support/index.ts";
 import { ROOT, tempDir } from "../gateway/helpers.ts";
 
@@ -26,7 +26,7 @@ export interface GatewayProcess {
 export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
   const file = join(tempDir("rel-gw"), "gateway.json");
   writeFileSync(file, JSON.stringify(cfg));
-  const gw: ChildProcess = spawn(process.execPath, [join(ROOT, "operator/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  const gw: ChildProcess = spawn(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   // Bounded: the audit log of a soak is large; the tail is what the checks read.

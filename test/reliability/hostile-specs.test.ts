@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { Figures } from "./figures.ts";
 import { HOSTILE_SPECS, type HostileSpec, NAMESPACE, namesField, podTemplates } from "./hostile-specs.ts";
 import { waitUntil } from "../support/index.ts";

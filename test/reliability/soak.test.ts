@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { parse } from "yaml";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { mcpServer, type OperatorProcess, spawnOperator } from "../controller/helpers.ts";
 import { baseConfig, type Child, startEverything, tempDir, writeKeys } from "../gateway/helpers.ts";
 import { Figures, rssMb } from "./figures.ts";

@@ -2,7 +2,7 @@
 // method, stdio and HTTP transports, Istio with host egress, TLS, secrets, volumes, pins, Redis,
 // replicas) appears in a share of them, combined the ways the cross-field rules allow.
 import fc from "fast-check";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../../gateway/src/config.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import type { McpServerInput } from "../../operator/src/api/v1alpha1.ts";
 
 const label = fc.stringMatching(/^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/);

@@ -11,7 +11,7 @@ import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { CHECKLIST_IDS, type ChecklistId, computeChecklist } from "../../operator/src/render/checklist.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";
-import type { KubeObject } from "../../operator/src/render/types.ts";
+import type { KubeObject } from "../../contract/kube-object.ts";
 import { list, obj } from "./properties.ts";
 
 type Obj = Record<string, unknown>;

@@ -2,7 +2,7 @@
 // rendered objects, limits are divided across replicas unless Redis shares them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GATEWAY_PATHS, GatewayConfigSchema } from "../../gateway/src/config.ts";
+import { GATEWAY_PATHS, GatewayConfigSchema } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { computeChecklist } from "../../operator/src/render/checklist.ts";

@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
-import { toolFingerprint } from "../../operator/src/api/fingerprint.ts";
+import { toolFingerprint } from "../../contract/fingerprint.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import { freePort } from "../support/index.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const BIN = join(ROOT, "operator", "bin", "mcp-bastion.js");
+const BIN = join(ROOT, "cli", "bin", "mcp-bastion.js");
 const TMP = mkdtempSync(join(tmpdir(), "mcp-bastion-cli-"));
 
 function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {

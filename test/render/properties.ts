@@ -1,7 +1,7 @@
 // Golden-free properties every rendered McpServer must have, whatever its spec. Used over every
 // example and over generated specs.
 import assert from "node:assert/strict";
-import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema, SUPPORTED_PROTOCOL_VERSIONS } from "../../gateway/src/config.ts";
+import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import type { KubeObject, RenderResult } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";

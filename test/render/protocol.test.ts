@@ -2,7 +2,7 @@
 // pod reads, its default follows what the gateway supports, and status/checklist say what clients may use.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GatewayConfigSchema, SUPPORTED_PROTOCOL_VERSIONS } from "../../gateway/src/config.ts";
+import { GatewayConfigSchema, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";

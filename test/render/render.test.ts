@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
 import { parseAllDocuments } from "yaml";
-import { GATEWAY_PORTS } from "../../gateway/src/config.ts";
+import { GATEWAY_PORTS } from "../../contract/gateway-config.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { renderMcpServer } from "../../operator/src/render/index.ts";

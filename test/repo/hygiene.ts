@@ -65,13 +65,16 @@ const SCRATCH_NAME = /^(zz|scratch|tmp|temp|wip|junk|untitled|copy[ _-]of)([-_. 
 const PLACES: RegExp[] = [
   /^(README\.md|LICENSE|Makefile|Dockerfile|package\.json|package-lock\.json|biome\.json|tsconfig(\.[a-z]+)?\.json|\.gitignore|\.dockerignore)$/,
   /^\.ci\/run$/,
-  /^operator\/(bin|src)\//,
+  /^contract\/.+\.ts$/,
+  /^operator\/src\//,
   /^gateway\/src\//,
+  /^cli\/(bin|src)\//,
   /^crds\/[^/]+\.yaml$/,
   /^charts\//,
   /^examples\/[^/]+\.yaml$/,
   /^(checks|docs)\/.+\.md$/,
   /^hack\//,
+  /^dev\/.+\.ts$/,
   /^bench\//,
   /^test\/.+\.test\.ts$/,
   /^test\/(.+\/)?fixtures\//,
@@ -79,8 +82,8 @@ const PLACES: RegExp[] = [
   /^test\/.+\/Dockerfile$/,
 ];
 
-/** Helper scripts: a module or script in test/, bench/ or hack/ that is not itself a test file. */
-const SCRIPT = /^(test|bench|hack)\/.+\.(ts|js|mjs|sh|py)$/;
+/** Helper scripts: a module or script in test/, bench/, hack/ or dev/ that is not itself a test file. */
+const SCRIPT = /^(test|bench|hack|dev)\/.+\.(ts|js|mjs|sh|py)$/;
 
 /**
  * Tracked files that are not source, a test, a fixture, a tool, a benchmark, docs or config: scratch names

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
-import { controlPlaneBinDir } from "../controlplane/index.ts";
+import { controlPlaneBinDir } from "../../dev/controlplane/index.ts";
 import { needs, unitTestFiles } from "../unit.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");

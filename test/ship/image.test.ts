@@ -2,7 +2,7 @@
 // stage is laid out in its own directory (an image path /app/x becomes <stage>/app/x), from a build
 // context made by .dockerignore. COPY is done as Docker does it; each RUN has a known emulation here
 // and an unknown RUN fails the test, so the Dockerfile cannot drift from what is tested. Then the
-// entrypoint runs exactly as the image runs it: node + /app/operator/bin/mcp-bastion.js from
+// entrypoint runs exactly as the image runs it: node + /app/cli/bin/mcp-bastion.js from
 // /app/dist, without the TypeScript sources, as uid 65532, over a read-only tree.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -71,7 +71,7 @@ async function image(args: string[], input?: string): Promise<RunResult> {
 
 /** The CLI from the TypeScript sources copied into the build stage (the image's own snapshot). */
 function sourceCli(args: string[]): Promise<RunResult> {
-  const main = join(roots.get(dockerfile[0]!.name)!, "src", "operator", "src", "cli", "main.ts");
+  const main = join(roots.get(dockerfile[0]!.name)!, "src", "cli", "src", "main.ts");
   assert.ok(existsSync(main), `no sources at ${main}`);
   const code = "const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2));";
   return run(process.execPath, ["--input-type=module", "-e", code, main, ...args]);
@@ -143,14 +143,14 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
     assert.ok(runs.some((r) => /npm ci .*--omit=dev/.test(r)), "production dependencies are not installed with npm ci --omit=dev");
     assert.ok(runs.includes("make build"), "dist/ is not built by make build");
     assert.equal(finalUser, "65532:65532");
-    assert.deepEqual(JSON.parse(finalStage.instrs.find((i) => i.op === "ENTRYPOINT")!.args), ["node", "/app/operator/bin/mcp-bastion.js"]);
+    assert.deepEqual(JSON.parse(finalStage.instrs.find((i) => i.op === "ENTRYPOINT")!.args), ["node", "/app/cli/bin/mcp-bastion.js"]);
   });
 
   test("the runtime stage holds dist/, production dependencies only, no TypeScript sources", () => {
     const app = join(roots.get(finalStage.name)!, "app");
-    assert.ok(existsSync(join(app, "dist", "operator", "src", "cli", "main.js")), "no compiled CLI");
+    assert.ok(existsSync(join(app, "dist", "cli", "src", "main.js")), "no compiled CLI");
     assert.ok(existsSync(join(app, "dist", "gateway", "src", "index.js")) || existsSync(join(app, "dist", "gateway", "src", "server.js")), "no compiled gateway");
-    assert.equal(existsSync(join(app, "operator", "src")), false, "TypeScript sources in the image");
+    for (const src of ["contract", "operator/src", "gateway/src", "cli/src"]) assert.equal(existsSync(join(app, src)), false, `TypeScript sources (${src}) in the image`);
     // Packages the lock file marks dev-only (devDependencies and what only they need).
     const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
     const devOnly = Object.entries(lock.packages).filter(([k, v]) => k.startsWith("node_modules/") && v.dev).map(([k]) => k);

@@ -47,7 +47,7 @@ export function tool(name: Tool): Promise<string> {
   return p;
 }
 
-/** `node operator/bin/mcp-bastion.js ARGS` from the source tree. */
+/** `node cli/bin/mcp-bastion.js ARGS` from the source tree. */
 export function cli(args: string[], input?: string): Promise<RunResult> {
-  return run(process.execPath, [join(ROOT, "operator", "bin", "mcp-bastion.js"), ...args], input === undefined ? {} : { input });
+  return run(process.execPath, [join(ROOT, "cli", "bin", "mcp-bastion.js"), ...args], input === undefined ? {} : { input });
 }

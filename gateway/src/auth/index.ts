@@ -4,7 +4,7 @@
 //   the Istio peer identity (x-forwarded-client-cert), when auth.mtls is configured and no credential was sent.
 import type { IncomingHttpHeaders } from "node:http";
 import type { Identity } from "../authz.ts";
-import type { GatewayConfig } from "../config.ts";
+import type { GatewayConfig } from "../../../contract/gateway-config.ts";
 import { anyGlob } from "../glob.ts";
 import { ApiKeyStore } from "./apikeys.ts";
 import { JwtError, JwtVerifier } from "./jwt.ts";

@@ -6,7 +6,7 @@
 // they expire, so a client reusing its token pays one hash per request.
 import { readFile, stat } from "node:fs/promises";
 import { createLocalJWKSet, decodeProtectedHeader, errors, type JSONWebKeySet, type JWTPayload, jwtVerify } from "jose";
-import type { GatewayConfig } from "../config.ts";
+import type { GatewayConfig } from "../../../contract/gateway-config.ts";
 import { errorKind, log } from "../log.ts";
 import { grantedScopes } from "../authz/scopes.ts";
 import { sha256 } from "./apikeys.ts";

@@ -3,20 +3,16 @@
 // tool annotations and CEL conditions; per-tool constraints (a JSON Schema overlay on the arguments and
 // CEL conditions); and the scopes each tool/resource/prompt needs. Pure over its inputs: the clock is
 // injected, the tool facts (pins, annotations) come from a callback.
-import { createRequire } from "node:module";
 import type { ValidateFunction } from "ajv";
 import { Authorizer, type Identity, type Kind, ruleNamesClient } from "../authz.ts";
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
-import { type Activation, type Program, celTimestamp, compileCondition, toCel } from "./conditions.ts";
+import { type Activation, type Program, celTimestamp, compileCondition, toCel } from "../../../contract/authz/conditions.ts";
 import { missingScopes, unionScopes } from "./scopes.ts";
 import { type CidrSet, cidrSet } from "./source.ts";
-import { type Schedule, isActive, nextChange } from "./windows.ts";
-
-const require = createRequire(import.meta.url);
-const { Ajv2020 } = require("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js");
-const addFormats = require("ajv-formats") as typeof import("ajv-formats").default;
+import { compileOverlay } from "../../../contract/authz/overlay.ts";
+import { type Schedule, isActive, nextChange, ruleSchedule } from "../../../contract/authz/windows.ts";
 
 export interface ConditionSpec {
   expression: string;
@@ -141,17 +137,6 @@ function compileConditions(list: readonly ConditionSpec[] | undefined, field: st
     }
   });
   return out;
-}
-
-let overlayAjv: InstanceType<typeof Ajv2020> | undefined;
-/** Overlays are platform-team schemas: draft 2020-12, strict mode, so a misspelt keyword is an error, not a no-op. */
-export function compileOverlay(schema: Record<string, unknown>): ValidateFunction {
-  if (!overlayAjv) {
-    overlayAjv = new Ajv2020({ strict: true, allErrors: false, validateFormats: true, coerceTypes: false, useDefaults: false });
-    addFormats(overlayAjv);
-  }
-  const { $schema: _s, $id: _i, ...rest } = schema;
-  return overlayAjv.compile(rest);
 }
 
 /** Compiles everything once; `problems` is non-empty when some expression or schema is invalid. */
@@ -503,21 +488,4 @@ class LazyActivation implements Activation {
     this.#now ??= celTimestamp(this.#facts.now);
     return this.#now;
   }
-}
-
-/** Pure: the rules active at `now` and the next change (the operator's status uses this too). */
-export function ruleSchedule(rules: readonly Pick<RuleSpec, "name" | "schedule">[], now: number): { active: string[]; inactive: string[]; nextChange?: number } {
-  const active: string[] = [];
-  const inactive: string[] = [];
-  let next: number | undefined;
-  for (const r of rules) {
-    if (!r.schedule) {
-      active.push(r.name);
-      continue;
-    }
-    (isActive(r.schedule, now) ? active : inactive).push(r.name);
-    const n = nextChange(r.schedule, now);
-    if (n !== undefined && (next === undefined || n < next)) next = n;
-  }
-  return { active, inactive, ...(next !== undefined ? { nextChange: next } : {}) };
 }

@@ -7,11 +7,11 @@
 // where they are Kubernetes-style values, optional fields that default to the locked-down choice.
 import { isIP } from "node:net";
 import { z } from "zod";
-import { conditionError } from "../../../gateway/src/authz/conditions.ts";
-import { compileOverlay } from "../../../gateway/src/authz/engine.ts";
-import { identityHeaderProblems } from "../../../gateway/src/authz/identity.ts";
-import { checkTimeZone } from "../../../gateway/src/authz/windows.ts";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "../../../gateway/src/config.ts";
+import { conditionError } from "../../../contract/authz/conditions.ts";
+import { identityHeaderProblems } from "../../../contract/authz/identity-headers.ts";
+import { compileOverlay } from "../../../contract/authz/overlay.ts";
+import { checkTimeZone } from "../../../contract/authz/windows.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../../contract/gateway-config.ts";
 
 export const GROUP = "mcp.bastion.dev";
 export const VERSION = "v1alpha1";

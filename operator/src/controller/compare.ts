@@ -5,8 +5,8 @@
 // - every field we render must be present with the same value on the live object, which catches a
 //   hand edit (drift) of a field we manage. Fields the API server adds (defaults, status) are ignored.
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../api/fingerprint.ts";
-import type { KubeObject } from "../runtime/kube.ts";
+import { canonicalJson } from "../../../contract/fingerprint.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
 
 // One canonical JSON for tool pins and child hashes; re-exported for the controller's callers.
 export { canonicalJson };

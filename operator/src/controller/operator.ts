@@ -4,7 +4,7 @@
 import { hostname } from "node:os";
 import { KIND, API_VERSION, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
-import type { KubeObject } from "../runtime/kube.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
 import { Manager, type ManagerConfig, type Watches } from "../runtime/manager.ts";
 import { type ClusterStorePolicy, forgetRender } from "./plan.ts";
 import { McpServerReconciler, SERVER_LABEL } from "./reconciler.ts";

@@ -6,8 +6,9 @@ import { validateMcpServer } from "../api/validate.ts";
 import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
-import { type KubeObject, kindId } from "../runtime/kube.ts";
-import { ruleSchedule } from "../../../gateway/src/authz/engine.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { kindId } from "../runtime/kube.ts";
+import { ruleSchedule } from "../../../contract/authz/windows.ts";
 
 /**
  * issue 13: which rules are active at `now` and when that changes next, for status.authorization.

@@ -4,7 +4,8 @@
 // election, endpoints) is in ../runtime/; the wiring of the two is operator.ts.
 import { API_VERSION, KIND, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
-import { ApiError, type KubeObject, kindId, resourcePath } from "../runtime/kube.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { ApiError, kindId, resourcePath } from "../runtime/kube.ts";
 import { errorText, type Logger, type ReconcileContext, type Reconciler } from "../runtime/manager.ts";
 import type { WorkResult } from "../runtime/queue.ts";
 import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } from "./compare.ts";

@@ -4,12 +4,12 @@
 // detail says "by construction"; test/render/checklist-checks.test.ts tampers with the rendered objects to
 // show each item can still go false. Also the opt-outs: the security defaults this server explicitly
 // loosens.
-import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../gateway/src/config.ts";
+import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
 import { acceptedProtocolVersions } from "./gateway-config.ts";
 import { isPublicAddressesPeer, isWideCidr, selectsAll, WIDE_PREFIX } from "./network.ts";
 import { restrictedViolations } from "./restricted.ts";
-import type { KubeObject } from "./types.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
 import { isDigestPinned } from "./workload.ts";
 
 type Obj = Record<string, unknown>;

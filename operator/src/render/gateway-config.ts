@@ -1,6 +1,6 @@
 // The gateway's policy file (ConfigMap key gateway.json). It holds no secret values: API keys, the
 // JWKS and TLS keys are files mounted beside it, named here by path only.
-import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig, type ProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../../../gateway/src/config.ts";
+import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig, type ProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../../../contract/gateway-config.ts";
 import type { AuthorizationRule, McpServer } from "../api/v1alpha1.ts";
 
 // ---- issue 13: scopes, conditions, schedules, sources, read-only tools, identity for the server ----

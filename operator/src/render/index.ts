@@ -3,7 +3,7 @@
 // with cdk8s (never written to disk), explicit stable names, no clock, no randomness, no I/O.
 import { createHash } from "node:crypto";
 import { App, Chart } from "cdk8s";
-import { GatewayConfigSchema } from "../../../gateway/src/config.ts";
+import { GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
 import { computeChecklist, computeOptOuts } from "./checklist.ts";
 import { acceptedProtocolVersions, gatewayConfig, rateLimitMode, serviceUrl } from "./gateway-config.ts";
@@ -12,10 +12,10 @@ import { mesh } from "./mesh.ts";
 import { networkPolicy } from "./network.ts";
 import { externalSecrets } from "./secrets.ts";
 import { service } from "./service.ts";
-import type { KubeObject } from "./types.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
 import { finishDeployment, workload } from "./workload.ts";
 
-export type { KubeObject } from "./types.ts";
+export type { KubeObject } from "../../../contract/kube-object.ts";
 
 export interface RenderOptions {
   gatewayImage: string;

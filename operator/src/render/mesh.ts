@@ -3,7 +3,7 @@
 // hostnames and CIDRs. Plain ApiObjects: cdk8s-plus has no constructs for Istio CRDs. All at the v1 API, which
 // the current Istio CRDs serve and store.
 import { ApiObject, type Chart } from "cdk8s";
-import { GATEWAY_PORTS } from "../../../gateway/src/config.ts";
+import { GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import type { McpServer } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels } from "./labels.ts";
 

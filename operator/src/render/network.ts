@@ -6,7 +6,7 @@
 // cannot put a namespaceSelector and a podSelector in the same peer (the AND that "kube-dns in
 // kube-system" needs) and splits peers into separate rules; here every rule is exactly as reviewed.
 import { ApiObject, type Chart } from "cdk8s";
-import { GATEWAY_PORTS } from "../../../gateway/src/config.ts";
+import { GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import type { McpServer } from "../api/v1alpha1.ts";
 import { CLIENT_LABEL, childNames, METRICS_NAMESPACE_LABEL, selectorLabels } from "./labels.ts";
 

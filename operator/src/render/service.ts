@@ -2,7 +2,7 @@
 // server's own port stay unexposed.
 import type { Chart } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
-import { GATEWAY_PORTS } from "../../../gateway/src/config.ts";
+import { GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import type { McpServer } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels } from "./labels.ts";
 

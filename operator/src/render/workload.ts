@@ -2,7 +2,7 @@
 // the Pod Security `restricted` profile) and a PodDisruptionBudget when there is more than one pod.
 import { ApiObject, type Chart, Duration, JsonPatch, Size } from "cdk8s";
 import * as kplus from "cdk8s-plus-27";
-import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../gateway/src/config.ts";
+import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { jwksFile } from "./gateway-config.ts";

@@ -3,7 +3,8 @@
 // server ends the stream, relist on 410 Gone (resourceVersion too old), reconnect after any other
 // error with exponential backoff and jitter (never a tight loop, never giving up), and a staleness
 // timer that drops a watch that has gone silent without closing.
-import { ApiError, type KubeClient, type KubeObject, resourcePath } from "./kube.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { ApiError, type KubeClient, resourcePath } from "./kube.ts";
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 export type Handler = (type: EventType, obj: KubeObject) => void;

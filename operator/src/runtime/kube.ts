@@ -6,25 +6,9 @@
 import { Agent, type AgentOptions, request } from "node:https";
 import { request as httpRequest, Agent as HttpAgent } from "node:http";
 import type { IncomingMessage } from "node:http";
+import type { KubeObject } from "../../../contract/kube-object.ts";
 import { bearer, type Credentials, loadCredentials } from "./credentials.ts";
 
-export interface KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: unknown[];
-    deletionTimestamp?: string;
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
-}
 
 export interface Status {
   kind?: string;

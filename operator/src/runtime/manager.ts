@@ -5,7 +5,8 @@
 // is the reconciler's business (controller/reconciler.ts for McpServers).
 import type { Server } from "node:http";
 import { Informer, objectKey } from "./informer.ts";
-import { ApiError, KubeClient, type KubeObject, kindId } from "./kube.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { ApiError, KubeClient, kindId } from "./kube.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
 import { OperatorMetrics, serveEndpoints } from "./metrics.ts";
 import { type WorkResult, WorkQueue } from "./queue.ts";

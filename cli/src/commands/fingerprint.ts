@@ -2,7 +2,7 @@
 // (-f tools.json) or from a running server (--url, streamable HTTP through the MCP SDK client).
 import { readFileSync } from "node:fs";
 import { stringify } from "yaml";
-import { type ToolDescriptor, toolFingerprint } from "../../api/fingerprint.ts";
+import { type ToolDescriptor, toolFingerprint } from "../../../contract/fingerprint.ts";
 
 const USAGE = `usage: mcp-bastion fingerprint (-f tools.json | --url URL [--header "Name: value"]...)
   Prints YAML to paste under spec.tools: the sha256 pin of each tool (name, description, inputSchema, annotations).

@@ -5,9 +5,9 @@
 // "012" are quoted so they never turn into booleans or numbers there.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments, stringify } from "yaml";
-import type { McpServer } from "../../api/v1alpha1.ts";
-import { validateMcpServer } from "../../api/validate.ts";
-import { renderMcpServer } from "../../render/index.ts";
+import type { McpServer } from "../../../operator/src/api/v1alpha1.ts";
+import { validateMcpServer } from "../../../operator/src/api/validate.ts";
+import { renderMcpServer } from "../../../operator/src/render/index.ts";
 
 export const DEFAULT_GATEWAY_IMAGE = "ghcr.io/mcp-bastion/mcp-bastion:0.1.0";
 

@@ -3,7 +3,7 @@
 // Secret never holds a usable key. `digest` turns an existing key (stdin) into such an entry.
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { parseExpiry } from "../../../../gateway/src/auth/apikeys.ts";
+import { parseExpiry } from "../../../gateway/src/auth/apikeys.ts";
 
 const USAGE = `usage: mcp-bastion apikey new NAME [--expires 90d|12w|24h|2027-03-01] [--json]
        mcp-bastion apikey digest NAME [--expires ...] [--json] < key

@@ -1,6 +1,6 @@
 // `mcp-bastion gateway --config FILE`: runs the MCP auth gateway until SIGTERM/SIGINT.
 import { parseArgs } from "node:util";
-import { GATEWAY_PATHS } from "../../../../gateway/src/config.ts";
+import { GATEWAY_PATHS } from "../../../contract/gateway-config.ts";
 
 export async function run(args: string[]): Promise<number> {
   let values: { config?: string; help?: boolean };
@@ -14,7 +14,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(`usage: mcp-bastion gateway --config FILE   (default ${GATEWAY_PATHS.configFile})\n`);
     return 0;
   }
-  const { loadConfig, Gateway } = await import("../../../../gateway/src/index.ts");
+  const { loadConfig, Gateway } = await import("../../../gateway/src/index.ts");
   const config = await loadConfig(values.config ?? GATEWAY_PATHS.configFile);
   const gw = new Gateway({ config });
   // Audit lines are buffered for a few milliseconds: write what is left on any exit.

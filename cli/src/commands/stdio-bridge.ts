@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSy
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { startBridge } from "../../../../gateway/src/bridge.ts";
+import { startBridge } from "../../../gateway/src/bridge.ts";
 
 const USAGE = "usage: mcp-bastion stdio-bridge --port N [--host 127.0.0.1] [--max-sessions 16] -- CMD [ARGS...]\n       mcp-bastion stdio-bridge --install DIR";
 const EXE = "mcp-bastion-bridge";
@@ -26,8 +26,8 @@ function findExecutable(): string | undefined {
   } catch {
     return undefined; // bundled as CommonJS: only the execPath case applies
   }
-  // source: <root>/operator/src/cli/commands; compiled: <root>/dist/operator/src/cli/commands
-  for (const up of ["../../../..", "../../../../.."]) {
+  // source: <root>/cli/src/commands; compiled: <root>/dist/cli/src/commands
+  for (const up of ["../../..", "../../../.."]) {
     const p = resolve(here, up, "bin", EXE);
     if (existsSync(p)) return p;
   }
@@ -43,7 +43,7 @@ function install(dir: string): number {
   else {
     // A checkout without the built executable: a launcher that needs this Node and this tree.
     // The image ships the real single executable (hack/tools/build-bridge.sh).
-    const cli = resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/mcp-bastion.js");
+    const cli = resolve(dirname(fileURLToPath(import.meta.url)), "../../bin/mcp-bastion.js");
     writeFileSync(tmp, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} stdio-bridge "$@"\n`);
   }
   chmodSync(tmp, 0o755);

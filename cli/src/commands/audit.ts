@@ -2,7 +2,7 @@
 // checkpoints (gateway/src/auditchain.ts) and says where a line was removed, edited, reordered or
 // appended. Exit code 0: nothing found; 1: tampering found; 2: usage, unreadable file, missing key.
 import { readFileSync } from "node:fs";
-import { CheckpointKeyError, MissingKeyError, checkpointKey, verifyAuditLog } from "../../../../gateway/src/auditchain.ts";
+import { CheckpointKeyError, MissingKeyError, checkpointKey, verifyAuditLog } from "../../../gateway/src/auditchain.ts";
 
 const USAGE = `usage: mcp-bastion audit verify FILE [--key KEYFILE] [--json]
   FILE     the gateway's audit lines (its stdout, e.g. kubectl logs POD -c gateway > audit.log); - reads stdin

@@ -1,4 +1,4 @@
-// A real single-node Kubernetes cluster for tests: the control plane of test/controlplane/index.ts plus
+// A real single-node Kubernetes cluster for tests: the control plane of dev/controlplane/index.ts plus
 // containerd, kubelet, kube-proxy, kube-scheduler, kube-router (NetworkPolicy) and CoreDNS (kube-dns), on
 // which pods actually run. Binaries and images come from hack/cluster/*.sh (cached in ~/.cache/mcp-bastion).
 //
@@ -6,7 +6,7 @@
 // (`ip netns add mcpb-<id>`); the host namespace has no route and no address of the cluster's ranges, and
 // startCluster refuses to start when the host namespace already routes any of them (guardHostRoutes). The
 // API server runs inside the namespace too (it must reach the kubelet for exec/logs, and webhooks); this
-// process reaches it through the loopback relay of test/controlplane/index.ts. Anything else the tests do
+// process reaches it through the loopback relay of dev/controlplane/index.ts. Anything else the tests do
 // in the cluster goes through the namespace (`inNetns`, `kubectl exec`).
 //
 // Leaving nothing behind: the node's processes run in a private mount namespace (every container mount,

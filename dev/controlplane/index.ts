@@ -19,7 +19,7 @@ import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../support/index.ts";
+import { freePort } from "../../test/support/index.ts";
 import { splice } from "./splice.ts";
 
 export interface ControlPlane {

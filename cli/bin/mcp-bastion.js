@@ -14,8 +14,8 @@ if (major < 24) {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const compiled = join(here, "..", "..", "dist", "operator", "src", "cli", "main.js");
-const source = join(here, "..", "src", "cli", "main.ts");
+const compiled = join(here, "..", "..", "dist", "cli", "src", "main.js");
+const source = join(here, "..", "src", "main.ts");
 const entry = existsSync(source) ? source : compiled;
 const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

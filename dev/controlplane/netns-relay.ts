@@ -1,4 +1,4 @@
-// Inside-the-namespace half of the API server relay of test/controlplane/index.ts: listens on a unix
+// Inside-the-namespace half of the API server relay of dev/controlplane/index.ts: listens on a unix
 // socket (reachable from the host namespace through the file system) and pipes each connection to
 // 127.0.0.1:<port> of this process's own network namespace, where kube-apiserver listens.
 // Usage (started by index.ts with nsenter): node netns-relay.ts SOCKET_PATH PORT

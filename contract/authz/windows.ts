@@ -146,3 +146,20 @@ export function scheduleProblems(s: Schedule): string[] {
   });
   return out;
 }
+
+/** Pure: the rules active at `now` and the next change (the operator's status uses this too). */
+export function ruleSchedule(rules: readonly { name: string; schedule?: Schedule }[], now: number): { active: string[]; inactive: string[]; nextChange?: number } {
+  const active: string[] = [];
+  const inactive: string[] = [];
+  let next: number | undefined;
+  for (const r of rules) {
+    if (!r.schedule) {
+      active.push(r.name);
+      continue;
+    }
+    (isActive(r.schedule, now) ? active : inactive).push(r.name);
+    const n = nextChange(r.schedule, now);
+    if (n !== undefined && (next === undefined || n < next)) next = n;
+  }
+  return { active, inactive, ...(next !== undefined ? { nextChange: next } : {}) };
+}

@@ -9,12 +9,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { API_VERSION, PLURAL } from "../../api/v1alpha1.ts";
-import { ApiError, KubeClient, type KubeObject } from "../../runtime/kube.ts";
-import { defaultConfig, Operator } from "../../controller/operator.ts";
+import { API_VERSION, PLURAL } from "../../../operator/src/api/v1alpha1.ts";
+import type { KubeObject } from "../../../contract/kube-object.ts";
+import { ApiError, KubeClient } from "../../../operator/src/runtime/kube.ts";
+import { defaultConfig, Operator } from "../../../operator/src/controller/operator.ts";
 import { makeLogger } from "./operator.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const DEMO_MANAGER = "mcp-bastion-demo";
 
 const USAGE = `usage: mcp-bastion demo [--exit-after-seconds N | --once] [--examples DIR] [--server NAME]
@@ -100,7 +101,7 @@ function printServer(server: KubeObject): void {
 }
 
 async function startLocal(): Promise<ControlPlaneLike> {
-  const helper = join(ROOT, "test", "controlplane", "index.ts");
+  const helper = join(ROOT, "dev", "controlplane", "index.ts");
   if (!existsSync(helper)) throw new Error("the local control plane needs a checkout of the repository (make demo); or set KUBECONFIG to use a cluster");
   const mod = (await import(pathToFileURL(helper).href)) as { startControlPlane(o: { controllerManager?: boolean }): Promise<ControlPlaneLike> };
   return mod.startControlPlane({ controllerManager: true });

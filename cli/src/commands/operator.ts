@@ -1,8 +1,8 @@
 // `mcp-bastion operator`: runs the controller against the current kubeconfig (KUBECONFIG,
 // ~/.kube/config) or, inside a pod, the in-cluster service account. Flags match the Helm chart's.
 import { parseArgs } from "node:util";
-import { parseClusterStorePolicy } from "../../controller/plan.ts";
-import { defaultConfig, type Logger, type LogLevel, Operator, type OperatorConfig } from "../../controller/operator.ts";
+import { parseClusterStorePolicy } from "../../../operator/src/controller/plan.ts";
+import { defaultConfig, type Logger, type LogLevel, Operator, type OperatorConfig } from "../../../operator/src/controller/operator.ts";
 
 const USAGE = `usage: mcp-bastion operator [flags]
   --kubeconfig FILE                     kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
