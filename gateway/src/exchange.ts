@@ -8,6 +8,7 @@ import type { Identity } from "./authz.ts";
 import type { AccessEngine, RequestFacts } from "./authz/engine.ts";
 import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import type { Era } from "./era.ts";
+import type { Visibility } from "./modern.ts";
 import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
 import type { Limiter } from "./ratelimit.ts";
 import type { Metrics } from "./metrics.ts";
@@ -147,6 +148,8 @@ export interface Core {
   filter(identity: Identity, method: string | undefined, raw: string, source?: string, modern?: boolean): string;
   /** issue 11: one message of a subscriptions/listen stream, for this client: passed on or dropped (undefined). */
   notificationFor(identity: Identity, source: string, raw: string): string | undefined;
+  /** issue 11: what this client may see anything of (server/discover capabilities, listen filters). */
+  visibility(identity: Identity): Visibility;
   /** The facts time- and source-conditioned rules are evaluated against (the gateway's clock, the client's address). */
   facts(x: Exchange): RequestFacts;
   /** A signed identity for the server still has to be minted before the exchange goes upstream (undefined: ready). */

@@ -49,6 +49,25 @@ export function filterDiscover(result: unknown, visible: Visibility, allowed: re
   return out;
 }
 
+/** The listen filter fields for list changes, by the kind each one is about. */
+const LIST_CHANGE_FILTERS: Readonly<Record<string, Kind>> = { toolsListChanged: "tools", promptsListChanged: "prompts", resourcesListChanged: "resources" };
+
+/**
+ * A subscriptions/listen filter (requested or acknowledged) cut to what the client may see: the
+ * acknowledgment is "the subset the server agreed to honor", and the gateway never sends list changes
+ * of a kind the client may see nothing of.
+ */
+export function visibleFilter(filter: unknown, visible: Visibility): Record<string, unknown> {
+  if (!isObj(filter)) return {};
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(filter)) {
+    const kind = LIST_CHANGE_FILTERS[k];
+    if (kind !== undefined && !visible[kind]) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /**
  * A DiscoverResult the gateway builds for a 2025 upstream (bridged for 2026 clients) from its
  * initialize result: its capabilities, instructions and serverInfo.
@@ -56,8 +75,7 @@ export function filterDiscover(result: unknown, visible: Visibility, allowed: re
 export function discoverFromInitialize(init: unknown, allowed: readonly string[]): Obj {
   const r = isObj(init) ? init : {};
   const caps: Obj = isObj(r.capabilities) ? { ...r.capabilities } : {};
-  // The bridge delivers list changes on subscriptions/listen, not per-resource subscriptions.
-  if (isObj(caps.resources)) caps.resources = { ...caps.resources, subscribe: false };
+  // Logging is per request in 2026 (_meta logLevel); a 2025 session's logging/setLevel is not relayed.
   delete caps.logging;
   return {
     supportedVersions: [...allowed],

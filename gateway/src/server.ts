@@ -19,7 +19,7 @@ import { ToolCatalog } from "./catalog.ts";
 import { listToolsOver, openChannel } from "./channel.ts";
 import { type GatewayConfig, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { type Exchange, HANDLED, type Step, type Stop, newExchange } from "./exchange.ts";
-import { filterDiscover, modernResult } from "./modern.ts";
+import { type Visibility, filterDiscover, modernResult, visibleFilter } from "./modern.ts";
 import { StatelessBridge } from "./stateless-bridge.ts";
 import { type UpstreamEra, discoverEra, listToolsModern } from "./upstream-era.ts";
 import { type JsonRpcMessage, errorBody } from "./jsonrpc.ts";
@@ -517,6 +517,10 @@ export class Gateway implements Front {
     return JSON.stringify({ ...m, result: this.policy.filterList(identity, which, m.result, { source, now: this.#now() }) });
   }
 
+  visibility(identity: Identity): Visibility {
+    return this.policy.visibility(identity);
+  }
+
   /** issue 11: a message of a subscriptions/listen stream for this client: change notifications it may not see are dropped. */
   notificationFor(identity: Identity, source: string, raw: string): string | undefined {
     let m: JsonRpcMessage;
@@ -528,6 +532,11 @@ export class Gateway implements Front {
     if (!m || typeof m !== "object") return undefined;
     if (m.method === undefined) return m.error !== undefined ? sanitizeRaw(raw) : raw; // the listen request's own end
     if (m.method === "notifications/tools/list_changed") this.toolsChanged();
+    if (m.method === "notifications/subscriptions/acknowledged" && m.params) {
+      // The upstream agreed to what the client asked; the gateway agrees only to what it will deliver.
+      const params = { ...m.params, notifications: visibleFilter(m.params.notifications, this.policy.visibility(identity)) };
+      return JSON.stringify({ ...m, params });
+    }
     return this.policy.notificationVisible(identity, m.method, m.params, { source, now: this.#now() }) ? raw : undefined;
   }
 }

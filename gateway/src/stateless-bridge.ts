@@ -25,7 +25,7 @@ import { CATALOG_CLIENT_CAPABILITIES } from "./channel.ts";
 import { type Core, type Exchange, HANDLED, type Step, type Stop, stop } from "./exchange.ts";
 import { META, declaredCapabilities, isModernVersion } from "./era.ts";
 import { ERR, type JsonRpcMessage } from "./jsonrpc.ts";
-import { MRTR_METHODS, discoverFromInitialize } from "./modern.ts";
+import { MRTR_METHODS, discoverFromInitialize, visibleFilter } from "./modern.ts";
 import type { HostedSession } from "./sessions.ts";
 import { GATEWAY_CLIENT_INFO } from "./upstream-era.ts";
 
@@ -79,6 +79,8 @@ interface Listener {
   identity: Identity;
   source: string;
   wants: Record<string, boolean>;
+  /** Resource URIs subscribed on the listener's session (resources/subscribe upstream). */
+  uris: Set<string>;
   ping: NodeJS.Timeout;
 }
 
@@ -390,21 +392,54 @@ export class StatelessBridge {
 
   // ---------------------------------------------------------------- subscriptions/listen
 
+  /**
+   * subscriptions/listen for a 2025 upstream: list changes come from the client's sessions'
+   * notifications; resource subscriptions (URIs the policy stage authorized) become resources/subscribe
+   * on the listener's session, when the server offers subscriptions, and resources/unsubscribe when
+   * the stream closes. The acknowledgment names what is honored: list changes of kinds the client may
+   * see, and the URIs the server accepted.
+   */
   #listen(x: Exchange): Step {
     const m = x.msg!;
     const identity = x.identity!;
     const b = this.#session(identity, false);
     if (!b) return stop.noCapacity();
     const asked = isObj(m.params?.notifications) ? m.params.notifications : {};
-    // What the bridge honors: list changes (the session's notifications). Resource subscriptions are not
-    // relayed through a 2025 session, so the acknowledgment omits them (the spec's way to say so).
-    const wants: Record<string, boolean> = {};
-    for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"]) if (asked[k] === true) wants[k] = true;
+    const lists: Record<string, boolean> = {};
+    for (const k of ["toolsListChanged", "promptsListChanged", "resourcesListChanged"]) if (asked[k] === true) lists[k] = true;
+    const wants = visibleFilter(lists, this.#core.visibility(identity)) as Record<string, boolean>;
+    const uris = Array.isArray(asked.resourceSubscriptions) ? [...new Set(asked.resourceSubscriptions.filter((u): u is string => typeof u === "string"))] : [];
+    return b.ready.then(
+      async (init) => {
+        if (x.done) return HANDLED;
+        if (init.error !== undefined) return this.#unavailable(b, x);
+        const caps = (init.result as { capabilities?: { resources?: { subscribe?: unknown } } } | undefined)?.capabilities;
+        const subscribed = new Set<string>();
+        if (caps?.resources?.subscribe === true)
+          for (const uri of uris) {
+            const r = await b.h.call("resources/subscribe", { uri }, INIT_TIMEOUT_MS).catch(() => undefined);
+            if (r && r.error === undefined) subscribed.add(uri);
+          }
+        if (x.done) {
+          this.#unsubscribe(b, subscribed);
+          return HANDLED;
+        }
+        this.#stream(x, b, wants, subscribed);
+        return HANDLED;
+      },
+      () => this.#unavailable(b, x),
+    );
+  }
+
+  #stream(x: Exchange, b: Bridged, wants: Record<string, boolean>, uris: Set<string>): void {
+    const m = x.msg!;
+    const identity = x.identity!;
     const res = x.res;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
-    const ack = { jsonrpc: "2.0", method: "notifications/subscriptions/acknowledged", params: { _meta: { [META.subscriptionId]: m.id }, notifications: wants } };
+    const honored = { ...wants, ...(uris.size > 0 ? { resourceSubscriptions: [...uris] } : {}) };
+    const ack = { jsonrpc: "2.0", method: "notifications/subscriptions/acknowledged", params: { _meta: { [META.subscriptionId]: m.id }, notifications: honored } };
     res.write(`event: message\ndata: ${JSON.stringify(ack)}\n\n`);
-    const l: Listener = { res, subscriptionId: m.id as string | number, identity, source: x.source, wants, ping: setInterval(() => res.write(":\n\n"), KEEPALIVE_MS) };
+    const l: Listener = { res, subscriptionId: m.id as string | number, identity, source: x.source, wants, uris, ping: setInterval(() => res.write(":\n\n"), KEEPALIVE_MS) };
     l.ping.unref();
     const pool = this.#pool(identity.key);
     pool.listeners.add(l);
@@ -413,10 +448,17 @@ export class StatelessBridge {
       clearInterval(l.ping);
       pool.listeners.delete(l);
       b.h.pinned--;
+      // Unsubscribed upstream unless another stream of this client still listens to the URI.
+      const still = new Set([...pool.listeners].flatMap((o) => [...o.uris]));
+      this.#unsubscribe(b, new Set([...uris].filter((u) => !still.has(u))));
       this.#prune(identity.key);
     });
     this.#core.finish(x, "ok", 200);
-    return HANDLED;
+  }
+
+  #unsubscribe(b: Bridged, uris: Set<string>): void {
+    if (b.h.ended) return;
+    for (const uri of uris) b.h.call("resources/unsubscribe", { uri }, INIT_TIMEOUT_MS).catch(() => undefined);
   }
 
   #notify(owner: string, m: JsonRpcMessage): void {
@@ -429,10 +471,14 @@ export class StatelessBridge {
           ? "promptsListChanged"
           : m.method === "notifications/resources/list_changed"
             ? "resourcesListChanged"
-            : undefined;
+            : m.method === "notifications/resources/updated"
+              ? "resourceSubscriptions"
+              : undefined;
     if (!want) return;
+    const uri = m.params?.uri;
     for (const l of pool.listeners) {
-      if (!l.wants[want] || l.res.writableEnded) continue;
+      if (l.res.writableEnded) continue;
+      if (want === "resourceSubscriptions" ? !(typeof uri === "string" && l.uris.has(uri)) : !l.wants[want]) continue;
       const tagged = { jsonrpc: "2.0", method: m.method, params: { ...(m.params ?? {}), _meta: { ...(isObj(m.params?._meta) ? m.params._meta : {}), [META.subscriptionId]: l.subscriptionId } } };
       const out = this.#core.notificationFor(l.identity, l.source, JSON.stringify(tagged));
       if (out !== undefined) l.res.write(`event: message\ndata: ${out}\n\n`);

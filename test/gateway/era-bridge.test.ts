@@ -23,7 +23,7 @@ async function startGateway(upstream: Parameters<typeof baseConfig>[0]["upstream
   writeKeys(keys, { alice: ALICE, bob: BOB, carol: CAROL, dave: DAVE });
   const cfg = baseConfig({ upstream, auth: { apiKeys: { dir: keys } } });
   cfg.authorization.rules = [
-    { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request", "add-tool"], deny: [] }, resources: { allow: ["demo://*"], deny: [] } },
+    { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request", "add-tool", "toggle-subscriber-updates"], deny: [] }, resources: { allow: ["demo://*"], deny: [] } },
     { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] } },
     { name: "others", clients: { apiKeys: ["carol", "dave"] }, tools: { allow: ["echo"], deny: [] } },
   ];
@@ -55,7 +55,7 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     try {
       assert.equal(c.getNegotiatedProtocolVersion(), MODERN);
       const names = (await c.listTools()).tools.map((t) => t.name).sort();
-      assert.deepEqual(names, ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request"]);
+      assert.deepEqual(names, ["echo", "get-sum", "toggle-subscriber-updates", "trigger-elicitation-request", "trigger-sampling-request"]);
       assert.deepEqual((await c.callTool({ name: "echo", arguments: { message: "bridged" } })).content, [{ type: "text", text: "Echo: bridged" }]);
       await assert.rejects(c.callTool({ name: "get-env", arguments: {} }), /not allowed/);
     } finally {
@@ -135,6 +135,24 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     assert.ok(Date.now() - started < 20_000, "answered long before the request timeout (30 s)");
   });
 
+  test("a resource subscription on subscriptions/listen becomes resources/subscribe on the client's session; its updates arrive", async () => {
+    const uri = "demo://resource/static/document/architecture.md";
+    const listen = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { resourceSubscriptions: [uri] } }, {}, MODERN, true);
+    try {
+      const ack = await listen.events.next("the acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      assert.deepEqual(ack.params.notifications, { resourceSubscriptions: [uri] });
+      // server-everything sends updates for subscribed resources every 5 s once a session turns them on.
+      const t = await modernRpc(url, ALICE, "tools/call", { name: "toggle-subscriber-updates", arguments: {} });
+      assert.match(JSON.stringify(t.body.result?.content), /Started/, JSON.stringify(t.body));
+      const u = await listen.events.next("notifications/resources/updated for the subscribed URI", (m) => m.method === "notifications/resources/updated", 30_000);
+      assert.equal(u.params.uri, uri);
+      assert.equal(u.params._meta["io.modelcontextprotocol/subscriptionId"], ack.params._meta["io.modelcontextprotocol/subscriptionId"]);
+      await modernRpc(url, ALICE, "tools/call", { name: "toggle-subscriber-updates", arguments: {} });
+    } finally {
+      listen.close();
+    }
+  });
+
   test("each client gets its own upstream session (its own stdio process), reused for its next calls, never another's", async () => {
     const echo = (key: string, message: string) => modernRpc(url, key, "tools/call", { name: "echo", arguments: { message } });
     const before = bridge.children();
@@ -168,7 +186,7 @@ describe("2026 clients, HTTP+SSE server (2025, server-everything sse) bridged", 
   test("lists and calls with the 2026 shape; a denied tool is refused", async () => {
     const l = await modernRpc(url, ALICE, "tools/list", {});
     assert.equal(l.body.result.cacheScope, "private");
-    assert.deepEqual(l.body.result.tools.map((t: { name: string }) => t.name).sort(), ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request"]);
+    assert.deepEqual(l.body.result.tools.map((t: { name: string }) => t.name).sort(), ["echo", "get-sum", "toggle-subscriber-updates", "trigger-elicitation-request", "trigger-sampling-request"]);
     const r = await modernRpc(url, ALICE, "tools/call", { name: "get-sum", arguments: { a: 2, b: 3 } });
     assert.equal(r.body.result.resultType, "complete");
     assert.match(JSON.stringify(r.body.result.content), /5/);
@@ -209,7 +227,11 @@ describe("2026 clients, 2025 streamable-HTTP server (v1 SDK): subscriptions/list
     const listen = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true, resourceSubscriptions: ["demo://x"] } }, {}, MODERN, true);
     try {
       const ack = await listen.events.next("the acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
-      assert.deepEqual(ack.params.notifications, { toolsListChanged: true }, "resource subscriptions are not relayed through a 2025 session: omitted from the acknowledgment");
+      assert.deepEqual(ack.params.notifications, { toolsListChanged: true }, "this server offers no resource subscriptions: they are omitted from the acknowledgment");
+      const bobs = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
+      const ackB = await bobs.events.next("bob's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      bobs.close();
+      assert.deepEqual(ackB.params.notifications, { toolsListChanged: true }, "bob may see no resources: their list changes are not agreed to");
       const r = await modernRpc(url, ALICE, "tools/call", { name: "add-tool", arguments: {} });
       assert.equal(r.body.result?.content?.[0]?.text, "added", JSON.stringify(r.body));
       const n = await listen.events.next("tools/list_changed on alice's listen stream", (m) => m.method === "notifications/tools/list_changed");

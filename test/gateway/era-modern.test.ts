@@ -193,8 +193,10 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     const alice = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
     const bob = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
     try {
-      await alice.events.next("alice's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
-      await bob.events.next("bob's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      const ackA = await alice.events.next("alice's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      const ackB = await bob.events.next("bob's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
+      assert.deepEqual(ackA.params.notifications, { toolsListChanged: true }, "alice's acknowledgment agrees only to what she will be sent");
+      assert.deepEqual(ackB.params.notifications, { toolsListChanged: true, resourcesListChanged: true });
       upstream.handler.notify.resourcesChanged();
       upstream.handler.notify.toolsChanged();
       const b1 = await bob.events.next("bob's resources list change", (m) => m.method === "notifications/resources/list_changed");
