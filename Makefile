@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -61,6 +61,11 @@ test-cluster: cluster-deps ## the real single-node cluster tests: its lifecycle 
 tools: ## build/install helm, kube-score, checkov, luahealth into ~/.cache/mcp-bastion/tools (once)
 	@$(SETUP_ENV) hack/tools/install.sh >/dev/null
 
+# MCP peers that are not npm packages (the Python SDK `mcp` 2.x in a virtualenv), for the protocol-era
+# tests of the gateway (cached in ~/.cache/mcp-bastion/peers).
+peers: ## install the Python MCP SDK (PyPI `mcp` 2.x) into a virtualenv in ~/.cache/mcp-bastion/peers (once)
+	@$(SETUP_ENV) hack/peers/install.sh >/dev/null
+
 # redis-server (shared rate limiter test) and nginx (gateway benchmark) from Debian's packages, unpacked
 # into ~/.cache/mcp-bastion (no root, no daemons).
 deps-gateway: ## unpack redis-server and nginx from Debian's packages into ~/.cache/mcp-bastion (once)
@@ -85,7 +90,7 @@ build: install ## compile contract, operator, gateway and CLI into dist/ (what t
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools deps-gateway certmanager typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: install controlplane tools peers deps-gateway certmanager typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them

@@ -58,6 +58,9 @@ test("kubectl explain shows the descriptions and get shows the printer columns",
   // The OpenAPI document the API server publishes for a new CRD lags its Established condition.
   const explain = await waitUntil("kubectl explain mcpservers.spec.auth to work (published OpenAPI)", () => cp.kubectl(["explain", "mcpservers.spec.auth"]), (r) => r.code === 0, 60_000, 500);
   assert.match(explain.stdout, /no\s+anonymous mode/);
+  const protocol = await cp.kubectl(["explain", "mcpservers.spec.protocol.versions"]);
+  assert.equal(protocol.code, 0, protocol.stderr);
+  for (const said of [/allowlist/, /2026-07-28\s+is\s+stateless/, /-32022/]) assert.match(protocol.stdout, said);
   const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);
   assert.equal(created.code, 0, created.stderr);
   const get = await waitUntil("kubectl get mcps (the short name) to work", () => cp.kubectl(["get", "mcps", "-n", "agents"]), (r) => r.code === 0, 60_000, 500);
@@ -97,6 +100,10 @@ const REFUSED: [string, unknown, string][] = [
   ],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
   ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt or both"],
+  // issue 11: the protocol revision allowlist holds only revisions the gateway speaks, each once, at least one
+  ["unknown protocol version", withSpec({ protocol: { versions: ["2026-07-28", "2024-11-05"] } }), 'spec.protocol.versions[1]: Unsupported value: "2024-11-05"'],
+  ["duplicate protocol version", withSpec({ protocol: { versions: ["2025-11-25", "2025-11-25"] } }), '.spec.protocol.versions: duplicate entries for key [="2025-11-25"]'],
+  ["empty protocol allowlist", withSpec({ protocol: { versions: [] } }), "spec.protocol.versions: Invalid value: 0: spec.protocol.versions in body should have at least 1 items"],
 ];
 
 test("the API server refuses what the zod schema refuses, naming the field", async () => {

@@ -12,6 +12,7 @@ import { bearer, inClusterCredentials } from "../../operator/src/runtime/credent
 import { backoffDelay } from "../../operator/src/runtime/informer.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
 import { clusterStoreAllowed, desiredStatus, foreignHolder, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { WorkQueue } from "../../operator/src/runtime/queue.ts";
 import { waitFor } from "../support/index.ts";
 import { mcpServer } from "./helpers.ts";
@@ -212,4 +213,16 @@ test("ownership: only an object controlled by this McpServer's uid may be writte
   assert.match(byType.get("Degraded")?.message ?? "", /ExternalSecret demo\.tok is held by McpServer other \(uid uid-2\)/);
   // Degraded=True is a transition that the operator records as a Warning Event.
   assert.ok(transitions(undefined, status.conditions ?? []).some((t) => t.type === "Degraded" && t.status === "True" && t.reason === "OwnershipConflict"));
+});
+
+test("status.protocolVersions says which MCP revisions clients may use: every supported one by default, else the allowlist", () => {
+  const all = desiredStatus(server(), planServer(server(), env()), { errors: [] }, undefined, "T");
+  assert.deepEqual(all.protocolVersions, [...SUPPORTED_PROTOCOL_VERSIONS]);
+  const narrowed = server({ protocol: { versions: ["2026-07-28"] } });
+  const only2026 = desiredStatus(narrowed, planServer(narrowed, env()), { errors: [] }, undefined, "T");
+  assert.deepEqual(only2026.protocolVersions, ["2026-07-28"]);
+  assert.ok(!statusEqual(all, only2026), "narrowing the allowlist changes the status (a status write)");
+  const item = only2026.checklist?.find((c) => c.id === "protocol-revisions");
+  assert.equal(item?.satisfied, true, "one era only is a choice, not a failure");
+  assert.match(item?.detail ?? "", /no 2025 revision/);
 });

@@ -2,6 +2,7 @@
 // method, stdio and HTTP transports, Istio with host egress, TLS, secrets, volumes, pins, Redis,
 // replicas) appears in a share of them, combined the ways the cross-field rules allow.
 import fc from "fast-check";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import type { McpServerInput } from "../../operator/src/api/v1alpha1.ts";
 
 const label = fc.stringMatching(/^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/);
@@ -82,6 +83,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     ),
     allowDNS: fc.boolean(),
     redactKeys: fc.uniqueArray(label, { maxLength: 3 }),
+    protocolVersions: fc.option(fc.shuffledSubarray([...SUPPORTED_PROTOCOL_VERSIONS], { minLength: 1 }), { nil: undefined }),
   })
   .map((g) => {
     const istio = g.istio;
@@ -136,6 +138,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     if (g.stdio) spec.command = g.command;
     if (g.args) spec.args = g.args;
     if (g.resources) spec.resources = g.resources;
+    if (g.protocolVersions) spec.protocol = { versions: g.protocolVersions };
     if (g.tls && !istio) {
       const source = g.tls === "secret" ? { secretRef: { name: `${g.name}-tls` } } : { issuerRef: { name: "ca", kind: g.tls } };
       spec.tls = { ...source, minVersion: g.tlsMinVersion };

@@ -1,5 +1,5 @@
 // Each checklist item is a measurement, not a restatement of the spec: starting from an example that
-// satisfies all 21 items, tampering with exactly what one item reads (a rendered object, or the
+// satisfies all 22 items, tampering with exactly what one item reads (a rendered object, or the
 // gateway config the pod gets) turns that item false. Items the schema already bounds say
 // "by construction" in their detail; their tampering shows the check still reads the objects.
 import assert from "node:assert/strict";
@@ -97,6 +97,8 @@ const TAMPER: Record<ChecklistId, (objects: KubeObject[]) => void> = {
     gatewayConfig(o, (c) => {
       for (const r of list(authz(c).rules)) delete r.schedule;
     }),
+  // The spec allows every revision; a config allowing fewer would refuse clients the spec admits.
+  "protocol-revisions": (o) => gatewayConfig(o, (c) => (c.protocol = { versions: ["2025-11-25"] })),
 };
 
 test("the example used as the base satisfies every item", () => {

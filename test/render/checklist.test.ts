@@ -18,7 +18,7 @@ const gatewayConfig = (s: McpServer) => {
   return GatewayConfigSchema.parse(JSON.parse(String(obj(cm.data)["gateway.json"])));
 };
 
-test("the checklist has the 18 items of the issue and the 3 of issue 13", () => {
+test("the checklist has the 18 items of the issue, the 3 of issue 13 and the 1 of issue 11", () => {
   assert.deepEqual(
     render(server({})).checklist.map((c) => c.title),
     [
@@ -43,6 +43,7 @@ test("the checklist has the 18 items of the issue and the 3 of issue 13", () => 
       "Scoped OAuth tokens",
       "Argument constraints",
       "Time-limited elevation",
+      "Protocol revisions",
     ],
   );
 });

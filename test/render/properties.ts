@@ -1,7 +1,7 @@
 // Golden-free properties every rendered McpServer must have, whatever its spec. Used over every
 // example and over generated specs.
 import assert from "node:assert/strict";
-import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema } from "../../contract/gateway-config.ts";
+import { GATEWAY_PATHS, GATEWAY_PORTS, GatewayConfigSchema, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { tlsSecretName } from "../../operator/src/render/certificate.ts";
 import type { KubeObject, RenderResult } from "../../operator/src/render/index.ts";
@@ -169,9 +169,12 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   for (const [k, v] of Object.entries(obj(obj(obj(one(result, "Deployment").spec).selector).matchLabels))) assert.equal(podLabels[k], v);
   for (const [k, v] of Object.entries(obj(obj(one(result, "Service").spec).selector))) assert.equal(podLabels[k], v);
 
-  // Checklist: 21 distinct items (18, plus 3 of issue 13) with a detail each.
-  assert.equal(result.checklist.length, 21);
-  assert.equal(new Set(result.checklist.map((c) => c.id)).size, 21);
+  // The protocol allowlist reaches the gateway as asked (unset: every revision the gateway speaks).
+  assert.deepEqual([...(parsed.data?.protocol?.versions ?? [])].sort(), [...(server.spec.protocol.versions ?? SUPPORTED_PROTOCOL_VERSIONS)].sort());
+
+  // Checklist: 22 distinct items (18, plus 3 of issue 13 and 1 of issue 11) with a detail each.
+  assert.equal(result.checklist.length, 22);
+  assert.equal(new Set(result.checklist.map((c) => c.id)).size, 22);
   for (const c of result.checklist) assert.ok(c.detail.length > 0 && !c.detail.includes("\n"), `${c.id}: one-line detail`);
 
   // Mesh objects exactly when the mesh is on; a PDB exactly when there is more than one pod.

@@ -78,12 +78,12 @@ const PLACES: RegExp[] = [
   /^bench\//,
   /^test\/.+\.test\.ts$/,
   /^test\/(.+\/)?fixtures\//,
-  /^test\/.+\.(ts|sh)$/,
+  /^test\/.+\.(ts|sh|py)$/,
   /^test\/.+\/Dockerfile$/,
 ];
 
 /** Helper scripts: a module or script in test/, bench/, hack/ or dev/ that is not itself a test file. */
-const SCRIPT = /^(test|bench|hack|dev)\/.+\.(ts|js|mjs|sh)$/;
+const SCRIPT = /^(test|bench|hack|dev)\/.+\.(ts|js|mjs|sh|py)$/;
 
 /**
  * Tracked files that are not source, a test, a fixture, a tool, a benchmark, docs or config: scratch names

@@ -11,6 +11,7 @@ import { conditionError } from "../../../contract/authz/conditions.ts";
 import { identityHeaderProblems } from "../../../contract/authz/identity-headers.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
 import { checkTimeZone } from "../../../contract/authz/windows.ts";
+import { SUPPORTED_PROTOCOL_VERSIONS } from "../../../contract/gateway-config.ts";
 
 export const GROUP = "mcp.bastion.dev";
 export const VERSION = "v1alpha1";
@@ -854,6 +855,35 @@ export const CertManagerIssuerRef = doc(
   "cert-manager issuer (cert-manager.io/v1) that signs the gateway's certificate.",
 );
 
+export const ProtocolVersion = doc(
+  z.enum(SUPPORTED_PROTOCOL_VERSIONS),
+  `An MCP protocol revision the gateway speaks: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}.`,
+);
+export const Protocol = doc(
+  z
+    .object({
+      versions: setList(
+        z
+          .array(ProtocolVersion)
+          .min(1)
+          .max(SUPPORTED_PROTOCOL_VERSIONS.length)
+          .superRefine((vs, ctx) => {
+            vs.forEach((v, i) => {
+              if (vs.indexOf(v) !== i) ctx.addIssue({ code: "custom", path: [i], message: `duplicate protocol version "${v}"` });
+            });
+          })
+          .optional(),
+        `Protocol revisions clients may use (an allowlist). Unset: every revision the gateway supports ` +
+          `(${SUPPORTED_PROTOCOL_VERSIONS.join(", ")}), and the revisions a later gateway adds. ` +
+          `2025-03-26, 2025-06-18 and 2025-11-25 open a session with initialize; 2026-07-28 is stateless ` +
+          `(no session, the version travels with every request). A request of another revision is refused ` +
+          `with the spec's unsupported-version error (-32022) listing the allowed ones.`,
+      ),
+    })
+    .strict(),
+  "MCP protocol revisions the gateway accepts from clients for this server. The upstream server's own revision is discovered by the gateway (a 2025-era server is bridged for 2026 clients).",
+);
+
 export const GatewayTls = doc(
   z
     .object({
@@ -903,6 +933,7 @@ export const McpServerSpec = doc(
       mesh: Mesh.prefault({}),
       audit: Audit.prefault({}),
       tls: GatewayTls.optional(),
+      protocol: Protocol.prefault({}),
     })
     .strict(),
   "Desired state of a hardened MCP server.",
@@ -988,6 +1019,10 @@ export const McpServerStatus = z.object({
   checklist: listMap(z.array(ChecklistItem).optional(), ["id"], "One entry per item of the MCP security checklist."),
   optOuts: setList(z.array(z.string()).optional(), "Security defaults this server explicitly loosens."),
   rateLimitMode: doc(z.string().optional(), "How limits hold across replicas: redis (shared) or divided (limit/replicas per pod)."),
+  protocolVersions: setList(
+    z.array(z.string()).optional(),
+    "MCP protocol revisions the gateway accepts from clients (spec.protocol.versions, or every revision it supports). 2025-* open sessions with initialize; 2026-07-28 is stateless.",
+  ),
   auth: doc(z.string().optional(), "Accepted auth methods, e.g. apiKeys+jwt (the Auth printer column)."),
   mtls: doc(z.string().optional(), "Transport encryption: STRICT, PERMISSIVE, gateway-tls or none (the mTLS printer column)."),
   authorization: doc(

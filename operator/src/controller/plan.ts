@@ -320,6 +320,7 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     status.checklist = plan.render.checklist as ChecklistItem[];
     status.optOuts = plan.render.optOuts;
     status.rateLimitMode = plan.render.rateLimitMode;
+    status.protocolVersions = plan.render.protocolVersions;
     status.auth = plan.render.summary.auth;
     status.mtls = plan.render.summary.mtls;
     const authz = authorizationStatus(plan.server, Date.parse(now));

@@ -1,4 +1,4 @@
-// The security checklist for status.checklist: a table of 21 named checks (CHECKS, at the end), each
+// The security checklist for status.checklist: a table of 22 named checks (CHECKS, at the end), each
 // a small function of the rendered objects (and the spec where the objects cannot tell) giving
 // satisfied and a one-line detail. Where the schema or the renderer already guarantees an item, its
 // detail says "by construction"; test/render/checklist-checks.test.ts tampers with the rendered objects to
@@ -7,6 +7,7 @@
 import { GATEWAY_PORTS, type GatewayConfig, GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
 import { list, type Obj, obj } from "./json.ts";
+import { acceptedProtocolVersions } from "./gateway-config.ts";
 import { isPublicAddressesPeer, isWideCidr, selectsAll, WIDE_PREFIX } from "./network.ts";
 import { restrictedViolations } from "./restricted.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
@@ -406,6 +407,27 @@ function timeLimitedElevation(v: View): Outcome {
   };
 }
 
+// issue 11: which protocol revisions clients may use. Allowing only the 2025 revisions or only 2026-07-28
+// is a platform team's choice, not a weakness: the item says what is accepted, and it is false only when
+// the gateway config the pod gets would not enforce the allowlist the spec asks for.
+function protocolRevisions(v: View): Outcome {
+  const asked = acceptedProtocolVersions(v.server);
+  const enforced = v.config?.protocol?.versions;
+  if (enforced === undefined || [...enforced].sort().join() !== [...asked].sort().join()) {
+    return {
+      satisfied: false,
+      detail: `the gateway config allows ${enforced ? enforced.join(", ") : "every revision it supports"}, not the ${asked.join(", ")} the spec asks for`,
+    };
+  }
+  const legacy = enforced.filter((r) => r < "2026");
+  const stateless = enforced.filter((r) => r >= "2026");
+  const parts = [
+    legacy.length ? `${legacy.join(", ")} (sessions opened with initialize)` : "no 2025 revision (2025-era clients are refused with -32022)",
+    stateless.length ? `${stateless.join(", ")} (stateless)` : "no 2026 revision (2026-era clients are refused with -32022, and fall back to initialize where they can)",
+  ];
+  return { satisfied: true, detail: `clients may use ${parts.join(" and ")}; any other revision gets the unsupported-version error listing these` };
+}
+
 /** The checklist, in the order status.checklist lists it: id, title, and the check that decides it. */
 const CHECKS = [
   { id: "transport-encryption", title: "Transport encryption", check: transportEncryption },
@@ -430,6 +452,8 @@ const CHECKS = [
   { id: "scoped-tokens", title: "Scoped OAuth tokens", check: scopedTokens },
   { id: "argument-constraints", title: "Argument constraints", check: argumentConstraints },
   { id: "time-limited-elevation", title: "Time-limited elevation", check: timeLimitedElevation },
+  // issue 11
+  { id: "protocol-revisions", title: "Protocol revisions", check: protocolRevisions },
 ] as const satisfies readonly { id: string; title: string; check: Check }[];
 
 export const CHECKLIST_IDS = CHECKS.map((c) => c.id);

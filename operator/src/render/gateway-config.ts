@@ -1,6 +1,6 @@
 // The gateway's policy file (ConfigMap key gateway.json). It holds no secret values: API keys, the
 // JWKS and TLS keys are files mounted beside it, named here by path only.
-import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig } from "../../../contract/gateway-config.ts";
+import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig, type ProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../../../contract/gateway-config.ts";
 import type { AuthorizationRule, McpServer } from "../api/v1alpha1.ts";
 
 // ---- issue 13: scopes, conditions, schedules, sources, read-only tools, identity for the server ----
@@ -36,6 +36,16 @@ function authorizationExtensions(a: McpServer["spec"]["authorization"]): Omit<Gw
     trustedProxies: [...(a.trustedProxies ?? [])],
     identity: { headers: { ...(id?.headers ?? {}) }, ...(id?.signedJwt ? { signedJwt: { ...id.signedJwt } } : {}) },
   };
+}
+
+/**
+ * The protocol revisions clients may use with this server: spec.protocol.versions, or (unset) every
+ * revision the gateway supports. Always written out in gateway.json, so the policy file alone says
+ * what the gateway accepts; in the gateway's own order (newest first), whatever order the spec lists.
+ */
+export function acceptedProtocolVersions(server: McpServer): ProtocolVersion[] {
+  const allowed = server.spec.protocol.versions;
+  return SUPPORTED_PROTOCOL_VERSIONS.filter((v) => allowed === undefined || allowed.includes(v));
 }
 
 export type RateLimitMode = "redis" | "divided";
@@ -170,6 +180,7 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
         ? { checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds } }
         : {}),
     },
+    protocol: { versions: acceptedProtocolVersions(server) },
     telemetry: {},
   };
   return config;

@@ -7,7 +7,7 @@ import { GatewayConfigSchema } from "../../../contract/gateway-config.ts";
 import type { ChecklistItem, McpServer } from "../api/v1alpha1.ts";
 import { certificate } from "./certificate.ts";
 import { computeChecklist, computeOptOuts } from "./checklist.ts";
-import { gatewayConfig, rateLimitMode, serviceUrl } from "./gateway-config.ts";
+import { acceptedProtocolVersions, gatewayConfig, rateLimitMode, serviceUrl } from "./gateway-config.ts";
 import { childNames, commonLabels, ownerReferences } from "./labels.ts";
 import { mesh } from "./mesh.ts";
 import { networkPolicy } from "./network.ts";
@@ -30,6 +30,8 @@ export interface RenderResult {
   warnings: string[];
   url: string;
   rateLimitMode: "redis" | "divided";
+  /** For status.protocolVersions: the protocol revisions clients may use (spec.protocol.versions or all). */
+  protocolVersions: string[];
   /** For status.auth and status.mtls (the Auth and mTLS printer columns). */
   summary: { auth: string; mtls: string };
 }
@@ -132,6 +134,7 @@ export function renderMcpServer(server: McpServer, options: RenderOptions): Rend
     warnings: warningsFor(server),
     url: serviceUrl(server, options.clusterDomain),
     rateLimitMode: rateLimitMode(server),
+    protocolVersions: acceptedProtocolVersions(server),
     summary: summarize(server),
   };
 }
