@@ -96,7 +96,23 @@ const REFUSED: [string, unknown, string][] = [
     "spec.authorization.rules[].schedule: notBefore must be before notAfter",
   ],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
-  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt or both"],
+  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt, env or a combination"],
+  ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
+  [
+    "identity env token without signedJwt",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { token: "MCP_TOKEN" } } } }),
+    "spec.authorization.identity.env.token needs signedJwt",
+  ],
+  [
+    "identity env name a program reads at start",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { subject: "LD_PRELOAD" } } } }),
+    "spec.authorization.identity.env: the name is reserved",
+  ],
+  [
+    "identity env name also set in spec.env",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], env: [{ name: "MCP_SUBJECT", value: "admin" }], authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }),
+    "spec.env must not set a variable that spec.authorization.identity.env names",
+  ],
 ];
 
 test("the API server refuses what the zod schema refuses, naming the field", async () => {

@@ -8,6 +8,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { conditionError } from "../../../contract/authz/conditions.ts";
+import { identityEnvProblems, PROCESS_IDENTITY_ROLES, RESERVED_ENV } from "../../../contract/authz/identity-env.ts";
 import { identityHeaderProblems } from "../../../contract/authz/identity-headers.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
 import { checkTimeZone } from "../../../contract/authz/windows.ts";
@@ -465,6 +466,16 @@ export const ToolConstraint = z
   })
   .strict();
 
+/** An environment variable name for an identity fact; names that change how programs start are refused (a client chooses the value). */
+const identityEnvName = (description: string) =>
+  doc(z.string().min(1).max(128).regex(ENV_NAME, "must be a C identifier (letters, digits, _)"), description, [
+    {
+      rule: `!self.matches('(?i)${RESERVED_ENV.source.replaceAll("\\", "\\\\")}')`,
+      message: "spec.authorization.identity.env: the name is reserved (it changes how programs start or run: PATH, LD_*, NODE_*, PYTHON*, ...)",
+      check: (n) => !RESERVED_ENV.test(n),
+    },
+  ]);
+
 export const IdentityForServer = doc(
   z
     .object({
@@ -484,7 +495,7 @@ export const IdentityForServer = doc(
       signedJwt: doc(
         z
           .object({
-            header: z.string().max(64).regex(HEADER_NAME),
+            header: doc(z.string().max(64).regex(HEADER_NAME).optional(), "Header carrying the token to HTTP servers (a stdio server gets it in env.token)."),
             audience: doc(z.string().min(1).max(256), "`aud` of the token, what the server checks."),
             ttlSeconds: z.int().min(10).max(3600).default(60),
           })
@@ -492,18 +503,38 @@ export const IdentityForServer = doc(
           .optional(),
         "Also send a short-lived JWT (ES256, issuer mcp-bastion-gateway) signed with a key the gateway generates at start; the server verifies it with the JWKS at http://<pod>:9090/.well-known/jwks.json.",
       ),
+      env: doc(
+        z
+          .object({
+            client: identityEnvName("The client's key (apikey:NAME, jwt:SUBJECT, spiffe:ID).").optional(),
+            subject: identityEnvName("The subject (API key name, JWT sub, SPIFFE ID).").optional(),
+            groups: identityEnvName("Comma-separated groups (JWT clients).").optional(),
+            scopes: identityEnvName("Space-separated scopes the token carried when the session started.").optional(),
+            source: identityEnvName("The client's source address.").optional(),
+            token: identityEnvName("The signed JWT (needs signedJwt); minted when the process starts, so verify it then.").optional(),
+          })
+          .strict()
+          .optional(),
+        "stdio servers: environment variable names the bridge sets for each session's process (one process per session, and a session belongs to one client). Variables of these names in the container's own environment are removed first; names that change how programs start (PATH, LD_*, NODE_*, PYTHON*, ...) are refused.",
+      ),
     })
     .strict()
     .superRefine((i, ctx) => {
       for (const p of identityHeaderProblems({ headers: i.headers ?? {}, ...(i.signedJwt ? { signedJwt: i.signedJwt } : {}) }))
         ctx.addIssue({ code: "custom", message: p });
+      for (const p of identityEnvProblems(i.env, i.signedJwt !== undefined)) ctx.addIssue({ code: "custom", message: p });
     }),
   "The verified caller's identity for the MCP server (never the client's own token).",
   [
     {
-      rule: "has(self.headers) || has(self.signedJwt)",
-      message: "spec.authorization.identity: set headers, signedJwt or both",
-      check: (i) => i.headers !== undefined || i.signedJwt !== undefined,
+      rule: "has(self.headers) || has(self.signedJwt) || has(self.env)",
+      message: "spec.authorization.identity: set headers, signedJwt, env or a combination",
+      check: (i) => i.headers !== undefined || i.signedJwt !== undefined || i.env !== undefined,
+    },
+    {
+      rule: "!has(self.env) || !has(self.env.token) || has(self.signedJwt)",
+      message: "spec.authorization.identity.env.token needs signedJwt (audience, ttlSeconds) for the token it carries",
+      check: (i) => i.env?.token === undefined || i.signedJwt !== undefined,
     },
   ],
 );
@@ -940,6 +971,21 @@ export const McpServerSpec = doc(
       check: (s) =>
         s.auth.jwt !== undefined ||
         (s.authorization.scopes.length === 0 && (s.authorization.requiredScopes?.length ?? 0) === 0 && s.authorization.rules.every((r) => (r.scopes?.length ?? 0) === 0)),
+    },
+    {
+      rule: "!has(self.authorization) || !has(self.authorization.identity) || !has(self.authorization.identity.env) || self.transport.type == 'stdio'",
+      message: "spec.authorization.identity.env is for stdio servers (HTTP servers get the identity as headers)",
+      fieldPath: ".authorization.identity.env",
+      check: (s) => s.authorization.identity?.env === undefined || s.transport.type === "stdio",
+    },
+    {
+      rule: `!has(self.authorization) || !has(self.authorization.identity) || !has(self.authorization.identity.env) || !has(self.env) || !self.env.exists(e, ${PROCESS_IDENTITY_ROLES.map((r) => `(has(self.authorization.identity.env.${r}) && e.name == self.authorization.identity.env.${r})`).join(" || ")})`,
+      message: "spec.env must not set a variable that spec.authorization.identity.env names (the bridge replaces it with the verified identity)",
+      fieldPath: ".env",
+      check: (s) => {
+        const names = new Set(Object.values(s.authorization.identity?.env ?? {}));
+        return !s.env.some((e) => names.has(e.name));
+      },
     },
     {
       rule: "!has(self.tls) || !(has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",

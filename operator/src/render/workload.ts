@@ -63,7 +63,9 @@ export function isDigestPinned(image: string): boolean {
 export function serverCommand(server: McpServer): { command?: string[]; args?: string[] } {
   const { spec } = server;
   if (spec.transport.type === "stdio") {
-    return { command: [BRIDGE_BIN, "--port", String(GATEWAY_PORTS.stdioBridge), "--", ...(spec.command ?? []), ...(spec.args ?? [])] };
+    // issue 13: the caller's identity in each session process's environment (names from the spec, values from the gateway).
+    const identityEnv = Object.entries(spec.authorization.identity?.env ?? {}).flatMap(([fact, name]) => ["--identity-env", `${fact}=${name}`]);
+    return { command: [BRIDGE_BIN, "--port", String(GATEWAY_PORTS.stdioBridge), ...identityEnv, "--", ...(spec.command ?? []), ...(spec.args ?? [])] };
   }
   return { ...(spec.command ? { command: [...spec.command] } : {}), ...(spec.args ? { args: [...spec.args] } : {}) };
 }
