@@ -97,6 +97,8 @@ const REFUSED: [string, unknown, string][] = [
   ],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
   ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt, env or a combination"],
+  ["API keys from a Secret and a secret manager at once", withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  ["API keys from nowhere", withSpec({ auth: { apiKeys: {} } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
   ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
   [
     "identity env token without signedJwt",

@@ -121,6 +121,9 @@ const CASES: [string, unknown, string][] = [
   ["identity header reserved name shape", withSpec({ authorization: { identity: { headers: { subject: "X Subject" } } } }), "spec.authorization.identity.headers.subject"],
   ["identity header that the gateway strips", withSpec({ authorization: { identity: { headers: { subject: "Authorization" } } } }), 'spec.authorization.identity: headers.subject: "Authorization" is reserved'],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
+  ["API keys from a Secret and a secret manager at once", withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  ["API keys from a store with a bad refresh interval", withSpec({ auth: { apiKeys: { externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys", refreshInterval: "daily" } } } }), "spec.auth.apiKeys.externalSecret.refreshInterval: must be a duration"],
+  ["unknown image policy", withSpec({ imagePolicy: "Digest" }), "spec.imagePolicy"],
   ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
   [
     "identity env name a program reads at start",

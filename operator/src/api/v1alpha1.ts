@@ -269,16 +269,47 @@ export const Transport = doc(
 
 export const JwtAlgorithm = z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]);
 
+/** issue 14: API keys kept in a secret manager, synced by External Secrets into the keys Secret. */
+export const ApiKeysExternalSecret = z
+  .object({
+    storeRef: doc(
+      z
+        .object({
+          name: z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a DNS subdomain"),
+          kind: z.enum(["SecretStore", "ClusterSecretStore"]).default("SecretStore"),
+        })
+        .strict(),
+      "External Secrets store. ClusterSecretStores must be allowed for the namespace by the operator's configuration.",
+    ),
+    key: doc(z.string().min(1).max(1024), "Remote secret whose properties are client names and whose values are their keys (or sha256: digests), extracted whole."),
+    refreshInterval: doc(
+      z.string().regex(/^([0-9]+(s|m|h))+$/, "must be a duration such as 1h or 15m").default("1h"),
+      "How often External Secrets syncs the keys; the checklist counts the keys as rotated on this schedule and the gateway reloads them in place.",
+    ),
+  })
+  .strict();
+
 export const ApiKeyAuth = doc(
   z
     .object({
       secretRef: doc(
-        LocalObjectReference,
+        LocalObjectReference.optional(),
         "Secret whose keys are client names and whose values are that client's API key (one credential per client).",
+      ),
+      externalSecret: doc(
+        ApiKeysExternalSecret.optional(),
+        "The same keys from a secret manager: the operator renders an ExternalSecret whose target Secret (<server>-api-keys) the gateway mounts.",
       ),
     })
     .strict(),
   "Per-client API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`. Rotated without restart.",
+  [
+    {
+      rule: "has(self.secretRef) != has(self.externalSecret)",
+      message: "spec.auth.apiKeys: set exactly one of secretRef, externalSecret",
+      check: (a) => (a.secretRef === undefined) !== (a.externalSecret === undefined),
+    },
+  ],
 );
 
 export const JwtAuth = doc(
@@ -911,12 +942,20 @@ export const GatewayTls = doc(
 
 // ---- the spec -----------------------------------------------------------------------------------
 
+/** issue 14: whether a tag-only image is refused or only reported. */
+export const ImagePolicy = z.enum(["RequireDigest", "AllowTags"]);
+export type ImagePolicy = z.infer<typeof ImagePolicy>;
+
 export const McpServerSpec = doc(
   z
     .object({
       image: doc(
         z.string().min(1).max(512).regex(/^[^\s]+$/, "must not contain spaces"),
-        "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status.",
+        "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status, or refused under imagePolicy RequireDigest.",
+      ),
+      imagePolicy: doc(
+        ImagePolicy.optional(),
+        "RequireDigest: a tag-only spec.image is refused (Reconciled=False, reason ImageNotPinned, naming the image) and nothing is deployed. AllowTags: it is deployed and reported in status.optOuts. Unset: the operator's default (chart value defaultImagePolicy).",
       ),
       command: doc(z.array(z.string().max(4096)).max(64).optional(), "Entrypoint override."),
       args: doc(z.array(z.string().max(4096)).max(256).optional(), "Arguments."),

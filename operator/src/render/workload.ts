@@ -7,7 +7,7 @@ import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { tlsSecretName } from "./certificate.ts";
 import { jwksFile } from "./gateway-config.ts";
-import { SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
+import { apiKeysSecretName, SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
 /** Non-root UID/GID of every container; also the fsGroup that makes 0400 secret files readable. */
 export const POD_UID = 65532;
@@ -145,7 +145,7 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   ];
   if (spec.auth.apiKeys) {
     // Mounted whole (no subPath) so a rotated key appears in place and the gateway reloads it.
-    gatewayMounts.push({ path: GATEWAY_PATHS.apiKeysDir, readOnly: true, volume: readOnlySecret("api-keys", "api-keys", spec.auth.apiKeys.secretRef.name) });
+    gatewayMounts.push({ path: GATEWAY_PATHS.apiKeysDir, readOnly: true, volume: readOnlySecret("api-keys", "api-keys", apiKeysSecretName(server)!) });
   }
   const jwksRef = spec.auth.jwt?.jwksSecretRef;
   if (jwksRef) {
