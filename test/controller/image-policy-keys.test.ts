@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Operator } from "../../operator/src/controller/operator.ts";
-import { type ControlPlane, startControlPlane } from "../controlplane/index.ts";
+import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
 
 const NS = "images";
