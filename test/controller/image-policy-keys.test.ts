@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, startInProcessOperator, waitCondition, waitFor } from "./helpers.ts";
+import { waitFor } from "../support/index.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, startInProcessOperator, waitCondition } from "./helpers.ts";
 
 const NS = "images";
 const DIGEST = `ghcr.io/example/mcp-everything@sha256:${"4c".repeat(32)}`;

@@ -15,8 +15,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { createRemoteJWKSet, jwtVerify } from "jose";
 import { identityPreamble } from "../../gateway/src/bridge.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { waitUntil, withDeadline } from "../support/index.ts";
-import { EVERYTHING, MemorySink, ROOT, baseConfig, freePort, tempDir, writeKeys } from "./helpers.ts";
+import { freePort, waitUntil, withDeadline } from "../support/index.ts";
+import { EVERYTHING, MemorySink, ROOT, baseConfig, tempDir, writeKeys } from "./helpers.ts";
 
 const ALICE = "alice-Hq3Rt6Yu9Io2Pa5Sd8Fg";
 const BOB = "bob-Zx1Cv2Bn3Mq4Wl5Ek6Rj";
