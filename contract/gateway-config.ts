@@ -70,7 +70,18 @@ const AuthorizationExtensions = {
       headers: z
         .object({ client: z.string().optional(), subject: z.string().optional(), groups: z.string().optional(), scopes: z.string().optional(), source: z.string().optional() })
         .default({}),
-      signedJwt: z.object({ header: z.string(), audience: z.string(), ttlSeconds: z.int().min(10).max(3600) }).optional(),
+      signedJwt: z.object({ header: z.string().optional(), audience: z.string(), ttlSeconds: z.int().min(10).max(3600) }).optional(),
+      /** stdio servers: environment variable names per fact, set by the bridge for each session's process (token: the signed JWT). */
+      env: z
+        .object({
+          client: z.string().optional(),
+          subject: z.string().optional(),
+          groups: z.string().optional(),
+          scopes: z.string().optional(),
+          source: z.string().optional(),
+          token: z.string().optional(),
+        })
+        .optional(),
     })
     .default({ headers: {} }),
 };

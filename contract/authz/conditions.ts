@@ -125,7 +125,75 @@ function checkNames(e: Expr | undefined, scope: ReadonlySet<string>, problems: s
 }
 
 export type Activation = { request: Map<string, unknown>; client: Map<string, unknown>; now: Timestamp };
-export type Program = (a: Activation) => { ok: true } | { ok: false; error?: string };
+
+/**
+ * Which fields of `request` and `client` an expression reads, so the activation builds only those:
+ * "all" when it uses the map as a whole (`'tool' in request`, `request[k]`, passing it to a function)
+ * or when a comprehension variable shadows the name (then the walk cannot tell the two apart).
+ */
+export interface Uses {
+  request: ReadonlySet<string> | "all";
+  client: ReadonlySet<string> | "all";
+}
+export type Program = ((a: Activation) => { ok: true } | { ok: false; error?: string }) & { readonly uses: Uses };
+
+type MutableUses = { request: Set<string> | "all"; client: Set<string> | "all" };
+
+function fieldsUsed(e: Expr | undefined, uses: MutableUses): void {
+  if (!e) return;
+  const k = e.exprKind;
+  switch (k.case) {
+    case "identExpr":
+      // The map itself, not one field of it.
+      if (k.value.name === "request" || k.value.name === "client") uses[k.value.name] = "all";
+      return;
+    case "selectExpr": {
+      const op = k.value.operand?.exprKind;
+      if (op?.case === "identExpr" && (op.value.name === "request" || op.value.name === "client")) {
+        const u = uses[op.value.name];
+        if (u !== "all") u.add(k.value.field);
+        return;
+      }
+      fieldsUsed(k.value.operand, uses);
+      return;
+    }
+    case "callExpr":
+      fieldsUsed(k.value.target, uses);
+      for (const a of k.value.args) fieldsUsed(a, uses);
+      return;
+    case "listExpr":
+      for (const a of k.value.elements) fieldsUsed(a, uses);
+      return;
+    case "structExpr":
+      for (const f of k.value.entries) {
+        if (f.keyKind.case === "mapKey") fieldsUsed(f.keyKind.value, uses);
+        fieldsUsed(f.value, uses);
+      }
+      return;
+    case "comprehensionExpr": {
+      const c = k.value;
+      for (const v of [c.iterVar, c.iterVar2, c.accuVar]) if (v === "request" || v === "client") uses[v] = "all";
+      for (const x of [c.iterRange, c.accuInit, c.loopCondition, c.loopStep, c.result]) fieldsUsed(x, uses);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** The fields every one of these programs reads, together (what one shared activation must provide). */
+export function unionUses(programs: readonly Program[]): Uses {
+  const out: MutableUses = { request: new Set(), client: new Set() };
+  for (const p of programs)
+    for (const v of ["request", "client"] as const) {
+      const a = out[v];
+      const b = p.uses[v];
+      if (a === "all") continue;
+      if (b === "all") out[v] = "all";
+      else for (const f of b) a.add(f);
+    }
+  return out;
+}
 
 /** Compiles one expression; throws an Error whose message is the parser's or checker's complaint. */
 export function compileCondition(expression: string): Program {
@@ -140,13 +208,18 @@ export function compileCondition(expression: string): Program {
   checkNames(parsed.expr, new Set(Object.keys(VARIABLES)), problems);
   if (problems.length > 0) throw new Error([...new Set(problems)].join("; "));
   const run = plan(ENV, parsed);
-  return (a) => {
-    const r = run(a as never) as CelValue | unknown;
-    if (r === true) return { ok: true };
-    if (r === false) return { ok: false };
-    if (isCelError(r)) return { ok: false, error: r.message.slice(0, 200) };
-    return { ok: false, error: "the condition did not evaluate to a bool" };
-  };
+  const uses: MutableUses = { request: new Set(), client: new Set() };
+  fieldsUsed(parsed.expr, uses);
+  return Object.assign(
+    (a: Activation) => {
+      const r = run(a as never) as CelValue | unknown;
+      if (r === true) return { ok: true as const };
+      if (r === false) return { ok: false as const };
+      if (isCelError(r)) return { ok: false as const, error: r.message.slice(0, 200) };
+      return { ok: false as const, error: "the condition did not evaluate to a bool" };
+    },
+    { uses },
+  );
 }
 
 /** The error of an expression, or undefined when it compiles (the operator's validation uses this). */
@@ -159,14 +232,54 @@ export function conditionError(expression: string): string | undefined {
   }
 }
 
-/** JSON values as CEL sees them: objects become maps (faster to select on than plain objects). */
+/**
+ * JSON values as CEL sees them: objects become maps (faster to select on than plain objects, and never
+ * mistaken by the evaluator for a protobuf message: a client's arguments may hold a "$typeName" or a
+ * "constructor" key). Converted one level at a time, when the expression reaches it: a condition that
+ * reads one argument does not pay for copying a large document in another.
+ */
 export function toCel(v: unknown, depth = 0): unknown {
   if (v === null || typeof v !== "object") return v;
   if (depth > 64) return null;
   if (Array.isArray(v)) return v.map((x) => toCel(x, depth + 1));
-  const m = new Map<string, unknown>();
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) m.set(k, toCel(x, depth + 1));
-  return m;
+  return new JsonMap(v as Record<string, unknown>, depth);
+}
+
+/** A JSON object as a CEL map whose nested objects and arrays are converted on first read. */
+class JsonMap extends Map<string, unknown> {
+  readonly #depth: number;
+  readonly #converted = new Set<string>();
+
+  constructor(o: Record<string, unknown>, depth: number) {
+    super();
+    this.#depth = depth;
+    for (const k of Object.keys(o)) super.set(k, o[k]);
+  }
+
+  override get(k: string): unknown {
+    const v = super.get(k);
+    if (v === null || typeof v !== "object" || this.#converted.has(k)) return v;
+    const c = toCel(v, this.#depth + 1);
+    super.set(k, c);
+    this.#converted.add(k);
+    return c;
+  }
+
+  override *entries(): MapIterator<[string, unknown]> {
+    for (const k of super.keys()) yield [k, this.get(k)];
+  }
+
+  override *values(): MapIterator<unknown> {
+    for (const k of super.keys()) yield this.get(k);
+  }
+
+  override forEach(fn: (value: unknown, key: string, map: Map<string, unknown>) => void, thisArg?: unknown): void {
+    for (const k of super.keys()) fn.call(thisArg, this.get(k), k, this);
+  }
+
+  override [Symbol.iterator](): MapIterator<[string, unknown]> {
+    return this.entries();
+  }
 }
 
 export function celTimestamp(ms: number): Timestamp {

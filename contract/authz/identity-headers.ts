@@ -1,9 +1,17 @@
 // The identity headers the gateway sets for the MCP server (gateway/src/authz/identity.ts) and the
 // rules their names obey, which the operator checks at admission so a spec the gateway would refuse
 // never reaches it.
+import type { ProcessIdentityRole } from "./identity-env.ts";
+
 export interface IdentityConfig {
   headers: { client?: string; subject?: string; groups?: string; scopes?: string; source?: string };
-  signedJwt?: { header: string; audience: string; ttlSeconds: number };
+  /** No header: the signed token only goes to a stdio server's environment (env.token). */
+  signedJwt?: { header?: string; audience: string; ttlSeconds: number };
+  /**
+   * A stdio server's environment (one process per session, so per caller): variable names per fact.
+   * The bridge sets them for the child it spawns, after removing any inherited variable of those names.
+   */
+  env?: Partial<Record<ProcessIdentityRole, string>>;
 }
 
 /** Header names the gateway itself forwards or that carry credentials: identity headers must not reuse them. */
@@ -14,7 +22,7 @@ export const RESERVED_HEADERS = new Set([
 
 export function identityHeaderProblems(cfg: IdentityConfig): string[] {
   const out: string[] = [];
-  const names = [...Object.entries(cfg.headers).map(([k, v]) => [`headers.${k}`, v] as const), ...(cfg.signedJwt ? [["signedJwt.header", cfg.signedJwt.header] as const] : [])];
+  const names = [...Object.entries(cfg.headers).map(([k, v]) => [`headers.${k}`, v] as const), ...(cfg.signedJwt?.header ? [["signedJwt.header", cfg.signedJwt.header] as const] : [])];
   const seen = new Set<string>();
   for (const [field, name] of names) {
     if (name === undefined) continue;

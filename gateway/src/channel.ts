@@ -30,9 +30,11 @@ export class TcpChannel implements Channel {
   #buf = "";
   #closed = false;
 
-  constructor(host: string, port: number) {
+  /** `preamble`: the caller's identity for the process the bridge spawns (bridge.ts), sent before anything else. */
+  constructor(host: string, port: number, preamble?: string) {
     this.#sock = net.connect({ host, port });
     this.#sock.setNoDelay(true);
+    if (preamble !== undefined) this.#sock.write(preamble);
     this.#sock.setEncoding("utf8");
     this.#sock.on("data", (d: string) => {
       this.#buf += d;
@@ -264,10 +266,11 @@ export class HttpUpstreamChannel implements Channel {
   }
 }
 
-export function openChannel(upstream: GatewayConfig["upstream"], agent: http.Agent): Channel {
+/** `preamble`: for a stdio upstream whose bridge sets identity variables, the session's identity line. */
+export function openChannel(upstream: GatewayConfig["upstream"], agent: http.Agent, preamble?: string): Channel {
   switch (upstream.transport) {
     case "stdio":
-      return new TcpChannel(upstream.bridge.host, upstream.bridge.port);
+      return new TcpChannel(upstream.bridge.host, upstream.bridge.port, preamble);
     case "sse":
       return new SseUpstreamChannel(upstream.url, agent);
     case "streamable-http":

@@ -13,7 +13,7 @@ const PING_MS = 25_000;
 
 /** GET /sse: opens a gateway-held session and its stream; the stream's end drops the session. */
 export function openLegacyStream(gw: Core, x: Exchange): Step {
-  const h = gw.sessions.host(x.identity!, true);
+  const h = gw.sessions.host(x.identity!, true, x.source);
   if (!h) return stop.noCapacity();
   x.hosted = h;
   x.sessionId = h.id;

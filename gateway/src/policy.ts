@@ -74,6 +74,8 @@ export class PolicyEngine {
   readonly #timeoutCache = new Map<string, number>();
 
   readonly #access: AccessEngine | undefined;
+  /** issue 13: names the rule behind a refusal on the plain path (refusals only, so its cost does not matter). */
+  readonly #explain: AccessEngine | undefined;
 
   constructor(limits: GatewayConfig["limits"], limiter: Limiter, authz: Authorizer, catalog: ToolCatalog, access?: AccessEngine) {
     this.#limits = limits;
@@ -83,13 +85,20 @@ export class PolicyEngine {
     // issue 13: with scopes, schedules, sources, read-only rules, conditions or constraints configured the
     // AccessEngine decides; otherwise the memoized Authorizer does (same answers, no extra cost).
     this.#access = access?.extended ? access : undefined;
+    this.#explain = access;
   }
 
   // ---- issue 13 hook: the authorization decision for one operation (AccessEngine when extended) ----
   // `name` is what rules match (a resource's canonical URI); `shown` is what the client sent (the refusal names it).
   #gate(policy: Policy, id: Identity, method: string, kind: Kind, name: string, args: unknown, facts: RequestFacts | undefined, shown = name): Refusal | undefined {
     const a = this.#access;
-    if (!a) return policy.allows(kind, name) ? undefined : deny(kind, shown);
+    if (!a) {
+      if (policy.allows(kind, name)) return undefined;
+      // Every refusal is audited with its rule: a deny glob names one; "no rule allows it" names none.
+      const why = this.#explain?.decide(id, { method, kind, name, arguments: args }, facts ?? { source: "unknown", now: Date.now() });
+      const refusal = deny(kind, shown);
+      return why && !why.ok && why.refusal.rule ? { ...refusal, rule: why.refusal.rule } : refusal;
+    }
     const d = a.decide(id, { method, kind, name, arguments: args }, facts ?? { source: "unknown", now: Date.now() });
     if (d.ok) return undefined;
     const r = d.refusal;

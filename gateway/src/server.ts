@@ -11,8 +11,10 @@ import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
 import { AccessEngine, type RequestFacts } from "./authz/engine.ts";
+import { identityEnvProblems } from "../../contract/authz/identity-env.ts";
 import { identityHeaderProblems } from "../../contract/authz/identity-headers.ts";
 import { IdentityForwarder } from "./authz/identity.ts";
+import { identityPreamble } from "./bridge.ts";
 import { type CidrSet, cidrSet, clientAddress } from "./authz/source.ts";
 import { ToolCatalog } from "./catalog.ts";
 import { listToolsOver, openChannel } from "./channel.ts";
@@ -141,7 +143,10 @@ export class Gateway implements Front {
     if (this.access.problems.length > 0)
       throw new Error(`authorization: ${this.access.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     this.#trustedProxies = cidrSet(c.authorization.trustedProxies);
-    const idProblems = identityHeaderProblems(c.authorization.identity);
+    const idProblems = [
+      ...identityHeaderProblems(c.authorization.identity),
+      ...identityEnvProblems(c.authorization.identity.env, c.authorization.identity.signedJwt !== undefined),
+    ];
     if (idProblems.length > 0) throw new Error(`authorization.identity: ${idProblems.join("; ")}`);
     this.#identity = new IdentityForwarder(c.authorization.identity, this.#now);
     this.proxy = c.upstream.transport === "streamable-http" ? new UpstreamProxy(this, new URL(c.upstream.url), this.#agent) : undefined;
@@ -153,7 +158,7 @@ export class Gateway implements Front {
         maxHosted,
         maxHostedPerClient: Math.min(MAX_HOSTED_PER_CLIENT, Math.max(1, Math.floor(maxHosted / 4))),
       },
-      () => openChannel(c.upstream, this.#agent),
+      (id, source) => openChannel(c.upstream, this.#agent, this.#preamble(id, source)),
       (s) => this.proxy?.closeSession(s),
     );
     this.sessions.attach(this);
@@ -227,11 +232,12 @@ export class Gateway implements Front {
     this.policy = new PolicyEngine(c.limits, this.limiter, this.#authz, this.catalog, this.access);
     await this.#identity.start();
     if (c.telemetry.otlpEndpoint) this.#tracer = await startTracer(c.telemetry.otlpEndpoint, `${c.server.namespace}/${c.server.name}`);
-    // issue 11: a 2026 upstream is listed statelessly (it may not accept initialize at all).
+    // issue 11: a 2026 upstream is listed statelessly (it may not accept initialize at all). The catalog
+    // session is the gateway's own: its process gets no caller identity (an empty preamble).
     this.catalog.setFetcher(async () =>
       (await this.upstreamEra()) === "modern" && c.upstream.transport === "streamable-http"
         ? listToolsModern(new URL(c.upstream.url), this.#agent, 10_000)
-        : listToolsOver(openChannel(c.upstream, this.#agent), 10_000),
+        : listToolsOver(openChannel(c.upstream, this.#agent, this.#preamble(undefined, "")), 10_000),
     );
     await this.auth.start(this.#apiKeyRescanMs);
     // The catalog loads in the background: the gateway answers 503 on /readyz until it has the tool list.
@@ -382,6 +388,15 @@ export class Gateway implements Front {
     const id = x.identity;
     if (!id || !this.#identity.enabled) return {};
     return this.#identity.headers(this.#caller(id, x.source));
+  }
+
+  /**
+   * issue 13: the identity line a stdio bridge reads before it spawns the session's process (undefined
+   * when the bridge sets no identity variables). The signed token in it was minted in forward().
+   */
+  #preamble(id: Identity | undefined, source: string): string | undefined {
+    if (this.config.upstream.transport !== "stdio" || !this.#identity.forProcesses) return undefined;
+    return identityPreamble(id ? this.#identity.processIdentity(this.#caller(id, source)) : {});
   }
 
   #caller(id: Identity, source: string) {

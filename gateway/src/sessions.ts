@@ -259,11 +259,12 @@ export class SessionTable {
   readonly #hosted = new Map<string, HostedSession>();
   readonly #owners = new Map<string, Holdings>();
   readonly #limits: SessionLimits;
-  readonly #open: () => Channel;
+  /** Opens the upstream channel of a gateway-held session for this caller (a stdio process gets its identity). */
+  readonly #open: (identity: Identity, source: string) => Channel;
   readonly #closeBound: (s: BoundSession) => void;
   #core!: Core;
 
-  constructor(limits: SessionLimits, open: () => Channel, closeBound: (s: BoundSession) => void) {
+  constructor(limits: SessionLimits, open: (identity: Identity, source: string) => Channel, closeBound: (s: BoundSession) => void) {
     this.#limits = limits;
     this.#open = open;
     this.#closeBound = closeBound;
@@ -357,7 +358,7 @@ export class SessionTable {
   }
 
   /** Opens a gateway-held session for `identity`, or refuses when it cannot get its fair share. */
-  host(identity: Identity, legacy: boolean): HostedSession | undefined {
+  host(identity: Identity, legacy: boolean, source: string): HostedSession | undefined {
     const key = identity.key;
     const mine = () => this.#owners.get(key)?.hosted;
     if ((mine()?.size ?? 0) >= this.#limits.maxHostedPerClient) this.drop(lru(mine()!)!.id);
@@ -366,7 +367,7 @@ export class SessionTable {
       if (!v) return undefined;
       this.drop(v.id);
     }
-    const h = new HostedSession(this.#core, identity, this.#open(), legacy);
+    const h = new HostedSession(this.#core, identity, this.#open(identity, source), legacy);
     h.channel.onmessage = (raw) => h.fromUpstream(raw);
     h.channel.onclose = () => this.drop(h.id, "upstream-error", "upstream session ended");
     this.#hosted.set(h.id, h);

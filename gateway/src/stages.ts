@@ -401,7 +401,11 @@ function checked(gw: Front, x: Exchange, r: Refusal | Checked): Stop | undefined
 // ---------------------------------------------------------------- forward
 
 function forward(gw: Front, x: Exchange): Step {
-  if (x.route === "sse") return openLegacyStream(gw, x);
+  // issue 13: the signed identity must exist before a session's upstream opens (a stdio process gets it at spawn).
+  if (x.route === "sse") {
+    const minting = gw.prepareIdentity(x);
+    return minting ? minting.then(() => (x.done ? HANDLED : openLegacyStream(gw, x))) : openLegacyStream(gw, x);
+  }
   if (x.req.method !== "POST") {
     if (x.hosted) return hostedStream(gw, x, x.hosted);
     gw.proxy!.stream(x);
@@ -428,7 +432,7 @@ function hostedPost(gw: Front, x: Exchange): Step {
   let h = x.hosted;
   if (!h) {
     // initialize without a session (checked in session): the gateway opens one upstream.
-    h = gw.sessions.host(x.identity!, false);
+    h = gw.sessions.host(x.identity!, false, x.source);
     if (!h) return stop.noCapacity();
     x.hosted = h;
     x.sessionId = h.id;

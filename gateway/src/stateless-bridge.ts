@@ -148,7 +148,7 @@ export class StatelessBridge {
     if (m.method === "subscriptions/listen") return this.#listen(x);
     if (MRTR_METHODS.has(m.method) && m.params?.requestState !== undefined) return this.#resume(x);
     const mrtr = MRTR_METHODS.has(m.method);
-    const b = this.#session(x.identity!, mrtr);
+    const b = this.#session(x.identity!, mrtr, x.source);
     if (!b) return stop.noCapacity();
     if (mrtr) this.#occupy(b, x);
     return b.ready.then(
@@ -230,8 +230,9 @@ export class StatelessBridge {
    * A session of this client's, opened when needed; undefined: none can be. For an MRTR-capable call
    * (`free`), one without such a call in flight, else a new one while under the client's cap, else the
    * least busy (shared: a server request on it is then refused, as it cannot be told which call it is for).
+   * `source` is the address a new session's process is told (stdio identity); a reused one keeps its own.
    */
-  #session(identity: Identity, free: boolean): Bridged | undefined {
+  #session(identity: Identity, free: boolean, source: string): Bridged | undefined {
     const pool = this.#pool(identity.key);
     const idle = (b: Bridged) => b.inflight.size === 0 && b.parked.size === 0;
     const found = free ? pool.sessions.find(idle) : pool.sessions[0];
@@ -240,7 +241,7 @@ export class StatelessBridge {
       b.h.lastSeen = Date.now();
       return b;
     }
-    const h = this.#core.sessions.host(identity, false);
+    const h = this.#core.sessions.host(identity, false, source);
     if (!h) return undefined;
     const b: Bridged = { h, ready: Promise.resolve({ jsonrpc: "2.0" }), inflight: new Map(), parked: new Set(), progress: new Map() };
     b.ready = this.#initialize(h);
@@ -276,7 +277,7 @@ export class StatelessBridge {
   // ---------------------------------------------------------------- server/discover
 
   #discover(x: Exchange): Step {
-    const b = this.#session(x.identity!, false);
+    const b = this.#session(x.identity!, false, x.source);
     if (!b) return stop.noCapacity();
     return b.ready.then(
       (init) => {
@@ -422,7 +423,7 @@ export class StatelessBridge {
   #listen(x: Exchange): Step {
     const m = x.msg!;
     const identity = x.identity!;
-    const b = this.#session(identity, false);
+    const b = this.#session(identity, false, x.source);
     if (!b) return stop.noCapacity();
     const asked = isObj(m.params?.notifications) ? m.params.notifications : {};
     const lists: Record<string, boolean> = {};

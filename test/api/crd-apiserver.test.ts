@@ -99,11 +99,29 @@ const REFUSED: [string, unknown, string][] = [
     "spec.authorization.rules[].schedule: notBefore must be before notAfter",
   ],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
-  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt or both"],
   // issue 11: the protocol revision allowlist holds only revisions the gateway speaks, each once, at least one
   ["unknown protocol version", withSpec({ protocol: { versions: ["2026-07-28", "2024-11-05"] } }), 'spec.protocol.versions[1]: Unsupported value: "2024-11-05"'],
   ["duplicate protocol version", withSpec({ protocol: { versions: ["2025-11-25", "2025-11-25"] } }), '.spec.protocol.versions: duplicate entries for key [="2025-11-25"]'],
   ["empty protocol allowlist", withSpec({ protocol: { versions: [] } }), "spec.protocol.versions: Invalid value: 0: spec.protocol.versions in body should have at least 1 items"],
+  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt, env or a combination"],
+  ["API keys from a Secret and a secret manager at once", withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  ["API keys from nowhere", withSpec({ auth: { apiKeys: {} } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
+  [
+    "identity env token without signedJwt",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { token: "MCP_TOKEN" } } } }),
+    "spec.authorization.identity.env.token needs signedJwt",
+  ],
+  [
+    "identity env name a program reads at start",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { subject: "LD_PRELOAD" } } } }),
+    "spec.authorization.identity.env: the name is reserved",
+  ],
+  [
+    "identity env name also set in spec.env",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], env: [{ name: "MCP_SUBJECT", value: "admin" }], authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }),
+    "spec.env must not set a variable that spec.authorization.identity.env names",
+  ],
 ];
 
 test("the API server refuses what the zod schema refuses, naming the field", async () => {

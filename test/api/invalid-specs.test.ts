@@ -121,6 +121,25 @@ const CASES: [string, unknown, string][] = [
   ["identity header reserved name shape", withSpec({ authorization: { identity: { headers: { subject: "X Subject" } } } }), "spec.authorization.identity.headers.subject"],
   ["identity header that the gateway strips", withSpec({ authorization: { identity: { headers: { subject: "Authorization" } } } }), 'spec.authorization.identity: headers.subject: "Authorization" is reserved'],
   ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
+  ["API keys from a Secret and a secret manager at once", withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  ["API keys from a store with a bad refresh interval", withSpec({ auth: { apiKeys: { externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys", refreshInterval: "daily" } } } }), "spec.auth.apiKeys.externalSecret.refreshInterval: must be a duration"],
+  ["unknown image policy", withSpec({ imagePolicy: "Digest" }), "spec.imagePolicy"],
+  ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
+  [
+    "identity env name a program reads at start",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { subject: "NODE_OPTIONS" } } } }),
+    "spec.authorization.identity.env.subject: spec.authorization.identity.env: the name is reserved",
+  ],
+  [
+    "identity env name used twice",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { subject: "MCP_WHO", client: "MCP_WHO" } } } }),
+    'spec.authorization.identity: env.subject: "MCP_WHO" is used twice',
+  ],
+  [
+    "identity env token without signedJwt",
+    withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { token: "MCP_TOKEN" } } } }),
+    "spec.authorization.identity.env.token needs signedJwt",
+  ],
 ];
 
 test(`${CASES.length} invalid specs are each rejected with a message naming the field`, () => {

@@ -170,6 +170,52 @@ test("operator flags: bad values are refused with the flag's name; defaults are 
   assert.equal(defaults.leaderElection.enabled, true);
   assert.equal(defaults.gatewayImage, "ghcr.io/mcp-bastion/mcp-bastion:0.1.0");
   assert.equal(configFromArgs([], { MCP_BASTION_GATEWAY_IMAGE: "reg/gw:2" }).gatewayImage, "reg/gw:2");
+  // issue 14: the chart's defaultImagePolicy arrives as a flag (or the environment); AllowTags unless set.
+  assert.equal(defaults.defaultImagePolicy, "AllowTags");
+  assert.equal(configFromArgs(["--default-image-policy=RequireDigest"], {}).defaultImagePolicy, "RequireDigest");
+  assert.equal(configFromArgs([], { MCP_BASTION_DEFAULT_IMAGE_POLICY: "RequireDigest" }).defaultImagePolicy, "RequireDigest");
+  assert.throws(() => configFromArgs(["--default-image-policy=requiredigest"], {}), /--default-image-policy: "requiredigest" must be RequireDigest or AllowTags/);
+});
+
+test("issue 14: under RequireDigest a tag-only image is refused as ImageNotPinned naming it; spec.imagePolicy overrides the default", () => {
+  const env: PlanEnv = { gatewayImage: "gw:1", servedKinds: new Set(), clusterStores: new Map(), defaultImagePolicy: "RequireDigest" };
+  const tagged = (extra: Record<string, unknown> = {}) => ({
+    apiVersion: "mcp.bastion.dev/v1alpha1",
+    kind: "McpServer",
+    metadata: { name: "t", namespace: "ns", uid: "u1", generation: 1 },
+    spec: { image: "registry.example/team/mcp:1.4", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } }, ...extra },
+  });
+  const refused = planServer(tagged(), env);
+  assert.equal(refused.ok, false);
+  assert.ok(!refused.ok && refused.reason === "ImageNotPinned");
+  assert.ok(!refused.ok && refused.message.includes('spec.image "registry.example/team/mcp:1.4" is not pinned by digest'));
+  assert.ok(!refused.ok && /the operator's default.*use registry\.example\/team\/mcp@sha256:<digest>/.test(refused.message), !refused.ok ? refused.message : "");
+  const status = desiredStatus(tagged() as never, refused, { errors: [] }, undefined, "2026-11-30T12:00:00Z");
+  const reconciled = status.conditions?.find((c) => c.type === "Reconciled");
+  assert.equal(reconciled?.reason, "ImageNotPinned");
+  assert.equal(status.checklist, undefined, "nothing deployed, no checklist");
+  const explicit = planServer(tagged({ imagePolicy: "RequireDigest" }), { ...env, defaultImagePolicy: "AllowTags" });
+  assert.ok(!explicit.ok && explicit.message.includes("(spec.imagePolicy)"));
+  const allowed = planServer(tagged({ imagePolicy: "AllowTags" }), env);
+  assert.ok(allowed.ok);
+  assert.match(allowed.render.checklist.find((c) => c.id === "image-pinned-by-digest")!.detail, /imagePolicy AllowTags/);
+  const pinned = planServer(tagged({ image: `registry.example/team/mcp@sha256:${"b".repeat(64)}` }), env);
+  assert.ok(pinned.ok);
+  assert.match(pinned.render.checklist.find((c) => c.id === "image-pinned-by-digest")!.detail, /RequireDigest: a tag-only image is refused/);
+});
+
+test("issue 14: API keys from a ClusterSecretStore the namespace may not use are refused like spec.secrets", () => {
+  const env: PlanEnv = { gatewayImage: "gw:1", servedKinds: new Set(), clusterStores: parseClusterStorePolicy(["other=vault"]) };
+  const raw = {
+    apiVersion: "mcp.bastion.dev/v1alpha1",
+    kind: "McpServer",
+    metadata: { name: "t", namespace: "ns", uid: "u1", generation: 1 },
+    spec: { image: `r/m@sha256:${"c".repeat(64)}`, transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { externalSecret: { storeRef: { name: "vault", kind: "ClusterSecretStore" }, key: "k" } } } },
+  };
+  const p = planServer(raw, env);
+  assert.ok(!p.ok && p.reason === "ClusterSecretStoreNotAllowed");
+  assert.ok(!p.ok && p.message.includes('spec.auth.apiKeys.externalSecret uses ClusterSecretStore "vault"'));
+  assert.ok(planServer(raw, { ...env, clusterStores: parseClusterStorePolicy(["ns=vault"]) }).ok);
 });
 
 test("in a pod the service account token is read directly (and re-read), with the API server from the environment", () => {

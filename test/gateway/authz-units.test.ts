@@ -86,6 +86,29 @@ describe("CEL conditions (the checklist's examples)", () => {
     assert.equal(conditionError("request.arguments.all(k, k != 'x') && [1,2].exists(i, i == 2)"), undefined);
     assert.equal(conditionError("now.getHours('Europe/Berlin') < 18 && 'ops' in client.groups"), undefined);
   });
+
+  it("nested arguments read lazily behave as JSON: macros over lists of objects, map keys, has(), odd keys stay data", () => {
+    const order = { items: [{ sku: "a", qty: 2 }, { sku: "b", qty: 12 }], meta: { $typeName: "google.protobuf.Timestamp", constructor: "x", nested: { deep: [1, [2, { z: true }]] } } };
+    assert.equal(evalWith("request.arguments.items.all(i, i.qty <= 10)", order), false);
+    assert.equal(evalWith("request.arguments.items.exists(i, i.sku == 'b' && i.qty == 12)", order), true);
+    assert.equal(evalWith("request.arguments.meta.exists(k, k == 'constructor')", order), true);
+    assert.equal(evalWith("size(request.arguments.meta) == 3 && request.arguments.meta['$typeName'] == 'google.protobuf.Timestamp'", order), true);
+    assert.equal(evalWith("request.arguments.meta.nested.deep[1][1].z", order), true);
+    assert.equal(evalWith("has(request.arguments.meta.nested) && !has(request.arguments.meta.absent)", order), true);
+    assert.equal(evalWith("request.arguments.meta.absent == 1", order), false, "a missing key is an error, which refuses");
+    assert.equal(evalWith("request.arguments == {'a': [1, {'b': 'c'}]}", { a: [1, { b: "c" }] }), true);
+  });
+
+  it("each expression says which request and client fields it reads, so the activation builds only those", () => {
+    const uses = (e: string) => {
+      const u = compileCondition(e).uses;
+      return { request: u.request === "all" ? "all" : [...u.request].sort(), client: u.client === "all" ? "all" : [...u.client].sort() };
+    };
+    assert.deepEqual(uses("size(request.arguments.message) <= 1024"), { request: ["arguments"], client: [] });
+    assert.deepEqual(uses("request.tool == 'x' && client.source.startsWith('10.') || has(request.uri)"), { request: ["tool", "uri"], client: ["source"] });
+    assert.deepEqual(uses("'tool' in request && client['name'] == 'a'"), { request: "all", client: "all" });
+    assert.deepEqual(uses("[1].exists(client, client > 0) && request.method == 'x'"), { request: ["method"], client: "all" });
+  });
 });
 
 describe("time windows", () => {
@@ -238,6 +261,18 @@ describe("AccessEngine decisions", () => {
     const r = refusal(engine.decide(jwt([]), call("report", { tenant: "globex" }), NOW));
     assert.equal(r.rule, "tenant");
     assert.match(r.reason, /only your own tenant/);
+  });
+
+  it("conditions on different variables share one activation that has every field any of them reads", () => {
+    const e = new AccessEngine({
+      rules: [{ name: "office", clients: { apiKeys: ["alice"] }, tools: { allow: ["*"], deny: [] }, conditions: [{ expression: "client.source.startsWith('10.') && client.name == 'apikey:alice'" }] }],
+      constraints: [{ name: "tool-and-args", tools: ["*"], conditions: [{ expression: "request.tool == 'report' && request.method == 'tools/call' && size(request.arguments) < 3" }] }],
+    });
+    assert.deepEqual(e.problems, []);
+    assert.equal(e.decide(alice, call("report", { a: 1 }), NOW).ok, true);
+    assert.equal(refusal(e.decide(alice, call("report", { a: 1 }), { ...NOW, source: "192.0.2.1" })).rule, "office");
+    assert.equal(refusal(e.decide(alice, call("other", {}), NOW)).rule, "tool-and-args");
+    assert.equal(refusal(e.decide(alice, call("report", { a: 1, b: 2, c: 3 }), NOW)).rule, "tool-and-args");
   });
 
   it("constraints: the schema overlay and conditions hold for every client", () => {

@@ -11,6 +11,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { Authorizer } from "../../gateway/src/authz.ts";
 import { ToolCatalog } from "../../gateway/src/catalog.ts";
+import { AccessEngine } from "../../gateway/src/authz/engine.ts";
 import { globMatch } from "../../gateway/src/glob.ts";
 import { canonicalResourcePattern, canonicalResourceUri, nameProblem } from "../../gateway/src/names.ts";
 import { type Checked, PolicyEngine, type Refusal } from "../../gateway/src/policy.ts";
@@ -281,4 +282,20 @@ describe("property: an admitted URI resolves under the allowed prefix and outsid
       { numRuns: 3000 },
     );
   });
+});
+
+test("issue 13: a refusal on the plain path (no extended authorization) names the rule whose deny matched, for the audit", () => {
+  const catalog = new ToolCatalog({ pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: false }, { drift() {}, finding() {} });
+  catalog.learn(["echo", "read-file", "read-secret"].map((name) => ({ name, inputSchema: { type: "object" } })));
+  const limits = { perClient: { requestsPerMinute: 6e10, burst: 1e9 }, perTool: [], maxConcurrentRequests: 64, maxRequestBytes: 65536, requestTimeoutSeconds: 30, toolTimeouts: [], mode: "divided" as const, replicas: 1 };
+  const access = new AccessEngine({ rules: RULES });
+  assert.equal(access.extended, false, "plain rules: the Authorizer decides, the engine only explains refusals");
+  const p = new PolicyEngine(limits, new LocalLimiter(), new Authorizer(RULES), catalog, access);
+  const denied = p.check(alice, "tools/call", { name: "read-secret", arguments: {} }) as Refusal;
+  assert.equal(denied.outcome, "denied");
+  assert.equal(denied.rule, "docs");
+  assert.equal(denied.message, 'tool "read-secret" is not allowed for this client', "the client's answer is unchanged");
+  const unlisted = p.check({ key: "apikey:bob", kind: "apikey", name: "bob" }, "tools/call", { name: "echo", arguments: {} }) as Refusal;
+  assert.equal(unlisted.outcome, "denied");
+  assert.equal(unlisted.rule, undefined, "no rule allows it: no rule to name, the reason says so");
 });

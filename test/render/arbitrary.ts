@@ -34,6 +34,7 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
       { nil: undefined },
     ),
     apiKeys: fc.boolean(),
+    apiKeysFromStore: fc.boolean(),
     jwt: fc.option(fc.record({ jwksSecret: fc.boolean(), algs: fc.subarray(["RS256", "ES256", "EdDSA"] as const, { minLength: 1 }) }), { nil: undefined }),
     mtls: fc.boolean(),
     istio: fc.boolean(),
@@ -88,7 +89,10 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
   .map((g) => {
     const istio = g.istio;
     const auth: Record<string, unknown> = {};
-    if (g.apiKeys) auth.apiKeys = { secretRef: { name: `${g.name}-keys` } };
+    if (g.apiKeys)
+      auth.apiKeys = g.apiKeysFromStore
+        ? { externalSecret: { storeRef: { name: "vault" }, key: `mcp/${g.name}/api-keys`, refreshInterval: "30m" } }
+        : { secretRef: { name: `${g.name}-keys` } };
     if (g.jwt) {
       auth.jwt = {
         issuer: "https://issuer.example.com/realms/a",

@@ -212,3 +212,37 @@ test("AuthorizationPolicy: mTLS-only servers admit only their SPIFFE IDs", () =>
   const mixed = server({ mesh: { istio: { enabled: true } }, auth: { apiKeys: { secretRef: { name: "k" } }, mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } });
   assert.equal(list(obj(one(render(mixed), "AuthorizationPolicy").spec).rules)[0]!.from, undefined);
 });
+
+test("issue 14: the image policy shows in the image item: RequireDigest refuses a tag-only image, AllowTags reports it", () => {
+  const enforced = item(server({ imagePolicy: "RequireDigest" }), "image-pinned-by-digest");
+  assert.equal(enforced.satisfied, true);
+  assert.match(enforced.detail, /pinned by sha256 digest; imagePolicy RequireDigest: a tag-only image is refused/);
+  const tagged = item(server({ image: "registry.example/mcp:1.0", imagePolicy: "AllowTags" }), "image-pinned-by-digest");
+  assert.equal(tagged.satisfied, false);
+  assert.equal(tagged.detail, "tag-only image registry.example/mcp:1.0 (imagePolicy AllowTags: a tag-only image would be deployed; set RequireDigest to refuse it)");
+  // `mcp-bastion render` without a policy: the operator's default decides (it fills spec.imagePolicy in).
+  assert.match(item(server({}), "image-pinned-by-digest").detail, /imagePolicy: the operator's default/);
+});
+
+test("issue 14: API keys from a secret manager: an ExternalSecret the gateway mounts, counted as rotated on its refresh schedule", () => {
+  const s = server({ auth: { apiKeys: { externalSecret: { storeRef: { name: "vault" }, key: "mcp/s/api-keys", refreshInterval: "30m" } } } }, "orders");
+  const r = render(s);
+  const es = r.objects.filter((o) => o.kind === "ExternalSecret");
+  assert.equal(es.length, 1);
+  assert.equal(es[0]!.metadata.name, "orders-api-keys");
+  assert.deepEqual(obj(es[0]!.spec), {
+    refreshInterval: "30m",
+    secretStoreRef: { name: "vault", kind: "SecretStore" },
+    target: { name: "orders-api-keys", creationPolicy: "Owner", deletionPolicy: "Retain" },
+    dataFrom: [{ extract: { key: "mcp/s/api-keys" } }],
+  });
+  const vol = list(podOf(r).spec.volumes).find((v) => v.name === "api-keys");
+  assert.equal(obj(vol?.secret).secretName, "orders-api-keys");
+  const rotation = item(s, "credential-rotation");
+  assert.equal(rotation.satisfied, true);
+  assert.match(rotation.detail, /API keys from the secret manager \(ExternalSecret orders-api-keys, SecretStore vault\): rotated on its refresh schedule, every 30m/);
+  assert.equal(item(s, "secrets-from-secret-manager").satisfied, true);
+  // Keys in a Secret of the user's: rotation is by hand, and the gateway counts the keys without an expiry.
+  assert.match(item(server({}), "credential-rotation").detail, /API keys \(keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry\)/);
+  assert.ok(!item(server({}), "credential-rotation").detail.includes("refresh schedule"));
+});

@@ -126,7 +126,7 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
       .filter((v) => v?.secret !== undefined)
       .map((v) => String(obj(v!.secret).secretName));
   if (server.spec.auth.apiKeys) {
-    const keys = server.spec.auth.apiKeys.secretRef.name;
+    const keys = server.spec.auth.apiKeys.secretRef?.name ?? `${name}-api-keys`;
     assert.ok(secretNamesMountedIn("gateway").includes(keys));
     assert.equal(mountsOf("gateway").find((m) => m.mountPath === GATEWAY_PATHS.apiKeysDir)?.readOnly, true);
   }
@@ -136,10 +136,10 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
     assert.equal(mount.readOnly, true);
     assert.ok(!secretNamesMountedIn("gateway").includes(`${name}.${s.name}`), `secret ${s.name} must not reach the gateway`);
   }
-  assert.equal(byKind(result, "ExternalSecret").length, server.spec.secrets.length);
+  assert.equal(byKind(result, "ExternalSecret").length, server.spec.secrets.length + (server.spec.auth.apiKeys?.externalSecret ? 1 : 0));
   const gatewaySecrets = new Set(secretNamesMountedIn("gateway"));
   for (const s of secretNamesMountedIn("server")) assert.ok(!gatewaySecrets.has(s), `secret ${s} mounted in both containers`);
-  for (const a of [server.spec.auth.apiKeys?.secretRef.name, server.spec.auth.jwt?.jwksSecretRef?.name, tlsSecretName(server)]) {
+  for (const a of [server.spec.auth.apiKeys?.secretRef?.name ?? (server.spec.auth.apiKeys ? `${name}-api-keys` : undefined), server.spec.auth.jwt?.jwksSecretRef?.name, tlsSecretName(server)]) {
     if (a) assert.ok(!secretNamesMountedIn("server").includes(a), `gateway credential ${a} must not reach the server container`);
   }
 

@@ -92,3 +92,35 @@ test("a stdio server runs under the bridge installed by an init container from t
   const gateway = list(pod.containers).find((c) => c.name === "gateway")!;
   assert.deepEqual(gateway.args, ["gateway", "--config", "/etc/mcp-bastion/gateway.json"]);
 });
+
+test("a stdio server's identity variables are named to the bridge and the gateway is told to send them (issue 13)", () => {
+  const r = validateMcpServer({
+    apiVersion: "mcp.bastion.dev/v1alpha1",
+    kind: "McpServer",
+    metadata: { name: "notes", namespace: "t" },
+    spec: {
+      image: "mcp/notes:1",
+      command: ["notes-server"],
+      transport: { type: "stdio" },
+      auth: { apiKeys: { secretRef: { name: "k" } } },
+      authorization: { identity: { signedJwt: { audience: "notes" }, env: { subject: "NOTES_USER", token: "NOTES_IDENTITY_TOKEN" } } },
+    },
+  });
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  const objects = renderMcpServer(r.value, OPTIONS);
+  const server = list(podOf(objects).spec.containers).find((c) => c.name === "server")!;
+  assert.deepEqual(server.command, [
+    "/opt/mcp-bastion/mcp-bastion-bridge",
+    "--port",
+    String(GATEWAY_PORTS.stdioBridge),
+    "--identity-env",
+    "subject=NOTES_USER",
+    "--identity-env",
+    "token=NOTES_IDENTITY_TOKEN",
+    "--",
+    "notes-server",
+  ]);
+  const cm = byKind(objects, "ConfigMap").find((o) => obj(o.data)["gateway.json"] !== undefined)!;
+  const cfg = JSON.parse(String(obj(cm.data)["gateway.json"])) as { authorization: { identity: unknown } };
+  assert.deepEqual(cfg.authorization.identity, { headers: {}, signedJwt: { audience: "notes", ttlSeconds: 60 }, env: { subject: "NOTES_USER", token: "NOTES_IDENTITY_TOKEN" } });
+});

@@ -130,6 +130,13 @@ describe("helm chart", () => {
     assert.ok(!plain.spec.template.spec.containers[0].args.some((a: string) => a.startsWith("--allow-cluster-secret-store")), "a shared secret store is allowed by default");
   });
 
+  test("defaultImagePolicy reaches the operator as its default for servers without spec.imagePolicy (issue 14)", async () => {
+    const [plain] = find(await template(), "Deployment") as Any[];
+    assert.ok(plain.spec.template.spec.containers[0].args.includes("--default-image-policy=AllowTags"));
+    const [strict] = find(await template(["--set", "defaultImagePolicy=RequireDigest"]), "Deployment") as Any[];
+    assert.ok(strict.spec.template.spec.containers[0].args.includes("--default-image-policy=RequireDigest"));
+  });
+
   test("image digest wins over the tag, and the gateway image follows unless set", async () => {
     const digest = `sha256:${"a".repeat(64)}`;
     const [dep] = find(await template(["--set", `image.digest=${digest}`]), "Deployment") as Any[];
@@ -151,6 +158,7 @@ describe("helm chart", () => {
       [["--set", "allowClusterSecretStores.Team_A={vault}"], /\/allowClusterSecretStores.*Team_A/],
       [["--set", "leaderElection.enabled=false"], /replicaCount > 1 needs leaderElection\.enabled=true/],
       [["--set", "nodeOptions=--require=/tmp/x.js"], /\/nodeOptions/],
+      [["--set", "defaultImagePolicy=Strict"], /\/defaultImagePolicy.*'RequireDigest', 'AllowTags'/],
     ];
     for (const [args, message] of cases) {
       const r = await run(helm, ["template", "bastion", CHART_DIR, ...args]);

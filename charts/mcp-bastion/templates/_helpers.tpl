@@ -60,6 +60,7 @@ The operator's command line, in one place so it stays aligned with `mcp-bastion 
 {{- with .Values.clusterDomain }}
 - --cluster-domain={{ . }}
 {{- end }}
+- --default-image-policy={{ .Values.defaultImagePolicy }}
 {{- range $ns, $stores := .Values.allowClusterSecretStores }}
 - --allow-cluster-secret-store={{ $ns }}={{ join "," $stores }}
 {{- end }}

@@ -13,6 +13,8 @@ const USAGE = `usage: mcp-bastion operator [flags]
                                         $MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE="ns1=a,b;ns2=c"). Default: none
   --allow-cluster-issuer NS=I1,I2       let namespace NS name these cert-manager ClusterIssuers in spec.tls.issuerRef
                                         (repeatable; NS or I may be *; $MCP_BASTION_ALLOW_CLUSTER_ISSUER). Default: none
+  --default-image-policy POLICY         RequireDigest (refuse tag-only images) or AllowTags (report them), for McpServers
+                                        that do not set spec.imagePolicy ($MCP_BASTION_DEFAULT_IMAGE_POLICY; default AllowTags)
   --concurrency N                       McpServers reconciled at once (default 16)
   --leader-elect true|false             leader election with a Lease (default true)
   --leader-election-namespace NS        namespace of the Lease (default $POD_NAMESPACE or default)
@@ -62,6 +64,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
       "cluster-domain": { type: "string" },
       "allow-cluster-secret-store": { type: "string", multiple: true },
       "allow-cluster-issuer": { type: "string", multiple: true },
+      "default-image-policy": { type: "string" },
       concurrency: { type: "string" },
       "leader-elect": { type: "string" },
       "leader-election-namespace": { type: "string" },
@@ -89,6 +92,8 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const issuers = [...(values["allow-cluster-issuer"] ?? []), ...(env.MCP_BASTION_ALLOW_CLUSTER_ISSUER ? [env.MCP_BASTION_ALLOW_CLUSTER_ISSUER] : [])];
   const gatewayImage = values["gateway-image"] ?? env.MCP_BASTION_GATEWAY_IMAGE ?? "ghcr.io/mcp-bastion/mcp-bastion:0.1.0";
   if (!gatewayImage || /\s/.test(gatewayImage)) throw new Error(`--gateway-image: "${gatewayImage}" is not an image reference`);
+  const imagePolicy = values["default-image-policy"] ?? env.MCP_BASTION_DEFAULT_IMAGE_POLICY ?? "AllowTags";
+  if (imagePolicy !== "RequireDigest" && imagePolicy !== "AllowTags") throw new Error(`--default-image-policy: "${imagePolicy}" must be RequireDigest or AllowTags`);
   const base = defaultConfig();
   const healthPort = positiveInt("health-port", values["health-port"], 8081);
   const metrics = address("metrics-bind-address", values["metrics-bind-address"], ":8080");
@@ -99,6 +104,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
     ...(values["cluster-domain"] ? { clusterDomain: values["cluster-domain"] } : {}),
     clusterStores: parseClusterStorePolicy(stores),
     clusterIssuers: parseClusterStorePolicy(issuers, "--allow-cluster-issuer", "issuerA,issuerB"),
+    defaultImagePolicy: imagePolicy,
     concurrency: Math.max(1, positiveInt("concurrency", values.concurrency, 16)),
     leaderElection: {
       ...base.leaderElection,

@@ -7,9 +7,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSy
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { identityEnvProblems, PROCESS_IDENTITY_ROLES, type ProcessIdentityRole } from "../../../contract/authz/identity-env.ts";
 import { startBridge } from "../../../gateway/src/bridge.ts";
 
-const USAGE = "usage: mcp-bastion stdio-bridge --port N [--host 127.0.0.1] [--max-sessions 16] -- CMD [ARGS...]\n       mcp-bastion stdio-bridge --install DIR";
+const USAGE = "usage: mcp-bastion stdio-bridge --port N [--host 127.0.0.1] [--max-sessions 16] [--identity-env FACT=NAME ...] -- CMD [ARGS...]\n       mcp-bastion stdio-bridge --install DIR";
 const EXE = "mcp-bastion-bridge";
 
 function log(msg: string, fields: Record<string, unknown> = {}): void {
@@ -56,7 +57,7 @@ export async function run(args: string[]): Promise<number> {
   const dash = args.indexOf("--");
   const own = dash >= 0 ? args.slice(0, dash) : args;
   const cmd = dash >= 0 ? args.slice(dash + 1) : [];
-  let values: { port?: string; host?: string; "max-sessions"?: string; install?: string; help?: boolean };
+  let values: { port?: string; host?: string; "max-sessions"?: string; "identity-env"?: string[]; install?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: own,
@@ -64,6 +65,9 @@ export async function run(args: string[]): Promise<number> {
         port: { type: "string" },
         host: { type: "string" },
         "max-sessions": { type: "string" },
+        // issue 13: FACT=NAME (FACT one of client, subject, groups, scopes, source, token): the caller's
+        // identity in each process's environment, from the gateway's preamble on the connection.
+        "identity-env": { type: "string", multiple: true },
         install: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -92,8 +96,24 @@ export async function run(args: string[]): Promise<number> {
     process.stderr.write(`mcp-bastion stdio-bridge: the server command is missing after --\n${USAGE}\n`);
     return 2;
   }
-  const bridge = await startBridge({ host, port, command: cmd[0], args: cmd.slice(1), maxChildren: max, log });
-  log("listening", { host, port: bridge.port, maxSessions: max });
+  const identityEnv: Partial<Record<ProcessIdentityRole, string>> = {};
+  for (const pair of values["identity-env"] ?? []) {
+    const eq = pair.indexOf("=");
+    const role = pair.slice(0, eq) as ProcessIdentityRole;
+    if (eq <= 0 || !PROCESS_IDENTITY_ROLES.includes(role)) {
+      process.stderr.write(`mcp-bastion stdio-bridge: --identity-env ${pair}: must be FACT=NAME with FACT one of ${PROCESS_IDENTITY_ROLES.join(", ")}\n${USAGE}\n`);
+      return 2;
+    }
+    identityEnv[role] = pair.slice(eq + 1);
+  }
+  // The token's signing is the gateway's business; here a name for it is just a name.
+  const problems = identityEnvProblems(identityEnv, true);
+  if (problems.length > 0) {
+    process.stderr.write(`mcp-bastion stdio-bridge: --identity-env: ${problems.join("; ")}\n`);
+    return 2;
+  }
+  const bridge = await startBridge({ host, port, command: cmd[0], args: cmd.slice(1), maxChildren: max, identityEnv, log });
+  log("listening", { host, port: bridge.port, maxSessions: max, identityEnv });
   return await new Promise<number>((done) => {
     const stop = () => void bridge.close().then(() => done(0));
     process.once("SIGTERM", stop);

@@ -8,7 +8,7 @@ import { Authorizer, type Identity, type Kind, ruleNamesClient } from "../authz.
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
-import { type Activation, type Program, celTimestamp, compileCondition, toCel } from "../../../contract/authz/conditions.ts";
+import { type Activation, type Program, type Uses, celTimestamp, compileCondition, toCel, unionUses } from "../../../contract/authz/conditions.ts";
 import { missingScopes, unionScopes } from "./scopes.ts";
 import { type CidrSet, cidrSet } from "./source.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
@@ -238,6 +238,8 @@ export class AccessEngine {
   readonly #byClient = new Map<string, CompiledRule[]>();
   readonly #opScopes = new Map<string, readonly string[]>();
   readonly #constraintsFor = new Map<string, CompiledConstraint[]>();
+  /** The request and client fields any condition reads: the activation builds only these. */
+  readonly #uses: Uses;
   readonly scopesSupported: readonly string[];
   readonly extended: boolean;
   readonly problems: readonly CompileProblem[];
@@ -247,6 +249,7 @@ export class AccessEngine {
     this.#rules = c.rules;
     this.#constraints = c.constraints;
     this.problems = c.problems;
+    this.#uses = unionUses([...c.rules, ...c.constraints].flatMap((x) => x.conditions.map((cc) => cc.program)));
     // Resource patterns in the canonical form resource URIs are matched in (names.ts), like the rules' (Authorizer).
     this.#scopeReqs = (cfg.scopes ?? []).map((r) => (r.resources ? { ...r, resources: r.resources.map(canonicalResourcePattern) } : r));
     this.#required = cfg.requiredScopes ?? [];
@@ -430,7 +433,7 @@ export class AccessEngine {
   }
 
   #activation(id: Identity, op: Operation, facts: RequestFacts): Activation {
-    return new LazyActivation(id, op, facts);
+    return new LazyActivation(id, op, facts, this.#uses);
   }
 
   /** Which rules are active at `now`, and the next instant any of them changes (for the status). */
@@ -439,48 +442,64 @@ export class AccessEngine {
   }
 }
 
+type Fields<T> = Record<string, (x: T) => unknown>;
+
+const REQUEST_FIELDS: Fields<Operation> = {
+  method: (op) => op.method,
+  arguments: (op) => toCel(op.arguments ?? {}),
+  tool: (op) => (op.kind === "tools" ? op.name : ""),
+  uri: (op) => (op.kind === "resources" ? op.name : ""),
+  prompt: (op) => (op.kind === "prompts" ? op.name : ""),
+};
+
+const CLIENT_FIELDS: Fields<{ id: Identity; facts: RequestFacts }> = {
+  name: ({ id }) => id.key,
+  kind: ({ id }) => id.kind,
+  subject: ({ id }) => (id.kind === "jwt" ? id.name : ""),
+  groups: ({ id }) => [...(id.groups ?? [])],
+  scopes: ({ id }) => [...(id.scopes ?? [])],
+  claims: ({ id }) => toCel(id.claims ?? {}),
+  spiffeId: ({ id }) => (id.kind === "spiffe" ? id.name : ""),
+  source: ({ facts }) => facts.source,
+};
+
+/** The map of a CEL variable with the fields the conditions read (all of them when one uses the whole map). */
+function fieldMap<T>(all: Fields<T>, uses: ReadonlySet<string> | "all", x: T): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  if (uses === "all") for (const k in all) m.set(k, all[k]!(x));
+  else for (const k of uses) if (Object.hasOwn(all, k)) m.set(k, all[k]!(x));
+  return m;
+}
+
 /**
- * The CEL variables, each built on first use: most conditions read only `request`, and a timestamp or the
- * client map would cost more than the evaluation itself.
+ * The CEL variables, each built on first use and with only the fields some condition reads: most
+ * conditions read only `request.arguments`, and a timestamp or the client map would cost more than the
+ * evaluation itself. A field no condition names is absent; reading it could not happen (the walk in
+ * conditions.ts marks any use of the whole map as "all").
  */
 class LazyActivation implements Activation {
   readonly #id: Identity;
   readonly #op: Operation;
   readonly #facts: RequestFacts;
+  readonly #uses: Uses;
   #request: Map<string, unknown> | undefined;
   #client: Map<string, unknown> | undefined;
   #now: Activation["now"] | undefined;
 
-  constructor(id: Identity, op: Operation, facts: RequestFacts) {
+  constructor(id: Identity, op: Operation, facts: RequestFacts, uses: Uses) {
     this.#id = id;
     this.#op = op;
     this.#facts = facts;
+    this.#uses = uses;
   }
 
   get request(): Map<string, unknown> {
-    const op = this.#op;
-    this.#request ??= new Map<string, unknown>([
-      ["method", op.method],
-      ["arguments", toCel(op.arguments ?? {})],
-      ["tool", op.kind === "tools" ? op.name : ""],
-      ["uri", op.kind === "resources" ? op.name : ""],
-      ["prompt", op.kind === "prompts" ? op.name : ""],
-    ]);
+    this.#request ??= fieldMap(REQUEST_FIELDS, this.#uses.request, this.#op);
     return this.#request;
   }
 
   get client(): Map<string, unknown> {
-    const id = this.#id;
-    this.#client ??= new Map<string, unknown>([
-      ["name", id.key],
-      ["kind", id.kind],
-      ["subject", id.kind === "jwt" ? id.name : ""],
-      ["groups", [...(id.groups ?? [])]],
-      ["scopes", [...(id.scopes ?? [])]],
-      ["claims", toCel(id.claims ?? {})],
-      ["spiffeId", id.kind === "spiffe" ? id.name : ""],
-      ["source", this.#facts.source],
-    ]);
+    this.#client ??= fieldMap(CLIENT_FIELDS, this.#uses.client, { id: this.#id, facts: this.#facts });
     return this.#client;
   }
 

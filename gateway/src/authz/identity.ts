@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from "jose";
 import type { IdentityConfig } from "../../../contract/authz/identity-headers.ts";
+import type { ProcessIdentityRole } from "../../../contract/authz/identity-env.ts";
 
 export interface CallerFacts {
   key: string;
@@ -38,7 +39,12 @@ export class IdentityForwarder {
   }
 
   get enabled(): boolean {
-    return Object.values(this.#cfg.headers).some((v) => v !== undefined) || this.#cfg.signedJwt !== undefined;
+    return Object.values(this.#cfg.headers).some((v) => v !== undefined) || this.#cfg.signedJwt !== undefined || this.forProcesses;
+  }
+
+  /** Whether a stdio server's processes get the identity in their environment (the bridge's preamble). */
+  get forProcesses(): boolean {
+    return Object.values(this.#cfg.env ?? {}).some((v) => v !== undefined);
   }
 
   /** Generates the signing key (ES256) when a signed identity is configured. */
@@ -67,9 +73,29 @@ export class IdentityForwarder {
     if (h.scopes && c.scopes) out[h.scopes.toLowerCase()] = c.scopes.map(headerValue).join(" ");
     if (h.source) out[h.source.toLowerCase()] = headerValue(c.source);
     const sj = this.#cfg.signedJwt;
-    if (sj) {
+    if (sj?.header) {
       const hit = this.#cache.get(this.#cacheKey(c));
       if (hit && hit.until > this.#now()) out[sj.header.toLowerCase()] = hit.token;
+    }
+    return out;
+  }
+
+  /**
+   * The identity for one stdio process, by fact (the bridge maps facts to variable names): the same
+   * values as the headers, and the signed token (minted ahead by `prepare`). The process keeps it for
+   * its life, which is one session of one client.
+   */
+  processIdentity(c: CallerFacts): Partial<Record<ProcessIdentityRole, string>> {
+    const env = this.#cfg.env ?? {};
+    const out: Partial<Record<ProcessIdentityRole, string>> = {};
+    if (env.client) out.client = headerValue(c.key);
+    if (env.subject) out.subject = headerValue(c.name);
+    if (env.groups && c.groups) out.groups = c.groups.map(headerValue).join(",");
+    if (env.scopes && c.scopes) out.scopes = c.scopes.map(headerValue).join(" ");
+    if (env.source) out.source = headerValue(c.source);
+    if (env.token && this.#cfg.signedJwt) {
+      const hit = this.#cache.get(this.#cacheKey(c));
+      if (hit && hit.until > this.#now()) out.token = hit.token;
     }
     return out;
   }

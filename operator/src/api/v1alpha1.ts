@@ -8,6 +8,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { conditionError } from "../../../contract/authz/conditions.ts";
+import { identityEnvProblems, PROCESS_IDENTITY_ROLES, RESERVED_ENV } from "../../../contract/authz/identity-env.ts";
 import { identityHeaderProblems } from "../../../contract/authz/identity-headers.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
 import { checkTimeZone } from "../../../contract/authz/windows.ts";
@@ -269,16 +270,47 @@ export const Transport = doc(
 
 export const JwtAlgorithm = z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]);
 
+/** issue 14: API keys kept in a secret manager, synced by External Secrets into the keys Secret. */
+export const ApiKeysExternalSecret = z
+  .object({
+    storeRef: doc(
+      z
+        .object({
+          name: z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a DNS subdomain"),
+          kind: z.enum(["SecretStore", "ClusterSecretStore"]).default("SecretStore"),
+        })
+        .strict(),
+      "External Secrets store. ClusterSecretStores must be allowed for the namespace by the operator's configuration.",
+    ),
+    key: doc(z.string().min(1).max(1024), "Remote secret whose properties are client names and whose values are their keys (or sha256: digests), extracted whole."),
+    refreshInterval: doc(
+      z.string().regex(/^([0-9]+(s|m|h))+$/, "must be a duration such as 1h or 15m").default("1h"),
+      "How often External Secrets syncs the keys; the checklist counts the keys as rotated on this schedule and the gateway reloads them in place.",
+    ),
+  })
+  .strict();
+
 export const ApiKeyAuth = doc(
   z
     .object({
       secretRef: doc(
-        LocalObjectReference,
+        LocalObjectReference.optional(),
         "Secret whose keys are client names and whose values are that client's API key (one credential per client).",
+      ),
+      externalSecret: doc(
+        ApiKeysExternalSecret.optional(),
+        "The same keys from a secret manager: the operator renders an ExternalSecret whose target Secret (<server>-api-keys) the gateway mounts.",
       ),
     })
     .strict(),
   "Per-client API keys, sent as `Authorization: Bearer <key>` or `X-API-Key`. Rotated without restart.",
+  [
+    {
+      rule: "has(self.secretRef) != has(self.externalSecret)",
+      message: "spec.auth.apiKeys: set exactly one of secretRef, externalSecret",
+      check: (a) => (a.secretRef === undefined) !== (a.externalSecret === undefined),
+    },
+  ],
 );
 
 export const JwtAuth = doc(
@@ -466,6 +498,16 @@ export const ToolConstraint = z
   })
   .strict();
 
+/** An environment variable name for an identity fact; names that change how programs start are refused (a client chooses the value). */
+const identityEnvName = (description: string) =>
+  doc(z.string().min(1).max(128).regex(ENV_NAME, "must be a C identifier (letters, digits, _)"), description, [
+    {
+      rule: `!self.matches('(?i)${RESERVED_ENV.source.replaceAll("\\", "\\\\")}')`,
+      message: "spec.authorization.identity.env: the name is reserved (it changes how programs start or run: PATH, LD_*, NODE_*, PYTHON*, ...)",
+      check: (n) => !RESERVED_ENV.test(n),
+    },
+  ]);
+
 export const IdentityForServer = doc(
   z
     .object({
@@ -485,7 +527,7 @@ export const IdentityForServer = doc(
       signedJwt: doc(
         z
           .object({
-            header: z.string().max(64).regex(HEADER_NAME),
+            header: doc(z.string().max(64).regex(HEADER_NAME).optional(), "Header carrying the token to HTTP servers (a stdio server gets it in env.token)."),
             audience: doc(z.string().min(1).max(256), "`aud` of the token, what the server checks."),
             ttlSeconds: z.int().min(10).max(3600).default(60),
           })
@@ -493,18 +535,38 @@ export const IdentityForServer = doc(
           .optional(),
         "Also send a short-lived JWT (ES256, issuer mcp-bastion-gateway) signed with a key the gateway generates at start; the server verifies it with the JWKS at http://<pod>:9090/.well-known/jwks.json.",
       ),
+      env: doc(
+        z
+          .object({
+            client: identityEnvName("The client's key (apikey:NAME, jwt:SUBJECT, spiffe:ID).").optional(),
+            subject: identityEnvName("The subject (API key name, JWT sub, SPIFFE ID).").optional(),
+            groups: identityEnvName("Comma-separated groups (JWT clients).").optional(),
+            scopes: identityEnvName("Space-separated scopes the token carried when the session started.").optional(),
+            source: identityEnvName("The client's source address.").optional(),
+            token: identityEnvName("The signed JWT (needs signedJwt); minted when the process starts, so verify it then.").optional(),
+          })
+          .strict()
+          .optional(),
+        "stdio servers: environment variable names the bridge sets for each session's process (one process per session, and a session belongs to one client). Variables of these names in the container's own environment are removed first; names that change how programs start (PATH, LD_*, NODE_*, PYTHON*, ...) are refused.",
+      ),
     })
     .strict()
     .superRefine((i, ctx) => {
       for (const p of identityHeaderProblems({ headers: i.headers ?? {}, ...(i.signedJwt ? { signedJwt: i.signedJwt } : {}) }))
         ctx.addIssue({ code: "custom", message: p });
+      for (const p of identityEnvProblems(i.env, i.signedJwt !== undefined)) ctx.addIssue({ code: "custom", message: p });
     }),
   "The verified caller's identity for the MCP server (never the client's own token).",
   [
     {
-      rule: "has(self.headers) || has(self.signedJwt)",
-      message: "spec.authorization.identity: set headers, signedJwt or both",
-      check: (i) => i.headers !== undefined || i.signedJwt !== undefined,
+      rule: "has(self.headers) || has(self.signedJwt) || has(self.env)",
+      message: "spec.authorization.identity: set headers, signedJwt, env or a combination",
+      check: (i) => i.headers !== undefined || i.signedJwt !== undefined || i.env !== undefined,
+    },
+    {
+      rule: "!has(self.env) || !has(self.env.token) || has(self.signedJwt)",
+      message: "spec.authorization.identity.env.token needs signedJwt (audience, ttlSeconds) for the token it carries",
+      check: (i) => i.env?.token === undefined || i.signedJwt !== undefined,
     },
   ],
 );
@@ -910,12 +972,20 @@ export const GatewayTls = doc(
 
 // ---- the spec -----------------------------------------------------------------------------------
 
+/** issue 14: whether a tag-only image is refused or only reported. */
+export const ImagePolicy = z.enum(["RequireDigest", "AllowTags"]);
+export type ImagePolicy = z.infer<typeof ImagePolicy>;
+
 export const McpServerSpec = doc(
   z
     .object({
       image: doc(
         z.string().min(1).max(512).regex(/^[^\s]+$/, "must not contain spaces"),
-        "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status.",
+        "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status, or refused under imagePolicy RequireDigest.",
+      ),
+      imagePolicy: doc(
+        ImagePolicy.optional(),
+        "RequireDigest: a tag-only spec.image is refused (Reconciled=False, reason ImageNotPinned, naming the image) and nothing is deployed. AllowTags: it is deployed and reported in status.optOuts. Unset: the operator's default (chart value defaultImagePolicy).",
       ),
       command: doc(z.array(z.string().max(4096)).max(64).optional(), "Entrypoint override."),
       args: doc(z.array(z.string().max(4096)).max(256).optional(), "Arguments."),
@@ -971,6 +1041,21 @@ export const McpServerSpec = doc(
       check: (s) =>
         s.auth.jwt !== undefined ||
         (s.authorization.scopes.length === 0 && (s.authorization.requiredScopes?.length ?? 0) === 0 && s.authorization.rules.every((r) => (r.scopes?.length ?? 0) === 0)),
+    },
+    {
+      rule: "!has(self.authorization) || !has(self.authorization.identity) || !has(self.authorization.identity.env) || self.transport.type == 'stdio'",
+      message: "spec.authorization.identity.env is for stdio servers (HTTP servers get the identity as headers)",
+      fieldPath: ".authorization.identity.env",
+      check: (s) => s.authorization.identity?.env === undefined || s.transport.type === "stdio",
+    },
+    {
+      rule: `!has(self.authorization) || !has(self.authorization.identity) || !has(self.authorization.identity.env) || !has(self.env) || !self.env.exists(e, ${PROCESS_IDENTITY_ROLES.map((r) => `(has(self.authorization.identity.env.${r}) && e.name == self.authorization.identity.env.${r})`).join(" || ")})`,
+      message: "spec.env must not set a variable that spec.authorization.identity.env names (the bridge replaces it with the verified identity)",
+      fieldPath: ".env",
+      check: (s) => {
+        const names = new Set(Object.values(s.authorization.identity?.env ?? {}));
+        return !s.env.some((e) => names.has(e.name));
+      },
     },
     {
       rule: "!has(self.tls) || !(has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",

@@ -2,7 +2,7 @@
 // own, by the managed-by label), the reconciler that makes it so (reconciler.ts), and the defaults.
 // The generic machinery (caches, queue, leader election, discovery, endpoints) is ../runtime/.
 import { hostname } from "node:os";
-import { KIND, API_VERSION, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
+import { KIND, API_VERSION, type ImagePolicy, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { Manager, type ManagerConfig, type Watches } from "../runtime/manager.ts";
@@ -20,6 +20,8 @@ export interface OperatorConfig extends ManagerConfig {
   clusterStores: ClusterStorePolicy;
   /** Which cert-manager ClusterIssuers each namespace's McpServers may name in spec.tls.issuerRef. */
   clusterIssuers: ClusterIssuerPolicy;
+  /** issue 14: image policy of servers that do not set spec.imagePolicy (default AllowTags). */
+  defaultImagePolicy?: ImagePolicy;
   /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
   conflictRecheckMs: number;
 }
@@ -83,6 +85,7 @@ export class Operator extends Manager {
           ...(config.clusterDomain ? { clusterDomain: config.clusterDomain } : {}),
           clusterStores: config.clusterStores,
           clusterIssuers: config.clusterIssuers,
+          ...(config.defaultImagePolicy ? { defaultImagePolicy: config.defaultImagePolicy } : {}),
           conflictRecheckMs: config.conflictRecheckMs,
           identity: config.leaderElection.identity,
           log: config.log,

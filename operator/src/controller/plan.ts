@@ -1,9 +1,10 @@
 // "What should exist" for one McpServer, as pure functions: validation, the multi-tenancy checks,
 // the rendered children (with their hash annotation), the children that wait for a missing CRD,
 // and the status that describes the outcome. Nothing here does I/O; reconciler.ts makes it so.
-import type { ChecklistItem, Condition, McpServer, McpServerStatus } from "../api/v1alpha1.ts";
+import type { ChecklistItem, Condition, ImagePolicy, McpServer, McpServerStatus } from "../api/v1alpha1.ts";
 import { validateMcpServer } from "../api/validate.ts";
 import { OWNED_KINDS, type RenderResult, renderMcpServer, summarize } from "../render/index.ts";
+import { isDigestPinned } from "../render/workload.ts";
 import { canonicalJson, withHash } from "./compare.ts";
 import { type ConditionInput, mergeConditions } from "./conditions.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
@@ -49,10 +50,12 @@ export interface PlanEnv {
   clusterStores: ClusterStorePolicy;
   /** Absent: no ClusterIssuer is allowed anywhere. */
   clusterIssuers?: ClusterIssuerPolicy;
+  /** issue 14: the image policy of servers that do not set spec.imagePolicy (chart value defaultImagePolicy). */
+  defaultImagePolicy?: ImagePolicy;
 }
 
 export type Plan =
-  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "ClusterIssuerNotAllowed" | "RenderFailed"; message: string; server?: McpServer }
+  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "ClusterIssuerNotAllowed" | "ImageNotPinned" | "RenderFailed"; message: string; server?: McpServer }
   | {
       ok: true;
       server: McpServer;
@@ -146,9 +149,25 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
   const server = valid.value;
   const ns = server.metadata.namespace;
 
+  // issue 14: the effective image policy goes into the spec the renderer sees, so the checklist says
+  // whether a tag-only image would be refused; under RequireDigest one is refused here, naming it.
+  const explicitPolicy = server.spec.imagePolicy !== undefined;
+  server.spec.imagePolicy ??= env.defaultImagePolicy ?? "AllowTags";
+  if (server.spec.imagePolicy === "RequireDigest" && !isDigestPinned(server.spec.image)) {
+    return {
+      ok: false,
+      reason: "ImageNotPinned",
+      server,
+      message: `spec.image "${server.spec.image}" is not pinned by digest, and the image policy is RequireDigest (${explicitPolicy ? "spec.imagePolicy" : "the operator's default, chart value defaultImagePolicy"}): use ${server.spec.image.replace(/:[^:/@]*$/, "")}@sha256:<digest>`,
+    };
+  }
+
   const refused = server.spec.secrets
     .filter((s) => s.storeRef.kind === "ClusterSecretStore" && !clusterStoreAllowed(env.clusterStores, ns, s.storeRef.name))
     .map((s) => `spec.secrets[${s.name}] uses ClusterSecretStore "${s.storeRef.name}"`);
+  const keysStore = server.spec.auth.apiKeys?.externalSecret?.storeRef;
+  if (keysStore?.kind === "ClusterSecretStore" && !clusterStoreAllowed(env.clusterStores, ns, keysStore.name))
+    refused.push(`spec.auth.apiKeys.externalSecret uses ClusterSecretStore "${keysStore.name}"`);
   if (refused.length) {
     return {
       ok: false,
@@ -196,7 +215,7 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
 
 const WHAT_TO_DO: Record<Requirement, string> = {
   istio: "install Istio (its CRDs) or set spec.mesh.istio.enabled: false",
-  "external-secrets": "install External Secrets Operator (external-secrets.io/v1 CRDs) or remove spec.secrets",
+  "external-secrets": "install External Secrets Operator (external-secrets.io/v1 CRDs) or remove spec.secrets and spec.auth.apiKeys.externalSecret",
   "cert-manager": "install cert-manager (cert-manager.io/v1 CRDs) or use spec.tls.secretRef with a Secret you manage",
 };
 

@@ -2,7 +2,7 @@
 // differ from the plan, prune of the children no longer planned, one status write when the status
 // changed, and an Event per condition transition. The machinery around it (caches, queue, leader
 // election, endpoints) is in ../runtime/; the wiring of the two is operator.ts.
-import { API_VERSION, KIND, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
+import { API_VERSION, type ImagePolicy, KIND, type McpServerStatus, PLURAL } from "../api/v1alpha1.ts";
 import { OWNED_KINDS } from "../render/index.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { ApiError, kindId, resourcePath } from "../runtime/kube.ts";
@@ -23,6 +23,8 @@ export interface ReconcilerSettings {
   clusterStores: ClusterStorePolicy;
   /** Which cert-manager ClusterIssuers each namespace may use (none when absent). */
   clusterIssuers?: ClusterIssuerPolicy;
+  /** issue 14: image policy of servers that do not set spec.imagePolicy. */
+  defaultImagePolicy?: ImagePolicy;
   /** How often a server blocked by an ownership conflict checks again whether the object is gone. */
   conflictRecheckMs: number;
   /** Who sends the Events (reportingInstance). */
@@ -60,8 +62,15 @@ export class McpServerReconciler implements Reconciler {
     const raw = this.ctx.primaryInformer(ns)?.get(ns, name);
     if (!raw || raw.metadata.deletionTimestamp) return undefined; // children go with it (ownerReferences)
 
-    const { gatewayImage, clusterDomain, clusterStores, clusterIssuers } = this.settings;
-    const plan = planServer(raw, { gatewayImage, ...(clusterDomain ? { clusterDomain } : {}), servedKinds: this.ctx.servedKinds, clusterStores, ...(clusterIssuers ? { clusterIssuers } : {}) });
+    const { gatewayImage, clusterDomain, clusterStores, clusterIssuers, defaultImagePolicy } = this.settings;
+    const plan = planServer(raw, {
+      gatewayImage,
+      ...(clusterDomain ? { clusterDomain } : {}),
+      servedKinds: this.ctx.servedKinds,
+      clusterStores,
+      ...(clusterIssuers ? { clusterIssuers } : {}),
+      ...(defaultImagePolicy ? { defaultImagePolicy } : {}),
+    });
     const { errors, conflicts } = plan.ok ? await this.applyChildren(raw, plan) : { errors: [], conflicts: [] };
     const deployment = plan.ok ? plan.apply.find((o) => o.kind === "Deployment") : undefined;
     const liveDeployment = deployment ? this.ctx.childInformer(deployment.apiVersion, "Deployment", ns)?.get(ns, deployment.metadata.name) : undefined;

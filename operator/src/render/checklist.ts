@@ -206,7 +206,8 @@ function leastPrivilegePod(v: View): Outcome {
 }
 
 function secretsFromSecretManager(v: View): Outcome {
-  const requested = v.server.spec.secrets.length;
+  // spec.secrets, plus the API keys when they come from the store (issue 14).
+  const requested = v.server.spec.secrets.length + (v.server.spec.auth.apiKeys?.externalSecret ? 1 : 0);
   const externalSecrets = v.objects.filter((o) => o.kind === "ExternalSecret").length;
   const modes = secretMountsAre0400(v);
   const envRefs = envSecretRefs(v);
@@ -302,6 +303,20 @@ function authFailureAlerts(v: View): Outcome {
   };
 }
 
+/** How the API keys rotate: on an ExternalSecret's refresh schedule, or by hand (with per-key expiry). */
+function apiKeysRotation(v: View): string {
+  const keysVolume = list(v.podSpec.volumes).find((vol) => vol.name === "api-keys");
+  const secretName = String(obj(keysVolume?.secret).secretName ?? "");
+  const es = v.objects.find((o) => o.kind === "ExternalSecret" && obj(obj(o.spec).target).name === secretName);
+  if (es) {
+    const spec = obj(es.spec);
+    const store = obj(spec.secretStoreRef);
+    const every = String(spec.refreshInterval ?? "1h");
+    return `API keys from the secret manager (ExternalSecret ${String(es.metadata.name)}, ${String(store.kind ?? "SecretStore")} ${String(store.name)}): rotated on its refresh schedule, every ${every}`;
+  }
+  return "API keys (keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry)";
+}
+
 /** Credentials mounted whole (no subPath) update in place. */
 function credentialRotation(v: View): Outcome {
   const { spec } = v.server;
@@ -309,7 +324,9 @@ function credentialRotation(v: View): Outcome {
   const subPathSecrets = v.allContainers.flatMap((c) => list(c.volumeMounts).filter((m) => secretVolumes.has(String(m.name)) && m.subPath !== undefined));
   const rotating: string[] = [];
   // Which keys lack an expiry is in the Secret, which the renderer never reads: the gateway reports it.
-  if (spec.auth.apiKeys) rotating.push("API keys (keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry)");
+  // Keys synced from a secret manager count as rotated on the ExternalSecret's refresh schedule, read
+  // from the rendered ExternalSecret whose target is the Secret the gateway mounts (issue 14).
+  if (spec.auth.apiKeys) rotating.push(apiKeysRotation(v));
   if (spec.auth.jwt) rotating.push(spec.auth.jwt.jwksSecretRef ? "JWKS file" : "JWKS (refetched)");
   if (spec.secrets.length) rotating.push(`${spec.secrets.length} ExternalSecret(s) refreshed`);
   if (spec.tls) rotating.push(spec.tls.issuerRef ? "TLS certificate renewed by cert-manager" : "TLS certificate");
@@ -345,11 +362,18 @@ function toolDescriptionIntegrity(v: View): Outcome {
   };
 }
 
-/** The rendered server container's image. */
+/**
+ * The rendered server container's image, and the image policy (issue 14). Under RequireDigest a
+ * tag-only image never gets here: the operator refuses the server (Reconciled=False, ImageNotPinned)
+ * and the status keeps no checklist for it. The operator puts its default into spec.imagePolicy;
+ * `mcp-bastion render` without one says the operator decides.
+ */
 function imagePinnedByDigest(v: View): Outcome {
   const image = String(v.containers.find((c) => c.name === "server")?.image ?? "");
   const pinned = isDigestPinned(image);
-  return { satisfied: pinned, detail: pinned ? "server image pinned by sha256 digest" : `tag-only image ${image}` };
+  const policy = v.server.spec.imagePolicy;
+  const enforced = policy === "RequireDigest" ? "imagePolicy RequireDigest: a tag-only image is refused" : policy === "AllowTags" ? "imagePolicy AllowTags: a tag-only image would be deployed" : "imagePolicy: the operator's default";
+  return { satisfied: pinned, detail: pinned ? `server image pinned by sha256 digest; ${enforced}` : `tag-only image ${image} (${enforced}; set RequireDigest to refuse it)` };
 }
 
 /** Only the gateway answers clients, and it never forwards internals. */

@@ -34,7 +34,7 @@ function authorizationExtensions(a: McpServer["spec"]["authorization"]): Omit<Gw
     requiredScopes: [...(a.requiredScopes ?? [])],
     scopesSupported: [],
     trustedProxies: [...(a.trustedProxies ?? [])],
-    identity: { headers: { ...(id?.headers ?? {}) }, ...(id?.signedJwt ? { signedJwt: { ...id.signedJwt } } : {}) },
+    identity: { headers: { ...(id?.headers ?? {}) }, ...(id?.signedJwt ? { signedJwt: { ...id.signedJwt } } : {}), ...(id?.env ? { env: { ...id.env } } : {}) },
   };
 }
 

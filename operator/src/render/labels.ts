@@ -49,7 +49,7 @@ export function ownerReferences(server: McpServer): OwnerReference[] | undefined
  * name: servers own objects by name, so a collision would let one server's owner read or replace
  * another server's object (the operator also refuses to apply over an object another owner holds).
  * - most kinds: the server name itself (unique per namespace);
- * - fixed suffixes: `-gateway` (ConfigMap), `-egress`, `-egress-wildcard`, `-egress-cidr-<i>`
+ * - fixed suffixes: `-gateway` (ConfigMap), `-api-keys` (ExternalSecret), `-egress`, `-egress-wildcard`, `-egress-cidr-<i>`
  *   (ServiceEntries): no suffix ends another, so the server name is recovered from the right;
  * - user-chosen parts (secret names): `<server>.<secret>`. Both parts are DNS labels, which cannot
  *   contain '.', so the split is unambiguous (`a` + `b-c` is `a.b-c`, `a-b` + `c` is `a-b.c`);
@@ -79,6 +79,8 @@ export function childNames(server: McpServer) {
     tlsSecret: `${n}-gateway-tls`,
     /** ExternalSecret and its target Secret share this name. */
     secret: (secretName: string) => `${n}.${secretName}`,
+    /** issue 14: the ExternalSecret (and its target Secret) of spec.auth.apiKeys.externalSecret. */
+    apiKeys: `${n}-api-keys`,
   };
 }
 

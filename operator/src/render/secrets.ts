@@ -26,9 +26,32 @@ export function secretMounts(server: McpServer): SecretMount[] {
   }));
 }
 
+/** The Secret the gateway reads API keys from: the user's, or the target of the keys' ExternalSecret. */
+export function apiKeysSecretName(server: McpServer): string | undefined {
+  const a = server.spec.auth.apiKeys;
+  if (!a) return undefined;
+  return a.secretRef?.name ?? childNames(server).apiKeys;
+}
+
 /** The ExternalSecret objects (plain ApiObjects: cdk8s-plus has no construct for this CRD). */
 export function externalSecrets(chart: Chart, server: McpServer): void {
   const names = childNames(server);
+  // issue 14: API keys from a secret manager. The remote secret's properties (client names) become the
+  // Secret's keys; the refresh interval is how often a key changed in the store reaches the gateway.
+  const ak = server.spec.auth.apiKeys?.externalSecret;
+  if (ak) {
+    new ApiObject(chart, "externalsecret-api-keys", {
+      apiVersion: "external-secrets.io/v1",
+      kind: "ExternalSecret",
+      metadata: { name: names.apiKeys },
+      spec: {
+        refreshInterval: ak.refreshInterval,
+        secretStoreRef: { name: ak.storeRef.name, kind: ak.storeRef.kind },
+        target: { name: names.apiKeys, creationPolicy: "Owner", deletionPolicy: "Retain" },
+        dataFrom: [{ extract: { key: ak.key } }],
+      },
+    });
+  }
   for (const s of server.spec.secrets) {
     const name = names.secret(s.name);
     new ApiObject(chart, `externalsecret-${s.name}`, {

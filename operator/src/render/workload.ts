@@ -7,7 +7,7 @@ import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { tlsSecretName } from "./certificate.ts";
 import { jwksFile } from "./gateway-config.ts";
-import { SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
+import { apiKeysSecretName, SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
 /** Non-root UID/GID of every container; also the fsGroup that makes 0400 secret files readable. */
 export const POD_UID = 65532;
@@ -63,7 +63,9 @@ export function isDigestPinned(image: string): boolean {
 export function serverCommand(server: McpServer): { command?: string[]; args?: string[] } {
   const { spec } = server;
   if (spec.transport.type === "stdio") {
-    return { command: [BRIDGE_BIN, "--port", String(GATEWAY_PORTS.stdioBridge), "--", ...(spec.command ?? []), ...(spec.args ?? [])] };
+    // issue 13: the caller's identity in each session process's environment (names from the spec, values from the gateway).
+    const identityEnv = Object.entries(spec.authorization.identity?.env ?? {}).flatMap(([fact, name]) => ["--identity-env", `${fact}=${name}`]);
+    return { command: [BRIDGE_BIN, "--port", String(GATEWAY_PORTS.stdioBridge), ...identityEnv, "--", ...(spec.command ?? []), ...(spec.args ?? [])] };
   }
   return { ...(spec.command ? { command: [...spec.command] } : {}), ...(spec.args ? { args: [...spec.args] } : {}) };
 }
@@ -143,7 +145,7 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   ];
   if (spec.auth.apiKeys) {
     // Mounted whole (no subPath) so a rotated key appears in place and the gateway reloads it.
-    gatewayMounts.push({ path: GATEWAY_PATHS.apiKeysDir, readOnly: true, volume: readOnlySecret("api-keys", "api-keys", spec.auth.apiKeys.secretRef.name) });
+    gatewayMounts.push({ path: GATEWAY_PATHS.apiKeysDir, readOnly: true, volume: readOnlySecret("api-keys", "api-keys", apiKeysSecretName(server)!) });
   }
   const jwksRef = spec.auth.jwt?.jwksSecretRef;
   if (jwksRef) {
