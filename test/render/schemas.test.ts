@@ -10,7 +10,7 @@ import addFormats from "ajv-formats";
 import fc from "fast-check";
 import { parseAllDocuments } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import { type KubeObject, renderMcpServer } from "../../operator/src/render/index.ts";
+import { type KubeObject, OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { mcpServerArbitrary } from "./arbitrary.ts";
 import { exampleMcpServers } from "../support/examples.ts";
 import { upstreamCrdFiles } from "../../dev/crds.ts";
@@ -96,6 +96,24 @@ test("Istio, External Secrets and cert-manager objects validate against their re
       for (const o of renderMcpServer(r.value, { gatewayImage: "gw:1" }).objects) check(o);
     }),
     { numRuns: 150 },
+  );
+});
+
+test("the installed upstream CRDs serve every third-party kind the operator may own, at the version it renders", () => {
+  const served = new Set<string>();
+  for (const file of upstreamCrdFiles()) {
+    for (const doc of parseAllDocuments(readFileSync(file, "utf8")) as unknown as { toJS(): unknown }[]) {
+      const crd = doc.toJS() as { kind?: string; spec?: { group: string; names: { kind: string }; versions: { name: string; served: boolean }[] } } | null;
+      if (crd?.kind !== "CustomResourceDefinition" || !crd.spec) continue;
+      for (const v of crd.spec.versions) if (v.served) served.add(`${crd.spec.group}/${v.name} ${crd.spec.names.kind}`);
+    }
+  }
+  const thirdParty = OWNED_KINDS.filter((k) => k.requires);
+  assert.ok(thirdParty.length >= 6, "Istio, External Secrets and cert-manager kinds are owned");
+  assert.deepEqual(
+    thirdParty.filter((k) => !served.has(`${k.apiVersion} ${k.kind}`)).map((k) => `${k.apiVersion} ${k.kind} (${k.requires})`),
+    [],
+    "kinds the renderer emits that hack/crds/versions' pins do not serve",
   );
 });
 
