@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -71,6 +71,12 @@ peers: ## install the Python MCP SDK (PyPI `mcp` 2.x) into a virtualenv in ~/.ca
 deps-gateway: ## unpack redis-server and nginx from Debian's packages into ~/.cache/mcp-bastion (once)
 	@$(SETUP_ENV) hack/deps-gateway.sh >/dev/null
 
+# The real Istio, External Secrets and cert-manager CRDs (Go modules, versions in hack/crds/versions), cached in
+# ~/.cache/mcp-bastion: tests and the demo install them into the control plane so the API server validates
+# the third-party objects the renderer emits (dev/crds.ts finds them, and names this target when they are absent).
+crds-upstream: ## download the real Istio, External Secrets, cert-manager CRDs into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/crds/install.sh >/dev/null
+
 # Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
 chart: install ## regenerate the chart's copies (CRDs, RBAC, Argo CD snippets)
 	node hack/tools/sync-chart.ts
@@ -90,7 +96,7 @@ build: install ## compile contract, operator, gateway and CLI into dist/ (what t
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools peers deps-gateway certmanager typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: install controlplane tools peers deps-gateway certmanager crds-upstream typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them
@@ -105,7 +111,7 @@ reliability: install controlplane ## the reliability suite (hostile input, fault
 reliability-long: install controlplane ## the same with a 10-minute soak and bigger batches
 	@hack/reliability.sh --long
 
-demo: install controlplane ## local control plane + operator + the examples, their status and checklist
+demo: install controlplane crds-upstream ## local control plane + operator + the examples, their status and checklist
 	node cli/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
 bench: install controlplane ## renderer and controller benchmarks

@@ -1,7 +1,7 @@
 // `make unit` runs the test files this prints: those that need nothing but Node and the npm packages. A
 // test file is left out when what it imports (followed through the test helpers and dev/) reaches the local control
-// plane, a tool that hack/ builds or fetches (helm, kube-score, checkov, luahealth, redis-server, nginx, the
-// single-executable bridge), or when it belongs to the reliability suite (`make reliability`). The
+// plane, the upstream CRDs (dev/crds.ts), a tool that hack/ builds or fetches (helm, kube-score, checkov, luahealth,
+// redis-server, nginx, the single-executable bridge), or when it belongs to the reliability suite (`make reliability`). The
 // selection is computed from the code on every run, so it cannot drift from it; and `make unit` sets
 // MCP_BASTION_UNIT=1, under which the control plane and hack's installers refuse to run, so a test this
 // misjudges fails loudly instead of making the inner loop slow. `make test` runs every file regardless.
@@ -17,6 +17,7 @@ const ROOT = resolve(import.meta.dirname, "..");
 const GATES: Record<string, string> = {
   "dev/controlplane/index.ts": "the local control plane",
   "test/ship/tools.ts": "tools built by hack/tools/install.sh",
+  "dev/crds.ts": "the upstream CRDs installed by hack/crds/install.sh",
 };
 /** A file that runs one of hack's installers or builders by name needs what they install. */
 const HACK_SCRIPT = /\b(deps-gateway|build-bridge|install|build)\.sh\b/;

@@ -36,6 +36,7 @@ test("without KUBECONFIG: a local control plane, the examples with their printer
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^NAMESPACE\s+NAME\s+READY\s+TRANSPORT\s+AUTH\s+MTLS\s+URL\s+AGE$/m);
   for (const name of ["everything", "github", "postgres"]) assert.match(r.stdout, new RegExp(`^\\S+\\s+${name}\\s+(True|False)\\s`, "m"));
+  assert.match(r.stdout, /installing the Istio, External Secrets and cert-manager CRDs/, "the local demo installs the real third-party CRDs");
   assert.match(r.stdout, /McpServer agents\/everything/);
   assert.match(r.stdout, /Reconciled=True \(Applied\)/);
   assert.match(r.stdout, /\[x\] Authentication enforced/);

@@ -1,7 +1,6 @@
 // Shared by the controller tests and the reconcile benchmark: CRDs, RBAC, waiting, and running the
 // operator as a child process (for kill/restart/leader tests) with its log parsed.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
@@ -13,8 +12,6 @@ import { waitFor, waitUntil } from "../support/index.ts";
 import { mcpServerDoc } from "../support/mcpserver.ts";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** The upstream Istio and External Secrets CRDs (MCP_BASTION_UPSTREAM_CRDS overrides where they are, as in test/render/schemas.test.ts). */
-export const UPSTREAM_CRDS = process.env.MCP_BASTION_UPSTREAM_CRDS ?? join(ROOT, "..", "shared", "crds-upstream");
 
 export async function must(cp: ControlPlane, args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -50,43 +47,14 @@ export async function waitEstablished(cp: ControlPlane, names: string[]): Promis
 }
 
 /**
- * The Istio and External Secrets CRDs: the real upstream ones from ../shared/crds-upstream, or, when
- * that directory is absent, permissive stand-ins (same group/version/kind, schema not checked).
+ * Installs the real Istio, External Secrets and cert-manager CRDs and waits until every kind the operator may own
+ * is served, so the API server validates the third-party objects the operator applies against their real schemas
+ * and CEL rules. `yaml`: dev/crds.ts's upstreamCrdsYaml() (from `make crds-upstream`; it fails naming that target
+ * when they are absent), passed in by the caller so that this file, shared with unit tests, needs nothing installed.
  */
-export function optionalCrds(): { yaml: string; upstream: boolean } {
-  if (existsSync(join(UPSTREAM_CRDS, "istio-crds.yaml"))) {
-    const files = ["istio-crds.yaml", "external-secrets.io_externalsecrets.yaml", "external-secrets.io_secretstores.yaml", "external-secrets.io_clustersecretstores.yaml"];
-    // cert-manager's real CRDs come with its controller build (test/tls); here a stand-in suffices.
-    const rest = standInCrds((k) => k.requires === "cert-manager");
-    return { yaml: [...files.map((f) => readFileSync(join(UPSTREAM_CRDS, f), "utf8")), rest].join("\n---\n"), upstream: true };
-  }
-  return { yaml: standInCrds((k) => k.requires !== undefined), upstream: false };
-}
-
-/** Permissive CRDs (same group/version/kind, schema not checked) for the owned kinds `which` picks. */
-function standInCrds(which: (k: (typeof OWNED_KINDS)[number]) => boolean): string {
-  const docs = OWNED_KINDS.filter(which).map((k) => {
-    const [group, version] = k.apiVersion.split("/") as [string, string];
-    return stringify({
-      apiVersion: "apiextensions.k8s.io/v1",
-      kind: "CustomResourceDefinition",
-      metadata: { name: `${k.plural}.${group}` },
-      spec: {
-        group,
-        scope: "Namespaced",
-        names: { kind: k.kind, plural: k.plural, singular: k.kind.toLowerCase(), listKind: `${k.kind}List` },
-        versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }],
-      },
-    });
-  });
-  return docs.join("---\n");
-}
-
-export async function installOptionalCrds(cp: ControlPlane): Promise<boolean> {
-  const { yaml, upstream } = optionalCrds();
-  await must(cp, ["apply", "--server-side", "-f", "-"], yaml);
+export async function installUpstreamCrds(cp: ControlPlane, yaml: string): Promise<void> {
+  await must(cp, ["apply", "--server-side", "--force-conflicts", "-f", "-"], yaml);
   await waitEstablished(cp, OWNED_KINDS.filter((k) => k.requires).map((k) => `${k.plural}.${k.apiVersion.split("/")[0]}`));
-  return upstream;
 }
 
 /** Grants `user` exactly the operator's RBAC (rbac.ts): cluster-wide, plus leader election in `leaseNamespace`. */

@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
+import { upstreamCrdsYaml } from "../../dev/crds.ts";
 import { waitFor } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, startInProcessOperator, waitCondition } from "./helpers.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installUpstreamCrds, mcpServer, must, startInProcessOperator, waitCondition } from "./helpers.ts";
 
 const NS = "images";
 const DIGEST = `ghcr.io/example/mcp-everything@sha256:${"4c".repeat(32)}`;
@@ -19,7 +20,7 @@ const checklistItem = (o: { status?: { checklist?: { id: string; satisfied: bool
 before(async () => {
   cp = await startControlPlane();
   await installCrd(cp);
-  await installOptionalCrds(cp);
+  await installUpstreamCrds(cp, upstreamCrdsYaml());
   await must(cp, ["create", "namespace", NS]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");

@@ -11,7 +11,8 @@ import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition } from "./helpers.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installUpstreamCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition } from "./helpers.ts";
+import { upstreamCrdsYaml } from "../../dev/crds.ts";
 
 const NS = "team-a";
 const GATEWAY_IMAGE = "ghcr.io/mcp-bastion/mcp-bastion:test";
@@ -123,7 +124,7 @@ test("a hand edit of a child is reverted and a deleted child comes back", async 
   await waitFor("NetworkPolicy recreated", () => getJson(cp, ["networkpolicy", "-n", NS, "alpha"]));
 });
 
-test("Istio: Degraded MissingCRD while its CRDs are absent (the rest applied), applied once installed, pruned when switched off", async (t) => {
+test("Istio: Degraded MissingCRD while its CRDs are absent (the rest applied), applied once installed, pruned when switched off", async () => {
   const meshy = mcpServer("meshy", NS, { mesh: { istio: { enabled: true } } });
   await apply(meshy);
   const degraded = await waitCondition(cp, NS, "meshy", "Degraded", "True", "MissingCRD");
@@ -133,8 +134,7 @@ test("Istio: Degraded MissingCRD while its CRDs are absent (the rest applied), a
   assert.equal(conditionsOf(degraded).Reconciled?.status, "True");
   assert.ok(await getJson(cp, ["deployment", "-n", NS, "meshy"]), "the rest is applied");
 
-  const upstream = await installOptionalCrds(cp);
-  if (!upstream) t.diagnostic("../shared/crds-upstream is absent: Istio/External Secrets CRDs are permissive stand-ins, their schemas are not checked here");
+  await installUpstreamCrds(cp, upstreamCrdsYaml());
   await waitCondition(cp, NS, "meshy", "Degraded", "False");
   for (const r of ["peerauthentications.security.istio.io", "authorizationpolicies.security.istio.io", "sidecars.networking.istio.io"]) {
     assert.ok(await getJson(cp, [r, "-n", NS, "meshy"]), `${r} applied`);

@@ -10,19 +10,19 @@ import { defaultConfig, Operator } from "../../operator/src/controller/operator.
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installOptionalCrds, mcpServer, must, waitCondition } from "./helpers.ts";
+import { conditionsOf, getJson, grantOperatorRbac, installCrd, installUpstreamCrds, mcpServer, must, waitCondition } from "./helpers.ts";
+import { upstreamCrdsYaml } from "../../dev/crds.ts";
 
 const NS = "owners";
 let cp: ControlPlane;
 let op: Operator;
-let UPSTREAM = false;
 const apply = (obj: unknown) => must(cp, ["apply", "--server-side", "--field-manager=test-user", "-f", "-"], JSON.stringify(obj));
 const secret = (name: string) => ({ secrets: [{ name, storeRef: { name: "vault" }, remoteRef: { key: `mcp/${name}` } }] });
 
 before(async () => {
   cp = await startControlPlane();
   await installCrd(cp);
-  UPSTREAM = await installOptionalCrds(cp);
+  await installUpstreamCrds(cp, upstreamCrdsYaml());
   await must(cp, ["create", "namespace", NS]);
   await must(cp, ["create", "namespace", "mcp-system"]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
@@ -135,8 +135,7 @@ test("upgrade: a child under its name from an earlier release (<server>-<secret>
   assert.ok(volumes.some((v) => v.secret?.secretName === "third.tok"), "the pod mounts the new Secret name");
 });
 
-test("egress objects are admitted as rendered: public-address NetworkPolicy peers and the split ServiceEntries (upstream Istio CRDs when present)", async (t) => {
-  if (!UPSTREAM) t.diagnostic("../shared/crds-upstream is absent (set MCP_BASTION_UPSTREAM_CRDS): Istio CRDs are permissive stand-ins, their schemas and CEL are not checked here");
+test("egress objects are admitted as rendered: public-address NetworkPolicy peers and the split ServiceEntries, against the real Istio CRDs", async () => {
   await apply(
     mcpServer("egress", NS, {
       mesh: { istio: { enabled: true } },

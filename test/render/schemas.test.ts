@@ -1,23 +1,24 @@
-// The Istio and External Secrets objects the renderer emits, validated against the real upstream
-// CRD schemas (../shared/crds-upstream/, copied from istio/api and external-secrets), including a
-// strict unknown-field check (the API server would prune or, with strict validation, refuse them).
-// Without those files (a fresh clone outside this workspace) the test says so and falls back to the
-// schemas shipped by @kubernetes-models/istio and @kubernetes-models/external-secrets.
+// The Istio, External Secrets and cert-manager objects the renderer emits, validated against the real
+// upstream CRD schemas (dev/crds.ts: the Go modules' CRDs that `make crds-upstream` installs, versions in
+// hack/crds/versions), including a strict unknown-field check (the API server would prune or, with strict
+// validation, refuse them). Without them the test fails naming `make crds-upstream`: no weaker fallback.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import fc from "fast-check";
 import { parseAllDocuments } from "yaml";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import { type KubeObject, renderMcpServer } from "../../operator/src/render/index.ts";
+import { type KubeObject, OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { mcpServerArbitrary } from "./arbitrary.ts";
 import { exampleMcpServers } from "../support/examples.ts";
+import { upstreamCrdFiles } from "../../dev/crds.ts";
 
-const UPSTREAM = process.env.MCP_BASTION_UPSTREAM_CRDS ?? join(import.meta.dirname, "..", "..", "..", "shared", "crds-upstream");
-const CHECKED = new Set(["PeerAuthentication", "AuthorizationPolicy", "ServiceEntry", "Sidecar", "ExternalSecret"]);
+/** Kinds the examples must emit (so the check below cannot pass by checking nothing). */
+const IN_EXAMPLES = ["PeerAuthentication", "AuthorizationPolicy", "ServiceEntry", "Sidecar", "ExternalSecret"];
+/** Every third-party kind checked wherever it is rendered (Certificate: only with spec.tls, not in every example set). */
+const CHECKED = new Set([...IN_EXAMPLES, "Certificate"]);
 
 type Schema = Record<string, unknown>;
 type Validate = (o: KubeObject) => string[];
@@ -45,13 +46,12 @@ export function unknownFields(value: unknown, schema: Schema, path = ""): string
   return out;
 }
 
-function upstreamValidators(): Map<string, Validate> | undefined {
-  if (!existsSync(UPSTREAM)) return undefined;
+function upstreamValidators(files: string[]): Map<string, Validate> {
   const ajv = new Ajv({ strict: false, allErrors: true, logger: false });
   addFormats.default(ajv);
   const out = new Map<string, Validate>();
-  for (const file of readdirSync(UPSTREAM).filter((f) => f.endsWith(".yaml"))) {
-    for (const doc of parseAllDocuments(readFileSync(join(UPSTREAM, file), "utf8")) as unknown as { toJS(): unknown }[]) {
+  for (const file of files) {
+    for (const doc of parseAllDocuments(readFileSync(file, "utf8")) as unknown as { toJS(): unknown }[]) {
       const crd = doc.toJS() as { kind?: string; spec?: { group: string; names: { kind: string }; versions: { name: string; schema?: { openAPIV3Schema: Schema } }[] } } | null;
       if (crd?.kind !== "CustomResourceDefinition" || !crd.spec || !CHECKED.has(crd.spec.names.kind)) continue;
       for (const v of crd.spec.versions) {
@@ -69,44 +69,17 @@ function upstreamValidators(): Map<string, Validate> | undefined {
   return out;
 }
 
-async function packageValidators(): Promise<Map<string, Validate>> {
-  const security = await import("@kubernetes-models/istio/security.istio.io/v1beta1");
-  const networking = await import("@kubernetes-models/istio/networking.istio.io/v1beta1");
-  const eso = await import("@kubernetes-models/external-secrets/external-secrets.io/v1beta1");
-  // The packages carry v1beta1 schemas; the v1 specs of these kinds have the same shape.
-  const wrap =
-    (Model: new (o: never) => { validate(): void }, apiVersion: string): Validate =>
-    (o) => {
-      try {
-        new Model({ ...o, apiVersion } as never).validate();
-        return [];
-      } catch (e) {
-        return [(e as Error).message];
-      }
-    };
-  return new Map<string, Validate>([
-    ["security.istio.io/v1/PeerAuthentication", wrap(security.PeerAuthentication as never, "security.istio.io/v1beta1")],
-    ["security.istio.io/v1/AuthorizationPolicy", wrap(security.AuthorizationPolicy as never, "security.istio.io/v1beta1")],
-    ["networking.istio.io/v1/ServiceEntry", wrap(networking.ServiceEntry as never, "networking.istio.io/v1beta1")],
-    ["networking.istio.io/v1/Sidecar", wrap(networking.Sidecar as never, "networking.istio.io/v1beta1")],
-    ["external-secrets.io/v1/ExternalSecret", wrap(eso.ExternalSecret as never, "external-secrets.io/v1beta1")],
-  ]);
-}
-
 function exampleObjects(): KubeObject[] {
   const out: KubeObject[] = [];
   for (const { server } of exampleMcpServers()) out.push(...renderMcpServer(server, { gatewayImage: "gw:1" }).objects);
   return out;
 }
 
-test("Istio and External Secrets objects validate against their real schemas", async (t) => {
-  let validators = upstreamValidators();
-  if (validators) {
-    t.diagnostic(`validating against upstream CRDs in ${UPSTREAM}`);
-  } else {
-    t.diagnostic(`upstream CRDs not found at ${UPSTREAM}: falling back to the @kubernetes-models/* schemas (no unknown-field check)`);
-    validators = await packageValidators();
-  }
+test("Istio, External Secrets and cert-manager objects validate against their real schemas", async (t) => {
+  const files = upstreamCrdFiles();
+  const validators = upstreamValidators(files);
+  t.diagnostic(`validating against the upstream CRDs in ${files.length} files (make crds-upstream)`);
+  for (const kind of CHECKED) assert.ok([...validators.keys()].some((k) => k.endsWith(`/${kind}`)), `the upstream CRDs define no ${kind}`);
   const check = (o: KubeObject) => {
     if (!CHECKED.has(o.kind)) return;
     const v = validators.get(`${o.apiVersion}/${o.kind}`);
@@ -114,7 +87,7 @@ test("Istio and External Secrets objects validate against their real schemas", a
     assert.deepEqual(v(o), [], `${o.kind}/${o.metadata.name}`);
   };
   const objects = exampleObjects();
-  for (const kind of CHECKED) assert.ok(objects.some((o) => o.kind === kind), `the examples emit no ${kind}`);
+  for (const kind of IN_EXAMPLES) assert.ok(objects.some((o) => o.kind === kind), `the examples emit no ${kind}`);
   for (const o of objects) check(o);
   fc.assert(
     fc.property(mcpServerArbitrary, (input) => {
@@ -123,6 +96,24 @@ test("Istio and External Secrets objects validate against their real schemas", a
       for (const o of renderMcpServer(r.value, { gatewayImage: "gw:1" }).objects) check(o);
     }),
     { numRuns: 150 },
+  );
+});
+
+test("the installed upstream CRDs serve every third-party kind the operator may own, at the version it renders", () => {
+  const served = new Set<string>();
+  for (const file of upstreamCrdFiles()) {
+    for (const doc of parseAllDocuments(readFileSync(file, "utf8")) as unknown as { toJS(): unknown }[]) {
+      const crd = doc.toJS() as { kind?: string; spec?: { group: string; names: { kind: string }; versions: { name: string; served: boolean }[] } } | null;
+      if (crd?.kind !== "CustomResourceDefinition" || !crd.spec) continue;
+      for (const v of crd.spec.versions) if (v.served) served.add(`${crd.spec.group}/${v.name} ${crd.spec.names.kind}`);
+    }
+  }
+  const thirdParty = OWNED_KINDS.filter((k) => k.requires);
+  assert.ok(thirdParty.length >= 6, "Istio, External Secrets and cert-manager kinds are owned");
+  assert.deepEqual(
+    thirdParty.filter((k) => !served.has(`${k.apiVersion} ${k.kind}`)).map((k) => `${k.apiVersion} ${k.kind} (${k.requires})`),
+    [],
+    "kinds the renderer emits that hack/crds/versions' pins do not serve",
   );
 });
 

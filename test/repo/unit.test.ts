@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { controlPlaneBinDir } from "../../dev/controlplane/index.ts";
+import { upstreamCrdDir } from "../../dev/crds.ts";
 import { needs, unitTestFiles } from "../unit.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
@@ -22,6 +23,7 @@ test("the unit selection keeps the pure tests and leaves out what needs the cont
     "test/ship/chart.test.ts": /tools built by hack/,
     "test/ship/image.test.ts": /build-bridge/,
     "test/reliability/property.test.ts": /reliability suite/,
+    "test/render/schemas.test.ts": /upstream CRDs/,
   };
   for (const [f, why] of Object.entries(expectOut)) {
     assert.ok(!unit.includes(f), `${f} must not be a unit test`);
@@ -33,10 +35,11 @@ test("under make unit, the control plane and hack's installers refuse to run, na
   process.env.MCP_BASTION_UNIT = "1";
   try {
     await assert.rejects(controlPlaneBinDir(), /`make unit` runs only tests that need nothing outside npm/);
+    assert.throws(() => upstreamCrdDir(), /`make unit` runs only tests that need nothing outside npm/);
   } finally {
     delete process.env.MCP_BASTION_UNIT;
   }
-  for (const script of ["hack/tools/install.sh", "hack/deps-gateway.sh", "hack/certmanager/build.sh"]) {
+  for (const script of ["hack/tools/install.sh", "hack/deps-gateway.sh", "hack/certmanager/build.sh", "hack/crds/install.sh"]) {
     const r = spawnSync("bash", [join(ROOT, script)], { env: { ...process.env, MCP_BASTION_UNIT: "1" }, encoding: "utf8", timeout: 60_000 });
     assert.equal(r.status, 3, `${script}: exit ${r.status} ${r.stderr}`);
     assert.match(r.stderr, /called under `make unit`/, script);

@@ -1,10 +1,8 @@
 // Where the shipping tests get their objects: the examples, what the renderer makes of them (through
-// the CLI, as a user would run it), helm template output, and the upstream CRDs beside the project.
-import { existsSync, readdirSync, } from "node:fs";
-import { join } from "node:path";
+// the CLI, as a user would run it) and helm template output (the upstream CRDs: dev/crds.ts).
 import { parseAllDocuments } from "yaml";
 import { mcpServerExampleFiles } from "../support/examples.ts";
-import { cli, ROOT } from "./tools.ts";
+import { cli } from "./tools.ts";
 
 export interface KubeDoc {
   apiVersion: string;
@@ -48,10 +46,4 @@ export async function renderExample(path: string): Promise<KubeDoc[]> {
   const r = await cli(["render", "-f", path]);
   if (r.code !== 0) throw new Error(`mcp-bastion render -f ${path} failed (${r.code}):\n${r.stderr}`);
   return parseManifests(r.stdout);
-}
-
-/** ../shared/crds-upstream (real Istio and External Secrets CRDs), or undefined when absent. */
-export function upstreamCrdDir(): string | undefined {
-  const dir = join(ROOT, "..", "shared", "crds-upstream");
-  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith(".yaml")) ? dir : undefined;
 }

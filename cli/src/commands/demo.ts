@@ -100,6 +100,13 @@ function printServer(server: KubeObject): void {
   for (const item of status.checklist ?? []) out(`    [${item.satisfied ? "x" : " "}] ${item.title}: ${item.detail}`);
 }
 
+/** The real upstream CRD files from the checkout's dev/crds.ts (it fails naming `make crds-upstream` when they are absent). */
+async function upstreamCrdFiles(): Promise<string[]> {
+  const helper = join(ROOT, "dev", "crds.ts");
+  const mod = (await import(pathToFileURL(helper).href)) as { upstreamCrdFiles(): string[] };
+  return mod.upstreamCrdFiles();
+}
+
 async function startLocal(): Promise<ControlPlaneLike> {
   const helper = join(ROOT, "dev", "controlplane", "index.ts");
   if (!existsSync(helper)) throw new Error("the local control plane needs a checkout of the repository (make demo); or set KUBECONFIG to use a cluster");
@@ -176,17 +183,13 @@ export async function run(args: string[]): Promise<number> {
     out("installing the McpServer CRD");
     await applyAll(client, readDocs(join(ROOT, "crds", "mcp.bastion.dev_mcpservers.yaml")));
     await waitEstablished(client, ["mcpservers.mcp.bastion.dev"]);
-    const upstream = join(ROOT, "..", "shared", "crds-upstream");
-    if (local && existsSync(upstream)) {
-      out("installing the Istio and External Secrets CRDs (from ../shared/crds-upstream)");
-      const docs = readdirSync(upstream)
-        .filter((f) => f.endsWith(".yaml"))
-        .flatMap((f) => readDocs(join(upstream, f)))
+    if (local) {
+      out("installing the Istio, External Secrets and cert-manager CRDs (make crds-upstream)");
+      const docs = (await upstreamCrdFiles())
+        .flatMap((f) => readDocs(f))
         .filter((d) => d.kind === "CustomResourceDefinition");
       await applyAll(client, docs);
       await waitEstablished(client, docs.map((d) => d.metadata.name));
-    } else if (local) {
-      out("no Istio / External Secrets CRDs: servers that need them will show Degraded MissingCRD");
     }
 
     const namespaces = [...new Set(examples.map((e) => e.metadata.namespace ?? "default"))];
