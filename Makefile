@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools deps-gateway otelcol chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -66,6 +66,11 @@ tools: ## build/install helm, kube-score, checkov, luahealth into ~/.cache/mcp-b
 deps-gateway: ## unpack redis-server and nginx from Debian's packages into ~/.cache/mcp-bastion (once)
 	@$(SETUP_ENV) hack/deps-gateway.sh >/dev/null
 
+# The OpenTelemetry Collector (OTLP receiver + file exporter) the audit-export test sends to, built from its
+# Go modules (hack/otelcol) into ~/.cache/mcp-bastion.
+otelcol: ## build the OpenTelemetry Collector for the audit-export test into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/otelcol/build.sh >/dev/null
+
 # Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
 chart: install ## regenerate the chart's copies (CRDs, RBAC, Argo CD snippets)
 	node hack/tools/sync-chart.ts
@@ -85,7 +90,7 @@ build: install ## compile contract, operator, gateway and CLI into dist/ (what t
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools deps-gateway certmanager typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: install controlplane tools deps-gateway certmanager otelcol typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them

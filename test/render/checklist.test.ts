@@ -211,3 +211,14 @@ test("AuthorizationPolicy: mTLS-only servers admit only their SPIFFE IDs", () =>
   const mixed = server({ mesh: { istio: { enabled: true } }, auth: { apiKeys: { secretRef: { name: "k" } }, mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } });
   assert.equal(list(obj(one(render(mixed), "AuthorizationPolicy").spec).rules)[0]!.from, undefined);
 });
+
+test("spec.audit.otlp: rendered into the gateway config, said in the audit item, and warned about without an egress rule", () => {
+  const s = server({ audit: { otlp: { endpoint: "http://otel-collector.observability:4318" } } });
+  assert.deepEqual(gatewayConfig(s).audit.otlp, { endpoint: "http://otel-collector.observability:4318", bufferLines: 10_000 });
+  assert.match(item(s, "audit-logging").detail, /also sent to http:\/\/otel-collector\.observability:4318 over OTLP \(up to 10000 lines buffered/);
+  assert.ok(render(s).warnings.some((w) => w.startsWith("spec.audit.otlp is set but spec.network.egress allows no destination")));
+  const reachable = server({ audit: { otlp: { endpoint: "http://10.0.0.9:4318", bufferLines: 500 } }, network: { egress: [{ cidrs: ["10.0.0.9/32"], ports: [{ port: 4318 }] }] } });
+  assert.equal(gatewayConfig(reachable).audit.otlp?.bufferLines, 500);
+  assert.ok(!render(reachable).warnings.some((w) => w.startsWith("spec.audit.otlp")));
+  assert.equal(gatewayConfig(server({})).audit.otlp, undefined, "no OTLP export unless asked for");
+});

@@ -833,9 +833,28 @@ export const Audit = doc(
           .optional(),
         "Signed checkpoints in the audit trail: with them `mcp-bastion audit verify FILE --key KEY` finds a line removed, edited, reordered or appended without the key. Lines are hash-chained either way.",
       ),
+      otlp: doc(
+        z
+          .object({
+            endpoint: doc(
+              z
+                .string()
+                .max(2048)
+                .regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, "must be an http:// or https:// URL without credentials, such as http://otel-collector.observability:4318"),
+              "OTLP/HTTP base URL of the collector (/v1/logs is appended unless the URL ends with it). The gateway must be allowed to reach it: add its address to spec.network.egress.",
+            ),
+            bufferLines: doc(
+              z.int().min(100).max(1_000_000).default(10_000),
+              "Audit lines kept in the gateway's memory while the collector is unreachable (retried with backoff); lines beyond it are dropped and counted in mcp_gateway_audit_otlp_dropped_total.",
+            ),
+          })
+          .strict()
+          .optional(),
+        "Also send every audit line, byte for byte (hash chain and checkpoints included), to an OpenTelemetry logs endpoint (OTLP/HTTP JSON), for a central append-only store. Stdout keeps every line either way.",
+      ),
     })
     .strict(),
-  "Audit log (one JSON line per request on the gateway's stdout).",
+  "Audit log (one JSON line per request on the gateway's stdout, and optionally to an OTLP logs endpoint).",
 );
 
 /** The TLS versions the gateway can require (Node's "TLSv1.2"/"TLSv1.3"). */

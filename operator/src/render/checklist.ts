@@ -264,7 +264,7 @@ function auditLogging(v: View): Outcome {
   return {
     satisfied: cfg !== undefined,
     detail: cfg
-      ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted (the gateway always audits, by construction)`
+      ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted (the gateway always audits, by construction)${cfg.audit.otlp ? `; also sent to ${cfg.audit.otlp.endpoint} over OTLP (up to ${cfg.audit.otlp.bufferLines} lines buffered while it is unreachable)` : ""}`
       : "no gateway config",
   };
 }
