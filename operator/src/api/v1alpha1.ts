@@ -873,6 +873,18 @@ export const CertManagerIssuerRef = doc(
   "cert-manager issuer (cert-manager.io/v1) that signs the gateway's certificate.",
 );
 
+export const Vulnerabilities = doc(
+  z
+    .object({
+      onCritical: doc(
+        z.enum(["Degrade", "Report"]).default("Degrade"),
+        "What a VulnerabilityReport (Trivy Operator) with critical vulnerabilities in the server's image does: Degrade sets Degraded=True with reason CriticalVulnerabilities; Report only counts them in status.vulnerabilities and the checklist (a visible opt-out, listed in status.optOuts).",
+      ),
+    })
+    .strict(),
+  "Vulnerability scan results of the server's image, read from Trivy Operator's VulnerabilityReports when the cluster runs it.",
+);
+
 export const GatewayTls = doc(
   z
     .object({
@@ -921,6 +933,7 @@ export const McpServerSpec = doc(
       network: Network.prefault({}),
       mesh: Mesh.prefault({}),
       audit: Audit.prefault({}),
+      vulnerabilities: Vulnerabilities.prefault({}),
       tls: GatewayTls.optional(),
     })
     .strict(),
@@ -1009,6 +1022,22 @@ export const McpServerStatus = z.object({
   rateLimitMode: doc(z.string().optional(), "How limits hold across replicas: redis (shared) or divided (limit/replicas per pod)."),
   auth: doc(z.string().optional(), "Accepted auth methods, e.g. apiKeys+jwt (the Auth printer column)."),
   mtls: doc(z.string().optional(), "Transport encryption: STRICT, PERMISSIVE, gateway-tls or none (the mTLS printer column)."),
+  vulnerabilities: doc(
+    z
+      .object({
+        report: doc(z.string(), "The VulnerabilityReport read (same namespace)."),
+        image: doc(z.string(), "The image it describes, as the scanner recorded it (registry/repository:tag@digest)."),
+        scanner: doc(z.string().optional(), "Scanner name and version."),
+        updateTimestamp: doc(z.string().optional(), "When the scanner last updated the report."),
+        critical: z.int().min(0),
+        high: z.int().min(0),
+        medium: z.int().min(0),
+        low: z.int().min(0),
+        unknown: z.int().min(0),
+      })
+      .optional(),
+    "Vulnerabilities in the server's image by severity, from Trivy Operator's VulnerabilityReport for the server's current ReplicaSet and image (issue 14).",
+  ),
   authorization: doc(
     z
       .object({
