@@ -164,11 +164,12 @@ export class OtlpAuditExporter {
             log("warn", "audit OTLP export failing; lines are kept and retried", { endpoint: this.url, error: outcome.why, buffered: this.#size, bufferLines: this.#capacity });
           }
           if (this.#closed) return;
-          const wait = outcome.afterMs ?? backoffMs(this.#attempt++, this.#min, this.#max);
+          // The collector's Retry-After is honoured (up to a minute); otherwise our own backoff.
+          const wait = outcome.afterMs !== undefined ? Math.min(outcome.afterMs, 60_000) : backoffMs(this.#attempt++, this.#min, this.#max);
           this.#retryTimer = setTimeout(() => {
             this.#retryTimer = undefined;
             void this.#pump();
-          }, Math.min(wait, this.#max));
+          }, wait);
           this.#retryTimer.unref();
           return;
         }
