@@ -172,6 +172,7 @@ describe("helm chart", () => {
       "McpBastionApiKeyEntriesInvalid",
       "McpBastionApiKeyExpired",
       "McpBastionApiKeyExpiringSoon",
+      "McpBastionAuditExportDropping",
       "McpBastionAuthFailureSpike",
       "McpBastionRateLimitSpike",
       "McpBastionReconcileErrors",
