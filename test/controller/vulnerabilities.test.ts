@@ -191,3 +191,14 @@ test("spec.vulnerabilities.onCritical: Report keeps the server un-degraded, visi
   assert.equal(item(s)?.satisfied, false);
   assert.match(item(s)!.detail, /^1 critical, .*; accepted by spec\.vulnerabilities\.onCritical: Report$/);
 });
+
+test("the API server refuses a bad spec.vulnerabilities.onCritical or spec.audit.otlp.endpoint, naming the field", async () => {
+  const refused = async (spec: Record<string, unknown>) => {
+    const r = await cp.kubectl(["apply", "--server-side", "-f", "-"], { input: JSON.stringify(mcpServer("bad", NS, spec)) });
+    assert.notEqual(r.code, 0, "accepted");
+    return r.stderr;
+  };
+  assert.match(await refused({ vulnerabilities: { onCritical: "Ignore" } }), /spec\.vulnerabilities\.onCritical: Unsupported value: "Ignore": supported values: "Degrade", "Report"/);
+  assert.match(await refused({ audit: { otlp: { endpoint: "http://user:pw@collector:4318" } } }), /spec\.audit\.otlp\.endpoint: Invalid value: .*should match/);
+  assert.match(await refused({ audit: { otlp: { endpoint: "http://collector:4318", bufferLines: 5 } } }), /spec\.audit\.otlp\.bufferLines: Invalid value: 5: spec\.audit\.otlp\.bufferLines in body should be greater than or equal to 100/);
+});
