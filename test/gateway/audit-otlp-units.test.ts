@@ -43,6 +43,7 @@ const exporter = (bufferLines = 100) => new OtlpAuditExporter({ endpoint: url, b
 
 test("503 with Retry-After and 429 are retried until accepted: nothing lost, in order", async () => {
   accepted.length = 0;
+  requests = 0;
   answers = [{ status: 503, headers: { "retry-after": "1" } }, { status: 429 }];
   const e = exporter();
   const t0 = Date.now();
@@ -51,6 +52,7 @@ test("503 with Retry-After and 429 are retried until accepted: nothing lost, in 
   assert.ok(Date.now() - t0 >= 1000, "the collector's Retry-After (1 s) was waited out, not only our 200 ms backoff cap");
   assert.deepEqual(accepted, ['{"seq":0}', '{"seq":1}']);
   assert.deepEqual([e.stats.exported, e.stats.retries, e.stats.dropped], [2, 2, { "buffer-full": 0, rejected: 0, shutdown: 0 }]);
+  assert.equal(requests, 3, "the same batch sent three times, one request each (two lines in one batch)");
   await e.close();
 });
 
