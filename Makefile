@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway otelcol trivy-crd chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -77,6 +77,16 @@ deps-gateway: ## unpack redis-server and nginx from Debian's packages into ~/.ca
 crds-upstream: ## download the real Istio, External Secrets, cert-manager CRDs into ~/.cache/mcp-bastion (once)
 	@$(SETUP_ENV) hack/crds/install.sh >/dev/null
 
+# The OpenTelemetry Collector (OTLP receiver + file exporter) the audit-export test sends to, built from its
+# Go modules (hack/otelcol) into ~/.cache/mcp-bastion.
+otelcol: ## build the OpenTelemetry Collector for the audit-export test into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/otelcol/build.sh >/dev/null
+
+# Trivy Operator's VulnerabilityReport CRD from its Go module (hack/trivy), installed by the tests that
+# write scanner-shaped reports into the local control plane.
+trivy-crd: ## fetch Trivy Operator's VulnerabilityReport CRD from its Go module into ~/.cache/mcp-bastion (once)
+	@$(SETUP_ENV) hack/trivy/crd.sh >/dev/null
+
 # Regenerate the chart's copies: CRDs from crds/, RBAC from the controller, Argo CD snippets.
 chart: install ## regenerate the chart's copies (CRDs, RBAC, Argo CD snippets)
 	node hack/tools/sync-chart.ts
@@ -96,7 +106,7 @@ build: install ## compile contract, operator, gateway and CLI into dist/ (what t
 
 # Every test: typecheck, lint, then all node:test files (some start a real control plane).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools peers deps-gateway certmanager crds-upstream typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: install controlplane tools peers deps-gateway certmanager crds-upstream otelcol trivy-crd typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them

@@ -194,6 +194,17 @@ export const GatewayConfigSchema = z
       checkpoint: z
         .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
         .optional(),
+      /**
+       * Audit lines also to an OpenTelemetry logs endpoint (OTLP/HTTP JSON; auditotlp.ts): the base URL
+       * (or the full /v1/logs URL), and how many lines wait at most while it is unreachable.
+       */
+      otlp: z
+        .object({
+          endpoint: z.url({ protocol: /^https?$/ }),
+          bufferLines: z.int().min(1).max(1_000_000).default(10_000),
+        })
+        .strict()
+        .optional(),
     }),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
     /**

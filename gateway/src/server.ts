@@ -8,6 +8,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
+import { auditExportFromConfig, type OtlpAuditExporter } from "./auditotlp.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
 import { AccessEngine, type RequestFacts } from "./authz/engine.ts";
@@ -65,6 +66,8 @@ export class Gateway implements Front {
   readonly auth: Authenticator;
   readonly catalog: ToolCatalog;
   readonly audit: AuditLog;
+  /** Audit lines also to an OTLP logs endpoint (audit.otlp), beside stdout. */
+  readonly #auditExport: OtlpAuditExporter | undefined;
   readonly sessions: SessionTable;
   readonly proxy: UpstreamProxy | undefined;
   readonly mcpPath: string;
@@ -130,7 +133,8 @@ export class Gateway implements Front {
       finding: (tool, rule) => this.metrics.findings.inc({ tool, rule }),
     });
     // issue 14: a hash chain with signed checkpoints when a checkpoint key is configured; API keys nearing expiry are counted.
-    this.audit = new AuditLog(c.audit.redactKeys, opts.auditSink, auditOptionsFromConfig(c.audit));
+    this.#auditExport = auditExportFromConfig(c, this.metrics.registry);
+    this.audit = new AuditLog(c.audit.redactKeys, this.#auditExport?.sink(opts.auditSink) ?? opts.auditSink, auditOptionsFromConfig(c.audit));
     if (this.auth.apiKeys) registerApiKeyMetrics(this.metrics.registry, this.auth.apiKeys);
     this.#now = opts.now ?? Date.now;
     const pins = new Map(c.tools.pinned.map((p) => [p.name, p.sha256.toLowerCase()]));
@@ -310,6 +314,8 @@ export class Gateway implements Front {
     await this.#tracer?.shutdown();
     // Writes the final checkpoint, so the last lines are covered too.
     this.audit.close();
+    // Then the OTLP export gets a few seconds to deliver what it still holds (the rest is counted as dropped).
+    await this.#auditExport?.close();
   }
 
   /**

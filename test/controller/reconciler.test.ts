@@ -38,6 +38,7 @@ function fakeContext(server: KubeObject): { ctx: ReconcileContext; writes: Write
     servedKinds: new Set(),
     primaryInformer: () => primary as unknown as Informer,
     childInformer: () => undefined,
+    related: () => [],
     countWrite: () => {},
   };
   return { ctx, writes };

@@ -246,3 +246,14 @@ test("issue 14: API keys from a secret manager: an ExternalSecret the gateway mo
   assert.match(item(server({}), "credential-rotation").detail, /API keys \(keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry\)/);
   assert.ok(!item(server({}), "credential-rotation").detail.includes("refresh schedule"));
 });
+
+test("spec.audit.otlp: rendered into the gateway config, said in the audit item, and warned about without an egress rule", () => {
+  const s = server({ audit: { otlp: { endpoint: "http://otel-collector.observability:4318" } } });
+  assert.deepEqual(gatewayConfig(s).audit.otlp, { endpoint: "http://otel-collector.observability:4318", bufferLines: 10_000 });
+  assert.match(item(s, "audit-logging").detail, /also sent to http:\/\/otel-collector\.observability:4318 over OTLP \(up to 10000 lines buffered/);
+  assert.ok(render(s).warnings.some((w) => w.startsWith("spec.audit.otlp is set but spec.network.egress allows no destination")));
+  const reachable = server({ audit: { otlp: { endpoint: "http://10.0.0.9:4318", bufferLines: 500 } }, network: { egress: [{ cidrs: ["10.0.0.9/32"], ports: [{ port: 4318 }] }] } });
+  assert.equal(gatewayConfig(reachable).audit.otlp?.bufferLines, 500);
+  assert.ok(!render(reachable).warnings.some((w) => w.startsWith("spec.audit.otlp")));
+  assert.equal(gatewayConfig(server({})).audit.otlp, undefined, "no OTLP export unless asked for");
+});

@@ -180,6 +180,7 @@ describe("helm chart", () => {
       "McpBastionApiKeyEntriesInvalid",
       "McpBastionApiKeyExpired",
       "McpBastionApiKeyExpiringSoon",
+      "McpBastionAuditExportDropping",
       "McpBastionAuthFailureSpike",
       "McpBastionRateLimitSpike",
       "McpBastionReconcileErrors",

@@ -896,9 +896,28 @@ export const Audit = doc(
           .optional(),
         "Signed checkpoints in the audit trail: with them `mcp-bastion audit verify FILE --key KEY` finds a line removed, edited, reordered or appended without the key. Lines are hash-chained either way.",
       ),
+      otlp: doc(
+        z
+          .object({
+            endpoint: doc(
+              z
+                .string()
+                .max(2048)
+                .regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, "must be an http:// or https:// URL without credentials, such as http://otel-collector.observability:4318"),
+              "OTLP/HTTP base URL of the collector (/v1/logs is appended unless the URL ends with it). The gateway must be allowed to reach it: add its address to spec.network.egress.",
+            ),
+            bufferLines: doc(
+              z.int().min(100).max(1_000_000).default(10_000),
+              "Audit lines kept in the gateway's memory while the collector is unreachable (retried with backoff); lines beyond it are dropped and counted in mcp_gateway_audit_otlp_dropped_total.",
+            ),
+          })
+          .strict()
+          .optional(),
+        "Also send every audit line, byte for byte (hash chain and checkpoints included), to an OpenTelemetry logs endpoint (OTLP/HTTP JSON), for a central append-only store. Stdout keeps every line either way.",
+      ),
     })
     .strict(),
-  "Audit log (one JSON line per request on the gateway's stdout).",
+  "Audit log (one JSON line per request on the gateway's stdout, and optionally to an OTLP logs endpoint).",
 );
 
 /** The TLS versions the gateway can require (Node's "TLSv1.2"/"TLSv1.3"). */
@@ -944,6 +963,18 @@ export const Protocol = doc(
     })
     .strict(),
   "MCP protocol revisions the gateway accepts from clients for this server. The upstream server's own revision is discovered by the gateway (a 2025-era server is bridged for 2026 clients).",
+);
+
+export const Vulnerabilities = doc(
+  z
+    .object({
+      onCritical: doc(
+        z.enum(["Degrade", "Report"]).default("Degrade"),
+        "What a VulnerabilityReport (Trivy Operator) with critical vulnerabilities in the server's image does: Degrade sets Degraded=True with reason CriticalVulnerabilities; Report only counts them in status.vulnerabilities and the checklist (a visible opt-out, listed in status.optOuts).",
+      ),
+    })
+    .strict(),
+  "Vulnerability scan results of the server's image, read from Trivy Operator's VulnerabilityReports when the cluster runs it.",
 );
 
 export const GatewayTls = doc(
@@ -1002,6 +1033,7 @@ export const McpServerSpec = doc(
       network: Network.prefault({}),
       mesh: Mesh.prefault({}),
       audit: Audit.prefault({}),
+      vulnerabilities: Vulnerabilities.prefault({}),
       tls: GatewayTls.optional(),
       protocol: Protocol.prefault({}),
     })
@@ -1110,6 +1142,22 @@ export const McpServerStatus = z.object({
   ),
   auth: doc(z.string().optional(), "Accepted auth methods, e.g. apiKeys+jwt (the Auth printer column)."),
   mtls: doc(z.string().optional(), "Transport encryption: STRICT, PERMISSIVE, gateway-tls or none (the mTLS printer column)."),
+  vulnerabilities: doc(
+    z
+      .object({
+        report: doc(z.string(), "The VulnerabilityReport read (same namespace)."),
+        image: doc(z.string(), "The image it describes, as the scanner recorded it (registry/repository:tag@digest)."),
+        scanner: doc(z.string().optional(), "Scanner name and version."),
+        updateTimestamp: doc(z.string().optional(), "When the scanner last updated the report."),
+        critical: doc(z.int().min(0), "Critical vulnerabilities (report.summary.criticalCount); any sets Degraded unless spec.vulnerabilities.onCritical is Report."),
+        high: doc(z.int().min(0), "High-severity vulnerabilities (report.summary.highCount)."),
+        medium: doc(z.int().min(0), "Medium-severity vulnerabilities (report.summary.mediumCount)."),
+        low: doc(z.int().min(0), "Low-severity vulnerabilities (report.summary.lowCount)."),
+        unknown: doc(z.int().min(0), "Vulnerabilities of unknown severity (report.summary.unknownCount)."),
+      })
+      .optional(),
+    "Vulnerabilities in the server's image by severity, from Trivy Operator's VulnerabilityReport for the server's current ReplicaSet and image (issue 14).",
+  ),
   authorization: doc(
     z
       .object({

@@ -8,6 +8,7 @@ import type { KubeObject } from "../../../contract/kube-object.ts";
 import { Manager, type ManagerConfig, type Watches } from "../runtime/manager.ts";
 import { type ClusterIssuerPolicy, type ClusterStorePolicy, forgetRender } from "./plan.ts";
 import { McpServerReconciler, SERVER_LABEL } from "./reconciler.ts";
+import { REPORT_SELECTOR, reportServerKey, slimReport, VULNERABILITY_REPORT } from "./vulnerabilities.ts";
 
 export type { Logger, LogLevel } from "../runtime/manager.ts";
 export { FIELD_MANAGER, STATUS_FIELD_MANAGER } from "./reconciler.ts";
@@ -70,6 +71,9 @@ const WATCHES: Watches = {
   },
   onPrimaryDeleted: (obj) => forgetRender(obj.metadata.namespace ?? "", obj.metadata.name),
   transform: slim,
+  // issue 14: Trivy Operator's VulnerabilityReports, read only, while its CRD is installed; a new or
+  // updated report re-runs the server it concerns (vulnerabilities.ts says how it is matched).
+  related: [{ kind: VULNERABILITY_REPORT, labelSelector: REPORT_SELECTOR, ownerKey: reportServerKey, transform: slimReport }],
 };
 
 export class Operator extends Manager {

@@ -11,6 +11,7 @@ import type { KubeObject } from "../../../contract/kube-object.ts";
 import { kindId } from "../runtime/kube.ts";
 import { ruleSchedule } from "../../../contract/authz/windows.ts";
 import { CERTIFICATE_PROBLEMS, certificateCondition, type TlsFacts } from "./tls.ts";
+import { criticalDegradation, type VulnerabilityScan, vulnerabilityItem } from "./vulnerabilities.ts";
 
 /**
  * issue 13: which rules are active at `now` and when that changes next, for status.authorization.
@@ -274,6 +275,8 @@ export interface Outcome {
   deployment?: KubeObject;
   /** spec.tls.issuerRef: the issuer and the live Certificate (absent while cert-manager's CRDs are missing). */
   tls?: TlsFacts;
+  /** Trivy Operator's report for the server's image (issue 14); undefined: not looked at (the checklist then has no such item). */
+  vulnerabilities?: VulnerabilityScan;
 }
 
 interface DeploymentLike {
@@ -328,7 +331,11 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     if (errs.length) conditions.push({ type: "Degraded", status: "True", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og });
     else if (plan.missing.length) conditions.push({ type: "Degraded", status: "True", reason: "MissingCRD", message: missingCrdMessage(plan.missing), ...og });
     else if (certificate && CERTIFICATE_PROBLEMS.has(certificate.reason)) conditions.push({ type: "Degraded", status: "True", reason: certificate.reason, message: certificate.message, ...og });
-    else conditions.push({ type: "Degraded", status: "False", reason: "AsExpected", message: plan.render.warnings.join("; ") || "no problems found", ...og });
+    else {
+      const critical = outcome.vulnerabilities ? criticalDegradation(plan.server, outcome.vulnerabilities) : undefined;
+      if (critical) conditions.push({ type: "Degraded", status: "True", ...critical, ...og });
+      else conditions.push({ type: "Degraded", status: "False", reason: "AsExpected", message: plan.render.warnings.join("; ") || "no problems found", ...og });
+    }
   }
   const status: McpServerStatus = {
     ...og,
@@ -337,6 +344,11 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
   if (plan.ok) {
     status.url = plan.render.url;
     status.checklist = plan.render.checklist as ChecklistItem[];
+    // Live data the renderer cannot know: the scanner's report for the image, when the operator looked.
+    if (outcome.vulnerabilities) {
+      status.checklist = [...status.checklist, vulnerabilityItem(plan.server, outcome.vulnerabilities)];
+      if (outcome.vulnerabilities.finding) status.vulnerabilities = outcome.vulnerabilities.finding;
+    }
     status.optOuts = plan.render.optOuts;
     status.rateLimitMode = plan.render.rateLimitMode;
     status.protocolVersions = plan.render.protocolVersions;

@@ -34,6 +34,8 @@ export const NAMESPACED_RULES: PolicyRule[] = [
   ...childRules(),
   // spec.tls.issuerRef: whether the Issuer exists and is Ready (read only; cert-manager does the signing).
   { apiGroups: ["cert-manager.io"], resources: ["issuers"], verbs: ["get"] },
+  // issue 14: Trivy Operator's scan results for the servers' images, read only (nothing else of Trivy's).
+  { apiGroups: ["aquasecurity.github.io"], resources: ["vulnerabilityreports"], verbs: ["get", "list", "watch"] },
   // Events about McpServers are recorded in the McpServer's namespace.
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
 ];

@@ -11,6 +11,7 @@ import type { WorkResult } from "../runtime/queue.ts";
 import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } from "./compare.ts";
 import { transitions } from "./conditions.ts";
 import { ISSUER_RECHECK_MS, type TlsFacts } from "./tls.ts";
+import { findingFor, VULNERABILITY_REPORT, type VulnerabilityScan } from "./vulnerabilities.ts";
 import { type ClusterIssuerPolicy, type ClusterStorePolicy, desiredStatus, foreignHolder, type OwnedKind, ownedKind, type OwnershipConflict, type Plan, planServer, requeueForSchedule, statusEqual } from "./plan.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
@@ -76,7 +77,14 @@ export class McpServerReconciler implements Reconciler {
     const liveDeployment = deployment ? this.ctx.childInformer(deployment.apiVersion, "Deployment", ns)?.get(ns, deployment.metadata.name) : undefined;
     const tls = plan.ok && !conflicts.length ? await this.tlsFacts(plan) : undefined;
     const previous = raw.status as McpServerStatus | undefined;
-    const status = desiredStatus(raw, plan, { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}), ...(tls ? { tls } : {}) }, previous, timestamp(this.now()));
+    const vulnerabilities = plan.ok ? this.vulnerabilityScan(key, plan.server.spec.image) : undefined;
+    const status = desiredStatus(
+      raw,
+      plan,
+      { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}), ...(tls ? { tls } : {}), ...(vulnerabilities ? { vulnerabilities } : {}) },
+      previous,
+      timestamp(this.now()),
+    );
     if (!statusEqual(status, previous)) await this.writeStatus(raw, plan, status, previous);
     if (errors.length) throw new Error(errors.join("; "));
     // issue 13: come back when a rule's schedule flips (a window opens or closes, an elevation expires),
@@ -92,6 +100,14 @@ export class McpServerReconciler implements Reconciler {
       return { requeueAfterMs: Math.min(this.settings.conflictRecheckMs, after ?? Number.POSITIVE_INFINITY) };
     }
     return after === undefined ? undefined : { requeueAfterMs: after };
+  }
+
+  /** issue 14: Trivy Operator's reports for this server (from the watch's index), when its CRD is served. */
+  private vulnerabilityScan(key: string, image: string): VulnerabilityScan {
+    const { apiVersion, kind } = VULNERABILITY_REPORT;
+    if (!this.ctx.servedKinds.has(kindId(apiVersion, kind))) return { served: false };
+    const finding = findingFor(image, this.ctx.related?.(apiVersion, kind, key) ?? []);
+    return finding ? { served: true, finding } : { served: true };
   }
 
   /**

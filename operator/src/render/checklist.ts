@@ -266,7 +266,7 @@ function auditLogging(v: View): Outcome {
   return {
     satisfied: cfg !== undefined,
     detail: cfg
-      ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted (the gateway always audits, by construction)`
+      ? `one JSON line per request; token-like keys${cfg.audit.redactKeys.length ? ` and ${cfg.audit.redactKeys.length} extra key(s)` : ""} redacted (the gateway always audits, by construction)${cfg.audit.otlp ? `; also sent to ${cfg.audit.otlp.endpoint} over OTLP (up to ${cfg.audit.otlp.bufferLines} lines buffered while it is unreachable)` : ""}`
       : "no gateway config",
   };
 }
@@ -498,6 +498,7 @@ export function computeOptOuts(server: McpServer): string[] {
   if (spec.mesh.istio.enabled && spec.mesh.istio.mtlsMode === "PERMISSIVE") out.push("spec.mesh.istio.mtlsMode: PERMISSIVE (plaintext accepted)");
   if (spec.tls?.minVersion === "1.2") out.push('spec.tls.minVersion: "1.2" (TLS 1.2 clients accepted)');
   if (!isDigestPinned(spec.image)) out.push(`spec.image: tag-only image ${spec.image}`);
+  if (spec.vulnerabilities.onCritical === "Report") out.push("spec.vulnerabilities.onCritical: Report (critical vulnerabilities in the image do not degrade the server)");
   for (const v of spec.volumes) if (!v.readOnly) out.push(`spec.volumes[${v.name}]: writable volume at ${v.mountPath}`);
   spec.network.egress.forEach((e, i) => {
     const wide = (e.cidrs ?? []).filter(isWideCidr);

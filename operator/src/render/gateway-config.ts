@@ -179,6 +179,7 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       ...(spec.audit.checkpoint
         ? { checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds } }
         : {}),
+      ...(spec.audit.otlp ? { otlp: { endpoint: spec.audit.otlp.endpoint, bufferLines: spec.audit.otlp.bufferLines } } : {}),
     },
     protocol: { versions: acceptedProtocolVersions(server) },
     telemetry: {},

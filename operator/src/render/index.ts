@@ -70,6 +70,9 @@ function warningsFor(server: McpServer): string[] {
   if (spec.auth.jwt && !spec.auth.jwt.jwksSecretRef && !hasEgress) {
     out.push("spec.auth.jwt fetches keys over the network but spec.network.egress allows no destination: add the issuer, or use jwksSecretRef");
   }
+  if (spec.audit.otlp && !hasEgress) {
+    out.push("spec.audit.otlp is set but spec.network.egress allows no destination: add the collector's address and port, or audit lines stay buffered and are then dropped (mcp_gateway_audit_otlp_dropped_total)");
+  }
   if (!spec.limits.redis && spec.replicas > 1) {
     out.push(`rate limits are divided by ${spec.replicas} replicas (no spec.limits.redis): each pod enforces its share`);
   }

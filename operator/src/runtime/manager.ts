@@ -42,6 +42,20 @@ export interface WatchedKind {
   requires?: unknown;
 }
 
+/**
+ * A kind the controller reads but does not own (another operator's reports, say): watched only while
+ * discovery finds it served, narrowed by its own selector, and indexed by the key of the primary object
+ * each object concerns, so a reconcile reads its own few objects without scanning the cache.
+ */
+export interface RelatedWatch {
+  kind: WatchedKind & { requires: unknown };
+  labelSelector?: string;
+  /** The key of the primary object an object concerns (it may not exist: such objects are kept, unused). */
+  ownerKey(obj: KubeObject): string | undefined;
+  /** Applied to every cached object of this kind (drop what is never read). */
+  transform?(obj: KubeObject): KubeObject;
+}
+
 /** What to watch and how events map to keys: the controller's half of "SetupWithManager". */
 export interface Watches {
   /** The reconciled kind: each object's namespace/name is a work item. */
@@ -56,6 +70,8 @@ export interface Watches {
   onPrimaryDeleted?(obj: KubeObject): void;
   /** Applied to every cached object (drop what is never read, to save memory). */
   transform?(obj: KubeObject): KubeObject;
+  /** Kinds read but not owned; a change to one re-runs the primary object it concerns. */
+  related?: readonly RelatedWatch[];
 }
 
 /** What a reconciler may use of the manager: the client, the caches, discovery and the write count. */
@@ -64,6 +80,8 @@ export interface ReconcileContext {
   readonly servedKinds: ReadonlySet<string>;
   primaryInformer(namespace: string): Informer | undefined;
   childInformer(apiVersion: string, kind: string, namespace: string): Informer | undefined;
+  /** The cached objects of a related kind that concern the primary object `key` (empty while the kind is not served; optional for test doubles). */
+  related?(apiVersion: string, kind: string, key: string): KubeObject[];
   countWrite(verb: string, kind: string): void;
 }
 
@@ -83,6 +101,8 @@ export class Manager implements ReconcileContext {
   private readonly primaryInformers = new Map<string, Informer>(); // namespace ("" = all) -> informer
   private readonly childInformers = new Map<string, Map<string, Informer>>(); // kindId -> namespace -> informer
   private served = new Set<string>();
+  /** Related kinds' objects by kindId, then primary key, then object key. */
+  private readonly relatedIndex = new Map<string, Map<string, Map<string, KubeObject>>>();
   private queue: WorkQueue;
   private elector: LeaderElector | undefined;
   private httpServers: Server[] = [];
@@ -196,6 +216,7 @@ export class Manager implements ReconcileContext {
       this.primaryInformers.set(ns, inf);
     }
     for (const kind of this.watches.owned) if (!kind.requires || this.served.has(kindId(kind.apiVersion, kind.kind))) this.startChildInformers(kind);
+    for (const r of this.watches.related ?? []) if (this.served.has(kindId(r.kind.apiVersion, r.kind.kind))) this.startRelatedInformers(r);
     for (const inf of this.allInformers()) inf.start();
     await Promise.all(this.allInformers().map((i) => i.synced));
     if (this.stopping) return;
@@ -239,6 +260,54 @@ export class Manager implements ReconcileContext {
     return [...byNs.values()];
   }
 
+  private startRelatedInformers(watch: RelatedWatch): Informer[] {
+    const { kind } = watch;
+    const id = kindId(kind.apiVersion, kind.kind);
+    if (this.childInformers.has(id)) return [];
+    const index = new Map<string, Map<string, KubeObject>>();
+    this.relatedIndex.set(id, index);
+    // Where each object is indexed now, so a changed owner key (or a deletion) removes the old entry.
+    const ownerOf = new Map<string, string>();
+    const byNs = new Map<string, Informer>();
+    for (const ns of this.watchedNamespaces()) {
+      const inf = new Informer(this.client, {
+        apiVersion: kind.apiVersion,
+        kind: kind.kind,
+        plural: kind.plural,
+        ...(ns ? { namespace: ns } : {}),
+        ...(watch.labelSelector ? { labelSelector: watch.labelSelector } : {}),
+        ...(watch.transform ? { transform: watch.transform } : {}),
+        onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
+        onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
+      });
+      inf.on((type, obj) => {
+        const key = objectKey(obj);
+        const before = ownerOf.get(key);
+        const owner = type === "DELETED" ? undefined : watch.ownerKey(obj);
+        if (before !== undefined && before !== owner) {
+          index.get(before)?.delete(key);
+          if (index.get(before)?.size === 0) index.delete(before);
+          ownerOf.delete(key);
+          this.enqueue(before);
+        }
+        if (owner === undefined) return;
+        const m = index.get(owner) ?? new Map<string, KubeObject>();
+        index.set(owner, m);
+        m.set(key, obj);
+        ownerOf.set(key, owner);
+        this.enqueue(owner);
+      });
+      byNs.set(ns, inf);
+    }
+    this.childInformers.set(id, byNs);
+    return [...byNs.values()];
+  }
+
+  related(apiVersion: string, kind: string, key: string): KubeObject[] {
+    const m = this.relatedIndex.get(kindId(apiVersion, kind))?.get(key);
+    return m ? [...m.values()] : [];
+  }
+
   private watchError(kind: string, err: unknown, attempt: number): void {
     this.metrics.watchErrors.inc({ kind });
     this.config.log(attempt > 2 ? "warn" : "debug", "watch interrupted, reconnecting", { kind, attempt, error: errorText(err) });
@@ -247,7 +316,8 @@ export class Manager implements ReconcileContext {
   /** Which optional kinds (those with `requires`) the API server serves, from discovery. */
   private async discover(): Promise<boolean> {
     const served = new Set<string>();
-    const groupVersions = [...new Set(this.watches.owned.filter((k) => k.requires).map((k) => k.apiVersion))];
+    const optional = [...this.watches.owned.filter((k) => k.requires), ...(this.watches.related ?? []).map((r) => r.kind)];
+    const groupVersions = [...new Set(optional.map((k) => k.apiVersion))];
     await Promise.all(
       groupVersions.map(async (gv) => {
         try {
@@ -269,6 +339,7 @@ export class Manager implements ReconcileContext {
       this.config.log("info", "installed CRDs changed", { served: [...this.served] });
       const started: Informer[] = [];
       for (const kind of this.watches.owned) if (kind.requires && this.served.has(kindId(kind.apiVersion, kind.kind))) started.push(...this.startChildInformers(kind));
+      for (const r of this.watches.related ?? []) if (this.served.has(kindId(r.kind.apiVersion, r.kind.kind))) started.push(...this.startRelatedInformers(r));
       for (const i of started) i.start();
       await Promise.all(started.map((i) => i.synced));
       this.resyncAll();
