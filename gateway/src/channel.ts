@@ -5,6 +5,7 @@
 import http from "node:http";
 import net from "node:net";
 import type { GatewayConfig } from "../../contract/gateway-config.ts";
+import { ERR } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { parseEvent } from "./sse.ts";
 
@@ -148,6 +149,37 @@ export class SseUpstreamChannel implements Channel {
   }
 }
 
+/** The id of `message` when it is a JSON-RPC request (an answer is owed), else undefined. */
+function requestIdOf(message: string): string | number | undefined {
+  try {
+    const m = JSON.parse(message) as { id?: unknown; method?: unknown };
+    return typeof m.method === "string" && (typeof m.id === "string" || typeof m.id === "number") ? m.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `data` (one message from the upstream) is the answer to the request `message`. */
+function answersRequest(data: string, message: string): boolean {
+  // Cheap test first: an answer has no method; most events (notifications, server requests) do.
+  if (!data.includes('"id"') || (!data.includes('"result"') && !data.includes('"error"'))) return false;
+  const id = requestIdOf(message);
+  if (id === undefined) return false;
+  try {
+    const m = JSON.parse(data) as { id?: unknown; method?: unknown };
+    return m.method === undefined && m.id === id;
+  } catch {
+    return false;
+  }
+}
+
+/** The JSON-RPC error the session gets for `message` when the upstream failed to answer it (no internals). */
+function upstreamFailure(message: string, why: string): string | undefined {
+  const id = requestIdOf(message);
+  if (id === undefined) return undefined;
+  return JSON.stringify({ jsonrpc: "2.0", id, error: { code: ERR.upstream, message: "upstream unavailable", data: { reason: why } } });
+}
+
 /** A streamable-HTTP upstream driven as a client: each message is a POST; answers come back as JSON or SSE. */
 export class HttpUpstreamChannel implements Channel {
   onmessage: (message: string) => void = () => undefined;
@@ -183,6 +215,22 @@ export class HttpUpstreamChannel implements Channel {
   #post(message: string, identity?: IdentityHeaders): Promise<void> {
     return new Promise((resolve) => {
       const body = Buffer.from(message);
+      // A request must get an answer even when the upstream fails (refused, reset, an HTTP error without a
+      // JSON-RPC body, a stream that ends without the answer): the session is told at once with a
+      // JSON-RPC error instead of waiting out the request timeout. The message is parsed only then.
+      let answered = false;
+      const deliver = (data: string) => {
+        if (!answered && answersRequest(data, message)) answered = true;
+        this.#deliver(data);
+      };
+      const fail = (why: string) => {
+        if (!answered && !this.#closed) {
+          answered = true;
+          const failure = upstreamFailure(message, why);
+          if (failure) this.#deliver(failure);
+        }
+        resolve();
+      };
       const req = http.request(this.#url, {
         method: "POST",
         agent: this.#agent,
@@ -197,24 +245,36 @@ export class HttpUpstreamChannel implements Channel {
           const ready = this.#openGet();
           this.#chain = this.#chain.then(() => ready);
         }
-        if ((res.statusCode ?? 500) >= 400) {
-          res.resume();
-          if (res.statusCode === 404 && this.#session) this.close();
-          return resolve();
-        }
         const ct = String(res.headers["content-type"] ?? "");
-        if (ct.includes("text/event-stream")) sseEvents(res, (_t, data) => this.#deliver(data));
+        if ((res.statusCode ?? 500) >= 400) {
+          if (res.statusCode === 404 && this.#session) {
+            res.resume();
+            this.close();
+            return resolve();
+          }
+          // An error status may still carry the server's own JSON-RPC error for this request: pass that on.
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = ct.includes("application/json") ? Buffer.concat(chunks).toString("utf8") : "";
+            if (text.length > 0 && answersRequest(text, message)) deliver(text);
+            fail(`upstream answered HTTP ${res.statusCode}`);
+          });
+          res.on("error", () => fail("upstream closed mid-answer"));
+          return;
+        }
+        if (ct.includes("text/event-stream")) sseEvents(res, (_t, data) => deliver(data));
         else if (ct.includes("application/json")) {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => this.#deliver(Buffer.concat(chunks).toString("utf8")));
+          res.on("end", () => deliver(Buffer.concat(chunks).toString("utf8")));
         } else res.resume();
-        res.on("end", () => resolve());
-        res.on("close", () => resolve());
+        res.on("end", () => fail("upstream sent no answer"));
+        res.on("close", () => fail("upstream closed mid-answer"));
       });
       req.on("error", (e) => {
         log("warn", "upstream post failed", { error: errorKind(e) });
-        resolve();
+        fail("upstream unavailable");
       });
       req.end(body);
     });
