@@ -111,9 +111,11 @@ bench: install controlplane ## renderer and controller benchmarks
 bench-render: install ## renderer benchmark: 1,000 McpServers (no control plane)
 	node bench/render/main.ts
 
-# Gateway benchmark: server-everything direct vs through the gateway vs through nginx, 1 and 8 connections.
-bench-gateway: install deps-gateway ## gateway benchmark: direct vs gateway vs nginx
-	node bench/gateway/main.ts
+# Gateway benchmark: direct vs through the gateway (every check on) vs a bare Node proxy vs nginx, at 1 and
+# 8 connections, in interleaved rounds; against a canned MCP server (the proxy is the bottleneck) and
+# server-everything (the realistic case). BENCH_ARGS="--rounds N --requests N --seconds S --everything-rounds N".
+bench-gateway: install deps-gateway ## gateway benchmark: direct vs gateway vs bare Node proxy vs nginx
+	node bench/gateway/main.ts $(BENCH_ARGS)
 
 # Controller benchmark against the local control plane: 1,000 McpServers until Reconciled, reconciles/s,
 # API requests per reconcile, writes of a full resync with nothing changed, peak RSS, CPU shares.
