@@ -115,7 +115,27 @@ try {
   log(`created in ${((tCreated - t0) / 1000).toFixed(1)} s; waiting for Reconciled`);
   // Watch progress through the operator's own gauge (cheap), then confirm once from the API server:
   // polling a list of 1,000 full objects several times a second would load the API server we measure.
-  await waitFor(`${N} Reconciled`, async () => (await op.metric("mcp_bastion_servers", { condition: "Reconciled" })) >= N, Math.max(15 * 60_000, N * 300), 250);
+  // Progress every 30 s (count, and who used the CPU since the last line): a long run shows where it stalls.
+  let lastLog = performance.now();
+  let lastCpu = new Map([...cpu0.keys()].map((p) => [p, cpuSeconds(p)]));
+  await waitFor(
+    `${N} Reconciled`,
+    async () => {
+      const n = await op.metric("mcp_bastion_servers", { condition: "Reconciled" });
+      const now = performance.now();
+      if (now - lastLog > 30_000) {
+        const cpu = new Map([...cpu0.keys()].map((p) => [p, cpuSeconds(p)]));
+        const share = [...cpu.keys()].map((p) => `${p === opPid ? "operator" : comm(p)} ${((((cpu.get(p) ?? 0) - (lastCpu.get(p) ?? 0)) / ((now - lastLog) / 1000)) * 100).toFixed(0)}%`);
+        const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${opPid}/status`, "utf8"))?.[1];
+        log(`${n}/${N} Reconciled after ${((now - t0) / 1000).toFixed(0)} s; CPU ${share.join(", ")}; operator RSS ${(Number(rss) / 1024).toFixed(0)} MB; load ${loadavg()[0]!.toFixed(1)}`);
+        lastLog = now;
+        lastCpu = cpu;
+      }
+      return n >= N;
+    },
+    Math.max(15 * 60_000, N * 600),
+    250,
+  );
   const tReconciled = performance.now();
   const list = await client.list<{ metadata: { generation?: number }; status?: { conditions?: { type: string }[] } }>({ apiVersion: "mcp.bastion.dev/v1alpha1", plural: "mcpservers", namespace: NS });
   const confirmed = list.items.filter((s) => {
