@@ -18,7 +18,7 @@
 // Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N]
 //   BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway (canned table) there.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -412,6 +412,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!] };
   cleanup();
   children.length = 0;
+  rmSync(dir, { recursive: true, force: true });
   return result;
 }
 
@@ -441,8 +442,8 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
       ? "canned MCP server (the proxy is the bottleneck)"
       : "server-everything (the realistic case: the server is the bottleneck at 8 connections)";
   lines.push(`\n== ${title}: ${n} round(s), median [min-max]; load average ${t.load[0].toFixed(1)} -> ${t.load[1].toFixed(1)} on ${cpus().length} cores`);
-  const cols = ["path", "req/s @8", "CPU µs/req @8", "+p50 µs @1", "+p99 µs @1", "p50 µs @8", "RSS MB"];
-  const w = [8, 20, 20, 18, 20, 20, 8];
+  const cols = ["path", "req/s @8", "CPU µs/req @8", "CPU µs/req @1", "+p50 µs @1", "+p99 µs @1", "p50 µs @8", "RSS MB"];
+  const w = [8, 20, 20, 20, 18, 20, 20, 8];
   const row = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join(" ");
   lines.push(row(cols));
   for (const p of PATHS) {
@@ -452,6 +453,7 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
         p,
         spread(r.map((x) => x.eight.rps)),
         spread(r.map((x) => x.eight.cpu)),
+        spread(r.map((x) => x.one.cpu)),
         p === "direct" ? `(p50 ${median(r.map((x) => x.one.p50)).toFixed(0)})` : spread(added(t, p, "p50")),
         p === "direct" ? `(p99 ${median(r.map((x) => x.one.p99)).toFixed(0)})` : spread(added(t, p, "p99")),
         spread(r.map((x) => x.eight.p50)),
@@ -459,7 +461,8 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
       ]),
     );
   }
-  lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded)");
+  lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded. CPU per request")
+  lines.push("   falls as req/s rises (fixed per-wakeup costs are shared): compare @8 at similar req/s, or @1, where every path gets the same request rate)");
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
   lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
@@ -467,7 +470,8 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
     const cpuR = ratio(p, (x) => x.eight.cpu);
     const rpsR = ratio(p, (x) => x.eight.rps);
     const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
-    lines.push(`  ${p.padEnd(8)} CPU/req ${spread(cpuR, 2)}   +p50 ${spread(p50R, 2)}   req/s ${spread(rpsR, 2)}`);
+    const cpu1R = ratio(p, (x) => x.one.cpu);
+    lines.push(`  ${p.padEnd(8)} CPU/req @8 ${spread(cpuR, 2)}   CPU/req @1 ${spread(cpu1R, 2)}   +p50 ${spread(p50R, 2)}   req/s ${spread(rpsR, 2)}`);
   }
   const phaseText = ["auth", "parse", "validate", "policy", "audit", "upstream"]
     .filter((p) => t.phases[p] !== undefined)
