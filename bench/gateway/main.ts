@@ -64,8 +64,18 @@ function waitOutput(proc: ChildProcess, stream: "stdout" | "stderr", re: RegExp,
 }
 
 const children: ChildProcess[] = [];
+/** nginx's master, which must stop its worker itself (a SIGKILLed master leaves the worker running). */
+const masters = new Set<ChildProcess>();
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  for (const c of children) if (c.exitCode === null) c.kill(masters.has(c) ? "SIGTERM" : "SIGKILL");
+}
+/** Stops the children and waits for them (nginx's master waits for its worker). */
+async function stopChildren(): Promise<void> {
+  const live = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  const exited = live.map((c) => new Promise((r) => c.once("exit", r)));
+  cleanup();
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+  children.length = 0;
 }
 process.on("exit", cleanup);
 
@@ -221,6 +231,7 @@ http {
   writeFileSync(join(dir, "nginx.conf"), conf);
   const p = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
+  masters.add(p);
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${port}/`, (res) => r(!!res.resume())).on("error", () => r(false)));
     if (ok) return { port, pid: p.pid! };
@@ -410,8 +421,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     await new Promise((r) => gw.proc.once("exit", r));
   }
   const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!] };
-  cleanup();
-  children.length = 0;
+  await stopChildren();
   rmSync(dir, { recursive: true, force: true });
   return result;
 }
