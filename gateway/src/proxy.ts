@@ -180,8 +180,7 @@ class Forward implements Dispatcher.DispatchHandler {
     const core = this.#p.core;
     if (status >= 400) {
       this.#mode = "refused";
-      if (x.timer) clearTimeout(x.timer);
-      x.timer = undefined;
+      this.#p.disarm(x);
       if (status === 404 && x.sessionId !== undefined) core.sessions.forget(x.sessionId);
       return;
     }
@@ -313,19 +312,16 @@ class Forward implements Dispatcher.DispatchHandler {
   }
 }
 
-function onProxyTimeout(p: UpstreamProxy, x: Exchange, ms: number): void {
-  x.timer = undefined;
-  p.timeout(x, ms);
-}
+/** How often the deadlines of the requests in flight are checked (timeouts are whole seconds: at most this late). */
+const DEADLINE_SWEEP_MS = 100;
 
 export class UpstreamProxy {
   readonly #core: Core;
   readonly #url: URL;
   readonly #agent: http.Agent;
-  /** Runs from finish(): clears the timer, frees the request id, and stops the upstream work of an exchange that ended without its answer. */
+  /** Runs from finish(): drops the deadline, frees the request id, and stops the upstream work of an exchange that ended without its answer. */
   readonly #cleanup: Cleanup = (x, outcome) => {
-    if (x.timer) clearTimeout(x.timer);
-    x.timer = undefined;
+    this.#deadlines.delete(x);
     if (x.idKey !== undefined) x.bound?.inflight.delete(x.idKey);
     const up = x.upstreamReq;
     if (outcome === "ok" || !up) return;
@@ -358,8 +354,41 @@ export class UpstreamProxy {
     return this.#core;
   }
 
-  /** Closes the pool's connections (the gateway is shutting down). */
+  /**
+   * Requests in flight upstream and their deadlines (performance.now() ms), checked by one sweep every
+   * 100 ms: a timer per request cost a setTimeout and a clearTimeout (timer list and priority-queue
+   * churn) on every call for a timeout that almost never fires.
+   */
+  readonly #deadlines = new Map<Exchange, number>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  #arm(x: Exchange): void {
+    this.#deadlines.set(x, performance.now() + x.checked!.timeoutMs);
+    if (!this.#sweep) {
+      this.#sweep = setInterval(() => this.#sweepDeadlines(), DEADLINE_SWEEP_MS);
+      this.#sweep.unref();
+    }
+  }
+
+  /** The exchange's answer has started (or it ended): its timeout no longer applies. */
+  disarm(x: Exchange): void {
+    this.#deadlines.delete(x);
+  }
+
+  #sweepDeadlines(): void {
+    if (this.#deadlines.size === 0) return;
+    const now = performance.now();
+    for (const [x, deadline] of this.#deadlines) {
+      if (deadline > now) continue;
+      this.#deadlines.delete(x);
+      this.timeout(x, x.checked!.timeoutMs);
+    }
+  }
+
+  /** Closes the pool's connections and stops the deadline sweep (the gateway is shutting down). */
   close(): Promise<void> {
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = undefined;
     return this.#pool.destroy();
   }
 
@@ -383,7 +412,7 @@ export class UpstreamProxy {
     const fwd = new Forward(this, x);
     x.upstreamReq = fwd;
     x.cleanup = this.#cleanup;
-    if (msg.id !== undefined && msg.method !== undefined) x.timer = setTimeout(onProxyTimeout, x.checked!.timeoutMs, this, x, x.checked!.timeoutMs);
+    if (msg.id !== undefined && msg.method !== undefined) this.#arm(x);
     this.#pool.dispatch({ path: this.#path, method: "POST", headers, body: x.body! }, fwd);
   }
 
@@ -397,8 +426,7 @@ export class UpstreamProxy {
   }
 
   #refused(x: Exchange, ur: IncomingMessage, status: number): void {
-    if (x.timer) clearTimeout(x.timer);
-    x.timer = undefined;
+    this.disarm(x);
     if (status === 404 && x.sessionId !== undefined) this.#core.sessions.forget(x.sessionId);
     readSmall(ur, (text) => this.refusedWith(x, status, text, ur.headers));
   }
