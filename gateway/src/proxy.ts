@@ -376,7 +376,12 @@ export class UpstreamProxy {
   }
 
   #sweepDeadlines(): void {
-    if (this.#deadlines.size === 0) return;
+    if (this.#deadlines.size === 0) {
+      // Nothing in flight: the sweep stops (an idle gateway is not woken 10 times a second); #arm restarts it.
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+      return;
+    }
     const now = performance.now();
     for (const [x, deadline] of this.#deadlines) {
       if (deadline > now) continue;
