@@ -121,7 +121,14 @@ try {
   await waitFor(
     `${N} Reconciled`,
     async () => {
-      const n = await op.metric("mcp_bastion_servers", { condition: "Reconciled" });
+      // An operator that died (out of heap at its V8 flags, say) ends the run with what it said last,
+      // instead of a poll that waits for the deadline.
+      if (op.child.exitCode !== null || op.child.signalCode !== null) {
+        const last = op.logs.slice(-8).map((l) => JSON.stringify(l).slice(0, 300)).join("\n  ");
+        throw new Error(`the operator exited (${op.child.exitCode ?? op.child.signalCode}) while reconciling ${N} servers; its last lines:\n  ${last}`);
+      }
+      const n = await op.metric("mcp_bastion_servers", { condition: "Reconciled" }).catch(() => -1);
+      if (n < 0) return false;
       const now = performance.now();
       if (now - lastLog > 30_000) {
         const cpu = new Map([...cpu0.keys()].map((p) => [p, cpuSeconds(p)]));
