@@ -19,7 +19,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway otelcol trivy-crd chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway otelcol trivy-crd chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile bench-reconcile-scale build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -132,14 +132,21 @@ bench: install controlplane ## renderer and controller benchmarks
 bench-render: install ## renderer benchmark: 1,000 McpServers (no control plane)
 	node bench/render/main.ts
 
-# Gateway benchmark: server-everything direct vs through the gateway vs through nginx, 1 and 8 connections.
-bench-gateway: install deps-gateway ## gateway benchmark: direct vs gateway vs nginx
-	node bench/gateway/main.ts
+# Gateway benchmark: direct vs through the gateway (every check on) vs a bare Node proxy vs nginx, at 1 and
+# 8 connections, in interleaved rounds; against a canned MCP server (the proxy is the bottleneck) and
+# server-everything (the realistic case). BENCH_ARGS="--rounds N --requests N --seconds S --everything-rounds N".
+bench-gateway: install deps-gateway ## gateway benchmark: direct vs gateway vs bare Node proxy vs nginx
+	node bench/gateway/main.ts $(BENCH_ARGS)
 
 # Controller benchmark against the local control plane: 1,000 McpServers until Reconciled, reconciles/s,
 # API requests per reconcile, writes of a full resync with nothing changed, peak RSS, CPU shares.
 bench-reconcile: install controlplane ## controller benchmark: 1,000 McpServers until Reconciled
 	node bench/reconcile/main.ts $(BENCH_ARGS)
+
+# The scale curve (opt-in: an hour or more on a busy 2-core machine): 1,000, 3,000 and 10,000 McpServers, each
+# on a fresh control plane, with the chart's V8 flags; prints each size's figures and the curve.
+bench-reconcile-scale: install controlplane ## controller benchmark at 1,000, 3,000 and 10,000 McpServers (long)
+	node bench/reconcile/main.ts --servers 1000,3000,10000 $(BENCH_ARGS)
 
 clean: ## remove dist/ and node_modules/ (the ~/.cache/mcp-bastion builds stay)
 	rm -rf dist node_modules .cache

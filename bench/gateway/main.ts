@@ -1,21 +1,28 @@
-// Gateway benchmark (not a test): the same MCP load - an established session calling server-everything's
-// `echo` tool - sent three ways on loopback:
-//   direct   straight to server-everything (streamable HTTP)
+// Gateway benchmark (not a test): the same MCP load - an established session calling the `echo` tool -
+// sent five ways on loopback:
+//   direct   straight to the MCP server (streamable HTTP)
 //   gateway  through `mcp-bastion gateway` with API-key auth, authorization, rate limits (per client and
-//            per tool), schema validation and audit all on
+//            per tool), argument validation (JSON Schema) and audit all on
+//   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here
 //   nginx    through nginx (Debian's package, via hack/deps-gateway.sh) as a plain reverse proxy with
 //            upstream keepalive
-//   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here
 //   gw-2026  through the gateway as a 2026-07-28 (stateless) client: no session, the `_meta` envelope and
 //            Mcp-Method/Mcp-Name headers on every call, bridged by the gateway to the 2025 server (issue 11)
-// at 1 connection (latency) and 8 connections (throughput). Prints requests/s, p50, p99, the ratio of each
-// path to direct, the gateway's RSS, and where the gateway's time goes (its own phase counters).
+// against two servers:
+//   canned      bench/gateway/canned.ts, a protocol-correct MCP server that costs a few tens of µs per
+//               call, so the proxy is the bottleneck at 8 connections: this table measures the proxies
+//   everything  @modelcontextprotocol/server-everything (~1 ms of CPU per call): the realistic table
+// The paths are measured in turns (round r starts with a different path), for --rounds rounds, so a
+// change in the machine's load hits every path alike; medians and [min-max] across rounds are printed,
+// and the ratios of the gateway to the bare Node proxy (what carries over to proxies measured elsewhere).
+// CPU per request is the proxy process's own (user + system, from /proc), at 8 connections.
 //
-// Usage: node bench/gateway/main.ts [--requests N] [--seconds S]
+// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N]
+//   BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway (canned table) there.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -24,10 +31,20 @@ import { measureSteps } from "./steps.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+const CANNED = join(ROOT, "bench/gateway/canned.ts");
 const KEY = "bench-key-Lk3Jh5Gf7Ds9Aq2W";
-const { values: opts } = parseArgs({ options: { requests: { type: "string" }, seconds: { type: "string" } } });
-const LATENCY_REQUESTS = Number(opts.requests ?? 3000);
-const THROUGHPUT_SECONDS = Number(opts.seconds ?? 5);
+const { values: opts } = parseArgs({
+  options: { rounds: { type: "string" }, requests: { type: "string" }, seconds: { type: "string" }, "everything-rounds": { type: "string" } },
+});
+const ROUNDS = Number(opts.rounds ?? 5);
+const LATENCY_REQUESTS = Number(opts.requests ?? 2000);
+const THROUGHPUT_SECONDS = Number(opts.seconds ?? 3);
+const EVERYTHING_ROUNDS = Number(opts["everything-rounds"] ?? 1);
+for (const [k, v] of Object.entries({ rounds: ROUNDS, requests: LATENCY_REQUESTS, seconds: THROUGHPUT_SECONDS, "everything-rounds": EVERYTHING_ROUNDS }))
+  if (!Number.isFinite(v) || v < (k === "everything-rounds" ? 0 : 1)) {
+    process.stderr.write(`bench/gateway: --${k} must be a number >= ${k === "everything-rounds" ? 0 : 1}\n`);
+    process.exit(2);
+  }
 
 function waitOutput(proc: ChildProcess, stream: "stdout" | "stderr", re: RegExp, what: string): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
@@ -49,21 +66,37 @@ function waitOutput(proc: ChildProcess, stream: "stdout" | "stderr", re: RegExp,
 }
 
 const children: ChildProcess[] = [];
+/** nginx's master, which must stop its worker itself (a SIGKILLed master leaves the worker running). */
+const masters = new Set<ChildProcess>();
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  for (const c of children) if (c.exitCode === null) c.kill(masters.has(c) ? "SIGTERM" : "SIGKILL");
+}
+/** Stops the children and waits for them (nginx's master waits for its worker). */
+async function stopChildren(): Promise<void> {
+  const live = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  const exited = live.map((c) => new Promise((r) => c.once("exit", r)));
+  cleanup();
+  await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
+  children.length = 0;
 }
 process.on("exit", cleanup);
 
-// ---------------------------------------------------------------- the three paths
+// ---------------------------------------------------------------- the servers and the paths
 
-let upstreamPid = 0;
-async function startDirect(): Promise<number> {
+type Upstream = "canned" | "everything";
+
+async function startUpstream(kind: Upstream): Promise<{ port: number; pid: number }> {
+  if (kind === "canned") {
+    const p = spawn(process.execPath, [CANNED], { stdio: ["ignore", "ignore", "pipe"] });
+    children.push(p);
+    const m = await waitOutput(p, "stderr", /listening (\d+)/, "canned MCP server");
+    return { port: Number(m[1]), pid: p.pid! };
+  }
   const port = await freePort();
   const p = spawn(process.execPath, [EVERYTHING, "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
-  upstreamPid = p.pid!;
   await waitOutput(p, "stderr", /listening/i, "server-everything");
-  return port;
+  return { port, pid: p.pid! };
 }
 
 /**
@@ -71,20 +104,23 @@ async function startDirect(): Promise<number> {
  * the TypeScript sources through Node's type stripping (which costs memory the image never pays).
  * Falls back to the sources when the build fails.
  */
+let compiled: string[] | undefined;
 function gatewayCommand(): string[] {
+  if (compiled) return compiled;
   const out = join(ROOT, ".cache", "bench-dist");
   try {
     execFileSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(ROOT, "tsconfig.build.json"), "--outDir", out], { stdio: "pipe" });
     const runner = join(out, "run-gateway.mjs");
     writeFileSync(runner, 'import { run } from "./cli/src/commands/gateway.js";\nprocess.exitCode = await run(process.argv.slice(3));\n');
-    return [runner];
+    compiled = [runner];
   } catch {
     process.stderr.write("bench: compiling failed; running the gateway from its TypeScript sources\n");
-    return [join(ROOT, "cli/bin/mcp-bastion.js")];
+    compiled = [join(ROOT, "cli/bin/mcp-bastion.js")];
   }
+  return compiled;
 }
 
-async function startGateway(upstreamPort: number, dir: string): Promise<{ port: number; adminPort: number; proc: ChildProcess; audit: { lines: number } }> {
+async function startGateway(upstreamPort: number, dir: string, profile: boolean): Promise<{ port: number; adminPort: number; proc: ChildProcess; audit: { lines: number } }> {
   mkdirSync(join(dir, "keys"), { recursive: true });
   writeFileSync(join(dir, "keys", "bench"), KEY);
   const cfg = {
@@ -113,7 +149,7 @@ async function startGateway(upstreamPort: number, dir: string): Promise<{ port: 
   const p = spawn(process.execPath, [...gatewayCommand(), "gateway", "--config", join(dir, "gateway.json")], {
     stdio: ["ignore", "pipe", "pipe"],
     // BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway there (open it in Chrome DevTools).
-    env: process.env.BENCH_PROFILE ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : process.env,
+    env: profile && process.env.BENCH_PROFILE ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : process.env,
   });
   children.push(p);
   const audit = { lines: 0 };
@@ -158,19 +194,16 @@ http.createServer((req, res) => {
 }).listen(listenPort, "127.0.0.1", () => process.stderr.write("listening\\n"));
 `;
 
-async function startBareProxy(upstreamPort: number, dir: string): Promise<number> {
+async function startBareProxy(upstreamPort: number, dir: string): Promise<{ port: number; pid: number }> {
   const port = await freePort();
   writeFileSync(join(dir, "bare-proxy.mjs"), BARE_PROXY);
   const p = spawn(process.execPath, [join(dir, "bare-proxy.mjs"), String(port), String(upstreamPort)], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
-  bareProxyPid = p.pid!;
   await waitOutput(p, "stderr", /listening/, "bare node proxy");
-  return port;
+  return { port, pid: p.pid! };
 }
 
-let bareProxyPid = 0;
-let nginxPid = 0;
-async function startNginx(upstreamPort: number, dir: string): Promise<number> {
+async function startNginx(upstreamPort: number, dir: string): Promise<{ port: number; pid: number }> {
   const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["nginx"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
   const bin = /^nginx=(.+)$/m.exec(out)?.[1];
   if (!bin) throw new Error("hack/deps-gateway.sh did not print the nginx path");
@@ -200,10 +233,10 @@ http {
   writeFileSync(join(dir, "nginx.conf"), conf);
   const p = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
-  nginxPid = p.pid!;
+  masters.add(p);
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${port}/`, (res) => r(!!res.resume())).on("error", () => r(false)));
-    if (ok) return port;
+    if (ok) return { port, pid: p.pid! };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nginx did not start: ${readFileSync(join(dir, "nginx-error.log"), "utf8").slice(-500)}`);
@@ -216,6 +249,8 @@ interface Target {
   port: number;
   /** issue 11: "2026" sends stateless 2026-07-28 requests (no session); default: a 2025 session. */
   era?: "2026";
+  /** The process whose CPU and memory are this path's cost (the server itself for direct). */
+  pid: number;
 }
 
 function post(agent: http.Agent, port: number, headers: Record<string, string>, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
@@ -253,6 +288,8 @@ interface Result {
   p50: number;
   p99: number;
   n: number;
+  /** CPU of the target's process per measured request, µs (warm-up excluded). */
+  cpu: number;
 }
 
 /** The headers of a 2026-07-28 tools/call (no session: every request carries its metadata). */
@@ -266,11 +303,12 @@ async function load(t: Target, conns: number, mode: { requests: number } | { sec
   let next = 1;
   const call = () => post(agent, t.port, headers, JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" }, ...meta } }));
   // Warm up (JIT, keep-alive sockets, the gateway's caches).
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 200; i++) {
     const r = await call();
     if (r.status !== 200 || !r.text.includes("Echo: hello benchmark")) throw new Error(`${t.name}: unexpected answer ${r.status} ${r.text.slice(0, 200)}`);
   }
   const lat: number[] = [];
+  const c0 = cpuSeconds(t.pid);
   const t0 = process.hrtime.bigint();
   const deadline = "seconds" in mode ? Date.now() + mode.seconds * 1000 : Number.POSITIVE_INFINITY;
   let remaining = "requests" in mode ? mode.requests : Number.POSITIVE_INFINITY;
@@ -284,10 +322,11 @@ async function load(t: Target, conns: number, mode: { requests: number } | { sec
   };
   await Promise.all(Array.from({ length: conns }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = ((cpuSeconds(t.pid) - c0) / lat.length) * 1e6;
   agent.destroy();
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
-  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length };
+  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length, cpu };
 }
 
 // ---------------------------------------------------------------- gateway internals
@@ -312,7 +351,7 @@ async function phases(adminPort: number): Promise<Record<string, { s: number; n:
   return out;
 }
 
-/** CPU seconds (user + system) used so far by a process and its children's threads, from /proc. */
+/** CPU seconds (user + system) used so far by a process and its child processes (nginx's worker), from /proc. */
 function cpuSeconds(pid: number): number {
   const read = (p: number) => {
     try {
@@ -337,76 +376,148 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
 }
 
-// ---------------------------------------------------------------- main
+// ---------------------------------------------------------------- one table
 
-const dir = join(tmpdir(), `mcp-bastion-bench-${process.pid}`);
-mkdirSync(dir, { recursive: true });
-const upstream = await startDirect();
-const gw = await startGateway(upstream, dir);
-const nginx = await startNginx(upstream, dir);
-const bare = await startBareProxy(upstream, dir);
-const targets: Target[] = [
-  { name: "direct", port: upstream },
-  { name: "gateway", port: gw.port },
-  { name: "nginx", port: nginx },
-  { name: "node", port: bare },
-  { name: "gw-2026", port: gw.port, era: "2026" },
-];
-process.stdout.write(`gateway benchmark: tools/call echo on one session; 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s\n`);
+const PATHS = ["direct", "gateway", "node", "nginx", "gw-2026"] as const;
+type Path = (typeof PATHS)[number];
+interface Round {
+  one: Result;
+  eight: Result;
+}
 
-const results: Record<string, Record<number, Result>> = { direct: {}, gateway: {}, nginx: {}, node: {}, "gw-2026": {} };
-const cpuPerRequest: Record<string, number> = {};
-let before = await phases(gw.adminPort);
-let after = before;
-for (const conns of [1, 8]) {
-  for (const t of targets) {
-    const first = t.name === "gateway" && conns === 1;
-    if (first) before = await phases(gw.adminPort);
-    const pid = { gateway: gw.proc.pid!, "gw-2026": gw.proc.pid!, nginx: nginxPid, node: bareProxyPid, direct: upstreamPid }[t.name] ?? 0;
-    const c0 = pid ? cpuSeconds(pid) : 0;
-    results[t.name]![conns] = await load(t, conns, conns === 1 ? { requests: LATENCY_REQUESTS } : { seconds: THROUGHPUT_SECONDS });
-    if (pid && conns === 1) cpuPerRequest[t.name] = ((cpuSeconds(pid) - c0) / (LATENCY_REQUESTS + 302)) * 1e6;
-    if (first) after = await phases(gw.adminPort);
+interface Table {
+  upstream: Upstream;
+  rounds: Record<Path, Round[]>;
+  rss: Record<Path, { rss: number; peak: number }>;
+  /** Mean µs per pass and the number of passes, per phase counter of the gateway. */
+  phases: Record<string, { mean: number; n: number }>;
+  auditLines: number;
+  load: [number, number];
+}
+
+async function table(kind: Upstream, rounds: number, latencyRequests: number, seconds: number): Promise<Table> {
+  const dir = mkdtempSync(join(tmpdir(), "mcp-bastion-bench-"));
+  const up = await startUpstream(kind);
+  const gw = await startGateway(up.port, dir, kind === "canned");
+  const nginx = await startNginx(up.port, dir);
+  const bare = await startBareProxy(up.port, dir);
+  const targets: Record<Path, Target> = {
+    direct: { name: "direct", port: up.port, pid: up.pid },
+    gateway: { name: "gateway", port: gw.port, pid: gw.proc.pid! },
+    node: { name: "node", port: bare.port, pid: bare.pid },
+    nginx: { name: "nginx", port: nginx.port, pid: nginx.pid },
+    "gw-2026": { name: "gw-2026", port: gw.port, pid: gw.proc.pid!, era: "2026" },
+  };
+  const load0 = loadavg()[0]!;
+  const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [] };
+  const before = await phases(gw.adminPort);
+  for (let r = 0; r < rounds; r++) {
+    // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
+    const order = PATHS.map((_, i) => PATHS[(i + r) % PATHS.length]!);
+    const one: Partial<Record<Path, Result>> = {};
+    for (const p of order) one[p] = await load(targets[p], 1, { requests: latencyRequests });
+    for (const p of order) out[p].push({ one: one[p]!, eight: await load(targets[p], 8, { seconds }) });
+    process.stderr.write(`bench: ${kind} round ${r + 1}/${rounds} done (load ${loadavg()[0]!.toFixed(1)})\n`);
   }
-}
-const mem = rssMb(gw.proc.pid!);
-if (process.env.BENCH_PROFILE) {
-  gw.proc.kill("SIGTERM");
-  await new Promise((r) => gw.proc.once("exit", r));
+  const after = await phases(gw.adminPort);
+  const rss = Object.fromEntries(PATHS.map((p) => [p, rssMb(targets[p].pid)])) as Table["rss"];
+  const means: Table["phases"] = {};
+  for (const [p, a] of Object.entries(after)) {
+    const b = before[p] ?? { s: 0, n: 0 };
+    if (a.n > b.n) means[p] = { mean: ((a.s - b.s) / (a.n - b.n)) * 1e6, n: a.n - b.n };
+  }
+  if (kind === "canned" && process.env.BENCH_PROFILE) {
+    gw.proc.kill("SIGTERM");
+    await new Promise((r) => gw.proc.once("exit", r));
+  }
+  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!] };
+  await stopChildren();
+  rmSync(dir, { recursive: true, force: true });
+  return result;
 }
 
-const pad = (s: string, n: number) => s.padStart(n);
-const lines: string[] = [];
-lines.push(`${"path".padEnd(8)} ${pad("conns", 5)} ${pad("req/s", 9)} ${pad("p50 µs", 8)} ${pad("p99 µs", 8)} ${pad("rps/direct", 10)} ${pad("Δp50 µs", 8)}`);
-for (const conns of [1, 8]) {
-  const d = results.direct![conns]!;
-  for (const t of targets) {
-    const r = results[t.name]![conns]!;
+// ---------------------------------------------------------------- printing
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+function spread(xs: number[], digits = 0): string {
+  const m = median(xs).toFixed(digits);
+  if (xs.length < 2) return m;
+  return `${m} [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]`;
+}
+
+/** Per round: each path's p50/p99 at 1 connection minus direct's in the same round. */
+function added(t: Table, p: Path, q: "p50" | "p99"): number[] {
+  return t.rounds[p].map((r, i) => r.one[q] - t.rounds.direct[i]!.one[q]);
+}
+
+function print(t: Table): { cpuRatio: number; p50Ratio: number } {
+  const n = t.rounds.direct.length;
+  const lines: string[] = [];
+  const title =
+    t.upstream === "canned"
+      ? "canned MCP server (the proxy is the bottleneck)"
+      : "server-everything (the realistic case: the server is the bottleneck at 8 connections)";
+  lines.push(`\n== ${title}: ${n} round(s), median [min-max]; load average ${t.load[0].toFixed(1)} -> ${t.load[1].toFixed(1)} on ${cpus().length} cores`);
+  const cols = ["path", "req/s @8", "CPU µs/req @8", "CPU µs/req @1", "+p50 µs @1", "+p99 µs @1", "p50 µs @8", "RSS MB"];
+  const w = [8, 20, 20, 20, 18, 20, 20, 8];
+  const row = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join(" ");
+  lines.push(row(cols));
+  for (const p of PATHS) {
+    const r = t.rounds[p];
     lines.push(
-      `${t.name.padEnd(8)} ${pad(String(conns), 5)} ${pad(r.rps.toFixed(0), 9)} ${pad(r.p50.toFixed(0), 8)} ${pad(r.p99.toFixed(0), 8)} ${pad(`${((r.rps / d.rps) * 100).toFixed(1)}%`, 10)} ${pad((r.p50 - d.p50).toFixed(0), 8)}`,
+      row([
+        p,
+        spread(r.map((x) => x.eight.rps)),
+        spread(r.map((x) => x.eight.cpu)),
+        spread(r.map((x) => x.one.cpu)),
+        p === "direct" ? `(p50 ${median(r.map((x) => x.one.p50)).toFixed(0)})` : spread(added(t, p, "p50")),
+        p === "direct" ? `(p99 ${median(r.map((x) => x.one.p99)).toFixed(0)})` : spread(added(t, p, "p99")),
+        spread(r.map((x) => x.eight.p50)),
+        t.rss[p].rss.toFixed(0),
+      ]),
     );
   }
+  lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded. CPU per request")
+  lines.push("   falls as req/s rises (fixed per-wakeup costs are shared): compare @8 at similar req/s, or @1, where every path gets the same request rate)");
+  // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
+  const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
+  lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
+  for (const p of ["gateway", "nginx"] as const) {
+    const cpuR = ratio(p, (x) => x.eight.cpu);
+    const rpsR = ratio(p, (x) => x.eight.rps);
+    const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
+    const cpu1R = ratio(p, (x) => x.one.cpu);
+    lines.push(`  ${p.padEnd(8)} CPU/req @8 ${spread(cpuR, 2)}   CPU/req @1 ${spread(cpu1R, 2)}   +p50 ${spread(p50R, 2)}   req/s ${spread(rpsR, 2)}`);
+  }
+  const phaseText = ["auth", "parse", "validate", "policy", "audit", "upstream"]
+    .filter((p) => t.phases[p] !== undefined)
+    .map((p) => `${p} ${t.phases[p]!.mean.toFixed(1)} (${t.phases[p]!.n} passes)`)
+    .join(", ");
+  // Wall-clock timers: they include time the gateway was not on a CPU (preempted on a loaded machine, GC),
+  // so a phase with few passes (policy: initialize only here; tools/call counts as validate) is
+  // dominated by its slowest pass (the first request through cold code).
+  lines.push(`gateway phase counters (wall clock, mean µs per pass, whole run): ${phaseText}; audit lines written: ${t.auditLines}`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+  const cpuRatio = median(ratio("gateway", (x) => x.eight.cpu));
+  const p50Ratio = median(t.rounds.gateway.map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50)));
+  return { cpuRatio, p50Ratio };
 }
-process.stdout.write(`\n${lines.join("\n")}\n`);
-process.stdout.write(`\ngateway RSS after the run: ${mem.rss.toFixed(1)} MB (peak ${mem.peak.toFixed(1)} MB); audit lines written: ${gw.audit.lines}\n`);
+
+// ---------------------------------------------------------------- main
+
 process.stdout.write(
-  `CPU per request at 1 connection (from /proc, 10 ms ticks): gateway ${cpuPerRequest.gateway?.toFixed(0)} µs (2026 client: ${cpuPerRequest["gw-2026"]?.toFixed(0)} µs), bare node proxy ${cpuPerRequest.node?.toFixed(0)} µs, nginx ${cpuPerRequest.nginx?.toFixed(0)} µs, server-everything itself ${cpuPerRequest.direct?.toFixed(0)} µs\n`,
+  `gateway benchmark: tools/call echo on one session per run; 1 connection x ${LATENCY_REQUESTS} requests, then 8 connections x ${THROUGHPUT_SECONDS} s, per path per round\n`,
 );
-process.stdout.write("\nwhere the gateway's time goes at 1 connection (mean per request, from its phase counters):\n");
-for (const p of ["auth", "parse", "validate", "audit", "upstream"]) {
-  const a = after[p];
-  const b = before[p];
-  if (!a || !b || a.n === b.n) continue;
-  process.stdout.write(`  ${p.padEnd(9)} ${(((a.s - b.s) / (a.n - b.n)) * 1e6).toFixed(1).padStart(7)} µs${p === "upstream" ? "  (upstream answer, incl. server-everything)" : p === "validate" ? "  (rate limits + authorization + integrity + JSON Schema)" : ""}\n`);
-}
-process.stdout.write("\nthe same steps in isolation (CPU only, in-process, mean of 50,000):\n");
+const canned = await table("canned", ROUNDS, LATENCY_REQUESTS, THROUGHPUT_SECONDS);
+const goals = print(canned);
+if (EVERYTHING_ROUNDS > 0) print(await table("everything", EVERYTHING_ROUNDS, LATENCY_REQUESTS, THROUGHPUT_SECONDS));
+process.stdout.write("\nthe gateway's steps in isolation (CPU only, in-process, mean of 50,000):\n");
 for (const s of await measureSteps()) process.stdout.write(`  ${(s.ns / 1000).toFixed(2).padStart(6)} µs  ${s.step}\n`);
-const g1 = results.gateway![1]!;
-const d1 = results.direct![1]!;
-const g8 = results.gateway![8]!;
-const d8 = results.direct![8]!;
 process.stdout.write(
-  `\ngoals: gateway adds ${(g1.p50 - d1.p50).toFixed(0)} µs at p50 (goal < 150; the bare node proxy adds ${(results.node![1]!.p50 - d1.p50).toFixed(0)} µs), keeps ${((g8.rps / d8.rps) * 100).toFixed(1)}% of direct throughput at 8 connections (goal >= 80%), RSS ${mem.rss.toFixed(0)} MB (goal < 120)\n`,
+  `\ngoals (canned table, every check on): gateway CPU per request ${goals.cpuRatio.toFixed(2)}x the bare Node proxy's (goal <= 1.2), added p50 ${goals.p50Ratio.toFixed(2)}x the bare proxy's (goal <= 1.2)\n`,
 );
-cleanup();
 process.exit(0);

@@ -109,8 +109,12 @@ export interface AuditOptions {
  * then finds a line removed, edited, reordered, or appended without the key.
  */
 export class AuditLog {
-  #buf: string[] = [];
-  #size = 0;
+  /**
+   * Records not serialized yet, and checkpoint markers between them (true: the final one). The hot
+   * path only queues a record: serializing, chaining (a sha256 per line) and writing happen in flush(),
+   * for every queued record at once, every 20 ms or sooner when many are queued.
+   */
+  #pending: (AuditRecord | boolean)[] = [];
   #scheduled = false;
   readonly #sink: AuditSink;
   readonly redact: (value: unknown) => unknown;
@@ -118,6 +122,7 @@ export class AuditLog {
   readonly #checkpoint: AuditOptions["checkpoint"];
   readonly #now: () => number;
   #seq = 0;
+  #records = 0;
   #prev: string;
   #unsigned = 0;
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -141,11 +146,6 @@ export class AuditLog {
     return line;
   }
 
-  #push(line: string): void {
-    this.#buf.push(`${line}\n`);
-    this.#size += line.length + 1;
-  }
-
   /** Method and tool names are the client's choice: cut to 128 characters and scrubbed (cached, bounded). */
   readonly #names = new Map<string, string>();
   #name(s: string): string {
@@ -158,28 +158,30 @@ export class AuditLog {
     return v;
   }
 
+  /** Queues one line. The record must not change afterwards (it is serialized at the next flush). */
   record(r: AuditRecord): void {
     if (this.#closed) return;
-    const rec: AuditRecord = { ...r, method: this.#name(r.method) };
-    if (r.tool !== undefined) rec.tool = this.#name(r.tool);
-    if (r.error) rec.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
-    this.#push(this.#chain(JSON.stringify(rec)));
+    this.#records++;
+    this.#pending.push(r);
     const cp = this.#checkpoint;
     if (cp) {
       this.#unsigned++;
-      if (this.#unsigned >= cp.everyLines) this.#signCheckpoint(false);
-      else if (!this.#checkpointTimer) {
+      if (this.#unsigned >= cp.everyLines) {
+        this.#pending.push(false);
+        this.#unsigned = 0;
+      } else if (!this.#checkpointTimer) {
         this.#checkpointTimer = setTimeout(() => {
           this.#checkpointTimer = undefined;
           if (this.#unsigned > 0) {
-            this.#signCheckpoint(false);
+            this.#pending.push(false);
+            this.#unsigned = 0;
             this.flush();
           }
         }, cp.everySeconds * 1000);
         this.#checkpointTimer.unref();
       }
     }
-    if (this.#size > 65536) this.flush();
+    if (this.#pending.length >= 512) this.flush();
     else if (!this.#scheduled) {
       // One write per 20 ms at most: under load, hundreds of lines share a syscall. close() flushes.
       this.#scheduled = true;
@@ -187,7 +189,15 @@ export class AuditLog {
     }
   }
 
-  #signCheckpoint(final: boolean): void {
+  /** The line of one record: names cut and scrubbed, the error sanitized, then chained. */
+  #line(r: AuditRecord): string {
+    const rec: AuditRecord = { ...r, method: this.#name(r.method) };
+    if (r.tool !== undefined) rec.tool = this.#name(r.tool);
+    if (r.error) rec.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
+    return this.#chain(JSON.stringify(rec));
+  }
+
+  #checkpointLine(final: boolean): string {
     const cp = this.#checkpoint!;
     const fields: CheckpointFields = {
       time: new Date(this.#now()).toISOString(),
@@ -201,8 +211,7 @@ export class AuditLog {
     const sig = cp.key.sign!(checkpointPayload(fields));
     const { seq: _s, prev: _p, ...shown } = fields;
     // Through #chain: the checkpoint is a line of the chain too (its seq and prev are the signed ones).
-    this.#push(this.#chain(JSON.stringify({ type: "checkpoint", ...shown, sig })));
-    this.#unsigned = 0;
+    return this.#chain(JSON.stringify({ type: "checkpoint", ...shown, sig }));
   }
 
   #flushSoon = (): void => {
@@ -211,10 +220,11 @@ export class AuditLog {
   };
 
   flush(): void {
-    if (this.#buf.length === 0) return;
-    const data = this.#buf.join("");
-    this.#buf = [];
-    this.#size = 0;
+    if (this.#pending.length === 0) return;
+    const pending = this.#pending;
+    this.#pending = [];
+    let data = "";
+    for (const p of pending) data += `${typeof p === "boolean" ? this.#checkpointLine(p) : this.#line(p)}\n`;
     this.#sink.write(data);
   }
 
@@ -222,7 +232,7 @@ export class AuditLog {
   close(): void {
     if (this.#closed) return;
     if (this.#checkpointTimer) clearTimeout(this.#checkpointTimer);
-    if (this.#checkpoint && this.#seq > 0) this.#signCheckpoint(true);
+    if (this.#checkpoint && this.#records > 0) this.#pending.push(true);
     this.#closed = true;
     this.flush();
   }
@@ -287,36 +297,47 @@ export function auditResultOf(body: string, sse: boolean, id: unknown): AuditRes
 /**
  * Tells a proxied response's audit result while it streams through. Bodies up to 64 KiB (every error
  * answer, most results) are kept and parsed at the end; past that only markers are searched for in the
- * passing chunks (`"result"`, `"isError":true`), so a large answer costs no memory here.
+ * passing chunks (`"result"`, `"isError":true`), so a large answer costs no memory here. A class, not
+ * closures: one small object per proxied request.
  */
-export function resultTap(keep = 64 * 1024): { push(chunk: Buffer): void; result(sse: boolean, id: unknown): AuditResult | undefined } {
-  let chunks: Buffer[] = [];
-  let size = 0;
-  let streaming = false;
-  let carry = "";
-  let sawResult = false;
-  let sawToolError = false;
-  const scan = (text: string) => {
-    const t = carry + text;
-    if (!sawResult && t.includes('"result"')) sawResult = true;
-    if (!sawToolError && /"isError"\s*:\s*true/.test(t)) sawToolError = true;
-    carry = t.slice(-24);
-  };
-  return {
-    push(chunk) {
-      size += chunk.length;
-      if (!streaming && size <= keep) return void chunks.push(chunk);
-      if (!streaming) {
-        streaming = true;
-        for (const c of chunks) scan(c.toString("latin1"));
-        chunks = [];
-      }
-      scan(chunk.toString("latin1"));
-    },
-    result(sse, id) {
-      if (size === 0) return undefined;
-      if (!streaming) return auditResultOf(Buffer.concat(chunks).toString("utf8"), sse, id);
-      return sawResult ? { result: sawToolError ? "tool-error" : "ok" } : undefined;
-    },
-  };
+export class ResultTap {
+  readonly #keep: number;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #streaming = false;
+  #carry = "";
+  #sawResult = false;
+  #sawToolError = false;
+
+  constructor(keep = 64 * 1024) {
+    this.#keep = keep;
+  }
+
+  #scan(text: string): void {
+    const t = this.#carry + text;
+    if (!this.#sawResult && t.includes('"result"')) this.#sawResult = true;
+    if (!this.#sawToolError && /"isError"\s*:\s*true/.test(t)) this.#sawToolError = true;
+    this.#carry = t.slice(-24);
+  }
+
+  push(chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (!this.#streaming && this.#size <= this.#keep) return void this.#chunks.push(chunk);
+    if (!this.#streaming) {
+      this.#streaming = true;
+      for (const c of this.#chunks) this.#scan(c.toString("latin1"));
+      this.#chunks = [];
+    }
+    this.#scan(chunk.toString("latin1"));
+  }
+
+  result(sse: boolean, id: unknown): AuditResult | undefined {
+    if (this.#size === 0) return undefined;
+    if (!this.#streaming) return auditResultOf((this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks)).toString("utf8"), sse, id);
+    return this.#sawResult ? { result: this.#sawToolError ? "tool-error" : "ok" } : undefined;
+  }
+}
+
+export function resultTap(keep = 64 * 1024): ResultTap {
+  return new ResultTap(keep);
 }

@@ -1,7 +1,7 @@
 // One MCP request through the gateway: the per-request context every stage reads and fills in, the
 // refusal a stage returns to stop the request, and the narrow view of the gateway (Core) that the
 // stages, the upstream proxy, the session table and the older SSE transport work through.
-import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { AuditResult } from "./audit.ts";
 import type { Authenticator } from "./auth/index.ts";
 import type { Identity } from "./authz.ts";
@@ -84,8 +84,8 @@ export interface Exchange {
   /** The id the gateway gave this request upstream (gateway-held sessions). */
   upstreamId: number | undefined;
   timer: NodeJS.Timeout | undefined;
-  /** The request to a streamable-HTTP upstream carrying this exchange. */
-  upstreamReq: ClientRequest | undefined;
+  /** The request to a streamable-HTTP upstream carrying this exchange (destroy() aborts it). */
+  upstreamReq: { readonly destroyed: boolean; destroy(): void } | undefined;
   /** Its answer is an SSE stream (a timeout then ends the stream with an error event). */
   sse: boolean;
   cleanup: Cleanup | undefined;

@@ -1,7 +1,9 @@
 // The reverse proxy to a streamable-HTTP upstream (the fast path): the upstream holds the MCP session,
-// the gateway forwards each checked message over a keep-alive agent, filters list answers, strips
+// the gateway forwards each checked message over undici's connection pool, filters list answers, strips
 // internals from errors, and binds the session id the upstream issues to the client that asked.
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { PassThrough } from "node:stream";
+import { type Dispatcher, Pool } from "undici";
 import { auditResultOf, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
 import { ERR, type JsonRpcId, errorBody } from "./jsonrpc.ts";
@@ -69,10 +71,10 @@ function coalesce(src: NodeJS.ReadableStream, res: ServerResponse, status: numbe
   });
 }
 
-function copyHeaders(up: IncomingMessage, extra: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
+function copyHeaders(up: IncomingHttpHeaders, extra: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = { ...extra };
   for (const k of HOP_HEADERS) {
-    const v = up.headers[k];
+    const v = up[k];
     if (v !== undefined) h[k] = v;
   }
   return h;
@@ -92,7 +94,7 @@ function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders, mode
  * The answer for an upstream HTTP error: the upstream's own JSON-RPC error (sanitized) and status for
  * client errors; 404 means the session is gone; anything else is a 502 that names no internals.
  */
-function upstreamRefusal(status: number, body: string, id: JsonRpcId | undefined, headers: IncomingMessage["headers"], modern = false): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
+function upstreamRefusal(status: number, body: string, id: JsonRpcId | undefined, headers: IncomingHttpHeaders, modern = false): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
   if (status === 404 && !modern) return { status, body: errorBody(id, ERR.invalidRequest, "session not found"), headers: {}, outcome: "upstream-error" };
   // (2026: a 404 is the server's "method not found"; passed on below like the other client errors.)
   if (!CLIENT_ERRORS.has(status) && !(modern && status === 404))
@@ -116,26 +118,222 @@ function readSmall(ur: IncomingMessage, done: (body: string) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   ur.on("data", (c: Buffer) => {
-    if (size < 65536) chunks.push(c);
+    if (size < MAX_ERROR_BODY) chunks.push(c);
     size += c.length;
   });
-  ur.on("end", () => done(size > 65536 ? "" : Buffer.concat(chunks).toString("utf8")));
+  ur.on("end", () => done(size > MAX_ERROR_BODY ? "" : Buffer.concat(chunks).toString("utf8")));
   ur.on("error", () => done(""));
 }
 
-function onProxyTimeout(p: UpstreamProxy, x: Exchange, ms: number): void {
-  x.timer = undefined;
-  p.timeout(x, ms);
+/** Error bodies are read up to this size (the upstream's error answers are small; a huge one is cut). */
+const MAX_ERROR_BODY = 65536;
+/** JSON answers up to this size are held and sent with the headers in one write (content-length, no chunking); longer ones stream. */
+const HOLD_BYTES = 64 * 1024;
+
+/**
+ * What a Forward does with the answer's bytes:
+ * - hold: a JSON answer, held until it ends (or passes HOLD_BYTES, then streamed as it comes);
+ * - stream: a JSON answer being streamed to the client (it passed HOLD_BYTES);
+ * - list: a list answer in JSON, read whole, filtered for the client, then sent;
+ * - sse: an SSE answer, through the stream pipeline (event rewriting for lists, coalescing);
+ * - refused: an HTTP error of the upstream, its body read (bounded) for the refusal.
+ */
+type Mode = "hold" | "stream" | "list" | "sse" | "refused";
+
+/**
+ * One checked POST on its way to the upstream and its answer on the way back, as an undici dispatch
+ * handler: the common answer (a JSON tools/call result) is collected and written to the client in one
+ * write with its headers, and nothing per request is a closure or a promise. It also stands for the
+ * upstream request on the exchange (x.upstreamReq): destroy() aborts it.
+ */
+class Forward implements Dispatcher.DispatchHandler {
+  readonly #p: UpstreamProxy;
+  readonly #x: Exchange;
+  readonly #tUp = process.hrtime.bigint();
+  #controller: Dispatcher.DispatchController | undefined;
+  destroyed = false;
+  #mode: Mode = "hold";
+  #status = 0;
+  #upHeaders: IncomingHttpHeaders = {};
+  #headers: OutgoingHttpHeaders = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #tap: ReturnType<typeof resultTap> | undefined;
+  #pipe: PassThrough | undefined;
+  #started = false;
+
+  constructor(p: UpstreamProxy, x: Exchange) {
+    this.#p = p;
+    this.#x = x;
+  }
+
+  /** The exchange ended without its answer (timeout, client gone, shutdown): the upstream request is aborted. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.#controller?.abort(new Error("the exchange ended"));
+    this.#pipe?.destroy();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.destroyed) controller.abort(new Error("the exchange ended"));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    const x = this.#x;
+    if (x.done) return void controller.abort(new Error("the exchange ended"));
+    this.#started = true;
+    this.#status = status;
+    this.#upHeaders = headers;
+    const core = this.#p.core;
+    if (status >= 400) {
+      this.#mode = "refused";
+      this.#p.disarm(x);
+      if (status === 404 && x.sessionId !== undefined) core.sessions.forget(x.sessionId);
+      return;
+    }
+    const msg = x.msg!;
+    const modern = x.era === "modern";
+    // (A 2026 request named "initialize" is not the handshake: it says nothing about the upstream's sessions.)
+    if (msg.method === "initialize" && !modern) {
+      const sid = headers["mcp-session-id"];
+      if (typeof sid === "string") core.sessions.bind(sid, x.identity!);
+      else this.#p.stateless = true;
+    }
+    const ct = String(headers["content-type"] ?? "");
+    x.sse = ct.includes("text/event-stream");
+    // issue 14: the audit line says how the request was answered (status, sanitized error), read as it passes.
+    this.#tap = resultTap();
+    this.#headers = copyHeaders(headers);
+    // Answers the gateway rewrites: lists (filtered per client), and in 2026 every cacheable result (cacheScope "private").
+    const isList = msg.id !== undefined && msg.method !== undefined && (LIST_METHODS.has(msg.method) || (modern && CACHEABLE.has(msg.method)));
+    if (x.sse) {
+      this.#mode = "sse";
+      const pipe = new PassThrough();
+      this.#pipe = pipe;
+      pipe.on("drain", () => this.#controller?.resume());
+      const src = isList ? pipe.pipe(new SseRewriter((d) => core.filter(x.identity!, msg.method, d, x.source, modern))) : pipe;
+      coalesce(src, x.res, status, this.#headers);
+      src.on("end", () => this.#answered());
+    } else this.#mode = isList && ct.includes("application/json") ? "list" : "hold";
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const x = this.#x;
+    if (x.done && this.#mode !== "refused") return;
+    switch (this.#mode) {
+      case "refused":
+        if (this.#size < MAX_ERROR_BODY) this.#chunks.push(chunk);
+        this.#size += chunk.length;
+        return;
+      case "sse":
+        this.#tap!.push(chunk);
+        if (!this.#pipe!.write(chunk)) controller.pause();
+        return;
+      case "stream":
+        this.#tap!.push(chunk);
+        if (!x.res.write(sanitizeBody(chunk, false))) {
+          controller.pause();
+          x.res.once("drain", () => controller.resume());
+        }
+        return;
+      default:
+        this.#tap!.push(chunk);
+        this.#chunks.push(chunk);
+        this.#size += chunk.length;
+        if (this.#mode === "hold" && this.#size > HOLD_BYTES) {
+          // A long answer: it streams from here on (chunked), so the gateway never holds it whole.
+          this.#mode = "stream";
+          x.res.writeHead(this.#status, this.#headers);
+          const held = this.#take();
+          if (!x.res.write(sanitizeBody(held, false))) {
+            controller.pause();
+            x.res.once("drain", () => controller.resume());
+          }
+        }
+    }
+  }
+
+  #take(): Buffer {
+    const c = this.#chunks;
+    this.#chunks = [];
+    this.#size = 0;
+    return c.length === 1 ? c[0]! : Buffer.concat(c);
+  }
+
+  onResponseEnd(): void {
+    const x = this.#x;
+    const res = x.res;
+    switch (this.#mode) {
+      case "refused": {
+        const text = this.#size > MAX_ERROR_BODY ? "" : this.#take().toString("utf8");
+        this.#p.refusedWith(x, this.#status, text, this.#upHeaders);
+        return;
+      }
+      case "sse":
+        this.#pipe!.end();
+        return;
+      case "stream":
+        if (x.done) return;
+        res.end();
+        this.#answered();
+        return;
+      case "list": {
+        if (x.done) return;
+        const out = this.#p.core.filter(x.identity!, x.msg!.method, this.#take().toString("utf8"), x.source, x.era === "modern");
+        this.#headers["content-length"] = Buffer.byteLength(out);
+        res.writeHead(this.#status, this.#headers).end(out);
+        this.#answered();
+        return;
+      }
+      default: {
+        if (x.done) return;
+        // The whole answer, headers and body, in one write with its length.
+        const data = sanitizeBody(this.#take(), false);
+        this.#headers["content-length"] = data.length;
+        res.writeHead(this.#status, this.#headers).end(data);
+        this.#answered();
+        return;
+      }
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const x = this.#x;
+    this.#pipe?.destroy();
+    if (x.done) return;
+    const core = this.#p.core;
+    if (this.#started) {
+      // The upstream went away mid-answer: the client's answer cannot complete either.
+      x.res.destroy();
+      core.finish(x, "upstream-error", 502, "upstream closed mid-answer");
+      return;
+    }
+    log("warn", "upstream request failed", { error: errorKind(err) });
+    core.respond(x, { status: 502, code: ERR.upstream, message: "upstream unavailable", outcome: "upstream-error", reason: errorKind(err) });
+  }
+
+  #answered(): void {
+    const x = this.#x;
+    const core = this.#p.core;
+    core.metrics.phase("upstream", this.#tUp);
+    if (x.done) return;
+    if (x.msg!.id !== undefined) x.result = this.#tap!.result(x.sse, x.msg!.id);
+    core.finish(x, "ok", this.#status);
+  }
 }
+
+/** How often the deadlines of the requests in flight are checked (timeouts are whole seconds: at most this late). */
+const DEADLINE_SWEEP_MS = 100;
 
 export class UpstreamProxy {
   readonly #core: Core;
   readonly #url: URL;
   readonly #agent: http.Agent;
-  /** Runs from finish(): clears the timer, frees the request id, and stops the upstream work of an exchange that ended without its answer. */
+  /** Runs from finish(): drops the deadline, frees the request id, and stops the upstream work of an exchange that ended without its answer. */
   readonly #cleanup: Cleanup = (x, outcome) => {
-    if (x.timer) clearTimeout(x.timer);
-    x.timer = undefined;
+    this.#deadlines.delete(x);
     if (x.idKey !== undefined) x.bound?.inflight.delete(x.idKey);
     const up = x.upstreamReq;
     if (outcome === "ok" || !up) return;
@@ -147,10 +345,68 @@ export class UpstreamProxy {
   /** A stateless upstream issues no session id: requests then carry none (each is authorized on its own). */
   stateless = false;
 
+  /**
+   * POSTs go through undici's pool: its dispatch API takes one handler object per request (no
+   * ClientRequest, no listeners, no promise), and it writes the request's headers and body at once.
+   * Its own timeouts are off: the gateway's per-tool timeouts apply, and an SSE answer may be quiet
+   * for long. GET streams, DELETE and cancellations stay on node:http (rare, and a GET holds its socket).
+   */
+  readonly #pool: Pool;
+  readonly #path: string;
+
   constructor(core: Core, url: URL, agent: http.Agent) {
     this.#core = core;
     this.#url = url;
     this.#agent = agent;
+    this.#path = url.pathname + url.search;
+    this.#pool = new Pool(url.origin, { connections: 256, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
+  }
+
+  get core(): Core {
+    return this.#core;
+  }
+
+  /**
+   * Requests in flight upstream and their deadlines (performance.now() ms), checked by one sweep every
+   * 100 ms: a timer per request cost a setTimeout and a clearTimeout (timer list and priority-queue
+   * churn) on every call for a timeout that almost never fires.
+   */
+  readonly #deadlines = new Map<Exchange, number>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  #arm(x: Exchange): void {
+    this.#deadlines.set(x, performance.now() + x.checked!.timeoutMs);
+    if (!this.#sweep) {
+      this.#sweep = setInterval(() => this.#sweepDeadlines(), DEADLINE_SWEEP_MS);
+      this.#sweep.unref();
+    }
+  }
+
+  /** The exchange's answer has started (or it ended): its timeout no longer applies. */
+  disarm(x: Exchange): void {
+    this.#deadlines.delete(x);
+  }
+
+  #sweepDeadlines(): void {
+    if (this.#deadlines.size === 0) {
+      // Nothing in flight: the sweep stops (an idle gateway is not woken 10 times a second); #arm restarts it.
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+      return;
+    }
+    const now = performance.now();
+    for (const [x, deadline] of this.#deadlines) {
+      if (deadline > now) continue;
+      this.#deadlines.delete(x);
+      this.timeout(x, x.checked!.timeoutMs);
+    }
+  }
+
+  /** Closes the pool's connections and stops the deadline sweep (the gateway is shutting down). */
+  close(): Promise<void> {
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    return this.#pool.destroy();
   }
 
   #request(method: string, headers: OutgoingHttpHeaders, agent: http.Agent | false = this.#agent) {
@@ -167,74 +423,21 @@ export class UpstreamProxy {
 
   #send(x: Exchange): void {
     if (x.done) return;
-    const core = this.#core;
     const msg = x.msg!;
-    const body = x.body!;
-    const tUp = process.hrtime.bigint();
     // issue 13: the caller's verified identity for the server (headers the client sent under those names are not forwarded).
     const modern = x.era === "modern";
-    const up = this.#request("POST", forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }, modern));
-    x.upstreamReq = up;
-    x.cleanup = this.#cleanup;
-    const isRequest = msg.id !== undefined && msg.method !== undefined;
-    // Answers the gateway rewrites: lists (filtered per client), and in 2026 every cacheable result (cacheScope "private").
-    const isList = isRequest && (LIST_METHODS.has(msg.method!) || (modern && CACHEABLE.has(msg.method!)));
-    // issue 11: a subscriptions/listen stream lives as long as the client keeps it; it has no request timeout.
-    const listen = modern && msg.method === "subscriptions/listen";
-    if (listen) {
-      this.#listen(x, up, body);
+    // issue 11: a subscriptions/listen stream lives as long as the client keeps it (no request timeout);
+    // it stays on node:http, like the GET streams, since it holds its connection.
+    if (modern && msg.method === "subscriptions/listen") {
+      this.#listen(x);
       return;
     }
-    if (isRequest) x.timer = setTimeout(onProxyTimeout, x.checked!.timeoutMs, this, x, x.checked!.timeoutMs);
-    up.on("error", (e) => {
-      if (x.done) return;
-      log("warn", "upstream request failed", { error: errorKind(e) });
-      core.respond(x, { status: 502, code: ERR.upstream, message: "upstream unavailable", outcome: "upstream-error", reason: errorKind(e) });
-    });
-    up.on("response", (ur) => {
-      if (x.done) return void ur.resume();
-      const status = ur.statusCode ?? 502;
-      const res = x.res;
-      if (status >= 400) return this.#refused(x, ur, status);
-      // (A 2026 request named "initialize" is not the handshake: it says nothing about the upstream's sessions.)
-      if (msg.method === "initialize" && !modern) {
-        const sid = ur.headers["mcp-session-id"];
-        if (typeof sid === "string") core.sessions.bind(sid, x.identity!);
-        else this.stateless = true;
-      }
-      const ct = String(ur.headers["content-type"] ?? "");
-      x.sse = ct.includes("text/event-stream");
-      // issue 14: the audit line says how the request was answered (status, sanitized error), read as it passes.
-      const tap = resultTap();
-      ur.on("data", tap.push);
-      const finish = () => {
-        core.metrics.phase("upstream", tUp);
-        if (x.done) return;
-        if (msg.id !== undefined) x.result = tap.result(x.sse, msg.id);
-        core.finish(x, "ok", status);
-      };
-      ur.on("close", () => {
-        // The upstream went away mid-answer: the client's answer cannot complete either.
-        if (ur.complete || x.done) return;
-        res.destroy();
-        core.finish(x, "upstream-error", 502, "upstream closed mid-answer");
-      });
-      if (isList && ct.includes("application/json")) {
-        const chunks: Buffer[] = [];
-        ur.on("data", (c: Buffer) => chunks.push(c));
-        ur.on("end", () => {
-          if (x.done) return;
-          const out = core.filter(x.identity!, msg.method, Buffer.concat(chunks).toString("utf8"), x.source, modern);
-          res.writeHead(status, copyHeaders(ur, { "content-length": Buffer.byteLength(out) })).end(out);
-          finish();
-        });
-        return;
-      }
-      const src = isList && x.sse ? ur.pipe(new SseRewriter((d) => core.filter(x.identity!, msg.method, d, x.source, modern))) : ur;
-      coalesce(src, res, status, copyHeaders(ur));
-      src.on("end", finish);
-    });
-    up.end(body);
+    const headers = forwardedHeaders(x.req, { ...this.#core.identityHeaders(x), "content-type": "application/json" }, modern) as Record<string, string>;
+    const fwd = new Forward(this, x);
+    x.upstreamReq = fwd;
+    x.cleanup = this.#cleanup;
+    if (msg.id !== undefined && msg.method !== undefined) this.#arm(x);
+    this.#pool.dispatch({ path: this.#path, method: "POST", headers, body: x.body! }, fwd);
   }
 
   /**
@@ -242,9 +445,13 @@ export class UpstreamProxy {
    * client (a resource update only for a URI it may read, list changes only of kinds it may see); the
    * exchange is finished (slot released, audited) once the stream is open, like a 2025 GET stream.
    */
-  #listen(x: Exchange, up: http.ClientRequest, body: Buffer): void {
+  #listen(x: Exchange): void {
     const core = this.#core;
     const res = x.res;
+    const body = x.body!;
+    const up = this.#request("POST", forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }, true), false);
+    x.upstreamReq = up;
+    x.cleanup = this.#cleanup;
     res.on("close", () => {
       if (!up.destroyed) up.destroy();
     });
@@ -259,11 +466,11 @@ export class UpstreamProxy {
       const ct = String(ur.headers["content-type"] ?? "");
       if (!ct.includes("text/event-stream")) {
         // Answered at once (e.g. an error as JSON): an ordinary answer.
-        coalesce(ur, res, status, copyHeaders(ur));
+        coalesce(ur, res, status, copyHeaders(ur.headers));
         ur.on("end", () => core.finish(x, "ok", status));
         return;
       }
-      res.writeHead(status, copyHeaders(ur, { "x-accel-buffering": "no" }));
+      res.writeHead(status, copyHeaders(ur.headers, { "x-accel-buffering": "no" }));
       ur.pipe(new SseRewriter((d) => core.notificationFor(x.identity!, x.source, d))).pipe(res);
       res.flushHeaders();
       core.finish(x, "ok", status);
@@ -271,18 +478,19 @@ export class UpstreamProxy {
     up.end(body);
   }
 
+  /** Answers an upstream HTTP error (its body read, bounded) and finishes the exchange. */
+  refusedWith(x: Exchange, status: number, text: string, headers: IncomingHttpHeaders): void {
+    if (x.done) return;
+    const r = upstreamRefusal(status, text, x.msg?.id, headers, x.era === "modern");
+    x.result = auditResultOf(r.body, false, x.msg?.id);
+    if (!x.res.headersSent) x.res.writeHead(r.status, { "content-type": "application/json", ...r.headers }).end(r.body);
+    this.#core.finish(x, r.outcome, r.status, `upstream ${status}`);
+  }
+
   #refused(x: Exchange, ur: IncomingMessage, status: number): void {
-    const core = this.#core;
-    if (x.timer) clearTimeout(x.timer);
-    x.timer = undefined;
-    if (status === 404 && x.sessionId !== undefined) core.sessions.forget(x.sessionId);
-    readSmall(ur, (text) => {
-      if (x.done) return;
-      const r = upstreamRefusal(status, text, x.msg?.id, ur.headers, x.era === "modern");
-      x.result = auditResultOf(r.body, false, x.msg?.id);
-      if (!x.res.headersSent) x.res.writeHead(r.status, { "content-type": "application/json", ...r.headers }).end(r.body);
-      core.finish(x, r.outcome, r.status, `upstream ${status}`);
-    });
+    this.disarm(x);
+    if (status === 404 && x.sessionId !== undefined) this.#core.sessions.forget(x.sessionId);
+    readSmall(ur, (text) => this.refusedWith(x, status, text, ur.headers));
   }
 
   timeout(x: Exchange, ms: number): void {
@@ -340,7 +548,7 @@ export class UpstreamProxy {
         return this.#refused(x, ur, status);
       }
       if (!isGet) core.sessions.forget(b.id);
-      res.writeHead(status, copyHeaders(ur));
+      res.writeHead(status, copyHeaders(ur.headers));
       const ct = String(ur.headers["content-type"] ?? "");
       if (ct.includes("text/event-stream")) {
         // Resumed streams can replay list answers: filter every list-shaped result. A tools/list_changed

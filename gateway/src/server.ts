@@ -310,6 +310,7 @@ export class Gateway implements Front {
       new Promise((r) => (this.#admin ? this.#admin.close(r) : r(undefined))),
     ]);
     this.#agent.destroy();
+    await this.proxy?.close();
     await this.limiter?.close();
     await this.#tracer?.shutdown();
     // Writes the final checkpoint, so the last lines are covered too.

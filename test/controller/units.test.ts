@@ -9,8 +9,9 @@ import { configFromArgs } from "../../cli/src/commands/operator.ts";
 import { applyReason, contains, HASH_ANNOTATION, verifiedMarker, withHash } from "../../operator/src/controller/compare.ts";
 import { mergeConditions, transitions } from "../../operator/src/controller/conditions.ts";
 import { bearer, inClusterCredentials } from "../../operator/src/runtime/credentials.ts";
-import { backoffDelay } from "../../operator/src/runtime/informer.ts";
+import { backoffDelay, Informer } from "../../operator/src/runtime/informer.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
+import type { KubeClient } from "../../operator/src/runtime/kube.ts";
 import { clusterStoreAllowed, desiredStatus, foreignHolder, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { WorkQueue } from "../../operator/src/runtime/queue.ts";
@@ -271,4 +272,28 @@ test("status.protocolVersions says which MCP revisions clients may use: every su
   const item = only2026.checklist?.find((c) => c.id === "protocol-revisions");
   assert.equal(item?.satisfied, true, "one era only is a choice, not a failure");
   assert.match(item?.detail ?? "", /no 2025 revision/);
+});
+
+test("the informer's owner index finds an owner's children, and follows an owner change and a forget", () => {
+  const inf = new Informer({} as KubeClient, {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    plural: "configmaps",
+    indexBy: (o) => (o.metadata.labels?.owner ? `${o.metadata.namespace}/${o.metadata.labels.owner}` : undefined),
+  });
+  const cm = (name: string, owner: string | undefined, rv: number) =>
+    ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(rv), ...(owner ? { labels: { owner } } : {}) } }) as KubeObject;
+  inf.store(cm("a-1", "a", 1));
+  inf.store(cm("a-2", "a", 2));
+  inf.store(cm("b-1", "b", 3));
+  inf.store(cm("loose", undefined, 4));
+  const names = (owner: string) => [...inf.byIndex(`ns/${owner}`)].map((o) => o.metadata.name).sort();
+  assert.deepEqual(names("a"), ["a-1", "a-2"]);
+  assert.deepEqual(names("b"), ["b-1"]);
+  inf.store(cm("a-2", "b", 5)); // relabelled to another owner
+  assert.deepEqual(names("a"), ["a-1"]);
+  assert.deepEqual(names("b"), ["a-2", "b-1"]);
+  inf.forget(cm("a-1", "a", 1));
+  assert.deepEqual(names("a"), []);
+  assert.equal(inf.cache.size, 3);
 });

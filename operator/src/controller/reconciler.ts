@@ -176,7 +176,8 @@ export class McpServerReconciler implements Reconciler {
     for (const kind of OWNED_KINDS) {
       const inf = this.ctx.childInformer(kind.apiVersion, kind.kind, ns);
       if (!inf) continue;
-      for (const child of inf.cache.values()) {
+      // The owner's children from the informer's owner index, not a scan of every server's children.
+      for (const child of inf.byIndex(`${ns}/${raw.metadata.name}`)) {
         if (child.metadata.namespace !== ns || child.metadata.labels?.[SERVER_LABEL] !== raw.metadata.name) continue;
         if (wanted.has(`${kindId(kind.apiVersion, kind.kind)}/${child.metadata.name}`)) continue;
         const owned = (child.metadata.ownerReferences as { uid?: string; controller?: boolean }[] | undefined)?.some((r) => r.uid === uid && r.controller);

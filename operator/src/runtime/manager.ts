@@ -246,6 +246,7 @@ export class Manager implements ReconcileContext {
         ...(ns ? { namespace: ns } : {}),
         labelSelector: ownedSelector,
         ...(transform ? { transform } : {}),
+        indexBy: ownerKey,
         onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
         onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
       });
