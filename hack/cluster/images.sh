@@ -132,10 +132,12 @@ start_dockerd() {
   mkdir -p "$cache/docker"
   unshare --mount --propagation private dockerd --data-root "$cache/docker" --exec-root "$docker_dir/exec" \
     --host "unix://$docker_dir/docker.sock" --pidfile "$docker_dir/docker.pid" --bridge=none --iptables=false \
-    --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent=/mcpb-imagebuild \
+    --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent="/mcpb-imagebuild-$$" \
     >"$docker_dir/dockerd.log" 2>&1 &
   dockerd_pid=$!
+  # A signal ends the script through its EXIT trap too, so an interrupted build leaves no dockerd behind.
   trap stop_dockerd EXIT
+  trap 'exit 130' INT TERM
   for _ in $(seq 1 120); do
     docker_cmd version >/dev/null 2>&1 && return
     kill -0 "$dockerd_pid" 2>/dev/null || break
@@ -149,8 +151,9 @@ stop_dockerd() {
   kill "$dockerd_pid" 2>/dev/null || true
   for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL "$dockerd_pid" 2>/dev/null || true
-  # Its build containers' cgroups (dockerd removes the containers, not their parent).
-  for h in /sys/fs/cgroup/*/mcpb-imagebuild /sys/fs/cgroup/mcpb-imagebuild; do
+  # Its build containers' cgroups (dockerd removes the containers, not their parent); this script's own
+  # (another images.sh with another cache may be building at the same time).
+  for h in /sys/fs/cgroup/*/mcpb-imagebuild-$$ /sys/fs/cgroup/mcpb-imagebuild-$$; do
     for _ in $(seq 1 20); do
       [ -d "$h" ] || break
       { find "$h" -name cgroup.procs -exec cat {} + | xargs -r kill -KILL; } 2>/dev/null || true
