@@ -22,7 +22,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install setup controlplane certmanager cluster-packages cluster-binaries cluster-images cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile build clean
+.PHONY: help install setup controlplane certmanager cluster-packages cluster-binaries cluster-images cluster-deps test-cluster tools deps-gateway chart typecheck lint crds test unit reliability reliability-long demo demo-controlplane bench bench-render bench-gateway bench-reconcile build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -113,7 +113,14 @@ reliability: install controlplane ## the reliability suite (hostile input, fault
 reliability-long: install controlplane ## the same with a 10-minute soak and bigger batches
 	@hack/reliability.sh --long
 
-demo: install controlplane ## local control plane + operator + the examples, their status and checklist
+# The demo on a real single-node cluster (dev/cluster, root): the operator from our image installed with the
+# Helm chart, the examples whose images we build Ready, one MCP tool call that succeeds and one refused, and
+# how to look around. DEMO_ARGS: --once or --exit-after-seconds N (default: until Ctrl-C).
+demo: cluster-deps ## a real single-node cluster: operator (Helm), examples Ready, an MCP call allowed and one refused (root)
+	@node dev/cluster/demo.ts $(DEMO_ARGS)
+
+# Without root: the operator and the examples on a bare control plane (no kubelet: pods stay Pending).
+demo-controlplane: install controlplane ## no root needed: operator + examples on a bare control plane (pods stay Pending)
 	node cli/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
 bench: install controlplane ## renderer and controller benchmarks
