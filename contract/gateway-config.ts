@@ -177,6 +177,16 @@ export const GatewayConfigSchema = z
         .optional(),
     }),
     telemetry: z.object({ otlpEndpoint: z.string().optional() }).default({}),
+    /**
+     * issue 16: replicas keep sessions (affinity.ts). Session ids name the pod that holds the session;
+     * a request for another replica's session is relayed to that replica's gateway. The peers are the
+     * A records of `peersHost` (a headless Service of the server's ready pods) or the fixed `peers`;
+     * this pod's address is `self` or $MCP_BASTION_POD_IP (the downward API's status.podIP).
+     */
+    replicaSessions: z
+      .object({ peersHost: z.string().optional(), peers: z.array(z.string()).optional(), self: z.string().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

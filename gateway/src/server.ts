@@ -7,6 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { SessionAffinity, dnsPeers } from "./affinity.ts";
 import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
 import { Authenticator } from "./auth/index.ts";
 import { Authorizer, type Identity } from "./authz.ts";
@@ -60,6 +61,8 @@ export class Gateway implements Front {
   readonly audit: AuditLog;
   readonly sessions: SessionTable;
   readonly proxy: UpstreamProxy | undefined;
+  /** issue 16: session ids name their replica; other replicas' sessions are relayed (affinity.ts). */
+  readonly affinity: SessionAffinity | undefined;
   readonly mcpPath: string;
   readonly publicOrigin: string;
   readonly metadataPath: string;
@@ -143,6 +146,17 @@ export class Gateway implements Front {
       (s) => this.proxy?.closeSession(s),
     );
     this.sessions.attach(this);
+    const rs = c.replicaSessions;
+    if (rs) {
+      const fixed = rs.peers;
+      const host = rs.peersHost;
+      if (!fixed && !host) throw new Error("replicaSessions: set peersHost (a headless Service) or peers");
+      this.affinity = new SessionAffinity({
+        self: rs.self ?? process.env.MCP_BASTION_POD_IP ?? "",
+        port: c.listen.port,
+        peers: fixed ? () => Promise.resolve(fixed) : dnsPeers(host!),
+      });
+    }
   }
 
   get ready(): boolean {
@@ -230,6 +244,7 @@ export class Gateway implements Front {
       new Promise((r) => (this.#admin ? this.#admin.close(r) : r(undefined))),
     ]);
     this.#agent.destroy();
+    this.affinity?.close();
     await this.limiter?.close();
     await this.#tracer?.shutdown();
     // Writes the final checkpoint, so the last lines are covered too.

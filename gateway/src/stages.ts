@@ -1,6 +1,6 @@
 // The request path on the MCP port, as named stages run in order by one runner:
 //
-//   route -> origin and host -> authenticate -> admit -> parse -> session -> policy -> forward -> (finish)
+//   route -> origin and host -> authenticate -> replica -> admit -> parse -> session -> policy -> forward -> (finish)
 //
 // Each stage is a small function over the exchange (the per-request context). It returns undefined to
 // pass the request on, a Stop to refuse it (the runner hands it to respond(), which answers and
@@ -19,6 +19,7 @@ import { legacyPost, openLegacyStream } from "./legacy-sse.ts";
 import { ERR, type JsonRpcMessage, shapeProblem } from "./jsonrpc.ts";
 import type { Checked, Refusal } from "./policy.ts";
 import type { UpstreamProxy } from "./proxy.ts";
+import type { SessionAffinity } from "./affinity.ts";
 import type { HostedSession } from "./sessions.ts";
 
 /** The stage resumes the runner itself when it is done waiting (the request body). */
@@ -32,6 +33,8 @@ export interface Front extends Core {
   /** Host header values (host names, lower case) the gateway answers to. */
   readonly allowedHosts: ReadonlySet<string>;
   readonly proxy: UpstreamProxy | undefined;
+  /** issue 16: replicas keep sessions (affinity.ts); undefined with one replica. */
+  readonly affinity: SessionAffinity | undefined;
   /** Takes a concurrency slot for the exchange, or returns the refusal. */
   admit(x: Exchange): Stop | undefined;
   /** The exchange's body is being received; bodyTimedOut() is called if it is not in within `ms`. */
@@ -413,9 +416,16 @@ function hostedStream(gw: Front, x: Exchange, h: HostedSession): Step {
   return HANDLED;
 }
 
+// ---------------------------------------------------------------- replica (issue 16)
+
+/** Another replica's session: relayed to it (affinity.ts), before this replica admits or checks anything. */
+function replica(gw: Front, x: Exchange): Step {
+  return gw.affinity?.stage(gw, x);
+}
+
 // ---------------------------------------------------------------- the runner
 
-export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, admit, parse, session, policy, forward];
+export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, replica, admit, parse, session, policy, forward];
 const AFTER_PARSE = STAGES.indexOf(parse) + 1;
 
 /** Runs the stages from `from` on; synchronous until a stage has to wait. */
