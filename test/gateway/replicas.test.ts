@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ipTag, splitSessionId, tagIp } from "../../gateway/src/affinity.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { MemorySink, ROOT, type Toy, baseConfig, freePort, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { freePort } from "../support/index.ts";
+import { MemorySink, ROOT, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "replica-key-Qw3Er5Ty7Ui9Op1A";
 const IPS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
