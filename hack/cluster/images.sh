@@ -23,8 +23,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
 images="$cache/images"
 mkdir -p "$images"
+# One build at a time (they share the dockerd data root), but an archive already in the cache is found without
+# waiting for another image's build: archives appear whole (written to .tmp, then renamed), so `missing` is
+# checked once without the lock and again under it.
 exec 8>"$images/.lock"
-flock 8
+locked=
+missing() {
+  [ -f "$1" ] && return 1
+  [ -n "$locked" ] || { flock 8; locked=1; }
+  [ ! -f "$1" ]
+}
 
 # archive REF OUT ROOTFS ENTRYPOINT_JSON USER: a one-layer image in the `docker save` format, which
 # `ctr images import` and `docker load` both read.
@@ -52,7 +60,7 @@ FORMAT=1
 build_pause() {
   local bin; bin=$("$here/build.sh")
   local out="$images/pause-$(key "$bin/pause" "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); cp "$bin/pause" "$root/pause"
     archive mcp-bastion.local/pause:1 "$out" "$root" '["/pause"]' "65535:65535"
     rm -rf "$root"
@@ -62,7 +70,7 @@ build_pause() {
 
 build_busybox() {
   local out="$images/busybox-$(key /bin/busybox "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); mkdir -p "$root/bin" "$root/tmp" "$root/etc"
     cp /bin/busybox "$root/bin/busybox"
     for a in sh cat echo env id ls nc nslookup ps sleep sort test true false wc grep head tail printf stat timeout kill; do ln -s busybox "$root/bin/$a"; done
@@ -77,7 +85,7 @@ build_busybox() {
 build_coredns() {
   local bin; bin=$("$here/build.sh")
   local out="$images/coredns-$(key "$bin/coredns" "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); cp "$bin/coredns" "$root/coredns"
     archive mcp-bastion.local/coredns:1 "$out" "$root" '["/coredns"]' ""
     rm -rf "$root"
@@ -98,7 +106,7 @@ build_node_base() {
   local node; node=$(node_bin)
   local k; k=$(key "$node" /etc/ssl/certs/ca-certificates.crt <(echo "$FORMAT $NPM_VERSION bookworm minbase ca-certificates make"))
   local out="$images/node-base-$k.tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local work; work=$(mktemp -d)
     echo "images.sh: debootstrap bookworm (Debian's packages) for the Node base image" >&2
     local mirror
@@ -182,7 +190,7 @@ docker_image() {
   local base; base=$(build_node_base | cut -d= -f2-)
   local k; k=$(key "$dockerfile" "$@" <(echo "$FORMAT $base $ref"))
   local out="$images/$name-$k.tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     start_dockerd
     load_node_base
     echo "images.sh: docker build $ref" >&2
