@@ -15,6 +15,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse } from "yaml";
+import { childNames } from "../../operator/src/render/labels.ts";
 import { tool } from "../ship/tools.ts";
 import { type Cluster, imageArchives, OUTSIDE_IPS, run, startCluster, waitUntil } from "../../dev/cluster/index.ts";
 
@@ -517,6 +518,8 @@ describe("5b. secrets from the real External Secrets Operator", { timeout: 20 * 
     // loaded machine; it has no flag for that timeout), it is started again, as the kubelet would.
     let restarts = 0;
     const value = `token-${randomBytes(8).toString("hex")}`;
+    // The ExternalSecret and its Secret are named by the renderer (a dot joins server and secret: no collision).
+    const synced = childNames({ metadata: { name: "everything", namespace: NS } } as Parameters<typeof childNames>[0]).secret("upstream-token");
     await apply([
       { apiVersion: "external-secrets.io/v1", kind: "SecretStore", metadata: { name: "fake", namespace: NS }, spec: { provider: { fake: { data: [{ key: "mcp/everything/token", value }] } } } },
     ]);
@@ -526,16 +529,16 @@ describe("5b. secrets from the real External Secrets Operator", { timeout: 20 * 
         if (++restarts > 3) throw new Error(`external-secrets exited ${restarts} times: ${cluster.logTail("external-secrets", 40)}`);
         proc = cluster.startProcess("external-secrets", esoBin, esoArgs);
       }
-      const es = await getJson(["-n", NS, "get", "externalsecret", "everything-upstream-token"]);
+      const es = await getJson(["-n", NS, "get", "externalsecret", synced]);
       return condition(es, "Ready")?.status === "True" ? true : `ExternalSecret: ${JSON.stringify(es?.status ?? "absent")}; external-secrets (restarted ${restarts} times): ${cluster.logTail("external-secrets", 2)}`;
     });
-    const secret = await getJson(["-n", NS, "get", "secret", "everything-upstream-token"]);
+    const secret = await getJson(["-n", NS, "get", "secret", synced]);
     assert.equal(Buffer.from(secret.data.token, "base64").toString(), value);
     let pod: Any;
     await waitUntil("a running server pod with the secret volume, Ready", 300_000, async () => {
       const s = await getJson(["-n", NS, "get", "mcpserver", "everything"]);
       const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"]))?.items ?? []) as Any[];
-      pod = pods.find((p) => p.metadata.deletionTimestamp === undefined && p.status.phase === "Running" && (p.spec.volumes as Any[]).some((v) => v.secret?.secretName === "everything-upstream-token") && (p.status.containerStatuses as Any[]).every((c) => c.ready));
+      pod = pods.find((p) => p.metadata.deletionTimestamp === undefined && p.status.phase === "Running" && (p.spec.volumes as Any[]).some((v) => v.secret?.secretName === synced) && (p.status.containerStatuses as Any[]).every((c) => c.ready));
       return pod && condition(s, "Ready")?.status === "True" ? true : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}`).join(", ")}; Ready=${JSON.stringify(condition(s, "Ready"))}`;
     });
     const path = "/var/run/secrets/mcp/upstream-token/token";
