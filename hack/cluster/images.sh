@@ -199,11 +199,13 @@ docker_image() {
     docker_cmd build --network host -t "$ref" -f "$dockerfile" "$context" >"$images/$name.build.log" 2>&1 ||
       { tail -30 "$images/$name.build.log" >&2; exit 1; }
     docker_cmd save -o "$out.tmp" "$ref" && mv "$out.tmp" "$out"
-    # Older archives: keep the two before this one (other checkouts on this machine, such as a second
-    # worktree at another commit, may still use them; deleting them would make each rebuild the other's).
-    ls -t "$images/$name"-*.tar | tail -n +4 | xargs -r rm -f
+    # Older archives: keep the five used most recently (a used archive is touched below, so the order is
+    # least recently used): other checkouts on this machine, at other commits, may still use them, and
+    # deleting theirs would make each rebuild the other's.
+    ls -t "$images/$name"-*.tar | tail -n +7 | xargs -r rm -f
     docker_cmd image prune -f >/dev/null || true
   fi
+  touch "$out"
   echo "$name=$out"
 }
 
