@@ -4,10 +4,13 @@
 # `make help` lists the targets: the `## ` comment after a target is its line there.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
-# test/cluster (a real node, root only) runs with `make test-cluster` until it is wired into `make test`.
-TEST_FILES ?= $(shell find test -name '*.test.ts' -not -path 'test/cluster/*' | sort)
+# Every test file, test/cluster's real node included (it needs root, as `make test` does for its Debian packages).
+TEST_FILES ?= $(shell find test -name '*.test.ts' | sort)
 CLUSTER_TEST_FILES ?= $(shell find test/cluster -name '*.test.ts' | sort)
 TEST_CONCURRENCY ?= 2
+# The set-up steps of `make test`, run by a second make with this many jobs: the network- and disk-bound steps
+# (npm, apt, debootstrap, image builds) overlap the CPU-bound Go builds. Their order is in the prerequisites.
+SETUP_JOBS ?= 3
 .DEFAULT_GOAL := help
 
 # The set-up report of `make test`: each set-up step (npm ci, control plane, tools, deps-gateway) appends
@@ -19,7 +22,7 @@ SETUP_LOG := $(shell mktemp -t mcp-bastion-setup.XXXXXX)
 endif
 SETUP_ENV = $(if $(SETUP_LOG),MCP_BASTION_SETUP_LOG=$(SETUP_LOG))
 
-.PHONY: help install controlplane certmanager cluster-deps test-cluster tools peers deps-gateway otelcol trivy-crd chart typecheck lint crds crds-upstream test unit reliability reliability-long demo bench bench-render bench-gateway bench-reconcile bench-reconcile-scale build clean
+.PHONY: help install setup controlplane certmanager cluster-packages cluster-binaries cluster-images cluster-deps test-cluster tools peers deps-gateway otelcol trivy-crd chart typecheck lint crds crds-upstream test unit reliability reliability-long demo demo-controlplane bench bench-render bench-gateway bench-reconcile bench-reconcile-scale build clean
 
 help: ## list the targets, one line each
 	@awk -F':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -43,15 +46,20 @@ certmanager: ## build the cert-manager controller (Go module) and copy its CRDs 
 	@$(SETUP_ENV) hack/certmanager/build.sh >/dev/null
 
 # A real single-node cluster (test/cluster): Debian packages (containerd, runc, CNI plugins, iptables, dockerd,
-# debootstrap...), kubelet/kube-proxy/kube-scheduler/kube-router/CoreDNS from Go modules, and the images
-# (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP servers), the External Secrets
-# Operator (Go module), all cached in
-# ~/.cache/mcp-bastion. Needs root.
-cluster-deps: install controlplane tools ## the real node: Debian packages, node binaries, External Secrets, images (root, cached)
-	@hack/cluster/packages.sh
-	@hack/cluster/build.sh >/dev/null
-	@hack/cluster/build-eso.sh >/dev/null
-	@hack/cluster/images.sh pause busybox coredns operator everything filesystem >/dev/null
+# debootstrap...), kubelet/kube-proxy/kube-scheduler/kube-router/CoreDNS and the External Secrets Operator from
+# Go modules, and the images (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP
+# servers), all cached in ~/.cache/mcp-bastion by hack/cluster/setup.sh. Needs root. Three targets so that a
+# parallel make overlaps them: the node binaries wait for the control plane (they reuse its compiled packages),
+# the images only for npm (the Node base takes node_modules' Node) and the packages (dockerd, debootstrap).
+cluster-packages:
+	@$(SETUP_ENV) hack/cluster/setup.sh packages
+cluster-binaries: controlplane cluster-packages
+	@$(SETUP_ENV) hack/cluster/setup.sh binaries
+cluster-images: install cluster-packages
+	@$(SETUP_ENV) hack/cluster/setup.sh images
+
+cluster-deps: ## the real node: Debian packages, node binaries, External Secrets, images (root, cached)
+	@$(MAKE) --no-print-directory -j$(SETUP_JOBS) cluster-binaries cluster-images
 
 # The real-cluster tests alone: the cluster's own lifecycle and the end-to-end proofs on it.
 test-cluster: cluster-deps ## the real single-node cluster tests: its lifecycle and the end-to-end proofs on it
@@ -104,9 +112,14 @@ crds: install ## regenerate crds/ from the zod schema (and the chart's copy)
 build: install ## compile contract, operator, gateway and CLI into dist/ (what the image runs)
 	rm -rf dist && tsc -p tsconfig.build.json
 
-# Every test: typecheck, lint, then all node:test files (some start a real control plane).
+# Every set-up step of `make test` (each cached; the first run on a machine builds them).
+setup: install controlplane tools peers deps-gateway certmanager crds-upstream otelcol trivy-crd cluster-binaries cluster-images
+
+# Every test: set-up, typecheck and lint (in parallel), then all node:test files (some start a real control
+# plane, test/cluster a real node).
 # RELIABILITY_FIGURES_DIR: where test/reliability files leave their figures for the summary table.
-test: install controlplane tools peers deps-gateway certmanager crds-upstream otelcol trivy-crd typecheck lint ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+test: ## everything: set-up, typecheck, lint, every test (ends with "N passed, N failed")
+	@$(MAKE) --no-print-directory -j$(SETUP_JOBS) $(if $(SETUP_LOG),SETUP_LOG=$(SETUP_LOG)) setup typecheck lint
 	@export RELIABILITY_FIGURES_DIR=$$(mktemp -d) MCP_BASTION_SETUP_REPORT=$(SETUP_LOG); test/run-tests.sh $(TEST_CONCURRENCY) $(TEST_FILES); s=$$?; rm -rf "$$RELIABILITY_FIGURES_DIR"; exit $$s
 
 # The inner loop: only the tests that need nothing but Node and npm packages (test/unit.ts chooses them
@@ -121,7 +134,14 @@ reliability: install controlplane ## the reliability suite (hostile input, fault
 reliability-long: install controlplane ## the same with a 10-minute soak and bigger batches
 	@hack/reliability.sh --long
 
-demo: install controlplane crds-upstream ## local control plane + operator + the examples, their status and checklist
+# The demo on a real single-node cluster (dev/cluster, root): the operator from our image installed with the
+# Helm chart, the examples whose images we build Ready, one MCP tool call that succeeds and one refused, and
+# how to look around. DEMO_ARGS: --once or --exit-after-seconds N (default: until Ctrl-C).
+demo: cluster-deps ## a real single-node cluster: operator (Helm), examples Ready, an MCP call allowed and one refused (root)
+	@node dev/cluster/demo.ts $(DEMO_ARGS)
+
+# Without root: the operator and the examples on a bare control plane (no kubelet: pods stay Pending).
+demo-controlplane: install controlplane crds-upstream ## no root needed: operator + examples on a bare control plane (pods stay Pending)
 	node cli/bin/mcp-bastion.js demo $(DEMO_ARGS)
 
 bench: install controlplane ## renderer and controller benchmarks

@@ -212,6 +212,16 @@ export const GatewayConfigSchema = z
      * request naming another version gets the spec's error listing these.
      */
     protocol: z.object({ versions: z.array(z.enum(SUPPORTED_PROTOCOL_VERSIONS)).min(1) }).optional(),
+    /**
+     * issue 16: replicas keep sessions (affinity.ts). Session ids name the pod that holds the session;
+     * a request for another replica's session is relayed to that replica's gateway. The peers are the
+     * A records of `peersHost` (a headless Service of the server's ready pods) or the fixed `peers`;
+     * this pod's address is `self` or $MCP_BASTION_POD_IP (the downward API's status.podIP).
+     */
+    replicaSessions: z
+      .object({ peersHost: z.string().optional(), peers: z.array(z.string()).optional(), self: z.string().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

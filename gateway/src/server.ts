@@ -7,6 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { SessionAffinity, dnsPeers } from "./affinity.ts";
 import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
 import { auditExportFromConfig, type OtlpAuditExporter } from "./auditotlp.ts";
 import { Authenticator } from "./auth/index.ts";
@@ -70,6 +71,8 @@ export class Gateway implements Front {
   readonly #auditExport: OtlpAuditExporter | undefined;
   readonly sessions: SessionTable;
   readonly proxy: UpstreamProxy | undefined;
+  /** issue 16: session ids name their replica; other replicas' sessions are relayed (affinity.ts). */
+  readonly affinity: SessionAffinity | undefined;
   readonly mcpPath: string;
   readonly publicOrigin: string;
   readonly metadataPath: string;
@@ -169,6 +172,17 @@ export class Gateway implements Front {
     this.protocolVersions = [...(c.protocol?.versions ?? SUPPORTED_PROTOCOL_VERSIONS)].sort().reverse();
     this.bridge = new StatelessBridge(this, Math.min(MAX_HOSTED_PER_CLIENT, Math.max(1, Math.floor(maxHosted / 4))));
     if (c.upstream.transport !== "streamable-http") this.#upstreamEra = "legacy";
+    const rs = c.replicaSessions;
+    if (rs) {
+      const fixed = rs.peers;
+      const host = rs.peersHost;
+      if (!fixed && !host) throw new Error("replicaSessions: set peersHost (a headless Service) or peers");
+      this.affinity = new SessionAffinity({
+        self: rs.self ?? process.env.MCP_BASTION_POD_IP ?? "",
+        port: c.listen.port,
+        peers: fixed ? () => Promise.resolve(fixed) : dnsPeers(host!),
+      });
+    }
   }
 
   /** issue 11: the upstream's era, probed once (single flight); a probe that cannot connect is retried by the next caller. */
@@ -311,6 +325,7 @@ export class Gateway implements Front {
     ]);
     this.#agent.destroy();
     await this.proxy?.close();
+    this.affinity?.close();
     await this.limiter?.close();
     await this.#tracer?.shutdown();
     // Writes the final checkpoint, so the last lines are covered too.

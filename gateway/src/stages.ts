@@ -1,6 +1,6 @@
 // The request path on the MCP port, as named stages run in order by one runner:
 //
-//   route -> origin and host -> authenticate -> admit -> parse -> era -> session -> policy -> forward -> (finish)
+//   route -> origin and host -> authenticate -> replica -> admit -> parse -> era -> session -> policy -> forward -> (finish)
 //
 // The era stage (issue 11) decides once whether a request is of the stateless 2026-07-28 revision
 // ("modern") or of a 2025 session, and checks what that era requires of it (version allowlist,
@@ -26,6 +26,7 @@ import { legacyPost, openLegacyStream } from "./legacy-sse.ts";
 import { ERR, type JsonRpcMessage, shapeProblem } from "./jsonrpc.ts";
 import type { Checked, Refusal } from "./policy.ts";
 import type { UpstreamProxy } from "./proxy.ts";
+import type { SessionAffinity } from "./affinity.ts";
 import type { HostedSession } from "./sessions.ts";
 
 /** The stage resumes the runner itself when it is done waiting (the request body). */
@@ -44,6 +45,8 @@ export interface Front extends Core {
   readonly protocolVersions: readonly string[];
   /** issue 11: sends a checked 2026-07-28 request on (stateless proxy to a 2026 upstream, or the bridge to a 2025 one). */
   forwardModern(x: Exchange): Step;
+  /** issue 16: replicas keep sessions (affinity.ts); undefined with one replica. */
+  readonly affinity: SessionAffinity | undefined;
   /** Takes a concurrency slot for the exchange, or returns the refusal. */
   admit(x: Exchange): Stop | undefined;
   /** The exchange's body is being received; bodyTimedOut() is called if it is not in within `ms`. */
@@ -466,9 +469,16 @@ function hostedStream(gw: Front, x: Exchange, h: HostedSession): Step {
   return HANDLED;
 }
 
+// ---------------------------------------------------------------- replica (issue 16)
+
+/** Another replica's session: relayed to it (affinity.ts), before this replica admits or checks anything. */
+function replica(gw: Front, x: Exchange): Step {
+  return gw.affinity?.stage(gw, x);
+}
+
 // ---------------------------------------------------------------- the runner
 
-export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, admit, parse, era, session, policy, forward];
+export const STAGES: readonly Stage[] = [route, originAndHost, authenticate, replica, admit, parse, era, session, policy, forward];
 const AFTER_PARSE = STAGES.indexOf(parse) + 1;
 
 /** Runs the stages from `from` on; synchronous until a stage has to wait. */

@@ -23,8 +23,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${MCP_BASTION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-bastion}
 images="$cache/images"
 mkdir -p "$images"
+# One build at a time (they share the dockerd data root), but an archive already in the cache is found without
+# waiting for another image's build: archives appear whole (written to .tmp, then renamed), so `missing` is
+# checked once without the lock and again under it.
 exec 8>"$images/.lock"
-flock 8
+locked=
+missing() {
+  [ -f "$1" ] && return 1
+  [ -n "$locked" ] || { flock 8; locked=1; }
+  [ ! -f "$1" ]
+}
 
 # archive REF OUT ROOTFS ENTRYPOINT_JSON USER: a one-layer image in the `docker save` format, which
 # `ctr images import` and `docker load` both read.
@@ -52,7 +60,7 @@ FORMAT=1
 build_pause() {
   local bin; bin=$("$here/build.sh")
   local out="$images/pause-$(key "$bin/pause" "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); cp "$bin/pause" "$root/pause"
     archive mcp-bastion.local/pause:1 "$out" "$root" '["/pause"]' "65535:65535"
     rm -rf "$root"
@@ -62,7 +70,7 @@ build_pause() {
 
 build_busybox() {
   local out="$images/busybox-$(key /bin/busybox "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); mkdir -p "$root/bin" "$root/tmp" "$root/etc"
     cp /bin/busybox "$root/bin/busybox"
     for a in sh cat echo env id ls nc nslookup ps sleep sort test true false wc grep head tail printf stat timeout kill; do ln -s busybox "$root/bin/$a"; done
@@ -77,7 +85,7 @@ build_busybox() {
 build_coredns() {
   local bin; bin=$("$here/build.sh")
   local out="$images/coredns-$(key "$bin/coredns" "$0").tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local root; root=$(mktemp -d); cp "$bin/coredns" "$root/coredns"
     archive mcp-bastion.local/coredns:1 "$out" "$root" '["/coredns"]' ""
     rm -rf "$root"
@@ -98,7 +106,7 @@ build_node_base() {
   local node; node=$(node_bin)
   local k; k=$(key "$node" /etc/ssl/certs/ca-certificates.crt <(echo "$FORMAT $NPM_VERSION bookworm minbase ca-certificates make"))
   local out="$images/node-base-$k.tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     local work; work=$(mktemp -d)
     echo "images.sh: debootstrap bookworm (Debian's packages) for the Node base image" >&2
     local mirror
@@ -132,10 +140,12 @@ start_dockerd() {
   mkdir -p "$cache/docker"
   unshare --mount --propagation private dockerd --data-root "$cache/docker" --exec-root "$docker_dir/exec" \
     --host "unix://$docker_dir/docker.sock" --pidfile "$docker_dir/docker.pid" --bridge=none --iptables=false \
-    --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent=/mcpb-imagebuild \
+    --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent="/mcpb-imagebuild-$$" \
     >"$docker_dir/dockerd.log" 2>&1 &
   dockerd_pid=$!
+  # A signal ends the script through its EXIT trap too, so an interrupted build leaves no dockerd behind.
   trap stop_dockerd EXIT
+  trap 'exit 130' INT TERM
   for _ in $(seq 1 120); do
     docker_cmd version >/dev/null 2>&1 && return
     kill -0 "$dockerd_pid" 2>/dev/null || break
@@ -149,8 +159,9 @@ stop_dockerd() {
   kill "$dockerd_pid" 2>/dev/null || true
   for _ in $(seq 1 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL "$dockerd_pid" 2>/dev/null || true
-  # Its build containers' cgroups (dockerd removes the containers, not their parent).
-  for h in /sys/fs/cgroup/*/mcpb-imagebuild /sys/fs/cgroup/mcpb-imagebuild; do
+  # Its build containers' cgroups (dockerd removes the containers, not their parent); this script's own
+  # (another images.sh with another cache may be building at the same time).
+  for h in /sys/fs/cgroup/*/mcpb-imagebuild-$$ /sys/fs/cgroup/mcpb-imagebuild-$$; do
     for _ in $(seq 1 20); do
       [ -d "$h" ] || break
       { find "$h" -name cgroup.procs -exec cat {} + | xargs -r kill -KILL; } 2>/dev/null || true
@@ -179,7 +190,7 @@ docker_image() {
   local base; base=$(build_node_base | cut -d= -f2-)
   local k; k=$(key "$dockerfile" "$@" <(echo "$FORMAT $base $ref"))
   local out="$images/$name-$k.tar"
-  if [ ! -f "$out" ]; then
+  if missing "$out"; then
     start_dockerd
     load_node_base
     echo "images.sh: docker build $ref" >&2
@@ -188,10 +199,13 @@ docker_image() {
     docker_cmd build --network host -t "$ref" -f "$dockerfile" "$context" >"$images/$name.build.log" 2>&1 ||
       { tail -30 "$images/$name.build.log" >&2; exit 1; }
     docker_cmd save -o "$out.tmp" "$ref" && mv "$out.tmp" "$out"
-    # Older archives and the layers only they used are never needed again.
-    find "$images" -maxdepth 1 -name "$name-*.tar" ! -name "$(basename "$out")" -delete
+    # Older archives: keep the five used most recently (a used archive is touched below, so the order is
+    # least recently used): other checkouts on this machine, at other commits, may still use them, and
+    # deleting theirs would make each rebuild the other's.
+    ls -t "$images/$name"-*.tar | tail -n +7 | xargs -r rm -f
     docker_cmd image prune -f >/dev/null || true
   fi
+  touch "$out"
   echo "$name=$out"
 }
 

@@ -89,11 +89,35 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
       ["admin", GATEWAY_PORTS.admin],
     ],
   );
-  const svcPorts = list(obj(one(result, "Service").spec).ports);
+  // The Service, and with several replicas (no TLS) the headless Service of the replicas through which a
+  // gateway relays another replica's session (issue 16): both expose the gateway's MCP port only.
+  const services = byKind(result, "Service");
+  const relays = server.spec.replicas > 1 && !server.spec.tls;
   assert.deepEqual(
-    svcPorts.map((p) => [p.port, p.targetPort]),
-    [[GATEWAY_PORTS.mcp, GATEWAY_PORTS.mcp]],
+    services.map((s) => s.metadata.name),
+    relays ? [server.metadata.name, `${server.metadata.name}-peers`] : [server.metadata.name],
   );
+  for (const svc of services) {
+    assert.deepEqual(
+      list(obj((svc as Obj).spec).ports).map((p) => [p.port, p.targetPort]),
+      [[GATEWAY_PORTS.mcp, GATEWAY_PORTS.mcp]],
+    );
+  }
+  if (relays) assert.equal(obj((services[1] as Obj).spec).clusterIP, "None");
+  // The gateway knows its pod's address and where its peers are, and the replicas' gateways may reach
+  // each other on the MCP port (in and out), exactly when sessions are relayed.
+  const gatewayEnv = list(containers.find((c) => c.name === "gateway")?.env);
+  assert.deepEqual(
+    gatewayEnv.filter((e) => e.name === "MCP_BASTION_POD_IP").map((e) => obj(obj(e.valueFrom).fieldRef).fieldPath),
+    relays ? ["status.podIP"] : [],
+  );
+  const gwConfigMap = byKind(result, "ConfigMap").find((o) => o.metadata.name === `${server.metadata.name}-gateway`) as Obj;
+  const gwConfig = JSON.parse(String(obj(gwConfigMap.data)["gateway.json"]));
+  assert.deepEqual(gwConfig.replicaSessions, relays ? { peersHost: `${server.metadata.name}-peers.${server.metadata.namespace}.svc.cluster.local` } : undefined);
+  const np0 = obj(one(result, "NetworkPolicy").spec);
+  const ownPods = (peers: Obj[]) => peers.some((p) => p.namespaceSelector === undefined && JSON.stringify(obj(p.podSelector).matchLabels) === JSON.stringify({ "app.kubernetes.io/instance": server.metadata.name, "mcp.bastion.dev/server": server.metadata.name }));
+  assert.equal(list(np0.ingress).some((r) => ownPods(list(r.from))), relays, "ingress from the other replicas");
+  assert.equal(list(np0.egress).some((r) => ownPods(list(r.to)) && list(r.ports).every((p) => p.port === GATEWAY_PORTS.mcp)), relays, "egress to the other replicas' gateways");
   for (const c of allContainers(pod.spec)) assert.equal(list(c.ports).some((p) => p.hostPort !== undefined), false);
 
   // Every container has requests and limits for cpu, memory, ephemeral-storage; /tmp is a bounded emptyDir.
@@ -167,7 +191,7 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   // Selectors match the pod template.
   const podLabels = obj(pod.meta.labels);
   for (const [k, v] of Object.entries(obj(obj(obj(one(result, "Deployment").spec).selector).matchLabels))) assert.equal(podLabels[k], v);
-  for (const [k, v] of Object.entries(obj(obj(one(result, "Service").spec).selector))) assert.equal(podLabels[k], v);
+  for (const svc of byKind(result, "Service")) for (const [k, v] of Object.entries(obj(obj((svc as Obj).spec).selector))) assert.equal(podLabels[k], v);
 
   // The protocol allowlist reaches the gateway as asked (unset: every revision the gateway speaks).
   assert.deepEqual([...(parsed.data?.protocol?.versions ?? [])].sort(), [...(server.spec.protocol.versions ?? SUPPORTED_PROTOCOL_VERSIONS)].sort());

@@ -2,6 +2,17 @@
 // JWKS and TLS keys are files mounted beside it, named here by path only.
 import { GATEWAY_PATHS, GATEWAY_PORTS, type GatewayConfig, type ProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../../../contract/gateway-config.ts";
 import type { AuthorizationRule, McpServer } from "../api/v1alpha1.ts";
+import { childNames } from "./labels.ts";
+
+/**
+ * Replicas keep sessions (issue 16): with more than one replica, a session lives in one pod and the
+ * Service spreads its requests over all of them; each gateway relays a request for another pod's session
+ * to that pod (gateway/src/affinity.ts), found through a headless Service of the ready replicas. Not with
+ * spec.tls yet: the relay speaks plain HTTP.
+ */
+export function relaysSessions(server: McpServer): boolean {
+  return server.spec.replicas > 1 && !server.spec.tls;
+}
 
 // ---- issue 13: scopes, conditions, schedules, sources, read-only tools, identity for the server ----
 type GwAuthz = GatewayConfig["authorization"];
@@ -183,6 +194,8 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
     },
     protocol: { versions: acceptedProtocolVersions(server) },
     telemetry: {},
+    // issue 16: session ids name their pod; requests for another replica's session are relayed to it.
+    ...(relaysSessions(server) ? { replicaSessions: { peersHost: `${childNames(server).peers}.${server.metadata.namespace}.svc.${clusterDomain ?? "cluster.local"}` } } : {}),
   };
   return config;
 }

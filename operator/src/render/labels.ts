@@ -61,6 +61,8 @@ export function childNames(server: McpServer) {
     serviceAccount: n,
     deployment: n,
     service: n,
+    /** Headless Service of the ready replicas: how a gateway finds the pod holding a session (replicas > 1). */
+    peers: `${n}-peers`,
     networkPolicy: n,
     pdb: n,
     gatewayConfig: `${n}-gateway`,

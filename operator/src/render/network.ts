@@ -8,6 +8,7 @@
 import { ApiObject, type Chart } from "cdk8s";
 import { GATEWAY_PORTS } from "../../../contract/gateway-config.ts";
 import type { McpServer } from "../api/v1alpha1.ts";
+import { relaysSessions } from "./gateway-config.ts";
 import { CLIENT_LABEL, childNames, METRICS_NAMESPACE_LABEL, selectorLabels } from "./labels.ts";
 
 interface Peer {
@@ -87,6 +88,8 @@ export function ingressRules(server: McpServer): NetworkPolicyRule[] {
   return [
     { from: peers, ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" }] },
     { from: [{ namespaceSelector: { matchLabels: { [METRICS_NAMESPACE_LABEL]: "true" } } }], ports: [{ port: GATEWAY_PORTS.admin, protocol: "TCP" }] },
+    // issue 16: a replica relays a request for another replica's session to that replica's gateway.
+    ...(relaysSessions(server) ? [{ from: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" as const }] }] : []),
   ];
 }
 
@@ -97,6 +100,8 @@ export function egressRules(server: McpServer): NetworkPolicyRule[] {
     rules.push({ to: [DNS_PEER], ports: [{ port: 53, protocol: "UDP" }, { port: 53, protocol: "TCP" }] });
   }
   if (mesh.istio.enabled) rules.push({ to: [ISTIOD_PEER], ports: [{ port: ISTIOD_XDS_PORT, protocol: "TCP" }] });
+  // issue 16: to the other replicas' gateways, for requests of sessions they hold.
+  if (relaysSessions(server)) rules.push({ to: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" }] });
   for (const e of network.egress) {
     const ports = e.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
     if (e.cidrs) {

@@ -6,7 +6,7 @@ import { GATEWAY_PATHS, GATEWAY_PORTS } from "../../../contract/gateway-config.t
 import { type McpServer, SERVER_PATHS } from "../api/v1alpha1.ts";
 import { childNames, selectorLabels, volumeName } from "./labels.ts";
 import { tlsSecretName } from "./certificate.ts";
-import { jwksFile } from "./gateway-config.ts";
+import { jwksFile, relaysSessions } from "./gateway-config.ts";
 import { apiKeysSecretName, SECRET_FILE_MODE, secretMounts } from "./secrets.ts";
 
 /** Non-root UID/GID of every container; also the fsGroup that makes 0400 secret files readable. */
@@ -176,6 +176,8 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     liveness: kplus.Probe.fromHttpGet("/healthz", { port: GATEWAY_PORTS.admin, periodSeconds: Duration.seconds(10) }),
     securityContext: containerSecurity,
     volumeMounts: gatewayMounts,
+    // issue 16: the gateway puts its pod's address into the session ids it hands out.
+    ...(relaysSessions(server) ? { envVariables: { MCP_BASTION_POD_IP: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_IP) } } : {}),
   });
 
   // ---- MCP server: listens on loopback/pod port only, never declared as a containerPort ----------
