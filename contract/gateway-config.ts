@@ -37,7 +37,14 @@ const AllowDeny = z.object({ allow: z.array(z.string()).default([]), deny: z.arr
 const Condition = z.object({ expression: z.string(), message: z.string().optional() });
 const Schedule = z.object({
   windows: z
-    .array(z.object({ days: z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).optional(), start: z.string(), end: z.string(), timeZone: z.string() }))
+    .array(
+      z.object({
+        days: z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).optional(),
+        start: z.string(),
+        end: z.string(),
+        timeZone: z.string(),
+      }),
+    )
     .optional(),
   notBefore: z.string().optional(),
   notAfter: z.string().optional(),
@@ -53,11 +60,25 @@ const RuleExtensions = {
 const AuthorizationExtensions = {
   /** Scopes each tool/resource/prompt needs (JWT clients). */
   scopes: z
-    .array(z.object({ tools: z.array(z.string()).optional(), resources: z.array(z.string()).optional(), prompts: z.array(z.string()).optional(), scopes: z.array(z.string()) }))
+    .array(
+      z.object({
+        tools: z.array(z.string()).optional(),
+        resources: z.array(z.string()).optional(),
+        prompts: z.array(z.string()).optional(),
+        scopes: z.array(z.string()),
+      }),
+    )
     .default([]),
   /** Per-tool constraints: JSON Schema overlay on the arguments and CEL conditions. */
   constraints: z
-    .array(z.object({ name: z.string(), tools: z.array(z.string()), arguments: z.record(z.string(), z.unknown()).optional(), conditions: z.array(Condition).optional() }))
+    .array(
+      z.object({
+        name: z.string(),
+        tools: z.array(z.string()),
+        arguments: z.record(z.string(), z.unknown()).optional(),
+        conditions: z.array(Condition).optional(),
+      }),
+    )
     .default([]),
   /** Scopes every token must carry; announced in the 401 challenge. */
   requiredScopes: z.array(z.string()).default([]),
@@ -68,7 +89,13 @@ const AuthorizationExtensions = {
   identity: z
     .object({
       headers: z
-        .object({ client: z.string().optional(), subject: z.string().optional(), groups: z.string().optional(), scopes: z.string().optional(), source: z.string().optional() })
+        .object({
+          client: z.string().optional(),
+          subject: z.string().optional(),
+          groups: z.string().optional(),
+          scopes: z.string().optional(),
+          source: z.string().optional(),
+        })
         .default({}),
       signedJwt: z.object({ header: z.string().optional(), audience: z.string(), ttlSeconds: z.int().min(10).max(3600) }).optional(),
       /** stdio servers: environment variable names per fact, set by the bridge for each session's process (token: the signed JWT). */
@@ -191,9 +218,7 @@ export const GatewayConfigSchema = z
        * Signed audit checkpoints: the key file (a mounted Secret: an HMAC secret of 32+ bytes, or an
        * Ed25519 private key in PEM), and how often to sign (every N lines or S seconds, whichever first).
        */
-      checkpoint: z
-        .object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) })
-        .optional(),
+      checkpoint: z.object({ keyFile: z.string(), everyLines: z.int().min(1).default(1000), everySeconds: z.int().min(1).default(10) }).optional(),
       /**
        * Audit lines also to an OpenTelemetry logs endpoint (OTLP/HTTP JSON; auditotlp.ts): the base URL
        * (or the full /v1/logs URL), and how many lines wait at most while it is unreachable.

@@ -14,13 +14,17 @@ const INSTALL = join(repoRoot, "hack", "crds", "install.sh");
 /** The directory holding the installed upstream CRD files (*.yaml); throws naming `make crds-upstream` when they are not installed. */
 export function upstreamCrdDir(): string {
   if (process.env.MCP_BASTION_UNIT === "1")
-    throw new Error("`make unit` runs only tests that need nothing outside npm, but this one reads the upstream CRDs: test/unit.ts misjudged it (run it with `make test`)");
+    throw new Error(
+      "`make unit` runs only tests that need nothing outside npm, but this one reads the upstream CRDs: test/unit.ts misjudged it (run it with `make test`)",
+    );
   // --installed only computes the pinned key and looks in the cache: it never downloads.
   const r = spawnSync(INSTALL, ["--installed"], { encoding: "utf8", timeout: 60_000 });
   const dir = r.stdout?.trim().split("\n").pop();
   if (r.status !== 0 || !dir) {
     const why = r.error ? r.error.message : (r.stderr ?? "").trim().split("\n").slice(-3).join("\n");
-    throw new Error(`the upstream Istio, External Secrets and cert-manager CRDs are not installed: run \`make crds-upstream\` (hack/crds/install.sh) first. ${why}`);
+    throw new Error(
+      `the upstream Istio, External Secrets and cert-manager CRDs are not installed: run \`make crds-upstream\` (hack/crds/install.sh) first. ${why}`,
+    );
   }
   return dir;
 }

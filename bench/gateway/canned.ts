@@ -72,7 +72,8 @@ export function answer(m: Message): unknown {
 }
 
 function post(req: IncomingMessage, res: ServerResponse, body: string): void {
-  if (!String(req.headers["content-type"] ?? "").includes("application/json")) return void json(res, 415, error(null, -32000, "Content-Type must be application/json"));
+  if (!String(req.headers["content-type"] ?? "").includes("application/json"))
+    return void json(res, 415, error(null, -32000, "Content-Type must be application/json"));
   const accept = String(req.headers.accept ?? "");
   if (!accept.includes("application/json") || !accept.includes("text/event-stream"))
     return void json(res, 406, error(null, -32000, "Accept must list both application/json and text/event-stream"));
@@ -100,7 +101,8 @@ function post(req: IncomingMessage, res: ServerResponse, body: string): void {
   if (typeof sid !== "string") return void json(res, 400, error(m.id ?? null, -32000, "Bad Request: Mcp-Session-Id header is required"));
   if (!sessions.has(sid)) return void json(res, 404, error(m.id ?? null, -32001, "Session not found"));
   const pv = req.headers["mcp-protocol-version"];
-  if (pv !== undefined && !VERSIONS.includes(String(pv))) return void json(res, 400, error(m.id ?? null, -32000, `Unsupported protocol version: ${String(pv).slice(0, 32)}`));
+  if (pv !== undefined && !VERSIONS.includes(String(pv)))
+    return void json(res, 400, error(m.id ?? null, -32000, `Unsupported protocol version: ${String(pv).slice(0, 32)}`));
   // Notifications and the client's responses: accepted, nothing to answer.
   if (m.method === undefined || m.id === undefined) {
     res.writeHead(202).end();

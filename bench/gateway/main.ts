@@ -120,7 +120,11 @@ function gatewayCommand(): string[] {
   return compiled;
 }
 
-async function startGateway(upstreamPort: number, dir: string, profile: boolean): Promise<{ port: number; adminPort: number; proc: ChildProcess; audit: { lines: number } }> {
+async function startGateway(
+  upstreamPort: number,
+  dir: string,
+  profile: boolean,
+): Promise<{ port: number; adminPort: number; proc: ChildProcess; audit: { lines: number } }> {
   mkdirSync(join(dir, "keys"), { recursive: true });
   writeFileSync(join(dir, "keys", "bench"), KEY);
   const cfg = {
@@ -159,7 +163,9 @@ async function startGateway(upstreamPort: number, dir: string, profile: boolean)
   const m = await waitOutput(p, "stderr", /"port":(\d+),"adminPort":(\d+)/, "gateway");
   const adminPort = Number(m[2]);
   for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${adminPort}/readyz`, (res) => r(res.resume() && res.statusCode === 200)).on("error", () => r(false)));
+    const ok = await new Promise<boolean>((r) =>
+      http.get(`http://127.0.0.1:${adminPort}/readyz`, (res) => r(res.resume() && res.statusCode === 200)).on("error", () => r(false)),
+    );
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -253,7 +259,12 @@ interface Target {
   pid: number;
 }
 
-function post(agent: http.Agent, port: number, headers: Record<string, string>, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function post(
+  agent: http.Agent,
+  port: number,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { agent, host: "127.0.0.1", port, path: "/mcp", method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) } },
@@ -275,7 +286,17 @@ const BASE_HEADERS = { "content-type": "application/json", accept: "application/
 
 /** initialize + notifications/initialized: returns the headers every call of this session carries. */
 async function openSession(agent: http.Agent, port: number): Promise<Record<string, string>> {
-  const init = await post(agent, port, BASE_HEADERS, JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "bench", version: "1" } } }));
+  const init = await post(
+    agent,
+    port,
+    BASE_HEADERS,
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "bench", version: "1" } },
+    }),
+  );
   const sid = init.headers["mcp-session-id"];
   if (init.status !== 200 || typeof sid !== "string") throw new Error(`initialize failed on port ${port}: ${init.status}`);
   const h = { ...BASE_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" };
@@ -294,14 +315,24 @@ interface Result {
 
 /** The headers of a 2026-07-28 tools/call (no session: every request carries its metadata). */
 const MODERN_HEADERS = { ...BASE_HEADERS, "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "echo" };
-const MODERN_META = { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { name: "bench", version: "1" } };
+const MODERN_META = {
+  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+  "io.modelcontextprotocol/clientCapabilities": {},
+  "io.modelcontextprotocol/clientInfo": { name: "bench", version: "1" },
+};
 
 async function load(t: Target, conns: number, mode: { requests: number } | { seconds: number }): Promise<Result> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
   const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, t.port);
   const meta = t.era === "2026" ? { _meta: MODERN_META } : {};
   let next = 1;
-  const call = () => post(agent, t.port, headers, JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" }, ...meta } }));
+  const call = () =>
+    post(
+      agent,
+      t.port,
+      headers,
+      JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" }, ...meta } }),
+    );
   // Warm up (JIT, keep-alive sockets, the gateway's caches).
   for (let i = 0; i < 200; i++) {
     const r = await call();
@@ -333,13 +364,15 @@ async function load(t: Target, conns: number, mode: { requests: number } | { sec
 
 async function phases(adminPort: number): Promise<Record<string, { s: number; n: number }>> {
   const text = await new Promise<string>((resolve, reject) => {
-    http.get(`http://127.0.0.1:${adminPort}/metrics`, (res) => {
-      let b = "";
-      res.on("data", (d) => {
-        b += d;
-      });
-      res.on("end", () => resolve(b));
-    }).on("error", reject);
+    http
+      .get(`http://127.0.0.1:${adminPort}/metrics`, (res) => {
+        let b = "";
+        res.on("data", (d) => {
+          b += d;
+        });
+        res.on("end", () => resolve(b));
+      })
+      .on("error", reject);
   });
   const out: Record<string, { s: number; n: number }> = {};
   for (const m of text.matchAll(/mcp_gateway_phase_(seconds|count)_total\{phase="(\w+)"[^}]*\} ([0-9.e+-]+)/g)) {
@@ -481,7 +514,7 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
       ]),
     );
   }
-  lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded. CPU per request")
+  lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded. CPU per request");
   lines.push("   falls as req/s rises (fixed per-wakeup costs are shared): compare @8 at similar req/s, or @1, where every path gets the same request rate)");
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
@@ -503,7 +536,9 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
   lines.push(`gateway phase counters (wall clock, mean µs per pass, whole run): ${phaseText}; audit lines written: ${t.auditLines}`);
   process.stdout.write(`${lines.join("\n")}\n`);
   const cpuRatio = median(ratio("gateway", (x) => x.eight.cpu));
-  const p50Ratio = median(t.rounds.gateway.map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50)));
+  const p50Ratio = median(
+    t.rounds.gateway.map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50)),
+  );
   return { cpuRatio, p50Ratio };
 }
 

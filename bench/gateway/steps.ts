@@ -34,13 +34,20 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const auth = new Authenticator({ apiKeys: { dir } });
   await auth.apiKeys!.rescan();
   const headers = { authorization: `Bearer ${key}`, "content-type": "application/json" };
-  const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 42, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" } } }));
+  const body = Buffer.from(
+    JSON.stringify({ jsonrpc: "2.0", id: 42, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" } } }),
+  );
   const catalog = new ToolCatalog({ pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: true }, { drift() {}, finding() {} });
   catalog.learn([
     {
       name: "echo",
       description: "Echoes back the input string",
-      inputSchema: { type: "object", properties: { message: { type: "string", description: "Message to echo" } }, required: ["message"], $schema: "http://json-schema.org/draft-07/schema#" },
+      inputSchema: {
+        type: "object",
+        properties: { message: { type: "string", description: "Message to echo" } },
+        required: ["message"],
+        $schema: "http://json-schema.org/draft-07/schema#",
+      },
     },
   ]);
   const limits = {
@@ -54,7 +61,12 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
     replicas: 1,
   };
   const limiter = new LocalLimiter();
-  const policy = new PolicyEngine(limits, limiter, new Authorizer([{ name: "b", clients: { apiKeys: ["bench"] }, tools: { allow: ["echo"], deny: [] } }]), catalog);
+  const policy = new PolicyEngine(
+    limits,
+    limiter,
+    new Authorizer([{ name: "b", clients: { apiKeys: ["bench"] }, tools: { allow: ["echo"], deny: [] } }]),
+    catalog,
+  );
   const identity = { key: "apikey:bench", kind: "apikey" as const, name: "bench" };
   const audit = new AuditLog(["password"], { write: () => true });
   const params = { name: "echo", arguments: { message: "hello benchmark" } };
@@ -85,17 +97,34 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   });
   const extended = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, access);
   const facts = { source: "127.0.0.1", now: Date.now() };
-  out.push({ step: "policy + issue 13 (window, CIDR, overlay, 1 CEL condition)", ns: await time(n, () => extended.check(identity, "tools/call", params, facts)) });
+  out.push({
+    step: "policy + issue 13 (window, CIDR, overlay, 1 CEL condition)",
+    ns: await time(n, () => extended.check(identity, "tools/call", params, facts)),
+  });
   // The same call carrying a large document in another argument: the condition reads one string, so the
   // activation must not copy the document into CEL maps on every call (it did: ~1 ms a call).
   const doc = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, { a: i, b: [i, i + 1], c: { d: "x" } }]));
   const bigParams = { name: "echo", arguments: { message: "hello benchmark", doc } };
-  out.push({ step: "policy + issue 13, same, a 200-key document in another argument", ns: await time(Math.ceil(n / 10), () => extended.check(identity, "tools/call", bigParams, facts)) });
+  out.push({
+    step: "policy + issue 13, same, a 200-key document in another argument",
+    ns: await time(Math.ceil(n / 10), () => extended.check(identity, "tools/call", bigParams, facts)),
+  });
   const noCel = new AccessEngine({
-    rules: [{ name: "b", clients: { apiKeys: ["bench"] }, tools: { allow: ["echo"], deny: [] }, schedule: { notAfter: "2099-01-01T00:00:00Z" }, sources: ["127.0.0.0/8"] }],
+    rules: [
+      {
+        name: "b",
+        clients: { apiKeys: ["bench"] },
+        tools: { allow: ["echo"], deny: [] },
+        schedule: { notAfter: "2099-01-01T00:00:00Z" },
+        sources: ["127.0.0.0/8"],
+      },
+    ],
   });
   const extendedNoCel = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, noCel);
-  out.push({ step: "policy + issue 13 without conditions (window, CIDR)", ns: await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts)) });
+  out.push({
+    step: "policy + issue 13 without conditions (window, CIDR)",
+    ns: await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts)),
+  });
   out.push({
     step: "audit (redact + serialize one line)",
     ns: await time(n, () =>

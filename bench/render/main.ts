@@ -37,15 +37,25 @@ function spec(i: number): McpServerInput {
     metadata: { name: `server-${i}`, namespace: `team-${i % 17}`, uid: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}` },
     spec: {
       image: i % 2 === 0 ? `registry.example/mcp/s${i}@sha256:${hash}` : `registry.example/mcp/s${i}:1.${i}`,
-      ...(stdio ? { command: ["node", "/app/index.js"], args: [`--id=${i}`], transport: { type: "stdio" } } : { transport: { type: i % 5 === 0 ? "sse" : "streamable-http", port: 3000 + (i % 1000) } }),
-      env: i % 3 === 1 ? [{ name: "LOG_LEVEL", value: "info" }, { name: "ID", value: String(i) }] : [],
+      ...(stdio
+        ? { command: ["node", "/app/index.js"], args: [`--id=${i}`], transport: { type: "stdio" } }
+        : { transport: { type: i % 5 === 0 ? "sse" : "streamable-http", port: 3000 + (i % 1000) } }),
+      env:
+        i % 3 === 1
+          ? [
+              { name: "LOG_LEVEL", value: "info" },
+              { name: "ID", value: String(i) },
+            ]
+          : [],
       replicas: 1 + (i % 3),
       ...(i % 4 === 0 ? { resources: { requests: { cpu: "200m" }, limits: { memory: "1Gi" } } } : {}),
       auth,
       authorization: {
         rules: [
           { name: "readers", clients: { apiKeys: ["ci"], groups: ["readers"] }, tools: { allow: ["read_*", "list_*"], deny: ["delete_*"] } },
-          ...(i % 2 === 0 ? [{ name: "admins", clients: { subjects: [`admin-${i}`] }, tools: { allow: ["*"] }, resources: { allow: ["*"] }, prompts: { allow: ["*"] } }] : []),
+          ...(i % 2 === 0
+            ? [{ name: "admins", clients: { subjects: [`admin-${i}`] }, tools: { allow: ["*"] }, resources: { allow: ["*"] }, prompts: { allow: ["*"] } }]
+            : []),
         ],
       },
       limits: {
@@ -55,14 +65,27 @@ function spec(i: number): McpServerInput {
         ...(i % 8 === 0 ? { redis: { url: "redis://redis.shared.svc:6379/1" } } : {}),
       },
       tools: {
-        pinned: i % 4 === 0 ? [{ name: "search", sha256: hash }, { name: "read_file", sha256: hash.split("").reverse().join("") }] : [],
+        pinned:
+          i % 4 === 0
+            ? [
+                { name: "search", sha256: hash },
+                { name: "read_file", sha256: hash.split("").reverse().join("") },
+              ]
+            : [],
         onDrift: i % 10 === 0 ? "Warn" : "Block",
         scanDescriptions: i % 11 !== 0,
       },
-      secrets: i % 5 === 0 ? [{ name: "token", storeRef: { name: "vault", kind: "ClusterSecretStore" }, remoteRef: { key: `mcp/${i}`, property: "token" } }, { name: "db", storeRef: { name: "aws" }, remoteRef: { key: `db/${i}` }, fileName: "password" }] : [],
+      secrets:
+        i % 5 === 0
+          ? [
+              { name: "token", storeRef: { name: "vault", kind: "ClusterSecretStore" }, remoteRef: { key: `mcp/${i}`, property: "token" } },
+              { name: "db", storeRef: { name: "aws" }, remoteRef: { key: `db/${i}` }, fileName: "password" },
+            ]
+          : [],
       volumes: i % 6 === 0 ? [{ name: "data", mountPath: "/data", persistentVolumeClaim: { claimName: `data-${i}` }, readOnly: i % 12 !== 0 }] : [],
       network: {
-        ingress: i % 2 === 0 ? [{ namespaceSelector: { matchLabels: { team: "agents" } }, podSelector: { matchLabels: { "mcp.bastion.dev/client": "true" } } }] : [],
+        ingress:
+          i % 2 === 0 ? [{ namespaceSelector: { matchLabels: { team: "agents" } }, podSelector: { matchLabels: { "mcp.bastion.dev/client": "true" } } }] : [],
         egress: [
           ...(i % 2 === 0 ? [{ cidrs: ["10.20.0.0/16"], ports: [{ port: 5432 }] }] : []),
           ...(istio ? [{ hosts: ["api.github.com", `api${i}.example.com`], ports: [{ port: 443 }] }] : []),
@@ -153,7 +176,9 @@ const phaseSynth = timeEach(N, (i) => {
 const phaseConfig = timeEach(N, (i) => {
   const c = gatewayConfig(servers[i]!);
   GatewayConfigSchema.parse(c);
-  return createHash("sha256").update(JSON.stringify(c, null, 2)).digest("hex");
+  return createHash("sha256")
+    .update(JSON.stringify(c, null, 2))
+    .digest("hex");
 });
 const rendered = servers.map((s) => renderMcpServer(s, OPTIONS).objects);
 const phaseChecklist = timeEach(N, (i) => [computeChecklist(servers[i]!, rendered[i]!), computeOptOuts(servers[i]!)]);

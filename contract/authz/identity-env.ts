@@ -10,7 +10,8 @@ export type ProcessIdentityRole = (typeof PROCESS_IDENTITY_ROLES)[number];
  * Variable names identity may not take: they change how the process or its runtime starts (a subject
  * named "x.so" in LD_PRELOAD would be code execution chosen by a client), or that any program needs.
  */
-export const RESERVED_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|PWD|TMPDIR|TMP|TEMP|TZ|LANG|LANGUAGE|TERM|HOSTNAME|IFS|ENV|BASH_ENV|CDPATH|PS4|LC_[A-Z_]*|LD_[A-Z_]*|DYLD_[A-Z_]*|NODE_[A-Z0-9_]*|NPM_[A-Z0-9_]*|PYTHON[A-Z0-9_]*|PERL5?[A-Z0-9_]*|RUBY[A-Z0-9_]*|GEM_[A-Z_]*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|CLASSPATH|GLIBC_TUNABLES|SSL_CERT_[A-Z_]*|[A-Z_]*_PROXY|MCP_BASTION_[A-Z0-9_]*)$/i;
+export const RESERVED_ENV =
+  /^(PATH|HOME|USER|LOGNAME|SHELL|PWD|TMPDIR|TMP|TEMP|TZ|LANG|LANGUAGE|TERM|HOSTNAME|IFS|ENV|BASH_ENV|CDPATH|PS4|LC_[A-Z_]*|LD_[A-Z_]*|DYLD_[A-Z_]*|NODE_[A-Z0-9_]*|NPM_[A-Z0-9_]*|PYTHON[A-Z0-9_]*|PERL5?[A-Z0-9_]*|RUBY[A-Z0-9_]*|GEM_[A-Z_]*|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|CLASSPATH|GLIBC_TUNABLES|SSL_CERT_[A-Z_]*|[A-Z_]*_PROXY|MCP_BASTION_[A-Z0-9_]*)$/i;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function identityEnvProblems(env: Partial<Record<string, string>> | undefined, hasSignedJwt: boolean): string[] {

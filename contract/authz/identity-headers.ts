@@ -16,13 +16,28 @@ export interface IdentityConfig {
 
 /** Header names the gateway itself forwards or that carry credentials: identity headers must not reuse them. */
 export const RESERVED_HEADERS = new Set([
-  "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id", "content-type", "content-length", "host",
-  "authorization", "cookie", "x-api-key", "x-forwarded-client-cert", "x-forwarded-for", "connection", "transfer-encoding",
+  "accept",
+  "mcp-session-id",
+  "mcp-protocol-version",
+  "last-event-id",
+  "content-type",
+  "content-length",
+  "host",
+  "authorization",
+  "cookie",
+  "x-api-key",
+  "x-forwarded-client-cert",
+  "x-forwarded-for",
+  "connection",
+  "transfer-encoding",
 ]);
 
 export function identityHeaderProblems(cfg: IdentityConfig): string[] {
   const out: string[] = [];
-  const names = [...Object.entries(cfg.headers).map(([k, v]) => [`headers.${k}`, v] as const), ...(cfg.signedJwt?.header ? [["signedJwt.header", cfg.signedJwt.header] as const] : [])];
+  const names = [
+    ...Object.entries(cfg.headers).map(([k, v]) => [`headers.${k}`, v] as const),
+    ...(cfg.signedJwt?.header ? [["signedJwt.header", cfg.signedJwt.header] as const] : []),
+  ];
   const seen = new Set<string>();
   for (const [field, name] of names) {
     if (name === undefined) continue;

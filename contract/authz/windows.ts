@@ -83,7 +83,10 @@ export function isActive(s: Schedule, ms: number): boolean {
 /** The UTC instant of local time `minute` on the local date of `ms` + `dayOffset` days in `tz` (DST-aware). */
 function instantAt(ms: number, dayOffset: number, minute: number, tz: string): number {
   const dtf = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" });
-  const [y, mo, d] = dtf.format(ms + dayOffset * 86_400_000).split("-").map(Number) as [number, number, number];
+  const [y, mo, d] = dtf
+    .format(ms + dayOffset * 86_400_000)
+    .split("-")
+    .map(Number) as [number, number, number];
   // Guess as if the zone were UTC, then correct by the zone's offset at the guess (twice, for DST edges).
   let t = Date.UTC(y, mo - 1, d, Math.floor(minute / 60), minute % 60);
   for (let i = 0; i < 2; i++) {
@@ -125,7 +128,10 @@ export function nextChange(s: Schedule, ms: number): number | undefined {
 /** Problems of a schedule, each naming its field relative to the schedule (empty when valid). */
 export function scheduleProblems(s: Schedule): string[] {
   const out: string[] = [];
-  for (const [k, v] of [["notBefore", s.notBefore], ["notAfter", s.notAfter]] as const) {
+  for (const [k, v] of [
+    ["notBefore", s.notBefore],
+    ["notAfter", s.notAfter],
+  ] as const) {
     if (v !== undefined && Number.isNaN(Date.parse(v))) out.push(`${k}: "${v}" is not an RFC 3339 timestamp`);
   }
   if (s.notBefore && s.notAfter && Date.parse(s.notBefore) >= Date.parse(s.notAfter)) out.push("notBefore must be before notAfter");
@@ -148,7 +154,10 @@ export function scheduleProblems(s: Schedule): string[] {
 }
 
 /** Pure: the rules active at `now` and the next change (the operator's status uses this too). */
-export function ruleSchedule(rules: readonly { name: string; schedule?: Schedule }[], now: number): { active: string[]; inactive: string[]; nextChange?: number } {
+export function ruleSchedule(
+  rules: readonly { name: string; schedule?: Schedule }[],
+  now: number,
+): { active: string[]; inactive: string[]; nextChange?: number } {
   const active: string[] = [];
   const inactive: string[] = [];
   let next: number | undefined;

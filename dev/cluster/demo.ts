@@ -73,7 +73,9 @@ async function main(): Promise<number> {
     return 2;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write("demo: the real cluster needs root (network namespaces, mounts, cgroups, containerd); without root, `node operator/bin/mcp-bastion.js demo` shows the operator on a bare control plane\n");
+    process.stderr.write(
+      "demo: the real cluster needs root (network namespaces, mounts, cgroups, containerd); without root, `node operator/bin/mcp-bastion.js demo` shows the operator on a bare control plane\n",
+    );
     return 1;
   }
 
@@ -118,7 +120,25 @@ async function main(): Promise<number> {
     out(`installing the operator with the Helm chart into ${RELEASE_NS} (Pod Security restricted)...`);
     await apply([{ apiVersion: "v1", kind: "Namespace", metadata: { name: RELEASE_NS, labels: RESTRICTED } }]);
     const [repo, digest] = image("mcp-bastion.local/mcp-bastion:dev").split("@");
-    const h = await run(helm, ["install", "bastion", join(ROOT, "charts", "mcp-bastion"), "-n", RELEASE_NS, "--kubeconfig", c.kubeconfigPath, "--set", `image.repository=${repo}`, "--set", `image.digest=${digest}`, "--set", "image.pullPolicy=IfNotPresent"], { timeoutMs: 300_000 });
+    const h = await run(
+      helm,
+      [
+        "install",
+        "bastion",
+        join(ROOT, "charts", "mcp-bastion"),
+        "-n",
+        RELEASE_NS,
+        "--kubeconfig",
+        c.kubeconfigPath,
+        "--set",
+        `image.repository=${repo}`,
+        "--set",
+        `image.digest=${digest}`,
+        "--set",
+        "image.pullPolicy=IfNotPresent",
+      ],
+      { timeoutMs: 300_000 },
+    );
     if (h.code !== 0) throw new Error(`helm install: ${h.stderr.trim()}`);
     checkpoint();
 
@@ -133,7 +153,12 @@ async function main(): Promise<number> {
     await apply([
       { apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: RESTRICTED } },
       { apiVersion: "v1", kind: "Secret", metadata: { name: "everything-api-keys", namespace: NS }, stringData: keys },
-      { apiVersion: "v1", kind: "Secret", metadata: { name: "filesystem-api-keys", namespace: NS }, stringData: { "docs-agent": randomBytes(16).toString("hex"), "search-agent": randomBytes(16).toString("hex") } },
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "filesystem-api-keys", namespace: NS },
+        stringData: { "docs-agent": randomBytes(16).toString("hex"), "search-agent": randomBytes(16).toString("hex") },
+      },
       { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "team-docs", namespace: NS }, data: { "hello.txt": "hello from a ConfigMap\n" } },
     ]);
     // The CRD comes with the chart; the operator must be serving it before the examples mean anything.
@@ -148,7 +173,9 @@ async function main(): Promise<number> {
       checkpoint();
       const list = ((await getJson(["get", "mcpservers", "-A"]))?.items ?? []) as Any[];
       const notReady = list.filter((s) => !(s.status?.conditions ?? []).some((x: Any) => x.type === "Ready" && x.status === "True"));
-      return list.length === 2 && notReady.length === 0 ? true : `not Ready: ${notReady.map((s) => `${s.metadata.name} ${JSON.stringify((s.status?.conditions ?? []).find((x: Any) => x.type === "Ready") ?? "no status yet")}`).join("; ")}`;
+      return list.length === 2 && notReady.length === 0
+        ? true
+        : `not Ready: ${notReady.map((s) => `${s.metadata.name} ${JSON.stringify((s.status?.conditions ?? []).find((x: Any) => x.type === "Ready") ?? "no status yet")}`).join("; ")}`;
     });
 
     out();
@@ -156,7 +183,9 @@ async function main(): Promise<number> {
     out((await kubectl(["get", "mcpservers", "-A"])).trimEnd());
     out();
 
-    out(`MCP calls from a pod labelled mcp.bastion.dev/client=true, through the Service everything.${NS}.svc:8443 with the key of "support-bot" (allowed: echo, get-sum):`);
+    out(
+      `MCP calls from a pod labelled mcp.bastion.dev/client=true, through the Service everything.${NS}.svc:8443 with the key of "support-bot" (allowed: echo, get-sum):`,
+    );
     const pod = "demo-client";
     await apply([
       {

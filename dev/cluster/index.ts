@@ -162,7 +162,9 @@ export async function guardHostRoutes(ranges: string[] = [CLUSTER_RANGE]): Promi
   const routes = JSON.parse(await must("ip", ["-j", "-4", "route", "show", "table", "all"])) as Array<{ dst?: string; dev?: string; table?: string }>;
   const bad = conflictingRoutes(routes, ranges);
   if (bad.length > 0) {
-    throw new Error(`refusing to start the cluster: the host network namespace routes the cluster's ranges (${ranges.join(", ")}) through its own interfaces, so cluster traffic could leave the machine:\n  ${bad.join("\n  ")}`);
+    throw new Error(
+      `refusing to start the cluster: the host network namespace routes the cluster's ranges (${ranges.join(", ")}) through its own interfaces, so cluster traffic could leave the machine:\n  ${bad.join("\n  ")}`,
+    );
   }
 }
 
@@ -316,7 +318,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   writeFileSync(alive, "");
   const watchdog = spawn(
     "bash",
-    ["-c", `while kill -0 ${process.pid} 2>/dev/null && [ -f "$1" ]; do sleep 2; done; [ -f "$1" ] && "$2" "$3" "$4"; exit 0`, "watchdog", alive, join(hack, "cleanup.sh"), id, keep ? "" : dir],
+    [
+      "-c",
+      `while kill -0 ${process.pid} 2>/dev/null && [ -f "$1" ]; do sleep 2; done; [ -f "$1" ] && "$2" "$3" "$4"; exit 0`,
+      "watchdog",
+      alive,
+      join(hack, "cleanup.sh"),
+      id,
+      keep ? "" : dir,
+    ],
     { detached: true, stdio: "ignore" },
   );
   watchdog.unref();
@@ -342,7 +352,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     c.child = spawn(
       "sh",
       ["-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', trackingCgroup, "nsenter", `--net=/run/netns/${netns}`, ...ns, "--", c.file, ...c.args],
-      { cwd: dir, detached: true, stdio: ["ignore", log, log], env: { ...process.env, ...env, PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` } },
+      {
+        cwd: dir,
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: { ...process.env, ...env, PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
+      },
     );
     closeSync(log);
     c.child.unref();
@@ -351,13 +366,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const exited = (c: Component) => c.child !== undefined && (c.child.exitCode !== null || c.child.signalCode !== null);
   const logTail = (name: string, lines = 20) => {
     try {
-      return readFileSync(join(dir, `${name}.log`), "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+      return readFileSync(join(dir, `${name}.log`), "utf8")
+        .trimEnd()
+        .split("\n")
+        .slice(-lines)
+        .join("\n");
     } catch {
       return "";
     }
   };
   const inNs = (cmd: string[], o: { input?: string; timeoutMs?: number } = {}) => run("ip", ["netns", "exec", netns, ...cmd], o);
-  const ctr = (args: string[], timeoutMs = 300_000) => run("ctr", ["--address", join(dir, "containerd", "containerd.sock"), "-n", "k8s.io", ...args], { timeoutMs });
+  const ctr = (args: string[], timeoutMs = 300_000) =>
+    run("ctr", ["--address", join(dir, "containerd", "containerd.sock"), "-n", "k8s.io", ...args], { timeoutMs });
 
   try {
     // Network namespace: loopback, the cni0 bridge carrying the node address, a route for Service
@@ -380,7 +400,23 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
 
     // cgroups: /mcpb-<id> in every v1 hierarchy (kubelet's cgroupRoot must exist), cpuset initialised.
-    for (const h of ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"]) {
+    for (const h of [
+      "cpu",
+      "cpuacct",
+      "cpuset",
+      "memory",
+      "devices",
+      "freezer",
+      "blkio",
+      "pids",
+      "systemd",
+      "hugetlb",
+      "net_cls",
+      "net_prio",
+      "perf_event",
+      "rdma",
+      "misc",
+    ]) {
       const base = `/sys/fs/cgroup/${h}`;
       if (!existsSync(join(base, "cgroup.procs"))) continue;
       mkdirSync(join(base, `mcpb-${id}`, "node"), { recursive: true });
@@ -430,7 +466,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kubeletClientCert: true,
       // The node's name resolves nowhere (there is no DNS for nodes): reach the kubelet by its address.
       apiServerArgs: ["--kubelet-preferred-address-types=InternalIP"],
-      controllerManagerArgs: ["--allocate-node-cidrs=true", `--cluster-cidr=${POD_CIDR}`, "--node-cidr-mask-size=24", `--service-cluster-ip-range=${SERVICE_CIDR}`],
+      controllerManagerArgs: [
+        "--allocate-node-cidrs=true",
+        `--cluster-cidr=${POD_CIDR}`,
+        "--node-cidr-mask-size=24",
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      ],
     });
     await waitUntil("containerd", 60_000, async () => {
       if (exited(containerd)) throw new Error(`containerd exited: ${logTail("containerd")}`);
@@ -465,13 +506,29 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     startComponent({
       name: "kubelet",
       file: join(nodeBin, "kubelet"),
-      args: [`--config=${join(dir, "kubelet.yaml")}`, `--kubeconfig=${kc}`, `--hostname-override=${NODE_NAME}`, `--node-ip=${NODE_IP}`, `--root-dir=${join(dir, "kubelet")}`, `--cert-dir=${join(dir, "kubelet-pki")}`, "--v=1"],
+      args: [
+        `--config=${join(dir, "kubelet.yaml")}`,
+        `--kubeconfig=${kc}`,
+        `--hostname-override=${NODE_NAME}`,
+        `--node-ip=${NODE_IP}`,
+        `--root-dir=${join(dir, "kubelet")}`,
+        `--cert-dir=${join(dir, "kubelet-pki")}`,
+        "--v=1",
+      ],
     });
     startComponent({ name: "kube-proxy", file: join(nodeBin, "kube-proxy"), args: [`--config=${join(dir, "kube-proxy.yaml")}`, "--v=1"] });
     startComponent({
       name: "kube-scheduler",
       file: join(nodeBin, "kube-scheduler"),
-      args: [`--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`, "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=10259", "--v=1"],
+      args: [
+        `--kubeconfig=${kc}`,
+        `--authentication-kubeconfig=${kc}`,
+        `--authorization-kubeconfig=${kc}`,
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        "--secure-port=10259",
+        "--v=1",
+      ],
     });
 
     const kubectl = (args: string[], o: { input?: string; timeoutMs?: number } = {}) => cp!.kubectl(args, o);
@@ -480,14 +537,30 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     };
     await waitUntil("node Ready", 180_000, async () => {
       componentsAlive();
-      const r = await kubectl(["get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.status.conditions[?(@.type=='Ready')].message}"]);
+      const r = await kubectl([
+        "get",
+        "node",
+        NODE_NAME,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.status.conditions[?(@.type=='Ready')].message}",
+      ]);
       return r.stdout.startsWith("True") ? true : `node: ${r.stdout || r.stderr.trim()}`;
     });
     // kube-router looks its node up once at start: only now does the Node object exist.
     startComponent({
       name: "kube-router",
       file: join(nodeBin, "kube-router"),
-      args: [`--kubeconfig=${kc}`, "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false", `--hostname-override=${NODE_NAME}`, "--metrics-port=0", "--health-port=0", "--v=1"],
+      args: [
+        `--kubeconfig=${kc}`,
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--enable-cni=false",
+        `--hostname-override=${NODE_NAME}`,
+        "--metrics-port=0",
+        "--health-port=0",
+        "--v=1",
+      ],
     });
     // Pods started before its first sync would run unpoliced for a moment: wait for its chains.
     await waitUntil("kube-router's network policy chains", 120_000, async () => {
@@ -536,7 +609,6 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-
 /**
  * Polls `check` until it returns true; a string is what was last seen, reported when the deadline passes.
  * `check` throws when waiting longer cannot help (a process exited).
@@ -578,7 +650,10 @@ async function applyCoreDns(kubectl: Cluster["kubectl"]): Promise<void> {
       kind: "ConfigMap",
       metadata: { name: "coredns", namespace: "kube-system" },
       // No `forward`: names outside the cluster do not resolve (nothing leaves the namespace).
-      data: { Corefile: ".:53 {\n  errors\n  health :8080\n  ready :8181\n  kubernetes cluster.local in-addr.arpa ip6.arpa {\n    pods insecure\n    fallthrough in-addr.arpa ip6.arpa\n  }\n  cache 30\n}\n" },
+      data: {
+        Corefile:
+          ".:53 {\n  errors\n  health :8080\n  ready :8181\n  kubernetes cluster.local in-addr.arpa ip6.arpa {\n    pods insecure\n    fallthrough in-addr.arpa ip6.arpa\n  }\n  cache 30\n}\n",
+      },
     },
     {
       apiVersion: "apps/v1",

@@ -122,7 +122,9 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 /** The directory with the control-plane binaries: $MCP_BASTION_CP_BIN, else what build.sh prints (cached). */
 export async function controlPlaneBinDir(): Promise<string> {
   if (process.env.MCP_BASTION_UNIT === "1")
-    throw new Error("`make unit` runs only tests that need nothing outside npm, but this test starts the local control plane: test/unit.ts misjudged it (run it with `make test`)");
+    throw new Error(
+      "`make unit` runs only tests that need nothing outside npm, but this test starts the local control plane: test/unit.ts misjudged it (run it with `make test`)",
+    );
   if (process.env.MCP_BASTION_CP_BIN) return process.env.MCP_BASTION_CP_BIN;
   const script = join(repoRoot, "hack", "controlplane", "build.sh");
   const { code, stdout, stderr } = await run(script, [], { timeoutMs: 90 * 60_000 });
@@ -144,7 +146,7 @@ function run(
       args,
       { maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, env: opts.env ?? process.env },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
         resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) || (err && code === 1 ? err.message : "") });
       },
     );
@@ -153,24 +155,80 @@ function run(
   });
 }
 
-
 async function openssl(args: string[], cwd: string): Promise<void> {
-  const { code, stderr } = await run("openssl", args.map((a) => a.replaceAll("{dir}", cwd)));
+  const { code, stderr } = await run(
+    "openssl",
+    args.map((a) => a.replaceAll("{dir}", cwd)),
+  );
   if (code !== 0) throw new Error(`openssl ${args[0]} failed: ${stderr.trim()}`);
 }
 
 /** CA, API server serving cert (127.0.0.1, localhost), admin client cert (O=system:masters), SA key pair. */
 async function makeCerts(dir: string, extraIpSans: string[] = []): Promise<void> {
   const days = "30";
-  await openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "{dir}/ca.key", "-out", "{dir}/ca.crt", "-days", days, "-subj", "/CN=mcp-bastion-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"], dir);
+  await openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "{dir}/ca.key",
+      "-out",
+      "{dir}/ca.crt",
+      "-days",
+      days,
+      "-subj",
+      "/CN=mcp-bastion-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ],
+    dir,
+  );
   const sign = async (name: string, subj: string, ext: string) => {
     writeFileSync(join(dir, `${name}.ext`), ext);
     await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${name}.key`, "-out", `{dir}/${name}.csr`, "-subj", subj], dir);
-    await openssl(["x509", "-req", "-in", `{dir}/${name}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${name}.crt`, "-days", days, "-extfile", `{dir}/${name}.ext`], dir);
+    await openssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        `{dir}/${name}.csr`,
+        "-CA",
+        "{dir}/ca.crt",
+        "-CAkey",
+        "{dir}/ca.key",
+        "-CAcreateserial",
+        "-out",
+        `{dir}/${name}.crt`,
+        "-days",
+        days,
+        "-extfile",
+        `{dir}/${name}.ext`,
+      ],
+      dir,
+    );
   };
-  const sans = ["IP:127.0.0.1", "DNS:localhost", ...[...new Set(extraIpSans)].filter((ip) => ip !== "127.0.0.1").map((ip) => `IP:${ip}`), "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"];
-  await sign("serving", "/CN=kube-apiserver", `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(",")}\n`);
-  await sign("admin", "/O=system:masters/CN=admin", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+  const sans = [
+    "IP:127.0.0.1",
+    "DNS:localhost",
+    ...[...new Set(extraIpSans)].filter((ip) => ip !== "127.0.0.1").map((ip) => `IP:${ip}`),
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
+  ];
+  await sign(
+    "serving",
+    "/CN=kube-apiserver",
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(",")}\n`,
+  );
+  await sign(
+    "admin",
+    "/O=system:masters/CN=admin",
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+  );
   await openssl(["genrsa", "-out", "{dir}/sa.key", "2048"], dir);
   await openssl(["rsa", "-in", "{dir}/sa.key", "-pubout", "-out", "{dir}/sa.pub"], dir);
 }
@@ -251,7 +309,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   let stopped = false;
   let userCount = 0;
 
-  const recordPgids = () => writeFileSync(pgidFile, procs.map((p) => p.child?.pid).filter((p) => p !== undefined).join(" "));
+  const recordPgids = () =>
+    writeFileSync(
+      pgidFile,
+      procs
+        .map((p) => p.child?.pid)
+        .filter((p) => p !== undefined)
+        .join(" "),
+    );
 
   const startProc = (p: Proc) => {
     const log = openSync(join(dir, `${p.name}.log`), "a");
@@ -313,7 +378,11 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       server = `https://127.0.0.1:${r.port}`;
       kubeconfigPath = join(dir, "host.kubeconfig");
       writeFileSync(kubeconfigPath, kubeconfigYaml(dir, server), { mode: 0o600 });
-      const relayProc: Proc = { name: "netns-relay", file: process.execPath, args: [join(dirname(fileURLToPath(import.meta.url)), "netns-relay.ts"), socketPath, String(apiPort)] };
+      const relayProc: Proc = {
+        name: "netns-relay",
+        file: process.execPath,
+        args: [join(dirname(fileURLToPath(import.meta.url)), "netns-relay.ts"), socketPath, String(apiPort)],
+      };
       procs.push(relayProc);
       startProc(relayProc);
     }
@@ -371,7 +440,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         `--service-account-signing-key-file=${join(dir, "sa.key")}`,
         `--client-ca-file=${join(dir, "ca.crt")}`,
         "--shutdown-delay-duration=0s",
-        ...(auditLogPath ? [`--audit-log-path=${auditLogPath}`, `--audit-policy-file=${join(dir, "audit-policy.yaml")}`, "--audit-log-mode=blocking", "--audit-log-format=json"] : []),
+        ...(auditLogPath
+          ? [
+              `--audit-log-path=${auditLogPath}`,
+              `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
+              "--audit-log-mode=blocking",
+              "--audit-log-format=json",
+            ]
+          : []),
         ...(opts.kubeletClientCert ? [`--kubelet-client-certificate=${join(dir, "admin.crt")}`, `--kubelet-client-key=${join(dir, "admin.key")}`] : []),
         ...(opts.apiServerArgs ?? []),
         "-v=0",
@@ -420,7 +496,26 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         const subj = `${groups.map((g) => `/O=${g}`).join("")}/CN=${user}`;
         writeFileSync(join(dir, `${id}.ext`), "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
         await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `{dir}/${id}.key`, "-out", `{dir}/${id}.csr`, "-subj", subj], dir);
-        await openssl(["x509", "-req", "-in", `{dir}/${id}.csr`, "-CA", "{dir}/ca.crt", "-CAkey", "{dir}/ca.key", "-CAcreateserial", "-out", `{dir}/${id}.crt`, "-days", "30", "-extfile", `{dir}/${id}.ext`], dir);
+        await openssl(
+          [
+            "x509",
+            "-req",
+            "-in",
+            `{dir}/${id}.csr`,
+            "-CA",
+            "{dir}/ca.crt",
+            "-CAkey",
+            "{dir}/ca.key",
+            "-CAcreateserial",
+            "-out",
+            `{dir}/${id}.crt`,
+            "-days",
+            "30",
+            "-extfile",
+            `{dir}/${id}.ext`,
+          ],
+          dir,
+        );
         const path = join(dir, `${id}.kubeconfig`);
         writeFileSync(path, kubeconfigYaml(dir, server, id), { mode: 0o600 });
         return path;

@@ -10,7 +10,10 @@ import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
 import { parseEvent } from "./sse.ts";
 
 function normalizeKey(k: string): string {
-  return k.replace(/([a-z0-9])([A-Z])/g, "$1 $2").toLowerCase().replace(/[^a-z0-9]/g, "");
+  return k
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "");
 }
 
 /** Longest string kept in an audit line (after scrubbing, so a secret across the cut is already gone). */
@@ -135,7 +138,8 @@ export class AuditLog {
     this.#prev = genesis(this.run);
     this.#checkpoint = opts.checkpoint;
     this.#now = opts.now ?? Date.now;
-    if (this.#checkpoint && !this.#checkpoint.key.sign) throw new CheckpointKeyError("audit checkpoint key: a public key can verify but not sign; mount the private key or the HMAC secret");
+    if (this.#checkpoint && !this.#checkpoint.key.sign)
+      throw new CheckpointKeyError("audit checkpoint key: a public key can verify but not sign; mount the private key or the HMAC secret");
   }
 
   /** Appends `seq`, `prev` (and `run` on a run's first line) to a serialized object and chains it. */

@@ -52,7 +52,8 @@ export function checkpointKey(material: Buffer, where: string): CheckpointKey {
     } catch {
       throw new CheckpointKeyError(`${where}: not a readable PEM key (expected an Ed25519 PRIVATE KEY or PUBLIC KEY)`);
     }
-    if (pub.asymmetricKeyType !== "ed25519") throw new CheckpointKeyError(`${where}: a ${pub.asymmetricKeyType} key; checkpoints use Ed25519 (or an HMAC secret)`);
+    if (pub.asymmetricKeyType !== "ed25519")
+      throw new CheckpointKeyError(`${where}: a ${pub.asymmetricKeyType} key; checkpoints use Ed25519 (or an HMAC secret)`);
     const kid = hash("sha256", pub.export({ type: "spki", format: "der" }), "hex").slice(0, 16);
     return {
       alg: "Ed25519",
@@ -70,7 +71,8 @@ export function checkpointKey(material: Buffer, where: string): CheckpointKey {
   let end = material.length;
   while (end > 0 && (material[end - 1] === 0x0a || material[end - 1] === 0x0d)) end--;
   const secret = material.subarray(0, end);
-  if (secret.length < 32) throw new CheckpointKeyError(`${where}: an HMAC key needs at least 32 bytes (has ${secret.length}); e.g. head -c 32 /dev/urandom | base64`);
+  if (secret.length < 32)
+    throw new CheckpointKeyError(`${where}: an HMAC key needs at least 32 bytes (has ${secret.length}); e.g. head -c 32 /dev/urandom | base64`);
   const mac = (data: string) => createHmac("sha256", secret).update(data).digest();
   return {
     alg: "HMAC-SHA256",
@@ -142,8 +144,12 @@ export function verifyAuditLog(text: string, key: CheckpointKey | undefined): Ve
     if (!r) return;
     if (r.signedTo < r.lastLine) {
       const from = Math.max(r.signedTo + 1, r.firstLine);
-      if (key) problem(`lines ${from}-${r.lastLine} (run ${r.run}) are not covered by a signed checkpoint: appended after the last checkpoint, or the gateway stopped before signing`);
-    } else if (!r.final) v.warnings.push(`run ${r.run} (from line ${r.firstLine}) ends without its final checkpoint: the file was cut, or the gateway did not stop cleanly`);
+      if (key)
+        problem(
+          `lines ${from}-${r.lastLine} (run ${r.run}) are not covered by a signed checkpoint: appended after the last checkpoint, or the gateway stopped before signing`,
+        );
+    } else if (!r.final)
+      v.warnings.push(`run ${r.run} (from line ${r.firstLine}) ends without its final checkpoint: the file was cut, or the gateway did not stop cleanly`);
   };
   for (let i = 0; i < raw.length; i++) {
     const n = i + 1;
@@ -172,7 +178,12 @@ export function verifyAuditLog(text: string, key: CheckpointKey | undefined): Ve
       v.runs++;
     } else {
       if (seq !== run.lastSeq + 1 || m.prev !== run.lastHash) {
-        const what = seq <= run.lastSeq ? "reordered or repeated" : seq > run.lastSeq + 1 ? `${seq - run.lastSeq - 1} line(s) before it removed` : "the line before it was edited, removed or replaced";
+        const what =
+          seq <= run.lastSeq
+            ? "reordered or repeated"
+            : seq > run.lastSeq + 1
+              ? `${seq - run.lastSeq - 1} line(s) before it removed`
+              : "the line before it was edited, removed or replaced";
         problem(`line ${n}: does not follow line ${n - 1} (seq ${seq} after ${run.lastSeq}): ${what}`);
       }
       run.lastSeq = seq;
@@ -182,11 +193,14 @@ export function verifyAuditLog(text: string, key: CheckpointKey | undefined): Ve
     if (m.type === "checkpoint") {
       v.checkpoints++;
       const c = m as unknown as CheckpointFields & { sig?: unknown };
-      const fieldsOk = typeof c.sig === "string" && typeof c.time === "string" && typeof c.run === "string" && typeof c.alg === "string" && typeof c.kid === "string";
+      const fieldsOk =
+        typeof c.sig === "string" && typeof c.time === "string" && typeof c.run === "string" && typeof c.alg === "string" && typeof c.kid === "string";
       if (!fieldsOk) problem(`line ${n}: checkpoint without its fields (time, run, alg, kid, sig)`);
-      else if (c.kid !== key!.kid || c.alg !== key!.alg) problem(`line ${n}: checkpoint signed with another key (${c.alg} ${c.kid}; this key is ${key!.alg} ${key!.kid})`);
+      else if (c.kid !== key!.kid || c.alg !== key!.alg)
+        problem(`line ${n}: checkpoint signed with another key (${c.alg} ${c.kid}; this key is ${key!.alg} ${key!.kid})`);
       else if (c.run !== run.run) problem(`line ${n}: checkpoint of run ${c.run} inside run ${run.run}`);
-      else if (!key!.verify(checkpointPayload(c), c.sig as string)) problem(`line ${n}: checkpoint signature does not verify: forged, or the checkpoint was edited`);
+      else if (!key!.verify(checkpointPayload(c), c.sig as string))
+        problem(`line ${n}: checkpoint signature does not verify: forged, or the checkpoint was edited`);
       else {
         run.signedTo = n;
         run.final = c.final === true;

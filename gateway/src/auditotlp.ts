@@ -60,7 +60,8 @@ function attributes(attrs: Record<string, string>): string {
  */
 export function encodeLogsRequest(resourceJson: string, lines: readonly string[], observedNs: readonly string[]): string {
   const records = lines.map(
-    (line, i) => `{"timeUnixNano":"${observedNs[i]}","observedTimeUnixNano":"${observedNs[i]}","severityNumber":9,"severityText":"INFO","body":{"stringValue":${JSON.stringify(line)}}}`,
+    (line, i) =>
+      `{"timeUnixNano":"${observedNs[i]}","observedTimeUnixNano":"${observedNs[i]}","severityNumber":9,"severityText":"INFO","body":{"stringValue":${JSON.stringify(line)}}}`,
   );
   return `{"resourceLogs":[{"resource":{"attributes":${resourceJson}},"scopeLogs":[{"scope":{"name":"mcp-bastion.audit"},"logRecords":[${records.join(",")}]}]}]}`;
 }
@@ -143,7 +144,13 @@ export class OtlpAuditExporter {
     // Said on stderr at most every 10 s (the counter has the exact number): a full buffer drops on every write.
     if (reason !== "buffer-full" || t - this.#lastDropLog >= 10_000) {
       if (reason === "buffer-full") this.#lastDropLog = t;
-      log("warn", "audit lines not exported over OTLP", { reason, dropped: n, droppedTotal: this.stats.dropped[reason], bufferLines: this.#capacity, endpoint: this.url });
+      log("warn", "audit lines not exported over OTLP", {
+        reason,
+        dropped: n,
+        droppedTotal: this.stats.dropped[reason],
+        bufferLines: this.#capacity,
+        endpoint: this.url,
+      });
     }
   }
 
@@ -161,7 +168,12 @@ export class OtlpAuditExporter {
           this.stats.retries++;
           if (!this.#failing) {
             this.#failing = true;
-            log("warn", "audit OTLP export failing; lines are kept and retried", { endpoint: this.url, error: outcome.why, buffered: this.#size, bufferLines: this.#capacity });
+            log("warn", "audit OTLP export failing; lines are kept and retried", {
+              endpoint: this.url,
+              error: outcome.why,
+              buffered: this.#size,
+              bufferLines: this.#capacity,
+            });
           }
           if (this.#closed) return;
           // The collector's Retry-After is honoured (up to a minute); otherwise our own backoff.

@@ -40,7 +40,8 @@ export function parsePreamble(line: string): Partial<Record<ProcessIdentityRole,
   const out: Partial<Record<ProcessIdentityRole, string>> = {};
   for (const [k, v] of Object.entries(facts)) {
     if (!(PROCESS_IDENTITY_ROLES as readonly string[]).includes(k)) return { refused: `unknown identity fact ${JSON.stringify(k.slice(0, 32))}` };
-    if (typeof v !== "string" || v.length > PREAMBLE_VALUE_MAX || !/^[\x20-\x7e]*$/.test(v)) return { refused: `identity fact ${k} is not a printable ASCII string of at most ${PREAMBLE_VALUE_MAX} characters` };
+    if (typeof v !== "string" || v.length > PREAMBLE_VALUE_MAX || !/^[\x20-\x7e]*$/.test(v))
+      return { refused: `identity fact ${k} is not a printable ASCII string of at most ${PREAMBLE_VALUE_MAX} characters` };
     out[k as ProcessIdentityRole] = v;
   }
   return out;

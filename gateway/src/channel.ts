@@ -81,7 +81,11 @@ export function sseEvents(res: http.IncomingMessage, onEvent: (type: string, dat
     while ((m = sep.exec(buf)) !== null) {
       const e = parseEvent(buf.slice(start, m.index));
       start = m.index + m[0].length;
-      const type = e.other.find((l) => l.startsWith("event:"))?.slice(6).trim() ?? "message";
+      const type =
+        e.other
+          .find((l) => l.startsWith("event:"))
+          ?.slice(6)
+          .trim() ?? "message";
       if (e.data !== undefined) onEvent(type, e.data);
     }
     buf = buf.slice(start);

@@ -109,12 +109,16 @@ function standardHeaders(m: JsonRpcMessage, h: IncomingHttpHeaders, required: bo
   const bodyValue = field ? m.params?.[field] : undefined;
   const name = header(h, "mcp-name");
   if (name === undefined) {
-    if (required && typeof bodyValue === "string") return headerMismatch(`the body carries params.${field}=${shown(bodyValue)} but the Mcp-Name header is missing`);
+    if (required && typeof bodyValue === "string")
+      return headerMismatch(`the body carries params.${field}=${shown(bodyValue)} but the Mcp-Name header is missing`);
     return undefined;
   }
   const decoded = decodeHeaderValue(name);
   if (decoded === undefined) return headerMismatch("the Mcp-Name header carries an invalid Base64 sentinel value");
-  if (decoded !== bodyValue) return headerMismatch(`the Mcp-Name header names ${shown(decoded)} but the body carries ${field ? `params.${field}=${shown(String(bodyValue ?? "(none)"))}` : "no name"}`);
+  if (decoded !== bodyValue)
+    return headerMismatch(
+      `the Mcp-Name header names ${shown(decoded)} but the body carries ${field ? `params.${field}=${shown(String(bodyValue ?? "(none)"))}` : "no name"}`,
+    );
   return undefined;
 }
 
@@ -136,7 +140,8 @@ export function classify(m: JsonRpcMessage, h: IncomingHttpHeaders, allowed: rea
   if (claim) {
     const v = meta![META.protocolVersion];
     if (typeof v !== "string") return invalidMeta(`_meta["${META.protocolVersion}"] must be a string`);
-    if (hv !== undefined && hv !== v) return headerMismatch(`the body's _meta names protocol version ${shown(v)} but the MCP-Protocol-Version header names ${shown(hv)}`);
+    if (hv !== undefined && hv !== v)
+      return headerMismatch(`the body's _meta names protocol version ${shown(v)} but the MCP-Protocol-Version header names ${shown(hv)}`);
     if (!isModernVersion(v) || !allowed.includes(v)) return unsupportedVersion(v, allowed);
     if (isRequest) {
       if (hv === undefined) return headerMismatch(`the body's _meta names protocol version ${shown(v)} but the MCP-Protocol-Version header is missing`);
@@ -218,9 +223,11 @@ export function paramHeaders(schema: unknown): ParamHeader[] {
     if (node === null || typeof node !== "object" || depth > 16) return;
     const s = node as Record<string, unknown>;
     const name = s["x-mcp-header"];
-    if (path.length > 0 && typeof name === "string" && TOKEN.test(name)) out.push({ path, header: name, type: typeof s.type === "string" ? s.type : undefined });
+    if (path.length > 0 && typeof name === "string" && TOKEN.test(name))
+      out.push({ path, header: name, type: typeof s.type === "string" ? s.type : undefined });
     const props = s.properties;
-    if (props !== null && typeof props === "object" && !Array.isArray(props)) for (const [k, child] of Object.entries(props)) visit(child, [...path, k], depth + 1);
+    if (props !== null && typeof props === "object" && !Array.isArray(props))
+      for (const [k, child] of Object.entries(props)) visit(child, [...path, k], depth + 1);
   };
   visit(schema, [], 0);
   return out;

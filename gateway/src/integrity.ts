@@ -9,10 +9,16 @@ export interface Finding {
 }
 
 const RULES: { rule: string; re: RegExp }[] = [
-  { rule: "ignore-instructions", re: /\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|system|other)\b[^.\n]{0,20}\b(instructions?|prompts?|rules|directions|messages)\b/i },
+  {
+    rule: "ignore-instructions",
+    re: /\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|all|system|other)\b[^.\n]{0,20}\b(instructions?|prompts?|rules|directions|messages)\b/i,
+  },
   { rule: "hidden-tag", re: /<\s*\/?\s*(important|system|instructions?|secret|hidden|admin|assistant|sys)\s*>/i },
   { rule: "hidden-directive", re: /\b(do not|don't|never)\s+(tell|mention|inform|reveal|show|disclose)\b[^.\n]{0,40}\b(user|human|anyone)\b/i },
-  { rule: "model-directive", re: /\b(before|after|instead of)\s+(using|calling|running)\s+(this|any|the)\s+tool\b[^.\n]{0,60}\b(read|send|call|include|pass)\b/i },
+  {
+    rule: "model-directive",
+    re: /\b(before|after|instead of)\s+(using|calling|running)\s+(this|any|the)\s+tool\b[^.\n]{0,60}\b(read|send|call|include|pass)\b/i,
+  },
   { rule: "sensitive-file", re: /(~\/\.ssh|id_rsa|\.aws\/credentials|\/etc\/passwd|\.env\b|mcp\.json|\.kube\/config)/i },
   { rule: "exfiltration-url", re: /\b(send|post|upload|forward|exfiltrate|transmit|include)\b[^\n]{0,80}\bhttps?:\/\/[^\s"'<>]+/i },
   { rule: "url-with-data", re: /https?:\/\/[^\s"'<>]*[?&][a-z_]*(data|token|key|secret|content|q)=\{?/i },
@@ -70,16 +76,12 @@ export function assessTool(tool: ToolLike, policy: GatewayConfig["tools"], pins:
   const pin = pins.get(tool.name);
   let verdict: Verdict;
   if (pin === undefined) {
-    verdict = policy.allowUnpinned
-      ? { allowed: true, status: "unpinned" }
-      : { allowed: false, status: "unpinned", reason: "tool is not pinned" };
+    verdict = policy.allowUnpinned ? { allowed: true, status: "unpinned" } : { allowed: false, status: "unpinned", reason: "tool is not pinned" };
   } else if (pin.toLowerCase() !== fingerprint && tool.annotations !== undefined && pin.toLowerCase() === legacyToolFingerprint(tool)) {
     verdict = { allowed: true, status: "pinned-legacy" };
   } else if (pin.toLowerCase() !== fingerprint) {
     verdict =
-      policy.onDrift === "Warn"
-        ? { allowed: true, status: "drift-warn" }
-        : { allowed: false, status: "drift", reason: "tool definition differs from its pin" };
+      policy.onDrift === "Warn" ? { allowed: true, status: "drift-warn" } : { allowed: false, status: "drift", reason: "tool definition differs from its pin" };
   } else verdict = { allowed: true, status: "pinned" };
   if (verdict.allowed && policy.scanDescriptions && findings.length > 0)
     verdict = { allowed: false, status: "findings", reason: "tool description contains suspicious instructions" };

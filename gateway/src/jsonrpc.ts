@@ -83,8 +83,7 @@ export function shapeProblem(msg: unknown): string | undefined {
   if (hasId && typeof m.id !== "string" && typeof m.id !== "number") return 'field "id" must be a string or a number';
   if ("method" in m) {
     if (typeof m.method !== "string" || m.method.length === 0) return 'field "method" must be a non-empty string';
-    if ("params" in m && (m.params === null || typeof m.params !== "object" || Array.isArray(m.params)))
-      return 'field "params" must be an object';
+    if ("params" in m && (m.params === null || typeof m.params !== "object" || Array.isArray(m.params))) return 'field "params" must be an object';
     return undefined;
   }
   // A response from the client (to a server-initiated request, e.g. sampling).

@@ -28,8 +28,7 @@ export function parseConfig(raw: unknown): GatewayConfig {
   }
   if (!c.auth.apiKeys && !c.auth.jwt && !c.auth.mtls)
     throw new ConfigError("invalid gateway config: auth: configure at least one of apiKeys, jwt, mtls (no anonymous mode)");
-  if (c.limits.mode === "redis" && !c.limits.redisUrl)
-    throw new ConfigError('invalid gateway config: limits.redisUrl: required when limits.mode is "redis"');
+  if (c.limits.mode === "redis" && !c.limits.redisUrl) throw new ConfigError('invalid gateway config: limits.redisUrl: required when limits.mode is "redis"');
   const positive: [string, number][] = [
     ["limits.perClient.requestsPerMinute", c.limits.perClient.requestsPerMinute],
     ["limits.perClient.burst", c.limits.perClient.burst],

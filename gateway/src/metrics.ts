@@ -11,10 +11,28 @@ export type Phase = (typeof PHASES)[number];
 
 /** Method label values are bounded: anything else is "other" (clients choose method names). */
 const METHODS = new Set([
-  "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/templates/list", "resources/read",
-  "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get", "completion/complete",
-  "logging/setLevel", "response", "GET", "DELETE", "POST", "sse/connect", "notifications/initialized",
-  "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed",
+  "initialize",
+  "ping",
+  "tools/list",
+  "tools/call",
+  "resources/list",
+  "resources/templates/list",
+  "resources/read",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "prompts/list",
+  "prompts/get",
+  "completion/complete",
+  "logging/setLevel",
+  "response",
+  "GET",
+  "DELETE",
+  "POST",
+  "sse/connect",
+  "notifications/initialized",
+  "notifications/cancelled",
+  "notifications/progress",
+  "notifications/roots/list_changed",
 ]);
 
 export class Metrics {
@@ -50,11 +68,31 @@ export class Metrics {
         self.drain();
       },
     });
-    this.authFailures = new Counter({ name: "mcp_gateway_auth_failures_total", help: "Authentication failures by reason", labelNames: ["reason"], registers: [r] });
+    this.authFailures = new Counter({
+      name: "mcp_gateway_auth_failures_total",
+      help: "Authentication failures by reason",
+      labelNames: ["reason"],
+      registers: [r],
+    });
     this.rateLimited = new Counter({ name: "mcp_gateway_rate_limited_total", help: "Requests refused by a rate limit", labelNames: ["scope"], registers: [r] });
-    this.denied = new Counter({ name: "mcp_gateway_denied_total", help: "Requests refused by authorization or tool integrity", labelNames: ["kind"], registers: [r] });
-    this.toolDrift = new Counter({ name: "mcp_gateway_tool_drift_total", help: "Tool definitions that differ from their pin", labelNames: ["tool", "action"], registers: [r] });
-    this.findings = new Counter({ name: "mcp_gateway_description_findings_total", help: "Suspicious instructions found in tool descriptions", labelNames: ["tool", "rule"], registers: [r] });
+    this.denied = new Counter({
+      name: "mcp_gateway_denied_total",
+      help: "Requests refused by authorization or tool integrity",
+      labelNames: ["kind"],
+      registers: [r],
+    });
+    this.toolDrift = new Counter({
+      name: "mcp_gateway_tool_drift_total",
+      help: "Tool definitions that differ from their pin",
+      labelNames: ["tool", "action"],
+      registers: [r],
+    });
+    this.findings = new Counter({
+      name: "mcp_gateway_description_findings_total",
+      help: "Suspicious instructions found in tool descriptions",
+      labelNames: ["tool", "rule"],
+      registers: [r],
+    });
     this.latency = new Histogram({
       name: "mcp_gateway_request_duration_seconds",
       help: "Latency of MCP requests through the gateway",
@@ -65,8 +103,22 @@ export class Metrics {
         self.drain();
       },
     });
-    this.inflight = new Gauge({ name: "mcp_gateway_inflight_requests", help: "Requests in flight", registers: [r], collect() { this.set(getters.inflight()); } });
-    this.sessions = new Gauge({ name: "mcp_gateway_sessions", help: "MCP sessions bound to a client", registers: [r], collect() { this.set(getters.sessions()); } });
+    this.inflight = new Gauge({
+      name: "mcp_gateway_inflight_requests",
+      help: "Requests in flight",
+      registers: [r],
+      collect() {
+        this.set(getters.inflight());
+      },
+    });
+    this.sessions = new Gauge({
+      name: "mcp_gateway_sessions",
+      help: "MCP sessions bound to a client",
+      registers: [r],
+      collect() {
+        this.set(getters.sessions());
+      },
+    });
     new Gauge({
       name: "mcp_gateway_phase_seconds_total",
       help: "Seconds spent in each gateway phase (auth, parse, policy, validate, audit, upstream)",

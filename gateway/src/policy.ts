@@ -90,7 +90,16 @@ export class PolicyEngine {
 
   // ---- issue 13 hook: the authorization decision for one operation (AccessEngine when extended) ----
   // `name` is what rules match (a resource's canonical URI); `shown` is what the client sent (the refusal names it).
-  #gate(policy: Policy, id: Identity, method: string, kind: Kind, name: string, args: unknown, facts: RequestFacts | undefined, shown = name): Refusal | undefined {
+  #gate(
+    policy: Policy,
+    id: Identity,
+    method: string,
+    kind: Kind,
+    name: string,
+    args: unknown,
+    facts: RequestFacts | undefined,
+    shown = name,
+  ): Refusal | undefined {
     const a = this.#access;
     if (!a) {
       if (policy.allows(kind, name)) return undefined;
@@ -153,7 +162,13 @@ export class PolicyEngine {
     return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params, facts)) : this.#afterClientLimit(t, id, method, params, facts);
   }
 
-  #afterClientLimit(t: Take, id: Identity, method: string, params: Record<string, unknown> | undefined, facts: RequestFacts | undefined): Refusal | Checked | Promise<Refusal | Checked> {
+  #afterClientLimit(
+    t: Take,
+    id: Identity,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    facts: RequestFacts | undefined,
+  ): Refusal | Checked | Promise<Refusal | Checked> {
     if (!t.ok) return limited(t, "client", "this client");
     const policy = this.#authz.policyFor(id);
     const gate = (kind: Kind, name: string, args: unknown, shown?: string) => this.#gate(policy, id, method, kind, name, args, facts, shown);
@@ -281,7 +296,10 @@ export class PolicyEngine {
         if (!Array.isArray(r.tools)) return result;
         const entries = this.#catalog.learn(r.tools);
         const allowed = new Set(entries.filter((e) => e.assessment.verdict.allowed).map((e) => e.tool.name));
-        return { ...r, tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && this.#listedName(policy, id, "tools", (t as { name: string }).name, facts)) };
+        return {
+          ...r,
+          tools: r.tools.filter((t) => allowed.has((t as { name: string }).name) && this.#listedName(policy, id, "tools", (t as { name: string }).name, facts)),
+        };
       }
       case "resources/list":
         if (!Array.isArray(r.resources)) return result;

@@ -94,7 +94,13 @@ function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders, mode
  * The answer for an upstream HTTP error: the upstream's own JSON-RPC error (sanitized) and status for
  * client errors; 404 means the session is gone; anything else is a 502 that names no internals.
  */
-function upstreamRefusal(status: number, body: string, id: JsonRpcId | undefined, headers: IncomingHttpHeaders, modern = false): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
+function upstreamRefusal(
+  status: number,
+  body: string,
+  id: JsonRpcId | undefined,
+  headers: IncomingHttpHeaders,
+  modern = false,
+): { status: number; body: string; headers: OutgoingHttpHeaders; outcome: string } {
   if (status === 404 && !modern) return { status, body: errorBody(id, ERR.invalidRequest, "session not found"), headers: {}, outcome: "upstream-error" };
   // (2026: a 404 is the server's "method not found"; passed on below like the other client errors.)
   if (!CLIENT_ERRORS.has(status) && !(modern && status === 404))
@@ -449,7 +455,11 @@ export class UpstreamProxy {
     const core = this.#core;
     const res = x.res;
     const body = x.body!;
-    const up = this.#request("POST", forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }, true), false);
+    const up = this.#request(
+      "POST",
+      forwardedHeaders(x.req, { ...core.identityHeaders(x), "content-type": "application/json", "content-length": body.length }, true),
+      false,
+    );
     x.upstreamReq = up;
     x.cleanup = this.#cleanup;
     res.on("close", () => {
@@ -507,7 +517,10 @@ export class UpstreamProxy {
   /** Tells the upstream to stop working on a request the client will no longer get an answer for. */
   cancel(req: IncomingMessage, id: JsonRpcId, reason: string): void {
     const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason } }));
-    const r = this.#request("POST", forwardedHeaders(req, { "content-type": "application/json", "content-length": body.length, accept: "application/json, text/event-stream" }));
+    const r = this.#request(
+      "POST",
+      forwardedHeaders(req, { "content-type": "application/json", "content-length": body.length, accept: "application/json, text/event-stream" }),
+    );
     r.on("response", (x) => x.resume());
     r.on("error", () => undefined);
     r.end(body);
@@ -584,4 +597,3 @@ function openGate(p: UpstreamProxy, b: BoundSession): void {
   b.gate = undefined;
   p.release(held);
 }
-

@@ -21,9 +21,29 @@ function words(key: string): string[] {
 
 /** Joined forms that name a secret wherever they end the key ("db_password", "AWS_SECRET_ACCESS_KEY"). */
 const SECRET_ENDINGS = [
-  "password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "secretkey", "privatekey",
-  "accesskeyid", "accountkey", "signingkey", "encryptionkey", "masterkey", "credential", "credentials",
-  "sessionid", "sessiontoken", "cookie", "authorization", "clientsecret", "secretaccesskey", "webhooksecret",
+  "password",
+  "passwd",
+  "passphrase",
+  "secret",
+  "token",
+  "apikey",
+  "accesskey",
+  "secretkey",
+  "privatekey",
+  "accesskeyid",
+  "accountkey",
+  "signingkey",
+  "encryptionkey",
+  "masterkey",
+  "credential",
+  "credentials",
+  "sessionid",
+  "sessiontoken",
+  "cookie",
+  "authorization",
+  "clientsecret",
+  "secretaccesskey",
+  "webhooksecret",
 ];
 /** Joined forms that name a secret anywhere in the key ("password_confirmation", "client_secret_b64"). */
 const SECRET_PARTS = ["password", "passwd", "passphrase", "secret", "privatekey", "apikey"];

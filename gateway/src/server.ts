@@ -123,7 +123,11 @@ export class Gateway implements Front {
     this.publicOrigin = pub.origin;
     this.mcpPath = pub.pathname === "" ? "/" : pub.pathname;
     this.metadataPath = `/.well-known/oauth-protected-resource${this.mcpPath === "/" ? "" : this.mcpPath}`;
-    this.allowedHosts = new Set([pub.hostname.toLowerCase().replace(/\.$/, ""), ...LOOPBACK_HOSTS, ...(c.hostAliases ?? []).map((h) => h.toLowerCase().replace(/\.$/, ""))]);
+    this.allowedHosts = new Set([
+      pub.hostname.toLowerCase().replace(/\.$/, ""),
+      ...LOOPBACK_HOSTS,
+      ...(c.hostAliases ?? []).map((h) => h.toLowerCase().replace(/\.$/, "")),
+    ]);
     this.#perClientSlots = c.limits.maxConcurrentPerClient ?? Math.max(1, Math.floor(c.limits.maxConcurrentRequests / 4));
     this.auth = new Authenticator(c.auth, { jwksRefreshMs: opts.jwksRefreshMs });
     this.#authz = new Authorizer(c.authorization.rules);
@@ -145,10 +149,12 @@ export class Gateway implements Front {
       const e = this.catalog.get(name);
       if (!e) return undefined;
       // Annotations count only when the pin covers them (fingerprint includes annotations since issue 13).
-      return { pinnedWithAnnotations: e.assessment.verdict.status === "pinned" && pins.get(name) === e.assessment.fingerprint, annotations: e.tool.annotations };
+      return {
+        pinnedWithAnnotations: e.assessment.verdict.status === "pinned" && pins.get(name) === e.assessment.fingerprint,
+        annotations: e.tool.annotations,
+      };
     });
-    if (this.access.problems.length > 0)
-      throw new Error(`authorization: ${this.access.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
+    if (this.access.problems.length > 0) throw new Error(`authorization: ${this.access.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`);
     this.#trustedProxies = cidrSet(c.authorization.trustedProxies);
     const idProblems = [
       ...identityHeaderProblems(c.authorization.identity),
@@ -211,7 +217,13 @@ export class Gateway implements Front {
       const key = x.identity!.key;
       const open = this.#listens.get(key) ?? 0;
       if (open >= MAX_LISTENS_PER_CLIENT)
-        return { status: 429, code: -32029, message: `too many subscriptions/listen streams open for this client (at most ${MAX_LISTENS_PER_CLIENT})`, outcome: "rate-limited", headers: { "retry-after": "5" } };
+        return {
+          status: 429,
+          code: -32029,
+          message: `too many subscriptions/listen streams open for this client (at most ${MAX_LISTENS_PER_CLIENT})`,
+          outcome: "rate-limited",
+          headers: { "retry-after": "5" },
+        };
       this.#listens.set(key, open + 1);
       x.res.once("close", () => {
         const n = (this.#listens.get(key) ?? 1) - 1;
@@ -290,7 +302,13 @@ export class Gateway implements Front {
     this.#refresh.unref();
     const port = (this.#server.address() as AddressInfo).port;
     const adminPort = (this.#admin.address() as AddressInfo).port;
-    log("info", "gateway listening", { port, adminPort, upstream: c.upstream.transport, tls: c.listen.tls ? `${c.listen.tls.minVersion}+ serial ${this.#tlsReloader?.current.serialNumber}` : false, limits: c.limits.mode });
+    log("info", "gateway listening", {
+      port,
+      adminPort,
+      upstream: c.upstream.transport,
+      tls: c.listen.tls ? `${c.listen.tls.minVersion}+ serial ${this.#tlsReloader?.current.serialNumber}` : false,
+      limits: c.limits.mode,
+    });
     return { port, adminPort };
   }
 
@@ -379,7 +397,8 @@ export class Gateway implements Front {
     if (req.method === "GET" && req.url !== undefined && (req.url === this.metadataPath || req.url === "/.well-known/oauth-protected-resource")) {
       // Public, but answered only to the host names the gateway serves (like every route).
       const host = hostName(req.headers.host);
-      if (host === undefined || !this.allowedHosts.has(host)) return void res.writeHead(403, { "content-type": "application/json" }).end(errorBody(null, -32003, "host not allowed"));
+      if (host === undefined || !this.allowedHosts.has(host))
+        return void res.writeHead(403, { "content-type": "application/json" }).end(errorBody(null, -32003, "host not allowed"));
       this.resourceMetadata(res);
       return;
     }
@@ -488,7 +507,9 @@ export class Gateway implements Front {
     // The older transport: policy refusals are JSON-RPC errors on the session's stream.
     if (refuseOnStream(this, x, s)) return;
     if (!res.headersSent) {
-      const headers = s.closeConnection ? { "content-type": "application/json", connection: "close", ...s.headers } : { "content-type": "application/json", ...s.headers };
+      const headers = s.closeConnection
+        ? { "content-type": "application/json", connection: "close", ...s.headers }
+        : { "content-type": "application/json", ...s.headers };
       res.writeHead(s.status, headers).end(errorBody(x.msg?.id, x.era === "modern" ? modernErrorCode(s.code, x.msg?.method) : s.code, s.message, s.data));
     } else if (!res.writableEnded) res.destroy();
     this.finish(x, s.outcome, s.status, s.reason);

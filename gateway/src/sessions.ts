@@ -414,4 +414,3 @@ export class SessionTable {
     for (const k of [...this.#hosted.keys()]) this.drop(k, "shutdown", "gateway shutting down");
   }
 }
-

@@ -15,8 +15,7 @@ export function parseEvent(block: string): SseEvent {
     if (line.startsWith("data:")) {
       data ??= [];
       data.push(line.slice(line[5] === " " ? 6 : 5));
-    }
-    else if (line.length > 0) other.push(line);
+    } else if (line.length > 0) other.push(line);
   }
   return { other, data: data?.join("\n") };
 }

@@ -106,7 +106,8 @@ function originAndHost(gw: Front, x: Exchange): Step {
   const origin = x.req.headers.origin;
   if (origin !== undefined && origin !== gw.publicOrigin) return { status: 403, code: ERR.denied, message: "origin not allowed", outcome: "denied" };
   const host = hostName(x.req.headers.host);
-  if (host === undefined || !gw.allowedHosts.has(host)) return { status: 403, code: ERR.denied, message: "host not allowed", outcome: "denied", reason: "host" };
+  if (host === undefined || !gw.allowedHosts.has(host))
+    return { status: 403, code: ERR.denied, message: "host not allowed", outcome: "denied", reason: "host" };
   return undefined;
 }
 
@@ -132,7 +133,11 @@ function authenticated(gw: Front, x: Exchange, a: AuthResult): Stop | undefined 
   gw.metrics.authFailures.inc({ reason: a.reason });
   x.req.resume();
   // issue 13: the challenge names the scopes every request needs, so a client asks for them up front.
-  const challenge = unauthorizedChallenge(`${gw.publicOrigin}${gw.metadataPath}`, gw.config.auth.jwt ? gw.access.requiredScopes : [], a.invalidToken ? a.message : undefined);
+  const challenge = unauthorizedChallenge(
+    `${gw.publicOrigin}${gw.metadataPath}`,
+    gw.config.auth.jwt ? gw.access.requiredScopes : [],
+    a.invalidToken ? a.message : undefined,
+  );
   return { status: 401, code: ERR.unauthorized, message: a.message, outcome: "unauthenticated", headers: { "www-authenticate": challenge }, reason: a.reason };
 }
 
@@ -241,7 +246,13 @@ export function bodyTimedOut(x: Exchange, ms: number): void {
   const b = (x.req as Tagged)[BODY];
   if (!b || b.over) return;
   b.over = true;
-  b.gw.respond(x, { status: 408, code: ERR.invalidRequest, message: `request body not received within ${ms / 1000} s`, outcome: "invalid", closeConnection: true });
+  b.gw.respond(x, {
+    status: 408,
+    code: ERR.invalidRequest,
+    message: `request body not received within ${ms / 1000} s`,
+    outcome: "invalid",
+    closeConnection: true,
+  });
   setImmediate(() => x.req.destroy());
 }
 

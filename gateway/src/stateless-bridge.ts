@@ -111,7 +111,9 @@ function canonical(v: unknown): string {
 export function callIdentity(m: JsonRpcMessage): string {
   const p = m.params ?? {};
   const target = m.method === "resources/read" ? p.uri : p.name;
-  const digest = createHash("sha256").update(canonical(p.arguments ?? null)).digest("base64url");
+  const digest = createHash("sha256")
+    .update(canonical(p.arguments ?? null))
+    .digest("base64url");
   return `${m.method}\u0000${typeof target === "string" ? target : ""}\u0000${digest}`;
 }
 
@@ -185,7 +187,8 @@ export class StatelessBridge {
   /** When the exchange ends, it no longer occupies its session. A progress token it asked with now names it. */
   #release(b: Bridged, x: Exchange): void {
     const meta = x.msg?.params?._meta;
-    const token = isObj(meta) && (typeof meta.progressToken === "string" || typeof meta.progressToken === "number") ? JSON.stringify(meta.progressToken) : undefined;
+    const token =
+      isObj(meta) && (typeof meta.progressToken === "string" || typeof meta.progressToken === "number") ? JSON.stringify(meta.progressToken) : undefined;
     if (token !== undefined) b.progress.set(token, x);
     const inner = x.cleanup;
     x.cleanup = (ex, outcome) => {
@@ -364,10 +367,20 @@ export class StatelessBridge {
     const p = typeof token === "string" ? this.#parked.get(token) : undefined;
     // Authorization already ran on this request's own name and arguments; the parked call must be that same call.
     if (!p || p.owner !== x.identity!.key || p.call !== callIdentity(m))
-      return { status: 400, code: ERR.invalidParams, message: "invalid params: requestState does not belong to this call (same client, same tool and arguments)", outcome: "invalid" };
+      return {
+        status: 400,
+        code: ERR.invalidParams,
+        message: "invalid params: requestState does not belong to this call (same client, same tool and arguments)",
+        outcome: "invalid",
+      };
     if (p.b.h.ended) {
       this.#drop(p);
-      return { status: 200, code: ERR.upstream, message: "the server session that asked for input has ended; call again without requestState", outcome: "upstream-error" };
+      return {
+        status: 200,
+        code: ERR.upstream,
+        message: "the server session that asked for input has ended; call again without requestState",
+        outcome: "upstream-error",
+      };
     }
     const responses = m.params?.inputResponses;
     const answer = isObj(responses) ? responses[p.key] : undefined;
@@ -376,7 +389,8 @@ export class StatelessBridge {
       this.#reply(x, this.#inputRequired(m.id, p));
       return HANDLED;
     }
-    if (!isObj(answer)) return { status: 400, code: ERR.invalidParams, message: `invalid params: inputResponses["${p.key}"] must be an object`, outcome: "invalid" };
+    if (!isObj(answer))
+      return { status: 400, code: ERR.invalidParams, message: `invalid params: inputResponses["${p.key}"] must be an object`, outcome: "invalid" };
     this.#drop(p);
     const b = p.b;
     this.#occupy(b, x);
@@ -458,9 +472,21 @@ export class StatelessBridge {
     const res = x.res;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
     const honored = { ...wants, ...(uris.size > 0 ? { resourceSubscriptions: [...uris] } : {}) };
-    const ack = { jsonrpc: "2.0", method: "notifications/subscriptions/acknowledged", params: { _meta: { [META.subscriptionId]: m.id }, notifications: honored } };
+    const ack = {
+      jsonrpc: "2.0",
+      method: "notifications/subscriptions/acknowledged",
+      params: { _meta: { [META.subscriptionId]: m.id }, notifications: honored },
+    };
     res.write(`event: message\ndata: ${JSON.stringify(ack)}\n\n`);
-    const l: Listener = { res, subscriptionId: m.id as string | number, identity, source: x.source, wants, uris, ping: setInterval(() => res.write(":\n\n"), KEEPALIVE_MS) };
+    const l: Listener = {
+      res,
+      subscriptionId: m.id as string | number,
+      identity,
+      source: x.source,
+      wants,
+      uris,
+      ping: setInterval(() => res.write(":\n\n"), KEEPALIVE_MS),
+    };
     l.ping.unref();
     const pool = this.#pool(identity.key);
     pool.listeners.add(l);
@@ -500,7 +526,11 @@ export class StatelessBridge {
     for (const l of pool.listeners) {
       if (l.res.writableEnded) continue;
       if (want === "resourceSubscriptions" ? !(typeof uri === "string" && l.uris.has(uri)) : !l.wants[want]) continue;
-      const tagged = { jsonrpc: "2.0", method: m.method, params: { ...(m.params ?? {}), _meta: { ...(isObj(m.params?._meta) ? m.params._meta : {}), [META.subscriptionId]: l.subscriptionId } } };
+      const tagged = {
+        jsonrpc: "2.0",
+        method: m.method,
+        params: { ...(m.params ?? {}), _meta: { ...(isObj(m.params?._meta) ? m.params._meta : {}), [META.subscriptionId]: l.subscriptionId } },
+      };
       const out = this.#core.notificationFor(l.identity, l.source, JSON.stringify(tagged));
       if (out !== undefined) l.res.write(`event: message\ndata: ${out}\n\n`);
     }
@@ -517,7 +547,9 @@ export class StatelessBridge {
       for (const l of pool.listeners) {
         clearInterval(l.ping);
         if (!l.res.writableEnded)
-          l.res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: l.subscriptionId, result: { resultType: "complete", _meta: { [META.subscriptionId]: l.subscriptionId } } })}\n\n`);
+          l.res.end(
+            `event: message\ndata: ${JSON.stringify({ jsonrpc: "2.0", id: l.subscriptionId, result: { resultType: "complete", _meta: { [META.subscriptionId]: l.subscriptionId } } })}\n\n`,
+          );
       }
     for (const p of [...this.#parked.values()]) this.#drop(p);
   }

@@ -18,13 +18,23 @@ interface Answer {
 }
 
 /** One stateless 2026 request to the upstream (JSON or SSE answer); the answer's first response message. */
-export function modernCall(url: URL, agent: http.Agent, method: string, params: Record<string, unknown>, timeoutMs: number, extraHeaders: Record<string, string> = {}): Promise<Answer> {
+export function modernCall(
+  url: URL,
+  agent: http.Agent,
+  method: string,
+  params: Record<string, unknown>,
+  timeoutMs: number,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer> {
   const body = Buffer.from(
     JSON.stringify({
       jsonrpc: "2.0",
       id: 1,
       method,
-      params: { ...params, _meta: { [META.protocolVersion]: MODERN_VERSION, [META.clientCapabilities]: CATALOG_CLIENT_CAPABILITIES, [META.clientInfo]: GATEWAY_CLIENT_INFO } },
+      params: {
+        ...params,
+        _meta: { [META.protocolVersion]: MODERN_VERSION, [META.clientCapabilities]: CATALOG_CLIENT_CAPABILITIES, [META.clientInfo]: GATEWAY_CLIENT_INFO },
+      },
     }),
   );
   return new Promise((resolve, reject) => {

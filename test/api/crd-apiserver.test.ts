@@ -44,7 +44,9 @@ after(async () => {
 
 /** Server-side dry run with strict field validation: what `kubectl apply` would get. */
 async function dryRun(doc: unknown) {
-  return cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: stringify(doc, { version: "1.1" }) });
+  return cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], {
+    input: stringify(doc, { version: "1.1" }),
+  });
 }
 
 test("every example is admitted by the API server", async () => {
@@ -56,14 +58,26 @@ test("every example is admitted by the API server", async () => {
 
 test("kubectl explain shows the descriptions and get shows the printer columns", async () => {
   // The OpenAPI document the API server publishes for a new CRD lags its Established condition.
-  const explain = await waitUntil("kubectl explain mcpservers.spec.auth to work (published OpenAPI)", () => cp.kubectl(["explain", "mcpservers.spec.auth"]), (r) => r.code === 0, 60_000, 500);
+  const explain = await waitUntil(
+    "kubectl explain mcpservers.spec.auth to work (published OpenAPI)",
+    () => cp.kubectl(["explain", "mcpservers.spec.auth"]),
+    (r) => r.code === 0,
+    60_000,
+    500,
+  );
   assert.match(explain.stdout, /no\s+anonymous mode/);
   const protocol = await cp.kubectl(["explain", "mcpservers.spec.protocol.versions"]);
   assert.equal(protocol.code, 0, protocol.stderr);
   for (const said of [/allowlist/, /2026-07-28\s+is\s+stateless/, /-32022/]) assert.match(protocol.stdout, said);
   const created = await cp.kubectl(["apply", "--server-side", "--field-manager=test", "-f", join(EXAMPLES, "everything.yaml")]);
   assert.equal(created.code, 0, created.stderr);
-  const get = await waitUntil("kubectl get mcps (the short name) to work", () => cp.kubectl(["get", "mcps", "-n", "agents"]), (r) => r.code === 0, 60_000, 500);
+  const get = await waitUntil(
+    "kubectl get mcps (the short name) to work",
+    () => cp.kubectl(["get", "mcps", "-n", "agents"]),
+    (r) => r.code === 0,
+    60_000,
+    500,
+  );
   assert.match(get.stdout.split("\n")[0]!, /NAME\s+READY\s+TRANSPORT\s+AUTH\s+MTLS\s+URL\s+AGE/);
   assert.match(get.stdout, /everything\s+streamable-http/);
 });
@@ -76,37 +90,96 @@ const REFUSED: [string, unknown, string][] = [
   ["stdio with port", withSpec({ transport: { type: "stdio", port: 3000 }, command: ["x"] }), "spec.transport.port must not be set when type is stdio"],
   ["stdio without command", withSpec({ transport: { type: "stdio" } }), "spec.command is required when spec.transport.type is stdio"],
   ["mtls without mesh", withSpec({ auth: { mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } }), "spec.auth.mtls requires spec.mesh.istio.enabled"],
-  ["hosts without mesh", withSpec({ network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }), "spec.network.egress[].hosts requires spec.mesh.istio.enabled"],
+  [
+    "hosts without mesh",
+    withSpec({ network: { egress: [{ hosts: ["api.github.com"], ports: [{ port: 443 }] }] } }),
+    "spec.network.egress[].hosts requires spec.mesh.istio.enabled",
+  ],
   ["http issuer", withSpec({ auth: { jwt: { issuer: "http://id.example.com", audiences: ["a"] } } }), "spec.auth.jwt.issuer must use https"],
-  ["duplicate pins", withSpec({ tools: { pinned: [{ name: "a", sha256: "a".repeat(64) }, { name: "a", sha256: "b".repeat(64) }] } }), ".spec.tools.pinned: duplicate entries for key [name=\"a\"]"],
-  ["request over limit", withSpec({ resources: { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } } }), "spec.resources.requests.memory must not exceed spec.resources.limits.memory"],
+  [
+    "duplicate pins",
+    withSpec({
+      tools: {
+        pinned: [
+          { name: "a", sha256: "a".repeat(64) },
+          { name: "a", sha256: "b".repeat(64) },
+        ],
+      },
+    }),
+    '.spec.tools.pinned: duplicate entries for key [name="a"]',
+  ],
+  [
+    "request over limit",
+    withSpec({ resources: { requests: { memory: "1Gi" }, limits: { memory: "512Mi" } } }),
+    "spec.resources.requests.memory must not exceed spec.resources.limits.memory",
+  ],
   ["empty ingress peer", withSpec({ network: { ingress: [{}] } }), "spec.network.ingress[]: set namespaceSelector, podSelector or both"],
   // issue 14
-  ["TLS from a Secret and an issuer", withSpec({ tls: { secretRef: { name: "cert" }, issuerRef: { name: "ca" } } }), "spec.tls: set exactly one of secretRef (a Secret you manage) and issuerRef (cert-manager issues it)"],
+  [
+    "TLS from a Secret and an issuer",
+    withSpec({ tls: { secretRef: { name: "cert" }, issuerRef: { name: "ca" } } }),
+    "spec.tls: set exactly one of secretRef (a Secret you manage) and issuerRef (cert-manager issues it)",
+  ],
   ["TLS 1.1", withSpec({ tls: { issuerRef: { name: "ca" }, minVersion: "1.1" } }), 'spec.tls.minVersion: Unsupported value: "1.1"'],
   ["name not a DNS label", { ...BASE, metadata: { name: "a.b", namespace: "cel" } }, "metadata.name must be a DNS label"],
   ["unknown field", withSpec({ privileged: true }), ".spec.privileged: field not declared in schema"],
   // issue 13's cross-field rules
-  ["scopes without JWT", withSpec({ authorization: { requiredScopes: ["mcp:connect"] } }), "spec.authorization: OAuth scopes (scopes, requiredScopes, rules[].scopes) need spec.auth.jwt"],
+  [
+    "scopes without JWT",
+    withSpec({ authorization: { requiredScopes: ["mcp:connect"] } }),
+    "spec.authorization: OAuth scopes (scopes, requiredScopes, rules[].scopes) need spec.auth.jwt",
+  ],
   [
     "empty time window",
-    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { windows: [{ start: "02:00", end: "02:00", timeZone: "UTC" }] } }] } }),
+    withSpec({
+      authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { windows: [{ start: "02:00", end: "02:00", timeZone: "UTC" }] } }] },
+    }),
     "spec.authorization.rules[].schedule.windows[]: start and end must differ",
   ],
   [
     "notAfter before notBefore",
-    withSpec({ authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { notBefore: "2026-12-02T00:00:00Z", notAfter: "2026-12-01T00:00:00Z" } }] } }),
+    withSpec({
+      authorization: { rules: [{ name: "r", clients: { apiKeys: ["a"] }, schedule: { notBefore: "2026-12-02T00:00:00Z", notAfter: "2026-12-01T00:00:00Z" } }] },
+    }),
     "spec.authorization.rules[].schedule: notBefore must be before notAfter",
   ],
-  ["ipBlock with a selector", withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }), "spec.network.ingress[]: ipBlock cannot be combined"],
+  [
+    "ipBlock with a selector",
+    withSpec({ network: { ingress: [{ ipBlock: { cidr: "10.0.0.0/8" }, podSelector: { matchLabels: { a: "b" } } }] } }),
+    "spec.network.ingress[]: ipBlock cannot be combined",
+  ],
   // issue 11: the protocol revision allowlist holds only revisions the gateway speaks, each once, at least one
-  ["unknown protocol version", withSpec({ protocol: { versions: ["2026-07-28", "2024-11-05"] } }), 'spec.protocol.versions[1]: Unsupported value: "2024-11-05"'],
-  ["duplicate protocol version", withSpec({ protocol: { versions: ["2025-11-25", "2025-11-25"] } }), '.spec.protocol.versions: duplicate entries for key [="2025-11-25"]'],
-  ["empty protocol allowlist", withSpec({ protocol: { versions: [] } }), "spec.protocol.versions: Invalid value: 0: spec.protocol.versions in body should have at least 1 items"],
-  ["identity without headers or JWT", withSpec({ authorization: { identity: {} } }), "spec.authorization.identity: set headers, signedJwt, env or a combination"],
-  ["API keys from a Secret and a secret manager at once", withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
+  [
+    "unknown protocol version",
+    withSpec({ protocol: { versions: ["2026-07-28", "2024-11-05"] } }),
+    'spec.protocol.versions[1]: Unsupported value: "2024-11-05"',
+  ],
+  [
+    "duplicate protocol version",
+    withSpec({ protocol: { versions: ["2025-11-25", "2025-11-25"] } }),
+    '.spec.protocol.versions: duplicate entries for key [="2025-11-25"]',
+  ],
+  [
+    "empty protocol allowlist",
+    withSpec({ protocol: { versions: [] } }),
+    "spec.protocol.versions: Invalid value: 0: spec.protocol.versions in body should have at least 1 items",
+  ],
+  [
+    "identity without headers or JWT",
+    withSpec({ authorization: { identity: {} } }),
+    "spec.authorization.identity: set headers, signedJwt, env or a combination",
+  ],
+  [
+    "API keys from a Secret and a secret manager at once",
+    withSpec({ auth: { apiKeys: { secretRef: { name: "k" }, externalSecret: { storeRef: { name: "vault" }, key: "mcp/keys" } } } }),
+    "spec.auth.apiKeys: set exactly one of secretRef, externalSecret",
+  ],
   ["API keys from nowhere", withSpec({ auth: { apiKeys: {} } }), "spec.auth.apiKeys: set exactly one of secretRef, externalSecret"],
-  ["identity env on an HTTP server", withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }), "spec.authorization.identity.env is for stdio servers"],
+  [
+    "identity env on an HTTP server",
+    withSpec({ authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }),
+    "spec.authorization.identity.env is for stdio servers",
+  ],
   [
     "identity env token without signedJwt",
     withSpec({ transport: { type: "stdio" }, command: ["x"], authorization: { identity: { env: { token: "MCP_TOKEN" } } } }),
@@ -119,7 +192,12 @@ const REFUSED: [string, unknown, string][] = [
   ],
   [
     "identity env name also set in spec.env",
-    withSpec({ transport: { type: "stdio" }, command: ["x"], env: [{ name: "MCP_SUBJECT", value: "admin" }], authorization: { identity: { env: { subject: "MCP_SUBJECT" } } } }),
+    withSpec({
+      transport: { type: "stdio" },
+      command: ["x"],
+      env: [{ name: "MCP_SUBJECT", value: "admin" }],
+      authorization: { identity: { env: { subject: "MCP_SUBJECT" } } },
+    }),
     "spec.env must not set a variable that spec.authorization.identity.env names",
   ],
 ];
@@ -143,7 +221,9 @@ test("generated specs that zod accepts are admitted by the API server (CEL never
     assert.ok(validateMcpServer(input).ok);
     return stringify({ ...input, metadata: { name: `gen-${i}`, namespace: "cel" } }, { version: "1.1" });
   });
-  const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], { input: docs.join("---\n") });
+  const r = await cp.kubectl(["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=test", "-f", "-"], {
+    input: docs.join("---\n"),
+  });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split("\n").length, samples.length);
 });

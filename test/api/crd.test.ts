@@ -33,7 +33,8 @@ test("crds/ matches the schema (run `make crds` after changing operator/src/api)
 test("the schema is structural: types everywhere, no JSON-Schema-only keywords, no unbounded junk", () => {
   const problems: string[] = [];
   walk(schema(), "", (n, path) => {
-    if (path !== "" && n.type === undefined && n["x-kubernetes-int-or-string"] !== true && n["x-kubernetes-preserve-unknown-fields"] !== true) problems.push(`${path}: no type`);
+    if (path !== "" && n.type === undefined && n["x-kubernetes-int-or-string"] !== true && n["x-kubernetes-preserve-unknown-fields"] !== true)
+      problems.push(`${path}: no type`);
     if (n.properties && n.additionalProperties !== undefined) problems.push(`${path}: properties and additionalProperties`);
     if (n.additionalProperties === false) problems.push(`${path}: additionalProperties false`);
     for (const k of ["$schema", "$ref", "anyOf", "oneOf", "allOf", "not", "const", "propertyNames", "definitions", "$defs"]) {

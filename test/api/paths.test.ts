@@ -21,7 +21,11 @@ test("every spelling of a reserved mount path is refused, naming spec.volumes[0]
   for (const path of RESERVED_MOUNT_PATH_SPELLINGS) {
     const r = validateMcpServer(withVolume(path));
     assert.equal(r.ok, false, `${path} was accepted`);
-    if (!r.ok) assert.ok(r.errors.some((e) => e.startsWith("spec.volumes[0].mountPath: ")), `${path}: ${r.errors.join("; ")}`);
+    if (!r.ok)
+      assert.ok(
+        r.errors.some((e) => e.startsWith("spec.volumes[0].mountPath: ")),
+        `${path}: ${r.errors.join("; ")}`,
+      );
   }
 });
 
@@ -29,12 +33,26 @@ test("non-canonical paths and file names are refused with a message that says wh
   for (const [what, spec, expected] of NON_CANONICAL_FIELDS) {
     const r = validateMcpServer(withSpec(spec));
     assert.equal(r.ok, false, `${what}: accepted`);
-    if (!r.ok) assert.ok(r.errors.some((e) => e.includes(expected)), `${what}: expected "${expected}" in ${JSON.stringify(r.errors)}`);
+    if (!r.ok)
+      assert.ok(
+        r.errors.some((e) => e.includes(expected)),
+        `${what}: expected "${expected}" in ${JSON.stringify(r.errors)}`,
+      );
   }
 });
 
 test("canonical paths next to the reserved ones are accepted (boundaries are '/' segments, not string prefixes)", () => {
-  for (const path of ["/tmpdata", "/var/run/secrets/mcpdata", "/var/run/secrets/other", "/opt/mcp-bastion2", "/opt/data", "/data", "/srv/.config", "/srv/...", "/srv/..hidden"]) {
+  for (const path of [
+    "/tmpdata",
+    "/var/run/secrets/mcpdata",
+    "/var/run/secrets/other",
+    "/opt/mcp-bastion2",
+    "/opt/data",
+    "/data",
+    "/srv/.config",
+    "/srv/...",
+    "/srv/..hidden",
+  ]) {
     const r = validateMcpServer(withVolume(path));
     assert.ok(r.ok, `${path}: ${r.ok ? "" : r.errors.join("; ")}`);
   }
@@ -84,5 +102,9 @@ test("two spellings of one path are one path: uniqueness compares resolved paths
     }),
   );
   assert.equal(r.ok, false);
-  if (!r.ok) assert.ok(r.errors.some((e) => e.includes("spec.volumes[].mountPath must be unique")), r.errors.join("; "));
+  if (!r.ok)
+    assert.ok(
+      r.errors.some((e) => e.includes("spec.volumes[].mountPath must be unique")),
+      r.errors.join("; "),
+    );
 });

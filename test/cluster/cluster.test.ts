@@ -27,7 +27,11 @@ describe("the host-route guard", () => {
     const ns = `mcpb-guard-${process.pid}`;
     await run("ip", ["netns", "add", ns]);
     try {
-      for (const cmd of [["ip", "link", "add", "lab0", "type", "bridge"], ["ip", "link", "set", "lab0", "up"], ["ip", "addr", "add", "198.18.0.9/24", "dev", "lab0"]]) {
+      for (const cmd of [
+        ["ip", "link", "add", "lab0", "type", "bridge"],
+        ["ip", "link", "set", "lab0", "up"],
+        ["ip", "addr", "add", "198.18.0.9/24", "dev", "lab0"],
+      ]) {
         const r = await run("ip", ["netns", "exec", ns, ...cmd]);
         assert.equal(r.code, 0, r.stderr);
       }
@@ -73,7 +77,11 @@ describe("a real single-node cluster", { timeout: 45 * 60_000 }, () => {
             name: "probe",
             image: "mcp-bastion.local/busybox:1",
             imagePullPolicy: "Never",
-            command: ["sh", "-c", "nslookup kubernetes.default.svc.cluster.local && echo | nc -w 5 kubernetes.default.svc.cluster.local 443 >/dev/null && echo reached-api"],
+            command: [
+              "sh",
+              "-c",
+              "nslookup kubernetes.default.svc.cluster.local && echo | nc -w 5 kubernetes.default.svc.cluster.local 443 >/dev/null && echo reached-api",
+            ],
           },
         ],
       },
@@ -118,7 +126,13 @@ describe("a real single-node cluster", { timeout: 45 * 60_000 }, () => {
       }
     }
     const mounts = readFileSync("/proc/self/mountinfo", "utf8");
-    if (mounts.includes(dir) || mounts.includes(netns)) left.push(`mounts: ${mounts.split("\n").filter((l) => l.includes(dir) || l.includes(netns)).join("; ")}`);
+    if (mounts.includes(dir) || mounts.includes(netns))
+      left.push(
+        `mounts: ${mounts
+          .split("\n")
+          .filter((l) => l.includes(dir) || l.includes(netns))
+          .join("; ")}`,
+      );
     if (existsSync(dir)) left.push(`directory ${dir}`);
     const ps = (await run("ps", ["-eo", "pid,args"])).stdout.split("\n").filter((l) => l.includes(dir));
     if (ps.length) left.push(`processes naming ${dir}: ${ps.join("; ")}`);

@@ -9,12 +9,19 @@ import { test } from "node:test";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
-test("make demo --once: Ready=True for both examples, one call allowed and one refused, how to look around, nothing left behind", { timeout: 60 * 60_000 }, async () => {
+test("make demo --once: Ready=True for both examples, one call allowed and one refused, how to look around, nothing left behind", {
+  timeout: 60 * 60_000,
+}, async () => {
   // The deadline only separates a hung demo from a slow one: building images on a busy machine takes long.
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(ROOT, "dev", "cluster", "demo.ts"), "--once"], { timeout: 55 * 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [join(ROOT, "dev", "cluster", "demo.ts"), "--once"],
+      { timeout: 55 * 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
   assert.equal(r.code, 0, `demo failed:\n${r.stderr}\n${r.stdout}`);
   const out = r.stdout;
@@ -30,5 +37,9 @@ test("make demo --once: Ready=True for both examples, one call allowed and one r
   assert.match(out, /stopping the cluster/);
   // The cluster's network namespace and cgroups (both named mcpb-<id>) are gone.
   assert.ok(!existsSync(`/run/netns/${netns}`), `the demo's network namespace ${netns} is gone`);
-  assert.deepEqual(readdirSync("/sys/fs/cgroup").filter((h) => existsSync(`/sys/fs/cgroup/${h}/${netns}`)), [], `the demo's cgroups ${netns} are gone`);
+  assert.deepEqual(
+    readdirSync("/sys/fs/cgroup").filter((h) => existsSync(`/sys/fs/cgroup/${h}/${netns}`)),
+    [],
+    `the demo's cgroups ${netns} are gone`,
+  );
 });

@@ -52,12 +52,35 @@ function condition(obj: Any, type: string): Any {
 /** What a pod looks like right now, for failure messages: phase, container states, last events. */
 async function describePod(ns: string, name: string): Promise<string> {
   const pod = await getJson(["-n", ns, "get", "pod", name]);
-  const states = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])].map((c: Any) => `${c.name}: ${JSON.stringify(c.state)} restarts=${c.restartCount}`);
-  const events = (await cluster.kubectl(["-n", ns, "get", "events", "--field-selector", `involvedObject.name=${name}`, "-o", "custom-columns=R:.reason,M:.message", "--no-headers"])).stdout.trim().split("\n").slice(-4);
+  const states = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])].map(
+    (c: Any) => `${c.name}: ${JSON.stringify(c.state)} restarts=${c.restartCount}`,
+  );
+  const events = (
+    await cluster.kubectl([
+      "-n",
+      ns,
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${name}`,
+      "-o",
+      "custom-columns=R:.reason,M:.message",
+      "--no-headers",
+    ])
+  ).stdout
+    .trim()
+    .split("\n")
+    .slice(-4);
   return `pod ${ns}/${name} phase=${pod?.status?.phase} ${states.join("; ")} events: ${events.join(" | ")}`;
 }
 /** Runs a pod to completion (restartPolicy Never) and returns its log; restricted-compliant security context. */
-async function runPod(ns: string, name: string, image: string, command: string[], opts: { labels?: Record<string, string>; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ phase: string; log: string }> {
+async function runPod(
+  ns: string,
+  name: string,
+  image: string,
+  command: string[],
+  opts: { labels?: Record<string, string>; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ phase: string; log: string }> {
   await cluster.kubectl(["-n", ns, "delete", "pod", name, "--ignore-not-found", "--wait=true"]);
   await apply([
     {
@@ -94,7 +117,12 @@ async function runPod(ns: string, name: string, image: string, command: string[]
 /** A container's own view of its process 1 (/proc/1/status), parsed into fields. */
 async function procStatus(ns: string, pod: string, container: string): Promise<Record<string, string>> {
   const out = await kubectl(["-n", ns, "exec", pod, "-c", container, "--", "cat", "/proc/1/status"]);
-  return Object.fromEntries(out.split("\n").filter((l) => l.includes(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
+  return Object.fromEntries(
+    out
+      .split("\n")
+      .filter((l) => l.includes(":"))
+      .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]),
+  );
 }
 
 /**
@@ -110,7 +138,9 @@ async function esoBinaryAndCrds(): Promise<{ bin: string; crds: string[] }> {
   // Every CRD of that version, generators included: its GeneratorState controller watches
   // generatorstates.generators.external-secrets.io, and without that CRD its informer never syncs and the
   // whole operator exits after controller-runtime's 2-minute cache-sync timeout.
-  const crds = readdirSync(crdDir).filter((f) => /^(generators\.)?external-secrets\.io_.*\.yaml$/.test(f)).map((f) => join(crdDir, f));
+  const crds = readdirSync(crdDir)
+    .filter((f) => /^(generators\.)?external-secrets\.io_.*\.yaml$/.test(f))
+    .map((f) => join(crdDir, f));
   return { bin: join(r.stdout.trim().split("\n").pop() ?? "", "external-secrets"), crds };
 }
 let eso: { bin: string; crds: string[] } | undefined;
@@ -140,7 +170,25 @@ describe("1. the operator installed with the Helm chart", { timeout: 20 * 60_000
   test("runs under Pod Security restricted, becomes leader and reconciles", async () => {
     await apply([{ apiVersion: "v1", kind: "Namespace", metadata: { name: RELEASE_NS, labels: RESTRICTED } }]);
     const [repo, digest] = operatorImage.split("@");
-    const r = await run(helm, ["install", "bastion", join(ROOT, "charts", "mcp-bastion"), "-n", RELEASE_NS, "--kubeconfig", cluster.kubeconfigPath, "--set", `image.repository=${repo}`, "--set", `image.digest=${digest}`, "--set", "image.pullPolicy=IfNotPresent"], { timeoutMs: 300_000 });
+    const r = await run(
+      helm,
+      [
+        "install",
+        "bastion",
+        join(ROOT, "charts", "mcp-bastion"),
+        "-n",
+        RELEASE_NS,
+        "--kubeconfig",
+        cluster.kubeconfigPath,
+        "--set",
+        `image.repository=${repo}`,
+        "--set",
+        `image.digest=${digest}`,
+        "--set",
+        "image.pullPolicy=IfNotPresent",
+      ],
+      { timeoutMs: 300_000 },
+    );
     assert.equal(r.code, 0, `helm install: ${r.stderr}`);
 
     const deploy = "bastion-mcp-bastion";
@@ -209,11 +257,33 @@ describe("2. server-everything is Ready and hardened, seen from its running cont
       for (const cap of ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]) assert.equal(st[cap], "0000000000000000", `${c}: ${cap}`);
       assert.equal(st.Seccomp, "2", `${c}: seccomp filter (RuntimeDefault)`);
       assert.equal(st.NoNewPrivs, "1", `${c}: no_new_privs`);
-      const write = await cluster.kubectl(["-n", NS, "exec", pod.metadata.name, "-c", c, "--", "node", "-e", "try{require('fs').writeFileSync('/probe','x');console.log('wrote')}catch(e){console.log(e.code)}"]);
+      const write = await cluster.kubectl([
+        "-n",
+        NS,
+        "exec",
+        pod.metadata.name,
+        "-c",
+        c,
+        "--",
+        "node",
+        "-e",
+        "try{require('fs').writeFileSync('/probe','x');console.log('wrote')}catch(e){console.log(e.code)}",
+      ]);
       assert.equal(write.stdout.trim(), "EROFS", `${c}: the root filesystem is read-only (${write.stdout}${write.stderr})`);
       const limitSpec = (pod.spec.containers as Any[]).find((x) => x.name === c)?.resources?.limits?.memory;
       assert.ok(limitSpec, `${c} has a memory limit`);
-      const cg = await kubectl(["-n", NS, "exec", pod.metadata.name, "-c", c, "--", "node", "-e", "const f=require('fs');const r=p=>f.readFileSync('/sys/fs/cgroup/memory/'+p,'utf8').trim();console.log(r('memory.limit_in_bytes'),r('memory.usage_in_bytes'))"]);
+      const cg = await kubectl([
+        "-n",
+        NS,
+        "exec",
+        pod.metadata.name,
+        "-c",
+        c,
+        "--",
+        "node",
+        "-e",
+        "const f=require('fs');const r=p=>f.readFileSync('/sys/fs/cgroup/memory/'+p,'utf8').trim();console.log(r('memory.limit_in_bytes'),r('memory.usage_in_bytes'))",
+      ]);
       const [limit, usage] = cg.trim().split(" ").map(Number);
       assert.equal(limit, toBytes(limitSpec), `${c}: the cgroup limit is the spec's ${limitSpec}`);
       assert.ok((usage ?? Infinity) < (limit ?? 0), `${c}: usage ${usage} < limit ${limit}`);
@@ -269,7 +339,10 @@ describe("3. clients, authorization, NetworkPolicy, egress and DNS", { timeout: 
   const clientLabels = { "mcp.bastion.dev/client": "true" };
 
   async function mcpClient(name: string, key: string, denied: string): Promise<Any> {
-    const { phase, log } = await runPod(NS, name, operatorImage, ["node", "--input-type=module", "-e", CLIENT], { labels: clientLabels, env: { URL: url, KEY: key, DENIED: denied } });
+    const { phase, log } = await runPod(NS, name, operatorImage, ["node", "--input-type=module", "-e", CLIENT], {
+      labels: clientLabels,
+      env: { URL: url, KEY: key, DENIED: denied },
+    });
     const line = log.trim().split("\n").pop() ?? "";
     assert.equal(phase, "Succeeded", `client pod: ${log}`);
     return JSON.parse(line);
@@ -291,7 +364,11 @@ describe("3. clients, authorization, NetworkPolicy, egress and DNS", { timeout: 
   test("an unlabelled pod cannot connect to the gateway (NetworkPolicy enforced by kube-router); a labelled one can; DNS resolves", async () => {
     const busybox = "mcp-bastion.local/busybox:1";
     // Ten tries a second apart: a new pod's address reaches kube-router's ipsets a moment after it starts.
-    const probe = ["sh", "-c", `nslookup everything.${NS}.svc.cluster.local >/dev/null && echo dns=ok; for i in 1 2 3 4 5 6 7 8 9 10; do echo | nc -w 3 everything.${NS}.svc.cluster.local 8443 >/dev/null && { echo connect=0; exit 0; }; sleep 1; done; echo connect=1`];
+    const probe = [
+      "sh",
+      "-c",
+      `nslookup everything.${NS}.svc.cluster.local >/dev/null && echo dns=ok; for i in 1 2 3 4 5 6 7 8 9 10; do echo | nc -w 3 everything.${NS}.svc.cluster.local 8443 >/dev/null && { echo connect=0; exit 0; }; sleep 1; done; echo connect=1`,
+    ];
     const labelled = await runPod(NS, "probe-labelled", busybox, probe, { labels: clientLabels });
     assert.match(labelled.log, /dns=ok/, labelled.log);
     assert.match(labelled.log, /connect=0/, `a labelled pod connects: ${labelled.log}`);
@@ -312,11 +389,26 @@ describe("3. clients, authorization, NetworkPolicy, egress and DNS", { timeout: 
     let last = "";
     // The allowlisted address answers once the listener is up (it is started just above).
     await waitUntil("the allowlisted destination to answer", 60_000, async () => {
-      const r = await cluster.kubectl(["-n", NS, "exec", pod.metadata.name, "-c", server, "--", "node", "-e", `Promise.all([${OUTSIDE_IPS.map(dial).join(",")}]).then(x=>console.log(x.join(" ")))`]);
+      const r = await cluster.kubectl([
+        "-n",
+        NS,
+        "exec",
+        pod.metadata.name,
+        "-c",
+        server,
+        "--",
+        "node",
+        "-e",
+        `Promise.all([${OUTSIDE_IPS.map(dial).join(",")}]).then(x=>console.log(x.join(" ")))`,
+      ]);
       last = r.stdout.trim() || r.stderr.trim();
       return last.includes(`${OUTSIDE_IPS[0]}=ok`) ? true : last;
     });
-    assert.match(last, new RegExp(`${OUTSIDE_IPS[1]?.replaceAll(".", "\\.")}=(timeout|ECONNREFUSED|EHOSTUNREACH)`), `the other destination is blocked: ${last}`);
+    assert.match(
+      last,
+      new RegExp(`${OUTSIDE_IPS[1]?.replaceAll(".", "\\.")}=(timeout|ECONNREFUSED|EHOSTUNREACH)`),
+      `the other destination is blocked: ${last}`,
+    );
   });
 });
 
@@ -394,13 +486,27 @@ describe("4. a stdio server: the bridge in the server's own image, one process p
     const pod = (await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=filesystem", "--field-selector=status.phase=Running"])).items[0] as Any;
     const server = (pod.spec.containers as Any[]).find((c) => c.image === fsImage);
     assert.ok(server, `a container runs the server's own image ${fsImage}`);
-    assert.ok((pod.spec.initContainers as Any[] | undefined)?.some((c) => c.image === operatorImage), "an init container from our image installs the bridge");
+    assert.ok(
+      (pod.spec.initContainers as Any[] | undefined)?.some((c) => c.image === operatorImage),
+      "an init container from our image installs the bridge",
+    );
     const cmdline = (await kubectl(["-n", NS, "exec", pod.metadata.name, "-c", server.name, "--", "cat", "/proc/1/cmdline"])).split("\0");
     assert.match(cmdline[0] ?? "", /\/opt\/mcp-bastion\/mcp-bastion-bridge$/, `process 1 of the server container is the bridge: ${cmdline.join(" ")}`);
 
     // The server processes (children of the bridge) inside the server container, by their command line.
     const children = async () => {
-      const r = await cluster.kubectl(["-n", NS, "exec", pod.metadata.name, "-c", server.name, "--", "node", "-e", "const f=require('fs');console.log(f.readdirSync('/proc').filter(p=>/^\\d+$/.test(p)&&p!=='1'&&p!==String(process.pid)).filter(p=>{try{return f.readFileSync('/proc/'+p+'/cmdline','utf8').split('\\0')[1]==='/app/dist/index.js'}catch{return false}}).join(' '))"]);
+      const r = await cluster.kubectl([
+        "-n",
+        NS,
+        "exec",
+        pod.metadata.name,
+        "-c",
+        server.name,
+        "--",
+        "node",
+        "-e",
+        "const f=require('fs');console.log(f.readdirSync('/proc').filter(p=>/^\\d+$/.test(p)&&p!=='1'&&p!==String(process.pid)).filter(p=>{try{return f.readFileSync('/proc/'+p+'/cmdline','utf8').split('\\0')[1]==='/app/dist/index.js'}catch{return false}}).join(' '))",
+      ]);
       return r.stdout.trim().split(/\s+/).filter(Boolean);
     };
 
@@ -497,7 +603,14 @@ describe("5. API key rotation without restart", { timeout: 20 * 60_000 }, () => 
       }).then((r) => r.log.trim());
     assert.match(await status(rotated), /status=401/, "a key not yet in the Secret is refused");
     // Rotate: support-bot gets a new key, the old one is dropped.
-    await apply([{ apiVersion: "v1", kind: "Secret", metadata: { name: "everything-api-keys", namespace: NS }, stringData: { "ci-agent": keys["ci-agent"], "support-bot": rotated } }]);
+    await apply([
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "everything-api-keys", namespace: NS },
+        stringData: { "ci-agent": keys["ci-agent"], "support-bot": rotated },
+      },
+    ]);
     let last = "";
     await waitUntil("the rotated key to be accepted (kubelet sync period)", 180_000, async () => {
       last = await status(rotated);
@@ -521,16 +634,34 @@ describe("5b. secrets from the real External Secrets Operator", { timeout: 20 * 
     // The ExternalSecret and its Secret are named by the renderer (a dot joins server and secret: no collision).
     const synced = childNames({ metadata: { name: "everything", namespace: NS } } as Parameters<typeof childNames>[0]).secret("upstream-token");
     await apply([
-      { apiVersion: "external-secrets.io/v1", kind: "SecretStore", metadata: { name: "fake", namespace: NS }, spec: { provider: { fake: { data: [{ key: "mcp/everything/token", value }] } } } },
+      {
+        apiVersion: "external-secrets.io/v1",
+        kind: "SecretStore",
+        metadata: { name: "fake", namespace: NS },
+        spec: { provider: { fake: { data: [{ key: "mcp/everything/token", value }] } } },
+      },
     ]);
-    await kubectl(["-n", NS, "patch", "mcpserver", "everything", "--type=merge", "-p", JSON.stringify({ spec: { secrets: [{ name: "upstream-token", storeRef: { name: "fake" }, remoteRef: { key: "mcp/everything/token" }, fileName: "token" }] } })]);
+    await kubectl([
+      "-n",
+      NS,
+      "patch",
+      "mcpserver",
+      "everything",
+      "--type=merge",
+      "-p",
+      JSON.stringify({
+        spec: { secrets: [{ name: "upstream-token", storeRef: { name: "fake" }, remoteRef: { key: "mcp/everything/token" }, fileName: "token" }] },
+      }),
+    ]);
     await waitUntil("the ExternalSecret to be synced", 600_000, async () => {
       if (proc.exited()) {
         if (++restarts > 3) throw new Error(`external-secrets exited ${restarts} times: ${cluster.logTail("external-secrets", 40)}`);
         proc = cluster.startProcess("external-secrets", esoBin, esoArgs);
       }
       const es = await getJson(["-n", NS, "get", "externalsecret", synced]);
-      return condition(es, "Ready")?.status === "True" ? true : `ExternalSecret: ${JSON.stringify(es?.status ?? "absent")}; external-secrets (restarted ${restarts} times): ${cluster.logTail("external-secrets", 2)}`;
+      return condition(es, "Ready")?.status === "True"
+        ? true
+        : `ExternalSecret: ${JSON.stringify(es?.status ?? "absent")}; external-secrets (restarted ${restarts} times): ${cluster.logTail("external-secrets", 2)}`;
     });
     const secret = await getJson(["-n", NS, "get", "secret", synced]);
     assert.equal(Buffer.from(secret.data.token, "base64").toString(), value);
@@ -538,13 +669,43 @@ describe("5b. secrets from the real External Secrets Operator", { timeout: 20 * 
     await waitUntil("a running server pod with the secret volume, Ready", 300_000, async () => {
       const s = await getJson(["-n", NS, "get", "mcpserver", "everything"]);
       const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"]))?.items ?? []) as Any[];
-      pod = pods.find((p) => p.metadata.deletionTimestamp === undefined && p.status.phase === "Running" && (p.spec.volumes as Any[]).some((v) => v.secret?.secretName === synced) && (p.status.containerStatuses as Any[]).every((c) => c.ready));
-      return pod && condition(s, "Ready")?.status === "True" ? true : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}`).join(", ")}; Ready=${JSON.stringify(condition(s, "Ready"))}`;
+      pod = pods.find(
+        (p) =>
+          p.metadata.deletionTimestamp === undefined &&
+          p.status.phase === "Running" &&
+          (p.spec.volumes as Any[]).some((v) => v.secret?.secretName === synced) &&
+          (p.status.containerStatuses as Any[]).every((c) => c.ready),
+      );
+      return pod && condition(s, "Ready")?.status === "True"
+        ? true
+        : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}`).join(", ")}; Ready=${JSON.stringify(condition(s, "Ready"))}`;
     });
     const path = "/var/run/secrets/mcp/upstream-token/token";
-    const inServer = await kubectl(["-n", NS, "exec", pod.metadata.name, "-c", "server", "--", "node", "-e", `const f=require("fs");console.log(process.getuid(), f.readFileSync(${JSON.stringify(path)},"utf8"))`]);
+    const inServer = await kubectl([
+      "-n",
+      NS,
+      "exec",
+      pod.metadata.name,
+      "-c",
+      "server",
+      "--",
+      "node",
+      "-e",
+      `const f=require("fs");console.log(process.getuid(), f.readFileSync(${JSON.stringify(path)},"utf8"))`,
+    ]);
     assert.equal(inServer.trim(), `65532 ${value}`, "UID 65532 reads the synced value in the server container");
-    const inGateway = await kubectl(["-n", NS, "exec", pod.metadata.name, "-c", "gateway", "--", "node", "-e", `console.log(require("fs").existsSync(${JSON.stringify(path)}) || require("fs").existsSync("/var/run/secrets/mcp"))`]);
+    const inGateway = await kubectl([
+      "-n",
+      NS,
+      "exec",
+      pod.metadata.name,
+      "-c",
+      "gateway",
+      "--",
+      "node",
+      "-e",
+      `console.log(require("fs").existsSync(${JSON.stringify(path)}) || require("fs").existsSync("/var/run/secrets/mcp"))`,
+    ]);
     assert.equal(inGateway.trim(), "false", "the gateway container does not have the secret");
   });
 });
@@ -640,7 +801,10 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
   }
   async function loopLog(name: string): Promise<Any[]> {
     const r = await cluster.kubectl(["-n", NS, "logs", name]);
-    return r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
   }
   async function stopLoop(name: string): Promise<Any> {
     await kubectl(["-n", NS, "exec", name, "--", "node", "-e", "require('fs').writeFileSync('/tmp/stop','')"]);
@@ -677,7 +841,9 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
       const okAfter = firstError >= 0 ? okCount(lines.slice(firstError)) : 0;
       const p = await getJson(["-n", NS, "get", "pod", pod.metadata.name]);
       const restarts = status(p)?.restartCount ?? 0;
-      return firstError >= 0 && okAfter >= 3 && restarts > restartsBefore ? true : `errors seen: ${firstError >= 0}, ok after: ${okAfter}, restarts ${restarts}, last: ${JSON.stringify(lines.slice(-2))}`;
+      return firstError >= 0 && okAfter >= 3 && restarts > restartsBefore
+        ? true
+        : `errors seen: ${firstError >= 0}, ok after: ${okAfter}, restarts ${restarts}, last: ${JSON.stringify(lines.slice(-2))}`;
     });
     await stopLoop("loop-kill");
     assert.ok(okCount(lines) >= 3 && okAtKill >= 3, `calls succeed before the kill (${okAtKill}) and again after it (${okCount(lines)})`);
@@ -690,7 +856,11 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
       const body = e.error;
       assert.equal(body?.jsonrpc, "2.0", `a JSON-RPC answer: ${JSON.stringify(e)}`);
       assert.ok(Number.isInteger(body?.error?.code) && typeof body?.error?.message === "string", `a JSON-RPC error object: ${JSON.stringify(e)}`);
-      assert.doesNotMatch(JSON.stringify(body), /\s+at\s+\S+\s+\(|\/app\/|node:internal|ECONNREFUSED 127/, `no stack trace or internals leak: ${JSON.stringify(body)}`);
+      assert.doesNotMatch(
+        JSON.stringify(body),
+        /\s+at\s+\S+\s+\(|\/app\/|node:internal|ECONNREFUSED 127/,
+        `no stack trace or internals leak: ${JSON.stringify(body)}`,
+      );
     }
   });
 
@@ -701,25 +871,33 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
     await waitUntil("two available replicas, rollout complete", 300_000, async () => {
       const d = await getJson(["-n", NS, "get", "deploy", "everything"]);
       const st = d?.status ?? {};
-      return st.observedGeneration === d?.metadata?.generation && st.replicas === 2 && st.updatedReplicas === 2 && st.availableReplicas === 2 ? true : `deployment status ${JSON.stringify(st)}`;
+      return st.observedGeneration === d?.metadata?.generation && st.replicas === 2 && st.updatedReplicas === 2 && st.availableReplicas === 2
+        ? true
+        : `deployment status ${JSON.stringify(st)}`;
     });
     await waitUntil("no pod of an older ReplicaSet left", 120_000, async () => {
       const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"]))?.items ?? []) as Any[];
-      return pods.length === 2 ? true : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}${p.metadata.deletionTimestamp ? " terminating" : ""}`).join(", ")}`;
+      return pods.length === 2
+        ? true
+        : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status.phase}${p.metadata.deletionTimestamp ? " terminating" : ""}`).join(", ")}`;
     });
     await startLoop("loop-delete", true);
     await waitUntil("the retrying loop to succeed 5 times", 180_000, async () => {
       const lines = await loopLog("loop-delete");
       return okCount(lines) >= 5 ? true : `${await describePod(NS, "loop-delete")} last: ${JSON.stringify(lines.slice(-2))}`;
     });
-    const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"])).items as Any[]).filter((p) => !p.metadata.deletionTimestamp && p.status.phase === "Running");
+    const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"])).items as Any[]).filter(
+      (p) => !p.metadata.deletionTimestamp && p.status.phase === "Running",
+    );
     assert.equal(pods.length, 2, `two running replicas: ${pods.map((p) => p.metadata.name).join(", ")}`);
     await kubectl(["-n", NS, "delete", "pod", pods[0].metadata.name, "--wait=false"]);
     const okAtDelete = okCount(await loopLog("loop-delete"));
     await waitUntil("a replacement pod ready and 10 more successful calls", 300_000, async () => {
       const d = await getJson(["-n", NS, "get", "deploy", "everything"]);
       const ok = okCount(await loopLog("loop-delete"));
-      return (d?.status?.availableReplicas ?? 0) >= 2 && ok >= okAtDelete + 10 ? true : `available ${d?.status?.availableReplicas}, ok ${ok - okAtDelete} since the delete`;
+      return (d?.status?.availableReplicas ?? 0) >= 2 && ok >= okAtDelete + 10
+        ? true
+        : `available ${d?.status?.availableReplicas}, ok ${ok - okAtDelete} since the delete`;
     });
     const summary = await stopLoop("loop-delete");
     console.log(`two replicas, one pod deleted: ${JSON.stringify(summary)}`);

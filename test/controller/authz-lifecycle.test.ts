@@ -37,7 +37,14 @@ test("an elevation ends by itself: status.authorization follows notAfter without
           { name: "readers", clients: { apiKeys: ["app"] }, tools: { allow: ["query"] } },
           { name: "oncall", clients: { apiKeys: ["oncall"] }, tools: { allow: ["execute"] }, schedule: { notAfter } },
         ],
-        constraints: [{ name: "bounded", tools: ["query"], arguments: { type: "object", properties: { limit: { type: "integer", maximum: 100 } } }, conditions: [{ expression: "size(request.arguments) <= 4" }] }],
+        constraints: [
+          {
+            name: "bounded",
+            tools: ["query"],
+            arguments: { type: "object", properties: { limit: { type: "integer", maximum: 100 } } },
+            conditions: [{ expression: "size(request.arguments) <= 4" }],
+          },
+        ],
       },
       network: { ingress: [{ ipBlock: { cidr: "10.10.0.0/16", except: ["10.10.9.0/24"] } }] },
     }),
@@ -73,5 +80,8 @@ test("a CEL expression that does not compile is InvalidSpec naming the field and
   );
   const obj = await waitCondition(cp, NS, "bad-cel", "Reconciled", "False", "InvalidSpec");
   const msg = obj.status.conditions.find((c: { type: string }) => c.type === "Reconciled").message as string;
-  assert.match(msg, /spec\.authorization\.constraints\[0\]\.conditions\[0\]\.expression: invalid CEL expression "pathWithin\(request\.arguments\.path '\/data'\)": at 1:/);
+  assert.match(
+    msg,
+    /spec\.authorization\.constraints\[0\]\.conditions\[0\]\.expression: invalid CEL expression "pathWithin\(request\.arguments\.path '\/data'\)": at 1:/,
+  );
 });

@@ -19,7 +19,12 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
 const scheduled = server({
   rules: [
     { name: "readers", clients: { apiKeys: ["app"] }, tools: { allow: ["query"] } },
-    { name: "maintenance", clients: { apiKeys: ["dba"] }, tools: { allow: ["*"] }, schedule: { windows: [{ days: ["Sat"], start: "02:00", end: "04:00", timeZone: "Europe/Berlin" }] } },
+    {
+      name: "maintenance",
+      clients: { apiKeys: ["dba"] },
+      tools: { allow: ["*"] },
+      schedule: { windows: [{ days: ["Sat"], start: "02:00", end: "04:00", timeZone: "Europe/Berlin" }] },
+    },
     { name: "elevation", clients: { apiKeys: ["oncall"] }, tools: { allow: ["execute"] }, schedule: { notAfter: "2026-12-01T00:00:00Z" } },
   ],
 });
@@ -65,7 +70,10 @@ test("an invalid CEL expression or overlay is InvalidSpec naming the field and t
   assert.ok(!plan.ok && plan.reason === "InvalidSpec");
   const msg = plan.ok ? "" : plan.message;
   assert.match(msg, /spec\.authorization\.rules\[0\]\.conditions\[0\]\.expression: invalid CEL expression "request\.arguments\.sql\.matches\(": at 1:/);
-  assert.match(msg, /spec\.authorization\.constraints\[0\]\.arguments: invalid JSON Schema: schema is invalid: data\/properties\/n\/type must be equal to one of the allowed values/);
+  assert.match(
+    msg,
+    /spec\.authorization\.constraints\[0\]\.arguments: invalid JSON Schema: schema is invalid: data\/properties\/n\/type must be equal to one of the allowed values/,
+  );
   const status = desiredStatus(bad, plan, { errors: [] }, undefined, iso(Date.now()));
   const reconciled = status.conditions?.find((c) => c.type === "Reconciled");
   assert.equal(reconciled?.reason, "InvalidSpec");

@@ -41,7 +41,11 @@ test("without KUBECONFIG: a local control plane, the examples with their printer
   assert.match(r.stdout, /Reconciled=True \(Applied\)/);
   assert.match(r.stdout, /\[x\] Authentication enforced/);
   assert.match(r.stdout, /\[ \] Image pinned by digest/);
-  assert.deepEqual(readdirSync(scratch).filter((d) => d.startsWith("mcp-bastion-cp-")), [], "the demo's control plane is gone after it stops");
+  assert.deepEqual(
+    readdirSync(scratch).filter((d) => d.startsWith("mcp-bastion-cp-")),
+    [],
+    "the demo's control plane is gone after it stops",
+  );
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -53,7 +57,10 @@ test("with KUBECONFIG: uses that cluster and installs no Istio or External Secre
   const servers = await getJson(cp, ["mcpservers", "-A"]);
   assert.equal(servers?.items.length, exampleServers.length, "every example McpServer is applied");
   const crds = await getJson(cp, ["crds"]);
-  assert.deepEqual(crds?.items.map((c: { metadata: { name: string } }) => c.metadata.name), ["mcpservers.mcp.bastion.dev"]);
+  assert.deepEqual(
+    crds?.items.map((c: { metadata: { name: string } }) => c.metadata.name),
+    ["mcpservers.mcp.bastion.dev"],
+  );
   // Without the Istio CRDs, the examples that use Istio say so.
   type S = { metadata: { name: string }; spec: { mesh?: { istio?: { enabled?: boolean } } }; status?: { conditions?: { type: string; reason: string }[] } };
   const meshed = ((servers?.items ?? []) as S[]).filter((s) => s.spec.mesh?.istio?.enabled);

@@ -29,7 +29,6 @@ export async function getJson<T = Record<string, any>>(cp: ControlPlane, args: s
   return JSON.parse(r.stdout) as T;
 }
 
-
 /** Installs the McpServer CRD and waits until it is served. */
 export async function installCrd(cp: ControlPlane): Promise<void> {
   await must(cp, ["apply", "--server-side", "-f", join(ROOT, "crds", "mcp.bastion.dev_mcpservers.yaml")]);
@@ -39,10 +38,14 @@ export async function installCrd(cp: ControlPlane): Promise<void> {
 /** Waits until the CRDs are Established (`kubectl wait` fails while a new CRD has no conditions yet). */
 export async function waitEstablished(cp: ControlPlane, names: string[]): Promise<void> {
   for (const name of names) {
-    await waitFor(`CRD ${name} Established`, async () => {
-      const crd = await getJson(cp, ["crd", name]);
-      return crd?.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Established" && c.status === "True");
-    }, 60_000);
+    await waitFor(
+      `CRD ${name} Established`,
+      async () => {
+        const crd = await getJson(cp, ["crd", name]);
+        return crd?.status?.conditions?.some((c: { type: string; status: string }) => c.type === "Established" && c.status === "True");
+      },
+      60_000,
+    );
   }
 }
 
@@ -54,13 +57,21 @@ export async function waitEstablished(cp: ControlPlane, names: string[]): Promis
  */
 export async function installUpstreamCrds(cp: ControlPlane, yaml: string): Promise<void> {
   await must(cp, ["apply", "--server-side", "--force-conflicts", "-f", "-"], yaml);
-  await waitEstablished(cp, OWNED_KINDS.filter((k) => k.requires).map((k) => `${k.plural}.${k.apiVersion.split("/")[0]}`));
+  await waitEstablished(
+    cp,
+    OWNED_KINDS.filter((k) => k.requires).map((k) => `${k.plural}.${k.apiVersion.split("/")[0]}`),
+  );
 }
 
 /** Grants `user` exactly the operator's RBAC (rbac.ts): cluster-wide, plus leader election in `leaseNamespace`. */
 export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNamespace: string): Promise<void> {
   const docs = [
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "mcp-bastion-operator" }, rules: [...NAMESPACED_RULES, ...CLUSTER_RULES] },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "mcp-bastion-operator" },
+      rules: [...NAMESPACED_RULES, ...CLUSTER_RULES],
+    },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRoleBinding",
@@ -68,7 +79,12 @@ export async function grantOperatorRbac(cp: ControlPlane, user: string, leaseNam
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "mcp-bastion-operator" },
       subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: user }],
     },
-    { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: { name: "mcp-bastion-leader-election", namespace: leaseNamespace }, rules: LEADER_ELECTION_RULES },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "mcp-bastion-leader-election", namespace: leaseNamespace },
+      rules: LEADER_ELECTION_RULES,
+    },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "RoleBinding",
@@ -150,10 +166,12 @@ export async function spawnOperator(kubeconfig: string, args: string[] = [], nod
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, KUBECONFIG: kubeconfig } },
   );
   children.add(child);
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => {
-    children.delete(child);
-    r(code);
-  }));
+  const exited = new Promise<number | null>((r) =>
+    child.once("exit", (code) => {
+      children.delete(child);
+      r(code);
+    }),
+  );
   const logs: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let buf = "";
@@ -178,8 +196,20 @@ export async function spawnOperator(kubeconfig: string, args: string[] = [], nod
     for (;;) {
       const hit = logs.find(pred);
       if (hit) return hit;
-      if (child.exitCode !== null) throw new Error(`operator exited (${child.exitCode}) before: ${what}\n${logs.map((l) => JSON.stringify(l)).slice(-10).join("\n")}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for operator log: ${what}\n${logs.map((l) => JSON.stringify(l)).slice(-10).join("\n")}`);
+      if (child.exitCode !== null)
+        throw new Error(
+          `operator exited (${child.exitCode}) before: ${what}\n${logs
+            .map((l) => JSON.stringify(l))
+            .slice(-10)
+            .join("\n")}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for operator log: ${what}\n${logs
+            .map((l) => JSON.stringify(l))
+            .slice(-10)
+            .join("\n")}`,
+        );
       await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 200))]);
     }
   };

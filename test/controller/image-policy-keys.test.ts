@@ -8,14 +8,25 @@ import type { Operator } from "../../operator/src/controller/operator.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { upstreamCrdsYaml } from "../../dev/crds.ts";
 import { waitFor } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installUpstreamCrds, mcpServer, must, startInProcessOperator, waitCondition } from "./helpers.ts";
+import {
+  conditionsOf,
+  getJson,
+  grantOperatorRbac,
+  installCrd,
+  installUpstreamCrds,
+  mcpServer,
+  must,
+  startInProcessOperator,
+  waitCondition,
+} from "./helpers.ts";
 
 const NS = "images";
 const DIGEST = `ghcr.io/example/mcp-everything@sha256:${"4c".repeat(32)}`;
 let cp: ControlPlane;
 let op: Operator;
 const apply = (obj: unknown) => must(cp, ["apply", "--server-side", "--field-manager=test-user", "-f", "-"], JSON.stringify(obj));
-const checklistItem = (o: { status?: { checklist?: { id: string; satisfied: boolean; detail: string }[] } }, id: string) => o.status?.checklist?.find((i) => i.id === id);
+const checklistItem = (o: { status?: { checklist?: { id: string; satisfied: boolean; detail: string }[] } }, id: string) =>
+  o.status?.checklist?.find((i) => i.id === id);
 
 before(async () => {
   cp = await startControlPlane();
@@ -37,7 +48,10 @@ test("under the default RequireDigest a tag-only image is refused naming it, not
   await apply(mcpServer("tagged", NS, { image: tagged }));
   const refused = await waitCondition(cp, NS, "tagged", "Reconciled", "False", "ImageNotPinned");
   const c = conditionsOf(refused);
-  assert.match(c.Reconciled?.message ?? "", /spec\.image "ghcr\.io\/example\/mcp-everything:2\.0\.0" is not pinned by digest.*RequireDigest \(the operator's default/);
+  assert.match(
+    c.Reconciled?.message ?? "",
+    /spec\.image "ghcr\.io\/example\/mcp-everything:2\.0\.0" is not pinned by digest.*RequireDigest \(the operator's default/,
+  );
   assert.equal(c.Ready?.status, "False");
   assert.equal(c.Degraded?.reason, "ImageNotPinned");
   assert.equal(await getJson(cp, ["deployment", "-n", NS, "tagged"]), undefined, "nothing deployed for a refused image");
@@ -66,7 +80,11 @@ test("spec.imagePolicy: AllowTags is a visible opt-out: deployed, reported in th
 });
 
 test("API keys from a secret manager: the ExternalSecret is applied, the gateway mounts its Secret, the checklist counts its schedule", async () => {
-  await apply(mcpServer("vaulted", NS, { auth: { apiKeys: { externalSecret: { storeRef: { name: "team-vault" }, key: "mcp/vaulted/api-keys", refreshInterval: "15m" } } } }));
+  await apply(
+    mcpServer("vaulted", NS, {
+      auth: { apiKeys: { externalSecret: { storeRef: { name: "team-vault" }, key: "mcp/vaulted/api-keys", refreshInterval: "15m" } } },
+    }),
+  );
   const live = await waitCondition(cp, NS, "vaulted", "Reconciled", "True");
   const es = await getJson(cp, ["externalsecrets.external-secrets.io", "-n", NS, "vaulted-api-keys"]);
   assert.equal(es?.spec.refreshInterval, "15m");
@@ -81,6 +99,9 @@ test("API keys from a secret manager: the ExternalSecret is applied, the gateway
   assert.equal(vol?.secret?.secretName, "vaulted-api-keys");
   const rotation = checklistItem(live, "credential-rotation");
   assert.equal(rotation?.satisfied, true);
-  assert.match(rotation?.detail ?? "", /API keys from the secret manager \(ExternalSecret vaulted-api-keys, SecretStore team-vault\): rotated on its refresh schedule, every 15m/);
+  assert.match(
+    rotation?.detail ?? "",
+    /API keys from the secret manager \(ExternalSecret vaulted-api-keys, SecretStore team-vault\): rotated on its refresh schedule, every 15m/,
+  );
   assert.equal(checklistItem(live, "secrets-from-secret-manager")?.satisfied, true);
 });

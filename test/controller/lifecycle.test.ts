@@ -11,7 +11,18 @@ import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { OWNED_KINDS, renderMcpServer } from "../../operator/src/render/index.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, installUpstreamCrds, mcpServer, must, ROOT, startInProcessOperator, waitCondition } from "./helpers.ts";
+import {
+  conditionsOf,
+  getJson,
+  grantOperatorRbac,
+  installCrd,
+  installUpstreamCrds,
+  mcpServer,
+  must,
+  ROOT,
+  startInProcessOperator,
+  waitCondition,
+} from "./helpers.ts";
 import { upstreamCrdsYaml } from "../../dev/crds.ts";
 
 const NS = "team-a";
@@ -67,7 +78,10 @@ test("a new McpServer gets every rendered child as rendered, owned by it, and a 
     assert.equal(owner?.uid, live.metadata.uid);
     assert.equal(owner?.controller, true);
     // Only our field manager owns the children's fields.
-    assert.deepEqual([...new Set(got.metadata.managedFields.filter((m: { operation: string }) => m.operation === "Apply").map((m: { manager: string }) => m.manager))], ["mcp-bastion"]);
+    assert.deepEqual(
+      [...new Set(got.metadata.managedFields.filter((m: { operation: string }) => m.operation === "Apply").map((m: { manager: string }) => m.manager))],
+      ["mcp-bastion"],
+    );
   }
 });
 
@@ -78,14 +92,23 @@ test("Pod Security restricted: the operator's Deployment gets its Pods; one inse
   });
   assert.ok(pods.length >= 1);
   const events = await getJson(cp, ["events", "-n", NS, "--field-selector=reason=FailedCreate"]);
-  assert.deepEqual(events?.items.map((e: { message: string }) => e.message), [], "no FailedCreate for the operator's ReplicaSet");
+  assert.deepEqual(
+    events?.items.map((e: { message: string }) => e.message),
+    [],
+    "no FailedCreate for the operator's ReplicaSet",
+  );
 
   // The same pod template with one setting loosened is refused by the PodSecurity admission.
   const dep = await getJson(cp, ["deployment", "-n", NS, "alpha"]);
   const template = dep?.spec.template;
   template.metadata.labels = { app: "insecure" };
   template.spec.containers[0].securityContext.allowPrivilegeEscalation = true;
-  await apply({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "insecure", namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: "insecure" } }, template } });
+  await apply({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "insecure", namespace: NS },
+    spec: { replicas: 1, selector: { matchLabels: { app: "insecure" } }, template },
+  });
   const failed = await waitFor("FailedCreate for the insecure Deployment", async () => {
     const list = await getJson(cp, ["events", "-n", NS, "--field-selector=reason=FailedCreate"]);
     return list?.items.find((e: { involvedObject: { name: string } }) => e.involvedObject.name.startsWith("insecure-"));
@@ -180,7 +203,9 @@ test("an invalid object stored before the CRD was tightened is reported InvalidS
   loose.spec.versions[0].schema.openAPIV3Schema.properties.spec = { type: "object", "x-kubernetes-preserve-unknown-fields": true };
   await must(cp, ["replace", "-f", "-"], JSON.stringify(loose));
   await waitFor("loose schema served", async () => {
-    const r = await cp.kubectl(["apply", "--dry-run=server", "-f", "-"], { input: JSON.stringify(mcpServer("odd", NS, { transport: { type: "carrier-pigeon" }, auth: "yes" })) });
+    const r = await cp.kubectl(["apply", "--dry-run=server", "-f", "-"], {
+      input: JSON.stringify(mcpServer("odd", NS, { transport: { type: "carrier-pigeon" }, auth: "yes" })),
+    });
     return r.code === 0;
   });
   await apply(mcpServer("odd", NS, { transport: { type: "carrier-pigeon" }, auth: "yes" }));

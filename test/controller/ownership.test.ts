@@ -55,7 +55,7 @@ async function warningEvent(server: string, reason: string) {
 }
 
 test("an object made by hand under a child's name blocks the server: condition, Warning Event, no write; removing it unblocks", async () => {
-  await apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "blocked-gateway", namespace: NS }, data: { "gateway.json": "{\"mine\":true}" } });
+  await apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "blocked-gateway", namespace: NS }, data: { "gateway.json": '{"mine":true}' } });
   const before = await getJson(cp, ["configmap", "-n", NS, "blocked-gateway"]);
   await apply(mcpServer("blocked", NS));
   const live = await waitCondition(cp, NS, "blocked", "Degraded", "True", "OwnershipConflict");
@@ -68,7 +68,7 @@ test("an object made by hand under a child's name blocks the server: condition, 
 
   const after = await getJson(cp, ["configmap", "-n", NS, "blocked-gateway"]);
   assert.equal(after?.metadata.resourceVersion, before?.metadata.resourceVersion, "the foreign ConfigMap was written");
-  assert.deepEqual(after?.data, { "gateway.json": "{\"mine\":true}" });
+  assert.deepEqual(after?.data, { "gateway.json": '{"mine":true}' });
   assert.equal(after?.metadata.ownerReferences, undefined);
   assert.equal(await getJson(cp, ["deployment", "-n", NS, "blocked"]), undefined, "nothing is applied while a child is held elsewhere");
 
@@ -95,7 +95,11 @@ test("an object held by another McpServer blocks the server and the Event names 
       labels: { "app.kubernetes.io/managed-by": "mcp-bastion", "mcp.bastion.dev/server": "second" },
       ownerReferences: [{ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name: "first", uid: first.metadata.uid, controller: true }],
     },
-    spec: { secretStoreRef: { name: "vault", kind: "SecretStore" }, target: { name: "second.x" }, data: [{ secretKey: "value", remoteRef: { key: "first/private" } }] },
+    spec: {
+      secretStoreRef: { name: "vault", kind: "SecretStore" },
+      target: { name: "second.x" },
+      data: [{ secretKey: "value", remoteRef: { key: "first/private" } }],
+    },
   });
   const before = await getJson(cp, ["externalsecrets.external-secrets.io", "-n", NS, "second.x"]);
   await apply(mcpServer("second", NS, secret("x")));
@@ -120,19 +124,32 @@ test("upgrade: a child under its name from an earlier release (<server>-<secret>
       name: "third-tok",
       namespace: NS,
       labels: { "app.kubernetes.io/managed-by": "mcp-bastion", "mcp.bastion.dev/server": "third" },
-      ownerReferences: [{ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name: "third", uid: third.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name: "third", uid: third.metadata.uid, controller: true, blockOwnerDeletion: true },
+      ],
     },
-    spec: { secretStoreRef: { name: "vault", kind: "SecretStore" }, target: { name: "third-tok" }, data: [{ secretKey: "value", remoteRef: { key: "mcp/tok" } }] },
+    spec: {
+      secretStoreRef: { name: "vault", kind: "SecretStore" },
+      target: { name: "third-tok" },
+      data: [{ secretKey: "value", remoteRef: { key: "mcp/tok" } }],
+    },
   });
   await apply(mcpServer("third", NS, secret("tok")));
-  await waitFor("third.tok applied and third-tok pruned", async () => {
-    const list = await getJson(cp, ["externalsecrets.external-secrets.io", "-n", NS, "-l", "mcp.bastion.dev/server=third"]);
-    const names = list?.items.map((i: { metadata: { name: string } }) => i.metadata.name).sort();
-    return JSON.stringify(names) === JSON.stringify(["third.tok"]) ? names : false;
-  }, 60_000);
+  await waitFor(
+    "third.tok applied and third-tok pruned",
+    async () => {
+      const list = await getJson(cp, ["externalsecrets.external-secrets.io", "-n", NS, "-l", "mcp.bastion.dev/server=third"]);
+      const names = list?.items.map((i: { metadata: { name: string } }) => i.metadata.name).sort();
+      return JSON.stringify(names) === JSON.stringify(["third.tok"]) ? names : false;
+    },
+    60_000,
+  );
   const deployment = await getJson(cp, ["deployment", "-n", NS, "third"]);
   const volumes = deployment?.spec.template.spec.volumes as { secret?: { secretName: string } }[];
-  assert.ok(volumes.some((v) => v.secret?.secretName === "third.tok"), "the pod mounts the new Secret name");
+  assert.ok(
+    volumes.some((v) => v.secret?.secretName === "third.tok"),
+    "the pod mounts the new Secret name",
+  );
 });
 
 test("egress objects are admitted as rendered: public-address NetworkPolicy peers and the split ServiceEntries, against the real Istio CRDs", async () => {
@@ -151,9 +168,14 @@ test("egress objects are admitted as rendered: public-address NetworkPolicy peer
   const np = await getJson(cp, ["networkpolicy", "-n", NS, "egress"]);
   const rules = (np?.spec.egress ?? []) as { to?: { ipBlock?: { cidr: string; except?: string[] } }[] }[];
   const blocks = rules.flatMap((r) => (r.to ?? []).flatMap((p) => (p.ipBlock ? [p.ipBlock] : [])));
-  assert.ok(blocks.some((b) => b.cidr === "0.0.0.0/0" && b.except?.includes("169.254.0.0/16")), JSON.stringify(blocks));
+  assert.ok(
+    blocks.some((b) => b.cidr === "0.0.0.0/0" && b.except?.includes("169.254.0.0/16")),
+    JSON.stringify(blocks),
+  );
   const entries = await getJson(cp, ["serviceentries.networking.istio.io", "-n", NS, "-l", "mcp.bastion.dev/server=egress"]);
-  const byName = new Map<string, { resolution: string; hosts: string[]; addresses?: string[] }>(entries?.items.map((i: { metadata: { name: string }; spec: never }) => [i.metadata.name, i.spec]));
+  const byName = new Map<string, { resolution: string; hosts: string[]; addresses?: string[] }>(
+    entries?.items.map((i: { metadata: { name: string }; spec: never }) => [i.metadata.name, i.spec]),
+  );
   assert.deepEqual([...byName.keys()].sort(), ["egress-egress", "egress-egress-cidr-0", "egress-egress-wildcard"]);
   assert.equal(byName.get("egress-egress")?.resolution, "DNS");
   assert.equal(byName.get("egress-egress-wildcard")?.resolution, "NONE");

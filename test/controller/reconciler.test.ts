@@ -19,7 +19,10 @@ interface Write {
 /** A manager context whose API server knows nothing but the McpServer, and records every write. */
 function fakeContext(server: KubeObject): { ctx: ReconcileContext; writes: Write[] } {
   const writes: Write[] = [];
-  const primary = { get: (ns: string, name: string) => (ns === server.metadata.namespace && name === server.metadata.name ? server : undefined), store: () => {} };
+  const primary = {
+    get: (ns: string, name: string) => (ns === server.metadata.namespace && name === server.metadata.name ? server : undefined),
+    store: () => {},
+  };
   const client = {
     get: async () => {
       throw new ApiError(404, "NotFound", "not found");
@@ -57,7 +60,11 @@ test("status times, Event times and the schedule requeue come from the injected 
   raw.metadata.generation = 1;
   const now = Date.parse("2030-12-31T23:59:00Z"); // far from the machine's clock
   const { ctx, writes } = fakeContext(raw);
-  const reconciler = new McpServerReconciler(ctx, { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} }, () => now);
+  const reconciler = new McpServerReconciler(
+    ctx,
+    { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} },
+    () => now,
+  );
 
   const result = await reconciler.reconcile("team/db");
   assert.deepEqual(result, { requeueAfterMs: 61_000 }, "runs again just after the elevation ends, a minute after the injected now");
@@ -67,7 +74,9 @@ test("status times, Event times and the schedule requeue come from the injected 
   const status = writes.find((w) => w.ref.subresource === "status")?.body.status as { conditions: { type: string; lastTransitionTime: string }[] } | undefined;
   assert.ok(status, "status written");
   for (const c of status.conditions) assert.equal(c.lastTransitionTime, "2030-12-31T23:59:00Z", c.type);
-  const events = writes.filter((w) => w.verb === "create" && w.ref.plural === "events").map((w) => w.body as KubeObject & { firstTimestamp: string; reason: string });
+  const events = writes
+    .filter((w) => w.verb === "create" && w.ref.plural === "events")
+    .map((w) => w.body as KubeObject & { firstTimestamp: string; reason: string });
   assert.ok(events.length > 0, "an Event for the first Reconciled condition");
   for (const e of events) assert.equal(e.firstTimestamp, "2030-12-31T23:59:00Z", e.reason);
 });
@@ -75,7 +84,11 @@ test("status times, Event times and the schedule requeue come from the injected 
 test("a server gone from the cache is not reconciled (its children go with it)", async () => {
   const raw = mcpServer("db", "team", {}) as KubeObject;
   const { ctx, writes } = fakeContext(raw);
-  const reconciler = new McpServerReconciler(ctx, { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} }, () => 0);
+  const reconciler = new McpServerReconciler(
+    ctx,
+    { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} },
+    () => 0,
+  );
   assert.equal(await reconciler.reconcile("team/other"), undefined);
   assert.deepEqual(writes, []);
 });

@@ -96,14 +96,24 @@ test("with two replicas only the leader writes; when it is killed the standby ta
   const standby = await operator();
   await applyServers(["late-1"]);
   await allReconciled(["late-1"]);
-  assert.deepEqual(writesBy(standby, { withLeases: true }).map((e) => e.verb), [], "the standby writes nothing, not even the Lease");
-  assert.ok(writesBy(current).some((e) => e.objectRef?.name === "late-1"), "the leader applied late-1");
+  assert.deepEqual(
+    writesBy(standby, { withLeases: true }).map((e) => e.verb),
+    [],
+    "the standby writes nothing, not even the Lease",
+  );
+  assert.ok(
+    writesBy(current).some((e) => e.objectRef?.name === "late-1"),
+    "the leader applied late-1",
+  );
 
   await current.stop("SIGKILL"); // no chance to release the Lease: the standby must wait for it to expire
   await applyServers(["late-2"]);
   await standby.waitLog("standby became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"), 90_000);
   await allReconciled(["late-2"]);
-  assert.ok(writesBy(standby).some((e) => e.objectRef?.name === "late-2"), "the new leader applied late-2");
+  assert.ok(
+    writesBy(standby).some((e) => e.objectRef?.name === "late-2"),
+    "the new leader applied late-2",
+  );
   current = standby;
 });
 
@@ -142,7 +152,16 @@ test("a leader that loses its Lease stops at once and exits non-zero (its pod re
   const leader = await operator(["--leader-election-id=takeover-test"]);
   await leader.waitLog("became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"));
   const now = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
-  await must(cp, ["patch", "lease", "-n", "default", "takeover-test", "--type=merge", "-p", JSON.stringify({ spec: { holderIdentity: "someone-else", renewTime: now } })]);
+  await must(cp, [
+    "patch",
+    "lease",
+    "-n",
+    "default",
+    "takeover-test",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec: { holderIdentity: "someone-else", renewTime: now } }),
+  ]);
   const code = await Promise.race([leader.stop("SIGCONT"), new Promise((r) => setTimeout(r, 60_000, "still running 60 s after its Lease was taken"))]);
   assert.equal(code, 1, JSON.stringify(leader.logs));
   assert.ok(leader.logs.some((l) => l.msg === "lost leadership: stopping all work"));

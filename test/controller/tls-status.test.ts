@@ -22,8 +22,18 @@ const server = (issuerRef: Record<string, unknown>) => {
   s.metadata.generation = 3;
   return s;
 };
-const readyIssuer: KubeObject = { apiVersion: "cert-manager.io/v1", kind: "Issuer", metadata: { name: "ca" }, status: { conditions: [{ type: "Ready", status: "True", reason: "KeyPairVerified" }] } };
-const certificate = (status: Record<string, unknown>): KubeObject => ({ apiVersion: "cert-manager.io/v1", kind: "Certificate", metadata: { name: "files" }, status });
+const readyIssuer: KubeObject = {
+  apiVersion: "cert-manager.io/v1",
+  kind: "Issuer",
+  metadata: { name: "ca" },
+  status: { conditions: [{ type: "Ready", status: "True", reason: "KeyPairVerified" }] },
+};
+const certificate = (status: Record<string, unknown>): KubeObject => ({
+  apiVersion: "cert-manager.io/v1",
+  kind: "Certificate",
+  metadata: { name: "files" },
+  status,
+});
 
 function statusWith(raw: KubeObject, tls: TlsFacts | undefined, e: PlanEnv = env) {
   const plan = planServer(raw, e);
@@ -34,7 +44,10 @@ test("an Issuer that does not exist: CertificateReady=False IssuerNotFound, Degr
   const { c } = statusWith(server({ name: "nowhere" }), { issuer: { state: "missing" } });
   assert.equal(c.CertificateReady?.status, "False");
   assert.equal(c.CertificateReady?.reason, "IssuerNotFound");
-  assert.match(c.CertificateReady?.message ?? "", /cert-manager Issuer "nowhere" in namespace "team" does not exist: create it, or point spec\.tls\.issuerRef at an existing one/);
+  assert.match(
+    c.CertificateReady?.message ?? "",
+    /cert-manager Issuer "nowhere" in namespace "team" does not exist: create it, or point spec\.tls\.issuerRef at an existing one/,
+  );
   assert.equal(c.CertificateReady?.observedGeneration, 3);
   assert.deepEqual([c.Degraded?.status, c.Degraded?.reason], ["True", "IssuerNotFound"]);
   assert.deepEqual([c.Ready?.status, c.Ready?.reason], ["False", "CertificateNotReady"]);
@@ -44,16 +57,32 @@ test("an Issuer that does not exist: CertificateReady=False IssuerNotFound, Degr
 test("each state of the issuer and the Certificate has its own reason; only problems are Degraded", () => {
   const raw = server({ name: "ca" });
   const cases: [TlsFacts, string, string, boolean][] = [
-    [{ issuer: { state: "unknown", error: "forbidden" } }, "IssuerUnknown", "could not read cert-manager Issuer \"ca\" in namespace \"team\": forbidden", true],
+    [{ issuer: { state: "unknown", error: "forbidden" } }, "IssuerUnknown", 'could not read cert-manager Issuer "ca" in namespace "team": forbidden', true],
     [
-      { issuer: { state: "found", object: { ...readyIssuer, status: { conditions: [{ type: "Ready", status: "False", reason: "ErrGetKeyPair", message: "secret \"root-ca\" not found" }] } } } },
+      {
+        issuer: {
+          state: "found",
+          object: {
+            ...readyIssuer,
+            status: { conditions: [{ type: "Ready", status: "False", reason: "ErrGetKeyPair", message: 'secret "root-ca" not found' }] },
+          },
+        },
+      },
       "IssuerNotReady",
       'is not Ready (ErrGetKeyPair: secret "root-ca" not found)',
       true,
     ],
     [{ issuer: { state: "found", object: readyIssuer } }, "CertificatePending", "waiting for cert-manager to pick up Certificate (not created yet)", false],
     [
-      { issuer: { state: "found", object: readyIssuer }, certificate: certificate({ conditions: [{ type: "Ready", status: "False", reason: "DoesNotExist" }, { type: "Issuing", status: "True", message: "Issuing certificate as Secret does not exist" }] }) },
+      {
+        issuer: { state: "found", object: readyIssuer },
+        certificate: certificate({
+          conditions: [
+            { type: "Ready", status: "False", reason: "DoesNotExist" },
+            { type: "Issuing", status: "True", message: "Issuing certificate as Secret does not exist" },
+          ],
+        }),
+      },
       "Issuing",
       "cert-manager is issuing Certificate files: Issuing certificate as Secret does not exist",
       false,
@@ -61,14 +90,32 @@ test("each state of the issuer and the Certificate has its own reason; only prob
     [
       {
         issuer: { state: "found", object: readyIssuer },
-        certificate: certificate({ lastFailureTime: NOW, conditions: [{ type: "Ready", status: "False", reason: "DoesNotExist" }, { type: "Issuing", status: "False", reason: "Failed", message: "The certificate request has failed to complete and will be retried: x509: name constraints" }] }),
+        certificate: certificate({
+          lastFailureTime: NOW,
+          conditions: [
+            { type: "Ready", status: "False", reason: "DoesNotExist" },
+            {
+              type: "Issuing",
+              status: "False",
+              reason: "Failed",
+              message: "The certificate request has failed to complete and will be retried: x509: name constraints",
+            },
+          ],
+        }),
       },
       "CertificateFailed",
       "cert-manager could not issue Certificate files: The certificate request has failed to complete",
       true,
     ],
     [
-      { issuer: { state: "found", object: readyIssuer }, certificate: certificate({ notAfter: "2027-02-28T12:00:00Z", renewalTime: "2027-01-29T12:00:00Z", conditions: [{ type: "Ready", status: "True", reason: "Ready" }] }) },
+      {
+        issuer: { state: "found", object: readyIssuer },
+        certificate: certificate({
+          notAfter: "2027-02-28T12:00:00Z",
+          renewalTime: "2027-01-29T12:00:00Z",
+          conditions: [{ type: "Ready", status: "True", reason: "Ready" }],
+        }),
+      },
       "Issued",
       'Certificate files issued by cert-manager Issuer "ca" in namespace "team", valid until 2027-02-28T12:00:00Z, renewal at 2027-01-29T12:00:00Z',
       false,
@@ -90,12 +137,18 @@ test("ClusterIssuers only where the operator allows them, like ClusterSecretStor
   const refused = planServer(raw, env);
   assert.equal(refused.ok, false);
   assert.equal(!refused.ok && refused.reason, "ClusterIssuerNotAllowed");
-  assert.match(!refused.ok ? refused.message : "", /ClusterIssuer "corp-ca", which the operator does not allow for namespace "team".*--allow-cluster-issuer=team=corp-ca/);
+  assert.match(
+    !refused.ok ? refused.message : "",
+    /ClusterIssuer "corp-ca", which the operator does not allow for namespace "team".*--allow-cluster-issuer=team=corp-ca/,
+  );
   for (const policy of ["team=corp-ca", "*=corp-ca", "team=*"]) {
     assert.equal(planServer(raw, { ...env, clusterIssuers: parseClusterStorePolicy([policy], "--allow-cluster-issuer") }).ok, true, policy);
   }
   assert.equal(planServer(raw, { ...env, clusterIssuers: parseClusterStorePolicy(["other=corp-ca"], "--allow-cluster-issuer") }).ok, false);
-  assert.throws(() => parseClusterStorePolicy(["corp-ca"], "--allow-cluster-issuer", "issuerA,issuerB"), /--allow-cluster-issuer: "corp-ca" must look like namespace=issuerA,issuerB/);
+  assert.throws(
+    () => parseClusterStorePolicy(["corp-ca"], "--allow-cluster-issuer", "issuerA,issuerB"),
+    /--allow-cluster-issuer: "corp-ca" must look like namespace=issuerA,issuerB/,
+  );
 });
 
 test("without cert-manager's CRDs the Certificate waits: Degraded MissingCRD says to install cert-manager or use secretRef", () => {
@@ -129,7 +182,11 @@ test("Issuers are not watched: while the issuer is missing the reconcile asks to
     childInformer: () => undefined,
     countWrite: () => {},
   };
-  const reconciler = new McpServerReconciler(ctx, { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} }, () => Date.parse(NOW));
+  const reconciler = new McpServerReconciler(
+    ctx,
+    { gatewayImage: "gw:1", clusterStores: new Map(), conflictRecheckMs: 15_000, identity: "test", log: () => {} },
+    () => Date.parse(NOW),
+  );
   assert.deepEqual(await reconciler.reconcile("team/files"), { requeueAfterMs: 30_000 });
   issuer = readyIssuer;
   assert.equal(await reconciler.reconcile("team/files"), undefined, "the Certificate's own watch brings the rest");

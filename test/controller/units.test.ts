@@ -12,7 +12,15 @@ import { bearer, inClusterCredentials } from "../../operator/src/runtime/credent
 import { backoffDelay, Informer } from "../../operator/src/runtime/informer.ts";
 import type { KubeObject } from "../../contract/kube-object.ts";
 import type { KubeClient } from "../../operator/src/runtime/kube.ts";
-import { clusterStoreAllowed, desiredStatus, foreignHolder, type PlanEnv, parseClusterStorePolicy, planServer, statusEqual } from "../../operator/src/controller/plan.ts";
+import {
+  clusterStoreAllowed,
+  desiredStatus,
+  foreignHolder,
+  type PlanEnv,
+  parseClusterStorePolicy,
+  planServer,
+  statusEqual,
+} from "../../operator/src/controller/plan.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { WorkQueue } from "../../operator/src/runtime/queue.ts";
 import { waitFor } from "../support/index.ts";
@@ -47,7 +55,10 @@ test("a child needs a write when missing, when its rendered content changed, or 
 });
 
 test("containment ignores what the API server adds or drops, and sees real differences", () => {
-  assert.ok(contains({ spec: { minReadySeconds: 0, hostNetwork: false, args: [], labels: {} } }, { spec: {} }), "zero values and empties are omitted by the server");
+  assert.ok(
+    contains({ spec: { minReadySeconds: 0, hostNetwork: false, args: [], labels: {} } }, { spec: {} }),
+    "zero values and empties are omitted by the server",
+  );
   assert.ok(contains({ ports: [{ port: 80 }] }, { ports: [{ port: 80, protocol: "TCP" }] }), "server defaults inside list items");
   assert.ok(!contains({ ports: [{ port: 80 }] }, { ports: [{ port: 80 }, { port: 81 }] }), "an extra list item is drift");
   assert.ok(!contains({ hostNetwork: false }, { hostNetwork: true }));
@@ -61,7 +72,10 @@ test("lastTransitionTime moves only when a condition's status flips; Events only
   const t3 = mergeConditions(t2, [{ type: "Ready", status: "True", reason: "B", message: "" }], "T3");
   assert.equal(t3[0]?.lastTransitionTime, "T3");
   assert.deepEqual(transitions(t1, t1), []);
-  assert.deepEqual(transitions(t1, t2).map((t) => t.reason), ["B"]);
+  assert.deepEqual(
+    transitions(t1, t2).map((t) => t.reason),
+    ["B"],
+  );
 });
 
 test("ClusterSecretStore policy: nothing allowed unless configured; per namespace, or * for all", () => {
@@ -104,7 +118,14 @@ test("missing CRDs: the plan keeps the rest, names each CRD and what to do; stat
 
 test("Ready follows the Deployment's Available condition; equal statuses compare equal", () => {
   const plan = planServer(server(), env());
-  const dep = (available: string) => ({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "demo" }, spec: { replicas: 2 }, status: { availableReplicas: available === "True" ? 2 : 0, conditions: [{ type: "Available", status: available }] } }) as KubeObject;
+  const dep = (available: string) =>
+    ({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "demo" },
+      spec: { replicas: 2 },
+      status: { availableReplicas: available === "True" ? 2 : 0, conditions: [{ type: "Available", status: available }] },
+    }) as KubeObject;
   const down = desiredStatus(server(), plan, { errors: [], deployment: dep("False") }, undefined, "T1");
   assert.equal(down.conditions?.find((c) => c.type === "Ready")?.reason, "DeploymentUnavailable");
   const up = desiredStatus(server(), plan, { errors: [], deployment: dep("True") }, down, "T2");
@@ -151,10 +172,22 @@ test("the work queue never runs one key twice at once, runs keys in parallel, re
 });
 
 test("backoff grows exponentially with jitter and is capped", () => {
-  assert.equal(backoffDelay(0, 100, 10_000, () => 0), 50);
-  assert.equal(backoffDelay(0, 100, 10_000, () => 1), 100);
-  assert.equal(backoffDelay(3, 100, 10_000, () => 1), 800);
-  assert.equal(backoffDelay(30, 100, 10_000, () => 1), 10_000);
+  assert.equal(
+    backoffDelay(0, 100, 10_000, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffDelay(0, 100, 10_000, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffDelay(3, 100, 10_000, () => 1),
+    800,
+  );
+  assert.equal(
+    backoffDelay(30, 100, 10_000, () => 1),
+    10_000,
+  );
 });
 
 test("operator flags: bad values are refused with the flag's name; defaults are the locked-down ones", () => {
@@ -175,7 +208,10 @@ test("operator flags: bad values are refused with the flag's name; defaults are 
   assert.equal(defaults.defaultImagePolicy, "AllowTags");
   assert.equal(configFromArgs(["--default-image-policy=RequireDigest"], {}).defaultImagePolicy, "RequireDigest");
   assert.equal(configFromArgs([], { MCP_BASTION_DEFAULT_IMAGE_POLICY: "RequireDigest" }).defaultImagePolicy, "RequireDigest");
-  assert.throws(() => configFromArgs(["--default-image-policy=requiredigest"], {}), /--default-image-policy: "requiredigest" must be RequireDigest or AllowTags/);
+  assert.throws(
+    () => configFromArgs(["--default-image-policy=requiredigest"], {}),
+    /--default-image-policy: "requiredigest" must be RequireDigest or AllowTags/,
+  );
 });
 
 test("issue 14: under RequireDigest a tag-only image is refused as ImageNotPinned naming it; spec.imagePolicy overrides the default", () => {
@@ -184,13 +220,21 @@ test("issue 14: under RequireDigest a tag-only image is refused as ImageNotPinne
     apiVersion: "mcp.bastion.dev/v1alpha1",
     kind: "McpServer",
     metadata: { name: "t", namespace: "ns", uid: "u1", generation: 1 },
-    spec: { image: "registry.example/team/mcp:1.4", transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { secretRef: { name: "k" } } }, ...extra },
+    spec: {
+      image: "registry.example/team/mcp:1.4",
+      transport: { type: "streamable-http", port: 3000 },
+      auth: { apiKeys: { secretRef: { name: "k" } } },
+      ...extra,
+    },
   });
   const refused = planServer(tagged(), env);
   assert.equal(refused.ok, false);
   assert.ok(!refused.ok && refused.reason === "ImageNotPinned");
   assert.ok(!refused.ok && refused.message.includes('spec.image "registry.example/team/mcp:1.4" is not pinned by digest'));
-  assert.ok(!refused.ok && /the operator's default.*use registry\.example\/team\/mcp@sha256:<digest>/.test(refused.message), !refused.ok ? refused.message : "");
+  assert.ok(
+    !refused.ok && /the operator's default.*use registry\.example\/team\/mcp@sha256:<digest>/.test(refused.message),
+    !refused.ok ? refused.message : "",
+  );
   const status = desiredStatus(tagged() as never, refused, { errors: [] }, undefined, "2026-11-30T12:00:00Z");
   const reconciled = status.conditions?.find((c) => c.type === "Reconciled");
   assert.equal(reconciled?.reason, "ImageNotPinned");
@@ -211,7 +255,11 @@ test("issue 14: API keys from a ClusterSecretStore the namespace may not use are
     apiVersion: "mcp.bastion.dev/v1alpha1",
     kind: "McpServer",
     metadata: { name: "t", namespace: "ns", uid: "u1", generation: 1 },
-    spec: { image: `r/m@sha256:${"c".repeat(64)}`, transport: { type: "streamable-http", port: 3000 }, auth: { apiKeys: { externalSecret: { storeRef: { name: "vault", kind: "ClusterSecretStore" }, key: "k" } } } },
+    spec: {
+      image: `r/m@sha256:${"c".repeat(64)}`,
+      transport: { type: "streamable-http", port: 3000 },
+      auth: { apiKeys: { externalSecret: { storeRef: { name: "vault", kind: "ClusterSecretStore" }, key: "k" } } },
+    },
   };
   const p = planServer(raw, env);
   assert.ok(!p.ok && p.reason === "ClusterSecretStoreNotAllowed");
@@ -246,13 +294,23 @@ test("ownership: only an object controlled by this McpServer's uid may be writte
   const ref = (uid: string, name: string, controller = true) => ({ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name, uid, controller });
   assert.equal(foreignHolder(obj([ref("uid-1", "demo")]), "uid-1"), undefined);
   assert.equal(foreignHolder(obj([ref("uid-2", "other")]), "uid-1"), "McpServer other (uid uid-2)");
-  assert.equal(foreignHolder(obj([ref("uid-1", "demo", false)]), "uid-1"), "no controller (not created by this McpServer)", "a non-controller reference does not make it ours");
+  assert.equal(
+    foreignHolder(obj([ref("uid-1", "demo", false)]), "uid-1"),
+    "no controller (not created by this McpServer)",
+    "a non-controller reference does not make it ours",
+  );
   assert.equal(foreignHolder(obj(undefined, ["kubectl", "kubectl"]), "uid-1"), "no controller (not created by this McpServer; written by kubectl)");
   assert.equal(foreignHolder(obj([ref("uid-1", "demo")]), undefined), "McpServer demo (uid uid-1)", "without a uid nothing is ours");
 
   const raw = server();
   const plan = planServer(raw, env());
-  const status = desiredStatus(raw, plan, { errors: [], conflicts: [{ kind: "ExternalSecret", name: "demo.tok", holder: "McpServer other (uid uid-2)" }] }, undefined, "2026-01-01T00:00:00Z");
+  const status = desiredStatus(
+    raw,
+    plan,
+    { errors: [], conflicts: [{ kind: "ExternalSecret", name: "demo.tok", holder: "McpServer other (uid uid-2)" }] },
+    undefined,
+    "2026-01-01T00:00:00Z",
+  );
   const byType = new Map(status.conditions?.map((c) => [c.type, c]));
   assert.equal(byType.get("Reconciled")?.status, "False");
   assert.equal(byType.get("Reconciled")?.reason, "OwnershipConflict");
@@ -282,7 +340,11 @@ test("the informer's owner index finds an owner's children, and follows an owner
     indexBy: (o) => (o.metadata.labels?.owner ? `${o.metadata.namespace}/${o.metadata.labels.owner}` : undefined),
   });
   const cm = (name: string, owner: string | undefined, rv: number) =>
-    ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(rv), ...(owner ? { labels: { owner } } : {}) } }) as KubeObject;
+    ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, namespace: "ns", resourceVersion: String(rv), ...(owner ? { labels: { owner } } : {}) },
+    }) as KubeObject;
   inf.store(cm("a-1", "a", 1));
   inf.store(cm("a-2", "a", 2));
   inf.store(cm("b-1", "b", 3));

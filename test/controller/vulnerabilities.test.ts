@@ -11,7 +11,18 @@ import { after, before, test } from "node:test";
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor, waitUntil } from "../support/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, mcpServer, must, ROOT, startInProcessOperator, waitCondition, waitEstablished } from "./helpers.ts";
+import {
+  conditionsOf,
+  getJson,
+  grantOperatorRbac,
+  installCrd,
+  mcpServer,
+  must,
+  ROOT,
+  startInProcessOperator,
+  waitCondition,
+  waitEstablished,
+} from "./helpers.ts";
 
 const NS = "scanned";
 const DIGEST = "sha256:4c5e3a1f0f3b6a8e2d1c0b9a8f7e6d5c4b3a29180706f5e4d3c2b1a0f9e8d7c6";
@@ -42,7 +53,9 @@ async function currentReplicaSet(server: string): Promise<{ name: string; uid: s
     const d = await getJson(cp, ["deployment", "-n", NS, server]);
     const rs = await getJson(cp, ["replicasets", "-n", NS, "-l", `mcp.bastion.dev/server=${server}`]);
     const revision = d?.metadata.annotations?.["deployment.kubernetes.io/revision"];
-    const cur = rs?.items.find((r: { metadata: { annotations?: Record<string, string> } }) => revision && r.metadata.annotations?.["deployment.kubernetes.io/revision"] === revision);
+    const cur = rs?.items.find(
+      (r: { metadata: { annotations?: Record<string, string> } }) => revision && r.metadata.annotations?.["deployment.kubernetes.io/revision"] === revision,
+    );
     return cur ? { name: cur.metadata.name as string, uid: cur.metadata.uid as string } : undefined;
   });
 }
@@ -52,7 +65,13 @@ async function currentReplicaSet(server: string): Promise<{ name: string; uid: s
  * replicaset-<ReplicaSet>-<container>, labelled with the ReplicaSet and the container, controlled by the
  * ReplicaSet (blockOwnerDeletion false), the image split into registry server and artifact, the summary.
  */
-function report(rs: { name: string; uid: string }, counts: { critical: number; high: number; medium?: number; low?: number }, digest = DIGEST, container = "server", updated = new Date()) {
+function report(
+  rs: { name: string; uid: string },
+  counts: { critical: number; high: number; medium?: number; low?: number },
+  digest = DIGEST,
+  container = "server",
+  updated = new Date(),
+) {
   const vulns = [
     ...Array.from({ length: counts.critical }, (_, i) => ({ severity: "CRITICAL", id: `CVE-2026-10${i}` })),
     ...Array.from({ length: counts.high }, (_, i) => ({ severity: "HIGH", id: `CVE-2026-20${i}` })),
@@ -100,15 +119,27 @@ function report(rs: { name: string; uid: string }, counts: { critical: number; h
   };
 }
 
-type Status = { conditions?: { type: string; status: string; reason: string; message: string }[]; checklist?: { id: string; satisfied: boolean; detail: string }[]; vulnerabilities?: Record<string, unknown>; optOuts?: string[] };
+type Status = {
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  checklist?: { id: string; satisfied: boolean; detail: string }[];
+  vulnerabilities?: Record<string, unknown>;
+  optOuts?: string[];
+};
 const statusOf = async (name: string) => ((await getJson(cp, ["mcpserver", "-n", NS, name]))?.status ?? {}) as Status;
 const item = (s: Status) => s.checklist?.find((c) => c.id === "image-vulnerabilities");
 
 test("without Trivy Operator's CRD the checklist says the image is not scanned", async () => {
   await apply(mcpServer("early", NS, { image: IMAGE }));
   await waitCondition(cp, NS, "early", "Reconciled", "True");
-  const s = await waitUntil("the vulnerability item of early", () => statusOf("early"), (v) => item(v) !== undefined);
-  assert.deepEqual([item(s)?.satisfied, item(s)?.detail], [false, "not scanned: Trivy Operator's VulnerabilityReport CRD (aquasecurity.github.io/v1alpha1) is not installed"]);
+  const s = await waitUntil(
+    "the vulnerability item of early",
+    () => statusOf("early"),
+    (v) => item(v) !== undefined,
+  );
+  assert.deepEqual(
+    [item(s)?.satisfied, item(s)?.detail],
+    [false, "not scanned: Trivy Operator's VulnerabilityReport CRD (aquasecurity.github.io/v1alpha1) is not installed"],
+  );
 });
 
 test("a report for the server's image: counts in status and checklist, Degraded when criticals appear, cleared when they go", async () => {
@@ -120,15 +151,29 @@ test("a report for the server's image: counts in status and checklist, Degraded 
   const can = async (verb: string, what: string) => (await cp.kubectl(["auth", "can-i", verb, what, "-n", NS, "--as", "mcp-bastion-operator"])).stdout.trim();
   const reports = "vulnerabilityreports.aquasecurity.github.io";
   assert.deepEqual(
-    [await can("list", reports), await can("watch", reports), await can("create", reports), await can("delete", reports), await can("list", "configauditreports.aquasecurity.github.io"), await can("list", "replicasets.apps")],
+    [
+      await can("list", reports),
+      await can("watch", reports),
+      await can("create", reports),
+      await can("delete", reports),
+      await can("list", "configauditreports.aquasecurity.github.io"),
+      await can("list", "replicasets.apps"),
+    ],
     ["yes", "yes", "no", "no", "no", "no"],
   );
-  await waitUntil("early's item to see the CRD", () => statusOf("early").then((s) => item(s)?.detail ?? ""), (d) => d.startsWith("no VulnerabilityReport for"));
+  await waitUntil(
+    "early's item to see the CRD",
+    () => statusOf("early").then((s) => item(s)?.detail ?? ""),
+    (d) => d.startsWith("no VulnerabilityReport for"),
+  );
 
   await apply(mcpServer("web", NS, { image: IMAGE }));
   await waitCondition(cp, NS, "web", "Reconciled", "True");
   const rs = await currentReplicaSet("web");
-  assert.equal(item(await statusOf("web"))?.detail, `no VulnerabilityReport for ${IMAGE} yet (Trivy Operator scans the server's ReplicaSet after each rollout)`);
+  assert.equal(
+    item(await statusOf("web"))?.detail,
+    `no VulnerabilityReport for ${IMAGE} yet (Trivy Operator scans the server's ReplicaSet after each rollout)`,
+  );
 
   // The scanner writes its report: the status follows without anyone touching the McpServer.
   await apply(report(rs, { critical: 2, high: 5, medium: 1 }));
@@ -145,7 +190,10 @@ test("a report for the server's image: counts in status and checklist, Degraded 
     low: 0,
     unknown: 0,
   });
-  assert.match(conditionsOf(degraded).Degraded!.message, /^2 critical vulnerabilities in ghcr\.io\/example\/mcp-everything@sha256:4c5e.* update the image, or accept them with spec\.vulnerabilities\.onCritical: Report$/);
+  assert.match(
+    conditionsOf(degraded).Degraded!.message,
+    /^2 critical vulnerabilities in ghcr\.io\/example\/mcp-everything@sha256:4c5e.* update the image, or accept them with spec\.vulnerabilities\.onCritical: Report$/,
+  );
   assert.equal(item(status)?.satisfied, false);
   assert.match(item(status)!.detail, /^2 critical, 5 high, 1 medium, 0 low, 0 unknown in ghcr\.io\/example\/mcp-everything@sha256:4c5e/);
 
@@ -166,7 +214,11 @@ test("after a rollout to a new image, the old ReplicaSet's report no longer coun
 
   // The image is updated: a new ReplicaSet; the old one (and its report) stays, as Deployments keep history.
   await apply(mcpServer("api", NS, { image: IMAGE }));
-  const rs = await waitUntil("a new ReplicaSet for the new image", () => currentReplicaSet("api"), (r) => r.name !== old.name);
+  const rs = await waitUntil(
+    "a new ReplicaSet for the new image",
+    () => currentReplicaSet("api"),
+    (r) => r.name !== old.name,
+  );
   // Reports an hour newer than the one that matters, which would win were they counted: the old
   // ReplicaSet's rescan of the old image, and the new ReplicaSet's gateway container.
   const later = new Date(Date.now() + 3_600_000);
@@ -174,7 +226,11 @@ test("after a rollout to a new image, the old ReplicaSet's report no longer coun
   await apply(report(rs, { critical: 7, high: 0 }, DIGEST, "gateway", later));
   await apply(report(rs, { critical: 0, high: 6 }));
   // Between the rollout and the new report nothing describes the running image (no vulnerabilities in status).
-  const s = await waitUntil("api's status to count a report again", () => statusOf("api"), (v) => v.vulnerabilities !== undefined && v.vulnerabilities.report !== `replicaset-${old.name}-server`);
+  const s = await waitUntil(
+    "api's status to count a report again",
+    () => statusOf("api"),
+    (v) => v.vulnerabilities !== undefined && v.vulnerabilities.report !== `replicaset-${old.name}-server`,
+  );
   assert.deepEqual([s.vulnerabilities?.report, s.vulnerabilities?.critical, s.vulnerabilities?.high], [`replicaset-${rs.name}-server`, 0, 6]);
   assert.deepEqual([conditionsOf({ status: s } as never).Degraded?.status, conditionsOf({ status: s } as never).Degraded?.reason], ["False", "AsExpected"]);
   assert.ok(await getJson(cp, ["vulnerabilityreports", "-n", NS, `replicaset-${old.name}-server`]), "the old ReplicaSet's report is still there");
@@ -185,9 +241,16 @@ test("spec.vulnerabilities.onCritical: Report keeps the server un-degraded, visi
   await waitCondition(cp, NS, "legacy", "Reconciled", "True");
   const rs = await currentReplicaSet("legacy");
   await apply(report(rs, { critical: 1, high: 0 }));
-  const s = await waitUntil("legacy's status to count the critical", () => statusOf("legacy"), (v) => v.vulnerabilities?.critical === 1);
+  const s = await waitUntil(
+    "legacy's status to count the critical",
+    () => statusOf("legacy"),
+    (v) => v.vulnerabilities?.critical === 1,
+  );
   assert.equal(conditionsOf({ status: s } as never).Degraded?.status, "False");
-  assert.ok(s.optOuts?.includes("spec.vulnerabilities.onCritical: Report (critical vulnerabilities in the image do not degrade the server)"), JSON.stringify(s.optOuts));
+  assert.ok(
+    s.optOuts?.includes("spec.vulnerabilities.onCritical: Report (critical vulnerabilities in the image do not degrade the server)"),
+    JSON.stringify(s.optOuts),
+  );
   assert.equal(item(s)?.satisfied, false);
   assert.match(item(s)!.detail, /^1 critical, .*; accepted by spec\.vulnerabilities\.onCritical: Report$/);
 });
@@ -198,7 +261,13 @@ test("the API server refuses a bad spec.vulnerabilities.onCritical or spec.audit
     assert.notEqual(r.code, 0, "accepted");
     return r.stderr;
   };
-  assert.match(await refused({ vulnerabilities: { onCritical: "Ignore" } }), /spec\.vulnerabilities\.onCritical: Unsupported value: "Ignore": supported values: "Degrade", "Report"/);
+  assert.match(
+    await refused({ vulnerabilities: { onCritical: "Ignore" } }),
+    /spec\.vulnerabilities\.onCritical: Unsupported value: "Ignore": supported values: "Degrade", "Report"/,
+  );
   assert.match(await refused({ audit: { otlp: { endpoint: "http://user:pw@collector:4318" } } }), /spec\.audit\.otlp\.endpoint: Invalid value: .*should match/);
-  assert.match(await refused({ audit: { otlp: { endpoint: "http://collector:4318", bufferLines: 5 } } }), /spec\.audit\.otlp\.bufferLines: Invalid value: 5: spec\.audit\.otlp\.bufferLines in body should be greater than or equal to 100/);
+  assert.match(
+    await refused({ audit: { otlp: { endpoint: "http://collector:4318", bufferLines: 5 } } }),
+    /spec\.audit\.otlp\.bufferLines: Invalid value: 5: spec\.audit\.otlp\.bufferLines in body should be greater than or equal to 100/,
+  );
 });

@@ -48,6 +48,9 @@ test("stop() kills every process and removes the directory", async () => {
   const pids = (await import("node:fs")).readFileSync(`${cp.dir}/pgids`, "utf8").trim().split(" ").map(Number);
   assert.ok(pids.length >= 2 && pids.every(alive));
   await cp.stop();
-  assert.ok(pids.every((p) => !alive(p)), "a control-plane process outlived stop()");
+  assert.ok(
+    pids.every((p) => !alive(p)),
+    "a control-plane process outlived stop()",
+  );
   assert.ok(!existsSync(cp.dir));
 });

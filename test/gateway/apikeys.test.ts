@@ -30,12 +30,18 @@ describe("key file format", () => {
   });
 
   test("digests, expiries (date or RFC 3339), comments and several keys per client", () => {
-    const r = parseKeyFile("bob", `# rotated 2026-11\nsha256:${hex("old")} expires=2026-12-15\n\nSHA256:${hex("new").toUpperCase()} expires=2027-03-01T12:30:00+01:00\n`);
+    const r = parseKeyFile(
+      "bob",
+      `# rotated 2026-11\nsha256:${hex("old")} expires=2026-12-15\n\nSHA256:${hex("new").toUpperCase()} expires=2027-03-01T12:30:00+01:00\n`,
+    );
     assert.deepEqual(r.problems, []);
-    assert.deepEqual(r.entries.map((e) => [e.digest.toString("hex"), e.expiresAt && iso(e.expiresAt), e.hashed]), [
-      [hex("old"), "2026-12-15T00:00:00.000Z", true],
-      [hex("new"), "2027-03-01T11:30:00.000Z", true],
-    ]);
+    assert.deepEqual(
+      r.entries.map((e) => [e.digest.toString("hex"), e.expiresAt && iso(e.expiresAt), e.hashed]),
+      [
+        [hex("old"), "2026-12-15T00:00:00.000Z", true],
+        [hex("new"), "2027-03-01T11:30:00.000Z", true],
+      ],
+    );
   });
 
   const malformed: [string, string, RegExp][] = [
@@ -62,8 +68,17 @@ describe("key file format", () => {
   }
 
   test("one key listed for two clients is refused for both", () => {
-    const r = loadKeys(new Map([["alice", "shared-key-0123456789"], ["bob", `sha256:${hex("shared-key-0123456789")}`], ["carol", "own-key-0123456789"]]));
-    assert.deepEqual([...r.byDigest.values()].map((e) => e.client), ["carol"]);
+    const r = loadKeys(
+      new Map([
+        ["alice", "shared-key-0123456789"],
+        ["bob", `sha256:${hex("shared-key-0123456789")}`],
+        ["carol", "own-key-0123456789"],
+      ]),
+    );
+    assert.deepEqual(
+      [...r.byDigest.values()].map((e) => e.client),
+      ["carol"],
+    );
     assert.match(r.problems[0]!.problem, /also listed for client "alice"/);
   });
 
@@ -80,7 +95,13 @@ describe("key file format", () => {
     assert.equal(st.total, 6);
     assert.equal(st.expired, 1);
     assert.equal(st.expiringSoon, 1);
-    assert.deepEqual([...st.withoutExpiry], [["a", 1], ["c", 2]]);
+    assert.deepEqual(
+      [...st.withoutExpiry],
+      [
+        ["a", 1],
+        ["c", 2],
+      ],
+    );
     assert.deepEqual([...st.invalid], [["c", 1]]);
   });
 });
@@ -98,7 +119,13 @@ describe("the store", () => {
     const bob = s.check("bob-key-0123456789");
     assert.equal(bob?.ok, false);
     assert.equal(s.lookup("bob-key-0123456789"), undefined);
-    assert.deepEqual(s.problems.map((p) => [p.client, p.line]), [["dave", 1], ["dave", 2]]);
+    assert.deepEqual(
+      s.problems.map((p) => [p.client, p.line]),
+      [
+        ["dave", 1],
+        ["dave", 2],
+      ],
+    );
   });
 });
 
@@ -136,7 +163,12 @@ function initialize(key: string): Promise<Response> {
   return fetch(base, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}` },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    }),
   });
 }
 
@@ -170,13 +202,19 @@ describe("the gateway with digests and expiries", () => {
 async function cli(args: string[], stdin = ""): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const sink = (f: (s: string) => void) => new Writable({
-    write: (c, _e, cb) => {
-      f(String(c));
-      cb();
-    },
-  });
-  const code = await apikey(args, sink((s) => (out += s)), sink((s) => (err += s)), () => stdin);
+  const sink = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
+  const code = await apikey(
+    args,
+    sink((s) => (out += s)),
+    sink((s) => (err += s)),
+    () => stdin,
+  );
   return { code, out, err };
 }
 

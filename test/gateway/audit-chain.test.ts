@@ -19,7 +19,19 @@ const HMAC = Buffer.from(randomBytes(32).toString("base64"));
 const hmacKey = checkpointKey(HMAC, "test");
 
 function rec(i: number): AuditRecord {
-  return { time: new Date(1_700_000_000_000 + i).toISOString(), client: `apikey:c${i % 3}`, source: "127.0.0.1", transport: "streamable-http", method: "tools/call", tool: "add", arguments: { a: i, b: 1 }, outcome: "ok", status: 200, latencyMs: 1, result: "ok" };
+  return {
+    time: new Date(1_700_000_000_000 + i).toISOString(),
+    client: `apikey:c${i % 3}`,
+    source: "127.0.0.1",
+    transport: "streamable-http",
+    method: "tools/call",
+    tool: "add",
+    arguments: { a: i, b: 1 },
+    outcome: "ok",
+    status: 200,
+    latencyMs: 1,
+    result: "ok",
+  };
 }
 
 /** A closed log of `n` records with a checkpoint every `every` lines. */
@@ -72,10 +84,40 @@ describe("the chain and its checkpoints", () => {
     ["a line removed", (l) => l.filter((_, i) => i !== 5), /line 6: does not follow line 5 \(seq 6 after 4\): 1 line\(s\) before it removed/],
     ["a line edited", (l) => l.map((x, i) => (i === 4 ? x.replace('"apikey:c1"', '"apikey:c2"') : x)), /line 6: does not follow line 5.*edited/],
     ["two lines swapped", (l) => l.map((x, i) => (i === 3 ? l[4]! : i === 4 ? l[3]! : x)), /line 4: does not follow line 3|reordered/],
-    ["a line edited and the chain recomputed", (l) => rechain(l.map((x, i) => (i === 2 ? x.replace('"outcome":"ok"', '"outcome":"denied"') : x))), /line 11: checkpoint signature does not verify/],
+    [
+      "a line edited and the chain recomputed",
+      (l) => rechain(l.map((x, i) => (i === 2 ? x.replace('"outcome":"ok"', '"outcome":"denied"') : x))),
+      /line 11: checkpoint signature does not verify/,
+    ],
     ["a line removed and the chain recomputed", (l) => rechain(l.filter((_, i) => i !== 2)), /checkpoint signature does not verify/],
-    ["a line appended (chained correctly)", (l) => rechain([...l, JSON.stringify({ ...rec(99), seq: 0, prev: "" })].map((x, i, a) => (i === a.length - 1 ? JSON.stringify({ ...JSON.parse(x), seq: 1 }) : x))), /not covered by a signed checkpoint/],
-    ["a line appended with a forged checkpoint", (l) => rechain([...l, JSON.stringify({ ...rec(99), seq: 1, prev: "" }), JSON.stringify({ type: "checkpoint", time: new Date().toISOString(), run: (JSON.parse(l[0]!) as { run: string }).run, alg: "HMAC-SHA256", kid: hmacKey.kid, final: true, sig: randomBytes(32).toString("base64url"), seq: 1, prev: "" })]), /checkpoint signature does not verify/],
+    [
+      "a line appended (chained correctly)",
+      (l) =>
+        rechain(
+          [...l, JSON.stringify({ ...rec(99), seq: 0, prev: "" })].map((x, i, a) => (i === a.length - 1 ? JSON.stringify({ ...JSON.parse(x), seq: 1 }) : x)),
+        ),
+      /not covered by a signed checkpoint/,
+    ],
+    [
+      "a line appended with a forged checkpoint",
+      (l) =>
+        rechain([
+          ...l,
+          JSON.stringify({ ...rec(99), seq: 1, prev: "" }),
+          JSON.stringify({
+            type: "checkpoint",
+            time: new Date().toISOString(),
+            run: (JSON.parse(l[0]!) as { run: string }).run,
+            alg: "HMAC-SHA256",
+            kid: hmacKey.kid,
+            final: true,
+            sig: randomBytes(32).toString("base64url"),
+            seq: 1,
+            prev: "",
+          }),
+        ]),
+      /checkpoint signature does not verify/,
+    ],
     ["a checkpoint removed", (l) => l.filter((_, i) => i !== 10), /line 11: does not follow line 10/],
     ["lines inserted from another run", (l) => [...l.slice(0, 5), ...writeLog(3, 10).slice(1, 3), ...l.slice(5)], /line 6: does not follow line 5/],
     ["the first lines removed", (l) => l.slice(3), /line 1: seq 3 without the start of its run/],
@@ -147,7 +189,10 @@ describe("the audit result", () => {
   test("status and sanitized error, never the result content", () => {
     assert.deepEqual(auditResultOf('{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"secret data"}]}}', false, 1), { result: "ok" });
     assert.deepEqual(auditResultOf('{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}', false, 1), { result: "tool-error" });
-    assert.deepEqual(auditResultOf('{"jsonrpc":"2.0","id":"a","error":{"code":-32000,"message":"ENOENT: open \'/srv/x\'","data":{"stack":"at x"}}}', false, "a"), { result: "error", error: { code: -32000, message: "upstream error" } });
+    assert.deepEqual(
+      auditResultOf('{"jsonrpc":"2.0","id":"a","error":{"code":-32000,"message":"ENOENT: open \'/srv/x\'","data":{"stack":"at x"}}}', false, "a"),
+      { result: "error", error: { code: -32000, message: "upstream error" } },
+    );
     const sse = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad postgres://u:hunter2@db/x"}}\n\n`;
     assert.deepEqual(auditResultOf(sse, true, 7), { result: "error", error: { code: -32602, message: "bad postgres://[REDACTED]@db/x" } });
   });
@@ -186,7 +231,9 @@ function config(keyFile: string) {
   const keys = tempDir("audit-keys");
   writeFileSync(join(keys, "ops"), "ops-Zt3kq9VwPp2LmX8sRf4Y\n");
   const cfg = baseConfig({ upstream: { transport: "streamable-http", url: toy.url }, auth: { apiKeys: { dir: keys } } });
-  cfg.authorization.rules = [{ name: "ops", clients: { apiKeys: ["ops"] }, tools: { allow: ["*"], deny: ["delete-all"] }, prompts: { allow: ["*"], deny: [] } }];
+  cfg.authorization.rules = [
+    { name: "ops", clients: { apiKeys: ["ops"] }, tools: { allow: ["*"], deny: ["delete-all"] }, prompts: { allow: ["*"], deny: [] } },
+  ];
   cfg.limits.toolTimeouts = [{ tool: "slow", timeoutSeconds: 1 }];
   cfg.audit = { redactKeys: [], checkpoint: { keyFile, everyLines: 3, everySeconds: 60 } };
   return parseConfig(cfg);
@@ -195,19 +242,29 @@ function config(keyFile: string) {
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
-  const w = (f: (s: string) => void) => new Writable({
-    write: (c, _e, cb) => {
-      f(String(c));
-      cb();
-    },
-  });
-  const code = await auditCli(args, w((s) => (out += s)), w((s) => (err += s)));
+  const w = (f: (s: string) => void) =>
+    new Writable({
+      write: (c, _e, cb) => {
+        f(String(c));
+        cb();
+      },
+    });
+  const code = await auditCli(
+    args,
+    w((s) => (out += s)),
+    w((s) => (err += s)),
+  );
   return { code, out, err };
 }
 
 describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => {
   test("a missing checkpoint key stops the gateway with a specific error", () => {
-    assert.throws(() => new Gateway({ config: config(join(dir, "nope.key")) }), (e: Error) => e instanceof CheckpointKeyError && /audit\.checkpoint\.keyFile: cannot read .*nope\.key \(ENOENT\): the audit checkpoint key is missing/.test(e.message));
+    assert.throws(
+      () => new Gateway({ config: config(join(dir, "nope.key")) }),
+      (e: Error) =>
+        e instanceof CheckpointKeyError &&
+        /audit\.checkpoint\.keyFile: cannot read .*nope\.key \(ENOENT\): the audit checkpoint key is missing/.test(e.message),
+    );
   });
 
   test("results and errors are audited, the trail verifies, and each tampering is found by the CLI", async () => {
@@ -215,9 +272,22 @@ describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => 
     const gw = new Gateway({ config: config(join(dir, "checkpoint.key")), auditSink: sink });
     const { port } = await gw.start();
     const url = `http://127.0.0.1:${port}/mcp`;
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: "Bearer ops-Zt3kq9VwPp2LmX8sRf4Y" };
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      authorization: "Bearer ops-Zt3kq9VwPp2LmX8sRf4Y",
+    };
     const post = async (body: object) => (await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", ...body }) })).text();
-    const init = await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }) });
+    const init = await fetch(url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+      }),
+    });
     await init.text();
     headers["mcp-session-id"] = init.headers.get("mcp-session-id")!;
     headers["mcp-protocol-version"] = "2025-06-18";
@@ -249,7 +319,10 @@ describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => 
       ["edited", sink.lines.map((l, i) => (i === 1 ? l.replace('"status":200', '"status":201') : l))],
       ["reordered", sink.lines.map((l, i, a) => (i === 1 ? a[2]! : i === 2 ? a[1]! : l))],
       // Chained correctly after the final checkpoint: only the missing signature gives it away.
-      ["appended", [...sink.lines, JSON.stringify({ ...rec(1), seq: (JSON.parse(sink.lines.at(-1)!) as { seq: number }).seq + 1, prev: lineHash(sink.lines.at(-1)!) })]],
+      [
+        "appended",
+        [...sink.lines, JSON.stringify({ ...rec(1), seq: (JSON.parse(sink.lines.at(-1)!) as { seq: number }).seq + 1, prev: lineHash(sink.lines.at(-1)!) })],
+      ],
     ];
     for (const [what, lines] of variants) {
       writeFileSync(file, `${lines.join("\n")}\n`);

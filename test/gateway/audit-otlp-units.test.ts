@@ -39,7 +39,8 @@ before(async () => {
 });
 after(() => new Promise((r) => server.close(r)));
 
-const exporter = (bufferLines = 100) => new OtlpAuditExporter({ endpoint: url, bufferLines, resource: { "service.name": "t" }, minBackoffMs: 20, maxBackoffMs: 200 });
+const exporter = (bufferLines = 100) =>
+  new OtlpAuditExporter({ endpoint: url, bufferLines, resource: { "service.name": "t" }, minBackoffMs: 20, maxBackoffMs: 200 });
 
 test("503 with Retry-After and 429 are retried until accepted: nothing lost, in order", async () => {
   accepted.length = 0;
@@ -49,7 +50,11 @@ test("503 with Retry-After and 429 are retried until accepted: nothing lost, in 
   const t0 = Date.now();
   e.write('{"seq":0}\n{"seq":1}\n');
   // The exporter's count moves when it has read the answer (after the server took the lines).
-  await waitUntil("the lines to be accepted after two refusals", () => e.stats.exported, (n) => n === 2);
+  await waitUntil(
+    "the lines to be accepted after two refusals",
+    () => e.stats.exported,
+    (n) => n === 2,
+  );
   assert.ok(Date.now() - t0 >= 1000, "the collector's Retry-After (1 s) was waited out, not only our 200 ms backoff cap");
   assert.deepEqual(accepted, ['{"seq":0}', '{"seq":1}']);
   assert.deepEqual([e.stats.exported, e.stats.retries, e.stats.dropped], [2, 2, { "buffer-full": 0, rejected: 0, shutdown: 0 }]);
@@ -62,10 +67,18 @@ test("a 400 drops that batch and counts it; a partialSuccess counts the refused 
   answers = [{ status: 400, body: '{"message":"bad"}' }];
   const e = exporter();
   e.write('{"seq":0}\n');
-  await waitUntil("the refused batch to be counted", () => e.stats.dropped.rejected, (n) => n === 1);
+  await waitUntil(
+    "the refused batch to be counted",
+    () => e.stats.dropped.rejected,
+    (n) => n === 1,
+  );
   answers = [{ status: 200, body: '{"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"one too big"}}' }];
   e.write('{"seq":1}\n{"seq":2}\n');
-  await waitUntil("the partial success to be counted", () => e.stats.dropped.rejected, (n) => n === 2);
+  await waitUntil(
+    "the partial success to be counted",
+    () => e.stats.dropped.rejected,
+    (n) => n === 2,
+  );
   assert.equal(e.stats.exported, 1);
   await e.close();
 });
@@ -82,6 +95,12 @@ test("close() delivers what it can within its deadline and counts the rest as dr
 });
 
 test("backoff doubles from the minimum up to the cap, with jitter below it", () => {
-  assert.deepEqual([0, 1, 2, 3, 10].map((a) => backoffMs(a, 100, 5000, () => 1)), [100, 200, 400, 800, 5000]);
-  assert.equal(backoffMs(2, 100, 5000, () => 0), 320);
+  assert.deepEqual(
+    [0, 1, 2, 3, 10].map((a) => backoffMs(a, 100, 5000, () => 1)),
+    [100, 200, 400, 800, 5000],
+  );
+  assert.equal(
+    backoffMs(2, 100, 5000, () => 0),
+    320,
+  );
 });

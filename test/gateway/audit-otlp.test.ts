@@ -127,7 +127,11 @@ async function startGateway(port: number, bufferLines: number) {
   writeFileSync(join(keys, "ops"), `${KEY}\n`);
   const cfg = baseConfig({ upstream: { transport: "streamable-http", url: toy.url }, auth: { apiKeys: { dir: keys } } });
   cfg.authorization.rules = [{ name: "ops", clients: { apiKeys: ["ops"] }, tools: { allow: ["*"], deny: ["delete-all"] } }];
-  cfg.audit = { redactKeys: [], checkpoint: { keyFile: join(dir, "checkpoint.key"), everyLines: 7, everySeconds: 3600 }, otlp: { endpoint: `http://127.0.0.1:${port}`, bufferLines } };
+  cfg.audit = {
+    redactKeys: [],
+    checkpoint: { keyFile: join(dir, "checkpoint.key"), everyLines: 7, everySeconds: 3600 },
+    otlp: { endpoint: `http://127.0.0.1:${port}`, bufferLines },
+  };
   const stdout = new MemorySink();
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: stdout });
   started.push(() => gw.close());
@@ -137,7 +141,12 @@ async function startGateway(port: number, bufferLines: number) {
   const init = await fetch(url, {
     method: "POST",
     headers,
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    }),
   });
   await init.text();
   headers["mcp-session-id"] = init.headers.get("mcp-session-id")!;
@@ -151,7 +160,11 @@ async function startGateway(port: number, bufferLines: number) {
     async calls(n: number) {
       for (let i = 0; i < n; i++) {
         const name = i % 2 === 0 ? "add" : "delete-all";
-        const r = await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name, arguments: { a: i, b: 1 } } }) });
+        const r = await fetch(url, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ jsonrpc: "2.0", id: id++, method: "tools/call", params: { name, arguments: { a: i, b: 1 } } }),
+        });
         await r.text();
       }
     },
@@ -171,20 +184,35 @@ test("every audit line reaches the collector intact, also across a collector res
   const g = await startGateway(port, 10_000);
   const audited = () => g.stdout.lines.length;
   await g.calls(10);
-  await waitUntil("the collector to store the first lines", () => distinct(stored(first.out)), (n) => n >= audited());
+  await waitUntil(
+    "the collector to store the first lines",
+    () => distinct(stored(first.out)),
+    (n) => n >= audited(),
+  );
 
   // The collector stops mid-stream: the gateway keeps answering and keeps the lines in its buffer.
   await first.stop();
   await g.calls(12);
-  await waitFor("the gateway to notice the collector is gone (a failed export, retried)", async () => (await g.metric("mcp_gateway_audit_otlp_retries_total")) > 0);
+  await waitFor(
+    "the gateway to notice the collector is gone (a failed export, retried)",
+    async () => (await g.metric("mcp_gateway_audit_otlp_retries_total")) > 0,
+  );
   assert.ok((await g.metric("mcp_gateway_audit_otlp_buffered_lines")) > 0, "lines wait in the buffer while the collector is down");
 
   // It comes back on the same address (a new output file, so what each run stored can be told apart).
   const second = await startCollector(port, "run2");
   await g.calls(10);
-  await waitUntil("the restarted collector to receive every line buffered during the outage and after", () => distinct(stored(first.out, second.out)), (n) => n >= audited());
+  await waitUntil(
+    "the restarted collector to receive every line buffered during the outage and after",
+    () => distinct(stored(first.out, second.out)),
+    (n) => n >= audited(),
+  );
   await g.gw.close(); // the final checkpoint, exported before close returns
-  await waitUntil("the final checkpoint to be stored", () => distinct(stored(first.out, second.out)), (n) => n >= audited());
+  await waitUntil(
+    "the final checkpoint to be stored",
+    () => distinct(stored(first.out, second.out)),
+    (n) => n >= audited(),
+  );
   await second.stop();
 
   const lines = stored(first.out, second.out);
@@ -232,11 +260,19 @@ test("with a tiny buffer and the collector down, the lines that do not fit are d
     // The collector starts: what the buffer held arrives (the first 5 lines, a contiguous stretch of the
     // chain), and the drop count stays what it was.
     const c = await startCollector(port, "tiny");
-    await waitUntil("the 5 buffered lines to arrive", () => stored(c.out), (l) => l.length >= 5);
+    await waitUntil(
+      "the 5 buffered lines to arrive",
+      () => stored(c.out),
+      (l) => l.length >= 5,
+    );
     assert.deepEqual([...new Set(stored(c.out))], g.stdout.lines.slice(0, 5));
     assert.equal(await g.metric("mcp_gateway_audit_otlp_dropped_total", full), written - 5);
     // Counted once the gateway has read the collector's answer (the file may hold the lines a moment before).
-    await waitUntil("the 5 lines to be counted as exported", () => g.metric("mcp_gateway_audit_otlp_exported_total"), (n) => n === 5);
+    await waitUntil(
+      "the 5 lines to be counted as exported",
+      () => g.metric("mcp_gateway_audit_otlp_exported_total"),
+      (n) => n === 5,
+    );
     await g.gw.close();
     await c.stop();
   } finally {

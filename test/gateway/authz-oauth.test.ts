@@ -59,7 +59,14 @@ async function startAuthorizationServer(resource: string, redirectUri: string) {
   } as never);
   const server = http.createServer(provider.callback());
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
-  return { issuer, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    issuer,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 /** The user's browser: follows the authorization URL, logs in as `user`, consents, returns the code. */
@@ -85,7 +92,8 @@ async function actAsUser(authorizationUrl: URL, user: string, jar: Map<string, s
       const next = new URL(location, url);
       const code = next.searchParams.get("code");
       if (code) return { code, askedScope };
-      if (next.searchParams.get("error")) throw new Error(`authorization failed: ${next.searchParams.get("error")} ${next.searchParams.get("error_description")}`);
+      if (next.searchParams.get("error"))
+        throw new Error(`authorization failed: ${next.searchParams.get("error")} ${next.searchParams.get("error_description")}`);
       url = next.href;
       await res.text();
       continue;
@@ -94,7 +102,13 @@ async function actAsUser(authorizationUrl: URL, user: string, jar: Map<string, s
     // The dev interaction pages: a login form, then a consent form; both POST back to the same URL.
     if (/name="login"/.test(html)) body = new URLSearchParams({ prompt: "login", login: user, password: "x" }).toString();
     else if (/name="prompt" value="consent"/.test(html) || /consent/.test(html)) body = new URLSearchParams({ prompt: "consent" }).toString();
-    else throw new Error(`unexpected page at ${url}: ${res.status} ${html.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").slice(-400)}`);
+    else
+      throw new Error(
+        `unexpected page at ${url}: ${res.status} ${html
+          .replace(/<[^>]*>/g, " ")
+          .replace(/\s+/g, " ")
+          .slice(-400)}`,
+      );
   }
   throw new Error("authorization did not finish in 12 steps");
 }
@@ -113,7 +127,13 @@ class MemoryProvider implements OAuthClientProvider {
     return this.redirect;
   }
   get clientMetadata(): OAuthClientMetadata {
-    return { client_name: "bastion test", redirect_uris: [this.redirect], grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "none" };
+    return {
+      client_name: "bastion test",
+      redirect_uris: [this.redirect],
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    };
   }
   clientInformation() {
     return this.#info;
@@ -176,7 +196,10 @@ describe("OAuth scopes with step-up: SDK client, real authorization server, gate
   it("announces its scopes: 401 with scope, RFC 9728 metadata with scopes_supported", async () => {
     const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     assert.equal(r.status, 401);
-    assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp", scope="mcp:connect"$/);
+    assert.match(
+      r.headers.get("www-authenticate") ?? "",
+      /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp", scope="mcp:connect"$/,
+    );
     const meta = (await (await fetch(new URL("/.well-known/oauth-protected-resource/mcp", url))).json()) as Record<string, unknown>;
     assert.deepEqual(meta.scopes_supported, ["db:write", "mcp:connect"]);
     assert.deepEqual(meta.authorization_servers, [as.issuer]);
@@ -209,7 +232,11 @@ describe("OAuth scopes with step-up: SDK client, real authorization server, gate
     const stepUp = provider.authorizationUrls.at(-1)!;
     assert.equal(provider.authorizationUrls.length, 2, "the 403 sent the client back to the authorization server");
     const second = await actAsUser(stepUp, "alice", jar);
-    assert.deepEqual(second.askedScope.split(" ").sort(), ["db:write", "mcp:connect"], "one challenge with every scope the call needs, keeping the granted one");
+    assert.deepEqual(
+      second.askedScope.split(" ").sort(),
+      ["db:write", "mcp:connect"],
+      "one challenge with every scope the call needs, keeping the granted one",
+    );
     // The audit log is written in batches (and the line after the answer): flush and wait for it with a deadline.
     const denied = await waitFor("the audit line of the 403 for get-sum", () => {
       gw.audit.flush();
@@ -235,13 +262,29 @@ describe("OAuth scopes with step-up: SDK client, real authorization server, gate
     await transport.finishAuth((await actAsUser(provider.authorizationUrls.at(-1)!, "bob", jar)).code);
     const token = provider.tokens()!.access_token;
     const h = { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const init = await fetch(url, { method: "POST", headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } }) });
+    const init = await fetch(url, {
+      method: "POST",
+      headers: h,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+      }),
+    });
     const sid = init.headers.get("mcp-session-id")!;
     await init.text();
-    const r = await fetch(url, { method: "POST", headers: { ...h, "mcp-session-id": sid }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get-sum", arguments: { a: 1, b: 2 } } }) });
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { ...h, "mcp-session-id": sid },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "get-sum", arguments: { a: 1, b: 2 } } }),
+    });
     assert.equal(r.status, 403);
     const challenge = r.headers.get("www-authenticate") ?? "";
-    assert.match(challenge, /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/);
+    assert.match(
+      challenge,
+      /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"/,
+    );
     const body = (await r.json()) as { error: { code: number; message: string } };
     assert.equal(body.error.code, -32003);
   });
@@ -262,8 +305,14 @@ describe("a token without the required scopes is challenged on every request", (
         publicUrl: url,
         listen: { host: "127.0.0.1", port, adminPort: 0 },
         upstream: { transport: "streamable-http", url: `http://127.0.0.1:${everything.port}/mcp` },
-        auth: { jwt: { issuer: issuer.url, audiences: ["mcp-test"], algorithms: ["RS256"], maxTokenAgeSeconds: 3600, subjectClaim: "sub", groupsClaim: "groups" } },
-        authorization: { rules: [{ name: "users", clients: { subjects: ["*"] }, tools: { allow: ["*"], deny: [] } }], requiredScopes: ["mcp:connect"], scopes: [{ tools: ["get-sum"], scopes: ["db:write"] }] },
+        auth: {
+          jwt: { issuer: issuer.url, audiences: ["mcp-test"], algorithms: ["RS256"], maxTokenAgeSeconds: 3600, subjectClaim: "sub", groupsClaim: "groups" },
+        },
+        authorization: {
+          rules: [{ name: "users", clients: { subjects: ["*"] }, tools: { allow: ["*"], deny: [] } }],
+          requiredScopes: ["mcp:connect"],
+          scopes: [{ tools: ["get-sum"], scopes: ["db:write"] }],
+        },
       }),
     );
     gw = new Gateway({ config: cfg, auditSink: new MemorySink() });
@@ -276,12 +325,24 @@ describe("a token without the required scopes is challenged on every request", (
   });
 
   it("403 insufficient_scope before anything reaches the server; with the scope it connects", async () => {
-    const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } } };
+    const init = {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+    };
     const post = async (token: string) =>
-      fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify(init) });
+      fetch(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify(init),
+      });
     const lacking = await post(await issuer.sign({ sub: "carol", scope: "db:write openid" }));
     assert.equal(lacking.status, 403);
-    assert.match(lacking.headers.get("www-authenticate") ?? "", /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="[^"]+", error_description="the token lacks required scope\(s\): mcp:connect"$/);
+    assert.match(
+      lacking.headers.get("www-authenticate") ?? "",
+      /^Bearer error="insufficient_scope", scope="db:write mcp:connect", resource_metadata="[^"]+", error_description="the token lacks required scope\(s\): mcp:connect"$/,
+    );
     await lacking.text();
     const ok = await post(await issuer.sign({ sub: "carol", scp: ["mcp:connect"] }));
     assert.equal(ok.status, 200);

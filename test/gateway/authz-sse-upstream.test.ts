@@ -76,7 +76,12 @@ before(async () => {
   const ports = await gw.start();
   adminPort = ports.adminPort;
   base = `http://127.0.0.1:${ports.port}`;
-  await waitUntil("the gateway in front of the SSE upstream to be ready", () => gw.ready, (r) => r, 60_000);
+  await waitUntil(
+    "the gateway in front of the SSE upstream to be ready",
+    () => gw.ready,
+    (r) => r,
+    60_000,
+  );
 });
 
 after(async () => {

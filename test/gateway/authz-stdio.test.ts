@@ -48,11 +48,15 @@ function sessionsStarted(): number {
 before(async () => {
   bridgePort = await freePort();
   const flags = Object.entries(NAMES).flatMap(([fact, name]) => ["--identity-env", `${fact}=${name}`]);
-  bridge = spawn(process.execPath, [CLI, "stdio-bridge", "--port", String(bridgePort), "--max-sessions", "6", ...flags, "--", process.execPath, EVERYTHING, "stdio"], {
-    stdio: ["ignore", "ignore", "pipe"],
-    // The container's own environment has variables of those names: they must never reach a process as if verified.
-    env: { ...process.env, MCP_SUBJECT: "forged-subject", MCP_GROUPS: "forged-admins", MCP_IDENTITY_TOKEN: "forged-token" },
-  });
+  bridge = spawn(
+    process.execPath,
+    [CLI, "stdio-bridge", "--port", String(bridgePort), "--max-sessions", "6", ...flags, "--", process.execPath, EVERYTHING, "stdio"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      // The container's own environment has variables of those names: they must never reach a process as if verified.
+      env: { ...process.env, MCP_SUBJECT: "forged-subject", MCP_GROUPS: "forged-admins", MCP_IDENTITY_TOKEN: "forged-token" },
+    },
+  );
   const listening = new Promise<void>((resolve, reject) => {
     bridge.stderr!.on("data", (d: Buffer) => {
       bridgeLog += d.toString();
@@ -70,7 +74,12 @@ before(async () => {
   const ports = await gw.start();
   adminPort = ports.adminPort;
   base = `http://127.0.0.1:${ports.port}`;
-  await waitUntil("the gateway in front of the bridge to be ready (tool catalog loaded through a preamble-carrying session)", () => gw.ready, (r) => r, 60_000);
+  await waitUntil(
+    "the gateway in front of the bridge to be ready (tool catalog loaded through a preamble-carrying session)",
+    () => gw.ready,
+    (r) => r,
+    60_000,
+  );
 });
 
 after(async () => {
@@ -115,7 +124,13 @@ describe("the caller's identity in a stdio server's environment", () => {
       const started = sessionsStarted();
       const res = await fetch(`${base}/mcp`, {
         method: "POST",
-        headers: { authorization: `Bearer ${BOB}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" },
+        headers: {
+          authorization: `Bearer ${BOB}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          "mcp-session-id": sid,
+          "mcp-protocol-version": "2025-06-18",
+        },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "get-env", arguments: {} } }),
       });
       const body = await res.text();
@@ -162,7 +177,11 @@ describe("the caller's identity in a stdio server's environment", () => {
     const initialize = `${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "direct", version: "1" } } })}\n`;
     // A JSON-RPC message first (what a caller without the gateway would send), then a preamble naming PATH.
     assert.equal(await tryLine(initialize), "", "the bridge answered a connection without a preamble");
-    assert.equal(await tryLine(`${JSON.stringify({ mcpBastionIdentity: { PATH: "/opt/elsewhere" } })}\n${initialize}`), "", "the bridge served a preamble with an unknown fact");
+    assert.equal(
+      await tryLine(`${JSON.stringify({ mcpBastionIdentity: { PATH: "/opt/elsewhere" } })}\n${initialize}`),
+      "",
+      "the bridge served a preamble with an unknown fact",
+    );
     await waitUntil(
       "the bridge to log both refusals",
       () => (bridgeLog.match(/refusing connection: no valid identity preamble/g)?.length ?? 0) - refusedBefore,

@@ -13,7 +13,14 @@ import { isActive, nextChange, scheduleProblems } from "../../contract/authz/win
 import { assessTool } from "../../gateway/src/integrity.ts";
 
 const alice: Identity = { key: "apikey:alice", kind: "apikey", name: "alice" };
-const jwt = (scopes: string[], groups?: string[]): Identity => ({ key: "jwt:u1", kind: "jwt", name: "u1", scopes, ...(groups ? { groups } : {}), claims: { sub: "u1", tenant: "acme" } });
+const jwt = (scopes: string[], groups?: string[]): Identity => ({
+  key: "jwt:u1",
+  kind: "jwt",
+  name: "u1",
+  scopes,
+  ...(groups ? { groups } : {}),
+  claims: { sub: "u1", tenant: "acme" },
+});
 const at = (iso: string) => ({ source: "10.1.2.3", now: Date.parse(iso) });
 const NOW = at("2026-11-30T12:00:00Z");
 
@@ -41,7 +48,8 @@ describe("CEL conditions (the checklist's examples)", () => {
     const e =
       "request.arguments.sql.matches('^\\\\s*(?i:select|explain|show)\\\\b[^;]*;?\\\\s*$') && !request.arguments.sql.matches('(?i)\\\\b(insert|update|delete|drop|alter|create|grant|revoke|truncate|copy|call|do|lock|vacuum|into|set)\\\\b')";
     assert.equal(conditionError(e), undefined);
-    for (const ok of ["SELECT id, name FROM users WHERE id = 1", "  select count(*) from orders;", "EXPLAIN SELECT 1", "show search_path"]) assert.equal(evalWith(e, { sql: ok }), true, ok);
+    for (const ok of ["SELECT id, name FROM users WHERE id = 1", "  select count(*) from orders;", "EXPLAIN SELECT 1", "show search_path"])
+      assert.equal(evalWith(e, { sql: ok }), true, ok);
     for (const bad of [
       "DELETE FROM users",
       "select 1; drop table users",
@@ -55,7 +63,8 @@ describe("CEL conditions (the checklist's examples)", () => {
 
   it("a web tool's URL must name an allowlisted host (as the WHATWG URL parser sees it)", () => {
     const e = "urlScheme(request.arguments.url) == 'https' && urlHost(request.arguments.url) in ['api.github.com', 'docs.example.com']";
-    for (const ok of ["https://api.github.com/repos", "https://API.GitHub.com./x", "https://docs.example.com:443/a?b"]) assert.equal(evalWith(e, { url: ok }), true, ok);
+    for (const ok of ["https://api.github.com/repos", "https://API.GitHub.com./x", "https://docs.example.com:443/a?b"])
+      assert.equal(evalWith(e, { url: ok }), true, ok);
     for (const bad of [
       "https://api.github.com.evil.io/",
       "https://evil.io/?u=https://api.github.com",
@@ -88,7 +97,13 @@ describe("CEL conditions (the checklist's examples)", () => {
   });
 
   it("nested arguments read lazily behave as JSON: macros over lists of objects, map keys, has(), odd keys stay data", () => {
-    const order = { items: [{ sku: "a", qty: 2 }, { sku: "b", qty: 12 }], meta: { $typeName: "google.protobuf.Timestamp", constructor: "x", nested: { deep: [1, [2, { z: true }]] } } };
+    const order = {
+      items: [
+        { sku: "a", qty: 2 },
+        { sku: "b", qty: 12 },
+      ],
+      meta: { $typeName: "google.protobuf.Timestamp", constructor: "x", nested: { deep: [1, [2, { z: true }]] } },
+    };
     assert.equal(evalWith("request.arguments.items.all(i, i.qty <= 10)", order), false);
     assert.equal(evalWith("request.arguments.items.exists(i, i.sku == 'b' && i.qty == 12)", order), true);
     assert.equal(evalWith("request.arguments.meta.exists(k, k == 'constructor')", order), true);
@@ -164,7 +179,10 @@ describe("scopes and challenges", () => {
     assert.deepEqual(grantedScopes({}), []);
   });
   it("401 names the scopes to ask for first; 403 every scope the operation needs", () => {
-    assert.equal(unauthorizedChallenge("https://h/.well-known/oauth-protected-resource/mcp", ["mcp:connect"]), 'Bearer resource_metadata="https://h/.well-known/oauth-protected-resource/mcp", scope="mcp:connect"');
+    assert.equal(
+      unauthorizedChallenge("https://h/.well-known/oauth-protected-resource/mcp", ["mcp:connect"]),
+      'Bearer resource_metadata="https://h/.well-known/oauth-protected-resource/mcp", scope="mcp:connect"',
+    );
     assert.equal(
       insufficientScopeChallenge("https://h/m", ["db:read", "db:write"], 'tool "q" needs "x"\r\n'),
       'Bearer error="insufficient_scope", scope="db:read db:write", resource_metadata="https://h/m", error_description="tool \\"q\\" needs \\"x\\""',
@@ -174,7 +192,12 @@ describe("scopes and challenges", () => {
 
 const cfg: AccessConfig = {
   rules: [
-    { name: "readers", clients: { subjects: ["u*"], apiKeys: ["alice"] }, tools: { allow: ["query", "echo", "read_file"], deny: [] }, resources: { allow: ["db://*"], deny: [] } },
+    {
+      name: "readers",
+      clients: { subjects: ["u*"], apiKeys: ["alice"] },
+      tools: { allow: ["query", "echo", "read_file"], deny: [] },
+      resources: { allow: ["db://*"], deny: [] },
+    },
     {
       name: "maintenance",
       clients: { subjects: ["u1"] },
@@ -185,11 +208,21 @@ const cfg: AccessConfig = {
     { name: "office-only", clients: { apiKeys: ["alice"] }, tools: { allow: ["admin"], deny: [] }, sources: ["10.0.0.0/8"] },
     { name: "no-drop", clients: { subjects: ["*"] }, tools: { allow: [], deny: ["drop_*"] } },
     { name: "read-only", clients: { apiKeys: ["ro"] }, tools: { allow: ["*"], deny: [] }, readOnlyTools: true },
-    { name: "tenant", clients: { subjects: ["u1"] }, tools: { allow: ["report"], deny: [] }, conditions: [{ expression: "client.claims.tenant == request.arguments.tenant", message: "only your own tenant" }] },
+    {
+      name: "tenant",
+      clients: { subjects: ["u1"] },
+      tools: { allow: ["report"], deny: [] },
+      conditions: [{ expression: "client.claims.tenant == request.arguments.tenant", message: "only your own tenant" }],
+    },
   ],
   scopes: [{ tools: ["query", "execute"], resources: ["db://*"], scopes: ["db:read"] }],
   constraints: [
-    { name: "files", tools: ["read_file"], arguments: { type: "object", required: ["path"], properties: { path: { type: "string", maxLength: 256 } } }, conditions: [{ expression: "pathWithin(request.arguments.path, '/srv/data')", message: "path must be under /srv/data" }] },
+    {
+      name: "files",
+      tools: ["read_file"],
+      arguments: { type: "object", required: ["path"], properties: { path: { type: "string", maxLength: 256 } } },
+      conditions: [{ expression: "pathWithin(request.arguments.path, '/srv/data')", message: "path must be under /srv/data" }],
+    },
     { name: "query-bounds", tools: ["query"], arguments: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 100 } } } },
   ],
 };
@@ -265,8 +298,21 @@ describe("AccessEngine decisions", () => {
 
   it("conditions on different variables share one activation that has every field any of them reads", () => {
     const e = new AccessEngine({
-      rules: [{ name: "office", clients: { apiKeys: ["alice"] }, tools: { allow: ["*"], deny: [] }, conditions: [{ expression: "client.source.startsWith('10.') && client.name == 'apikey:alice'" }] }],
-      constraints: [{ name: "tool-and-args", tools: ["*"], conditions: [{ expression: "request.tool == 'report' && request.method == 'tools/call' && size(request.arguments) < 3" }] }],
+      rules: [
+        {
+          name: "office",
+          clients: { apiKeys: ["alice"] },
+          tools: { allow: ["*"], deny: [] },
+          conditions: [{ expression: "client.source.startsWith('10.') && client.name == 'apikey:alice'" }],
+        },
+      ],
+      constraints: [
+        {
+          name: "tool-and-args",
+          tools: ["*"],
+          conditions: [{ expression: "request.tool == 'report' && request.method == 'tools/call' && size(request.arguments) < 3" }],
+        },
+      ],
     });
     assert.deepEqual(e.problems, []);
     assert.equal(e.decide(alice, call("report", { a: 1 }), NOW).ok, true);

@@ -78,7 +78,11 @@ async function startUpstream(): Promise<Upstream> {
       state.lastHeaders = v;
     },
     tools,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -139,7 +143,11 @@ describe("issue 13 authorization across the wire", () => {
             { name: "read-only", clients: { apiKeys: ["ro"] }, tools: { allow: ["*"], deny: [] }, readOnlyTools: true },
           ],
           constraints: [
-            { name: "files-under-data", tools: ["read_file"], conditions: [{ expression: "pathWithin(request.arguments.path, '/srv/data')", message: "path must be inside /srv/data" }] },
+            {
+              name: "files-under-data",
+              tools: ["read_file"],
+              conditions: [{ expression: "pathWithin(request.arguments.path, '/srv/data')", message: "path must be inside /srv/data" }],
+            },
             {
               name: "sql-read-only",
               tools: ["query"],
@@ -152,10 +160,22 @@ describe("issue 13 authorization across the wire", () => {
                 },
               ],
             },
-            { name: "fetch-allowlist", tools: ["fetch_url"], conditions: [{ expression: "urlScheme(request.arguments.url) == 'https' && urlHost(request.arguments.url) in ['api.github.com']", message: "host not allowlisted" }] },
+            {
+              name: "fetch-allowlist",
+              tools: ["fetch_url"],
+              conditions: [
+                {
+                  expression: "urlScheme(request.arguments.url) == 'https' && urlHost(request.arguments.url) in ['api.github.com']",
+                  message: "host not allowlisted",
+                },
+              ],
+            },
           ],
           trustedProxies: ["127.0.0.1/32"],
-          identity: { headers: { client: "X-MCP-Client", subject: "X-MCP-Subject", source: "X-MCP-Source" }, signedJwt: { header: "X-MCP-Identity", audience: "authz-upstream", ttlSeconds: 60 } },
+          identity: {
+            headers: { client: "X-MCP-Client", subject: "X-MCP-Subject", source: "X-MCP-Source" },
+            signedJwt: { header: "X-MCP-Identity", audience: "authz-upstream", ttlSeconds: 60 },
+          },
         },
       }),
     );
@@ -178,7 +198,11 @@ describe("issue 13 authorization across the wire", () => {
     const c = await clientFor(url, "alice-key-0123456789");
     assert.match(JSON.stringify((await c.callTool({ name: "read_file", arguments: { path: "/srv/data/a.txt" } })).content), /read \/srv\/data\/a.txt/);
     const before = up.calls.read_file;
-    await refusedWith(c.callTool({ name: "read_file", arguments: { path: "/srv/data/../../etc/shadow" } }), -32003, /constraint "files-under-data": path must be inside \/srv\/data/);
+    await refusedWith(
+      c.callTool({ name: "read_file", arguments: { path: "/srv/data/../../etc/shadow" } }),
+      -32003,
+      /constraint "files-under-data": path must be inside \/srv\/data/,
+    );
     assert.equal(up.calls.read_file, before);
     await c.close();
   });
@@ -187,7 +211,11 @@ describe("issue 13 authorization across the wire", () => {
     const c = await clientFor(url, "alice-key-0123456789");
     await c.callTool({ name: "query", arguments: { sql: "SELECT * FROM orders WHERE id = 7", limit: 10 } });
     await refusedWith(c.callTool({ name: "query", arguments: { sql: "select 1; DROP TABLE orders" } }), -32003, /only read-only statements/);
-    await refusedWith(c.callTool({ name: "query", arguments: { sql: "select 1", limit: 1000 } }), -32602, /constraint "sql-read-only": argument limit must be <= 100/);
+    await refusedWith(
+      c.callTool({ name: "query", arguments: { sql: "select 1", limit: 1000 } }),
+      -32602,
+      /constraint "sql-read-only": argument limit must be <= 100/,
+    );
     assert.equal(up.calls.query, 1);
     await c.close();
   });
@@ -202,10 +230,17 @@ describe("issue 13 authorization across the wire", () => {
   it("a maintenance window opens and closes with the gateway's clock (no sleeps)", async () => {
     const c = await clientFor(url, "alice-key-0123456789");
     await refusedWith(c.callTool({ name: "write", arguments: {} }), -32003, /rule "maintenance" is not active now/);
-    assert.equal((await c.listTools()).tools.some((t) => t.name === "write"), false, "outside the window the tool is not listed");
+    assert.equal(
+      (await c.listTools()).tools.some((t) => t.name === "write"),
+      false,
+      "outside the window the tool is not listed",
+    );
     clock = Date.parse("2026-12-05T01:30:00Z"); // Saturday 02:30 in Berlin
     await c.callTool({ name: "write", arguments: {} });
-    assert.equal((await c.listTools()).tools.some((t) => t.name === "write"), true);
+    assert.equal(
+      (await c.listTools()).tools.some((t) => t.name === "write"),
+      true,
+    );
     clock = Date.parse("2026-12-05T03:00:00Z"); // 04:00: closed again
     await refusedWith(c.callTool({ name: "write", arguments: {} }), -32003, /not active now/);
     assert.equal(up.calls.write, 1);
@@ -251,7 +286,11 @@ describe("issue 13 authorization across the wire", () => {
     assert.equal(h["x-mcp-subject"], "alice");
     assert.equal(h.authorization, undefined, "never the client's own credential");
     const jwks = createRemoteJWKSet(new URL(`http://127.0.0.1:${adminPort}/.well-known/jwks.json`));
-    const { payload, protectedHeader } = await jwtVerify(String(h["x-mcp-identity"]), jwks, { audience: "authz-upstream", issuer: "mcp-bastion-gateway", currentDate: new Date(clock) });
+    const { payload, protectedHeader } = await jwtVerify(String(h["x-mcp-identity"]), jwks, {
+      audience: "authz-upstream",
+      issuer: "mcp-bastion-gateway",
+      currentDate: new Date(clock),
+    });
     assert.equal(protectedHeader.alg, "ES256");
     assert.equal(payload.sub, "alice");
     assert.equal(payload.client, "apikey:alice");
@@ -276,7 +315,11 @@ describe("issue 13 authorization across the wire", () => {
       assert.equal(got["x-mcp-subject"], "alice");
       assert.equal(got.authorization, undefined, "never the client's own credential");
       const jwks = createRemoteJWKSet(new URL(`http://127.0.0.1:${adminPort}/.well-known/jwks.json`));
-      const { payload } = await jwtVerify(String(got["x-mcp-identity"]), jwks, { audience: "authz-upstream", issuer: "mcp-bastion-gateway", currentDate: new Date(clock) });
+      const { payload } = await jwtVerify(String(got["x-mcp-identity"]), jwks, {
+        audience: "authz-upstream",
+        issuer: "mcp-bastion-gateway",
+        currentDate: new Date(clock),
+      });
       assert.equal(payload.client, "apikey:alice");
     } finally {
       // The older transport's stream stays open until closed: a failed assertion must not hang the file.
@@ -287,10 +330,15 @@ describe("issue 13 authorization across the wire", () => {
   it("every refusal is audited with the rule and the reason", async () => {
     // The audit log is written in batches: wait (with a deadline) until the refusals above are in.
     const refusedLines = () => sink.records().filter((r) => r.outcome === "denied" || r.outcome === "invalid");
-    await waitUntil("an audit line naming the rule fetch-allowlist", () => refusedLines().slice(-3), () => refusedLines().some((r) => r.rule === "fetch-allowlist"));
+    await waitUntil(
+      "an audit line naming the rule fetch-allowlist",
+      () => refusedLines().slice(-3),
+      () => refusedLines().some((r) => r.rule === "fetch-allowlist"),
+    );
     const refusals = refusedLines();
     const byRule = new Map(refusals.map((r) => [r.rule, r.reason]));
-    for (const rule of ["files-under-data", "sql-read-only", "fetch-allowlist"]) assert.ok(byRule.has(rule), `no audit line names ${rule}: ${JSON.stringify(refusals)}`);
+    for (const rule of ["files-under-data", "sql-read-only", "fetch-allowlist"])
+      assert.ok(byRule.has(rule), `no audit line names ${rule}: ${JSON.stringify(refusals)}`);
     assert.ok(refusals.every((r) => typeof r.reason === "string" && (r.reason as string).length > 0));
     assert.ok(refusals.some((r) => /not active now/.test(String(r.reason))));
   });

@@ -42,7 +42,11 @@ test("the SDK client initializes, lists and calls the echo tool", async () => {
 });
 
 async function post(headers: Record<string, string>, body: unknown): Promise<{ status: number; text: string }> {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, text: await r.text() };
 }
 
@@ -53,7 +57,12 @@ test("requests outside a known session, notifications and bad headers get the tr
   const init = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    }),
   });
   const sid = init.headers.get("mcp-session-id");
   assert.ok(sid);
@@ -61,7 +70,11 @@ test("requests outside a known session, notifications and bad headers get the tr
   const note = await post({ "mcp-session-id": sid }, { jsonrpc: "2.0", method: "notifications/initialized" });
   assert.deepEqual(note, { status: 202, text: "" });
   assert.equal((await post({ "mcp-session-id": sid, "mcp-protocol-version": "1999-01-01" }, call)).status, 400, "unsupported protocol version");
-  const noSse = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json", "mcp-session-id": sid }, body: JSON.stringify(call) });
+  const noSse = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", "mcp-session-id": sid },
+    body: JSON.stringify(call),
+  });
   assert.equal(noSse.status, 406);
   const ok = await post({ "mcp-session-id": sid }, call);
   assert.equal(ok.status, 200);

@@ -35,7 +35,11 @@ async function gateway(upstream: "sse" | "streamable-http", limits: Record<strin
   Object.assign(cfg.limits, limits);
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
   const { port } = await gw.start();
-  await waitUntil("gateway ready", () => gw.ready, (r) => r);
+  await waitUntil(
+    "gateway ready",
+    () => gw.ready,
+    (r) => r,
+  );
   return { gw, url: `http://127.0.0.1:${port}/mcp`, port };
 }
 
@@ -63,7 +67,11 @@ describe("sessions", () => {
       const alice: Client[] = [];
       for (let i = 0; i < 5; i++) alice.push(await client(url, KEYS.alice));
       // The two oldest of alice's five are dropped and DELETEd upstream (the server frees them).
-      await waitUntil("evicted sessions closed upstream", () => peer.deleted - deleted, (n) => n === 2);
+      await waitUntil(
+        "evicted sessions closed upstream",
+        () => peer.deleted - deleted,
+        (n) => n === 2,
+      );
       assert.deepEqual(await Promise.all(alice.map(echoes)), [false, false, true, true, true]);
       assert.equal(await echoes(bob), true, "bob's session survived alice's flood");
       await Promise.all([...alice, bob].map((c) => c.close()));
@@ -74,7 +82,11 @@ describe("sessions", () => {
 
   test("a full table makes room from the client holding the most, never from one holding fewer", () => {
     const closed: string[] = [];
-    const t = new SessionTable({ maxBound: 4, maxBoundPerClient: 4, maxHosted: 1, maxHostedPerClient: 1 }, () => ({}) as Channel, (s) => closed.push(s.id));
+    const t = new SessionTable(
+      { maxBound: 4, maxBoundPerClient: 4, maxHosted: 1, maxHostedPerClient: 1 },
+      () => ({}) as Channel,
+      (s) => closed.push(s.id),
+    );
     const id = (name: string): Identity => ({ key: `apikey:${name}`, kind: "apikey", name });
     t.bind("bob-1", id("bob"));
     for (let i = 0; i < 20; i++) t.bind(`alice-${i}`, id("alice"));
@@ -92,7 +104,11 @@ describe("sessions", () => {
     // 4 gateway-held sessions in all: each client holds at most 1.
     const { gw, url } = await gateway("sse", { maxHostedSessions: 4 });
     try {
-      await waitUntil("the catalog's own session is closed", () => peer.live().sse, (n) => n === 0);
+      await waitUntil(
+        "the catalog's own session is closed",
+        () => peer.live().sse,
+        (n) => n === 0,
+      );
       const a: Client[] = [];
       const b: Client[] = [];
       for (let i = 0; i < 3; i++) {
@@ -100,7 +116,11 @@ describe("sessions", () => {
         b.push(await client(url, KEYS.bob));
       }
       // Each kept only its newest; the others were closed upstream.
-      await waitUntil("upstream sessions of alice and bob", () => peer.live().sse, (n) => n === 2);
+      await waitUntil(
+        "upstream sessions of alice and bob",
+        () => peer.live().sse,
+        (n) => n === 2,
+      );
       assert.deepEqual(await Promise.all(a.map(echoes)), [false, false, true]);
       assert.deepEqual(await Promise.all(b.map(echoes)), [false, false, true]);
       const carol = await client(url, KEYS.carol);
@@ -108,7 +128,11 @@ describe("sessions", () => {
       // Clients that end their sessions (DELETE) end them upstream too.
       await Promise.all([...a, ...b, carol].map((c) => (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined)));
       await Promise.all([...a, ...b, carol].map((c) => c.close()));
-      await waitUntil("deleted sessions end upstream", () => peer.live().sse, (n) => n === 0);
+      await waitUntil(
+        "deleted sessions end upstream",
+        () => peer.live().sse,
+        (n) => n === 0,
+      );
     } finally {
       await gw.close();
     }
@@ -132,19 +156,33 @@ describe("slots and slow bodies", () => {
         });
         s.on("error", () => undefined);
         // Headers and the first bytes of a 100-byte body; the rest never comes.
-        s.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`);
+        s.write(
+          `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc"`,
+        );
         return s;
       };
       const t0 = Date.now();
       const socks = [slow(KEYS.alice), slow(KEYS.bob), slow(KEYS.alice), slow(KEYS.bob)];
       // alice's and bob's second slow body are over their share: refused at once.
-      await waitUntil("second slow bodies refused", () => answers().filter((a) => a.includes(" 503 ")).length, (n) => n === 2);
+      await waitUntil(
+        "second slow bodies refused",
+        () => answers().filter((a) => a.includes(" 503 ")).length,
+        (n) => n === 2,
+      );
       // Meanwhile another client is served.
       assert.equal(await echoes(carol), true, "carol served while alice and bob send slow bodies");
       // The slow ones lose their slot at the deadline.
-      await waitUntil("slow bodies cut at the deadline", () => answers().filter((a) => a.includes(" 408 ")).length, (n) => n === 2);
+      await waitUntil(
+        "slow bodies cut at the deadline",
+        () => answers().filter((a) => a.includes(" 408 ")).length,
+        (n) => n === 2,
+      );
       assert.ok(Date.now() - t0 < 10_000, "cut near the 1 s deadline");
-      await waitUntil("no slot held", () => gw.inflight, (n) => n === 0);
+      await waitUntil(
+        "no slot held",
+        () => gw.inflight,
+        (n) => n === 0,
+      );
       for (const s of socks) s.destroy();
       await carol.close();
     } finally {

@@ -31,7 +31,11 @@ async function gateway(upstream: "sse" | "streamable-http"): Promise<{ gw: Gatew
   cfg.authorization.rules = [{ name: "conf", clients: { apiKeys: ["conf"] }, tools: { allow: ["echo", "ask-user", "url-elicit", "elicit-later"], deny: [] } }];
   const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
   const { port } = await gw.start();
-  await waitUntil("gateway ready", () => gw.ready, (r) => r);
+  await waitUntil(
+    "gateway ready",
+    () => gw.ready,
+    (r) => r,
+  );
   return { gw, port };
 }
 
@@ -44,24 +48,35 @@ after(async () => {
   await peer?.close();
 });
 
-function raw(port: number, opts: { method: string; path: string; host: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
+function raw(
+  port: number,
+  opts: { method: string; path: string; host: string; headers?: Record<string, string>; body?: string },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const r = http.request({ host: "127.0.0.1", port, method: opts.method, path: opts.path, setHost: false, headers: { host: opts.host, ...opts.headers } }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => {
-        body += c.toString();
-        // A stream that opened is enough: stop reading.
-        if (String(res.headers["content-type"]).includes("text/event-stream")) r.destroy();
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on("close", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const r = http.request(
+      { host: "127.0.0.1", port, method: opts.method, path: opts.path, setHost: false, headers: { host: opts.host, ...opts.headers } },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c.toString();
+          // A stream that opened is enough: stop reading.
+          if (String(res.headers["content-type"]).includes("text/event-stream")) r.destroy();
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("close", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     r.on("error", reject);
     r.end(opts.body);
   });
 }
 
-const INIT = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+const INIT = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+});
 const AUTH = { authorization: `Bearer ${KEY}`, "content-type": "application/json", accept: "application/json, text/event-stream" };
 
 async function connect(port: number, capabilities: Record<string, unknown> = {}, onElicit?: (n: number) => string, n = 0): Promise<Client> {
@@ -86,7 +101,15 @@ describe("Host header (DNS rebinding)", () => {
         assert.match(r.body, /host not allowed/);
       }
     }
-    for (const host of ["mcp.example.internal", "MCP.Example.Internal.", "everything", `everything.test:${port}`, `127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+    for (const host of [
+      "mcp.example.internal",
+      "MCP.Example.Internal.",
+      "everything",
+      `everything.test:${port}`,
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `[::1]:${port}`,
+    ]) {
       const r = await raw(port, { method: "POST", path: "/mcp", host, headers: AUTH, body: INIT });
       assert.equal(r.status, 200, `Host ${host}: ${r.status} ${r.body.slice(0, 120)}`);
     }
@@ -95,12 +118,20 @@ describe("Host header (DNS rebinding)", () => {
 
 describe("server-initiated requests right after connect", () => {
   test("an elicitation the server sends outside any request, right after connect, reaches the client every time", async () => {
-    for (const [name, port] of [["proxied", proxied.port], ["gateway-held", hosted.port]] as const) {
+    for (const [name, port] of [
+      ["proxied", proxied.port],
+      ["gateway-held", hosted.port],
+    ] as const) {
       for (let i = 0; i < 12; i++) {
         const colour = `${name}-${i}`;
         const c = await connect(port, { elicitation: {} }, () => colour);
         await c.callTool({ name: "elicit-later", arguments: {} });
-        await waitUntil(`${name} connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
+        await waitUntil(
+          `${name} connection ${i}: elicitation answered`,
+          () => peer.elicited,
+          (e) => e.includes(colour),
+          5000,
+        );
         await (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
         await c.close();
       }
@@ -121,7 +152,12 @@ describe("server-initiated requests right after connect", () => {
         }),
       );
       await c.callTool({ name: "elicit-later", arguments: {} });
-      await waitUntil(`legacy connection ${i}: elicitation answered`, () => peer.elicited, (e) => e.includes(colour), 5000);
+      await waitUntil(
+        `legacy connection ${i}: elicitation answered`,
+        () => peer.elicited,
+        (e) => e.includes(colour),
+        5000,
+      );
       await c.close();
     }
   });
@@ -146,15 +182,27 @@ describe("upstream errors", () => {
 
   test("error data keeps the spec's fields and loses internals (stack traces, paths, errno) and credentials", () => {
     const cases: [unknown, unknown][] = [
-      [{ elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] }, { elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] }],
-      [{ supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }, { supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" }],
+      [
+        { elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] },
+        { elicitations: [{ mode: "url", elicitationId: "a", url: "https://x.example/a/b?c=d", message: "go" }] },
+      ],
+      [
+        { supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" },
+        { supported: ["2025-06-18", "2025-03-26"], requested: "1999-01-01" },
+      ],
       [{ stack: "Error: x\n    at f (/srv/app/a.js:1:1)", field: "name" }, { field: "name" }],
       [{ detail: "ENOENT: open '/etc/app/secret.json'", retryable: true }, { retryable: true }],
-      [{ path: "/srv/app/data", errno: -2, code: "ENOENT", hint: "check the name" }, { code: "ENOENT", hint: "check the name" }],
+      [
+        { path: "/srv/app/data", errno: -2, code: "ENOENT", hint: "check the name" },
+        { code: "ENOENT", hint: "check the name" },
+      ],
       [{ cause: { message: "inner" } }, undefined],
       // Credentials: a key naming a secret is dropped, a credential inside a string is redacted (issue 10 class 8).
-      [{ hint: "connect with postgres://app:hunter2@db.internal/x", apiKey: "abc", n: 1 }, { hint: "connect with postgres://[REDACTED]@db.internal/x", n: 1 }],
-      ["Traceback (most recent call last):\n  File \"/app/x.py\"", undefined],
+      [
+        { hint: "connect with postgres://app:hunter2@db.internal/x", apiKey: "abc", n: 1 },
+        { hint: "connect with postgres://[REDACTED]@db.internal/x", n: 1 },
+      ],
+      ['Traceback (most recent call last):\n  File "/app/x.py"', undefined],
       [42, 42],
     ];
     for (const [data, want] of cases) {

@@ -37,7 +37,9 @@ test("`mcp-bastion gateway` with a broken config exits 1 naming the field, witho
   const dir = tempDir("badcfg");
   const run = (file: string) =>
     new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const p = execFile(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], (_e, _out, stderr) => resolve({ code: p.exitCode, stderr }));
+      const p = execFile(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], (_e, _out, stderr) =>
+        resolve({ code: p.exitCode, stderr }),
+      );
     });
   writeFileSync(join(dir, "a.json"), JSON.stringify({ version: 1, server: { namespace: "n", name: "x" }, listen: {}, publicUrl: "https://x/mcp" }));
   const a = await run(join(dir, "a.json"));
@@ -61,14 +63,27 @@ test("spec.audit.checkpoint: the signing key is mounted into the gateway only, w
   const cm = r.objects.find((o) => o.kind === "ConfigMap" && typeof (o.data as Record<string, unknown> | undefined)?.["gateway.json"] === "string")!;
   const cfg = parseConfig(JSON.parse((cm.data as Record<string, string>)["gateway.json"]!));
   assert.deepEqual(cfg.audit.checkpoint, { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: 1000, everySeconds: 10 });
-  type Pod = { spec: { template: { spec: { volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] } }[]; containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[] } } } };
+  type Pod = {
+    spec: {
+      template: {
+        spec: {
+          volumes: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] } }[];
+          containers: { name: string; volumeMounts?: { name: string; mountPath: string }[] }[];
+        };
+      };
+    };
+  };
   const pod = (r.objects.find((o) => o.kind === "Deployment") as unknown as Pod).spec.template.spec;
   const vol = pod.volumes.find((x) => x.secret?.secretName === "audit-signing");
   assert.ok(vol, "a volume from the key's Secret");
   assert.deepEqual(vol.secret!.items, [{ key: "checkpoint.key", path: "checkpoint.key" }]);
   for (const c of pod.containers) {
     const mounted: { name: string; mountPath: string }[] = (c.volumeMounts ?? []).filter((m) => m.name === vol.name);
-    if (c.name === "gateway") assert.deepEqual(mounted.map((m) => m.mountPath), [GATEWAY_PATHS.auditKeyDir]);
+    if (c.name === "gateway")
+      assert.deepEqual(
+        mounted.map((m) => m.mountPath),
+        [GATEWAY_PATHS.auditKeyDir],
+      );
     else assert.deepEqual(mounted, [], `${c.name} must not see the signing key`);
   }
   const bad = validateMcpServer({ ...doc, spec: { ...doc.spec, audit: { checkpoint: { secretRef: { name: "Bad_Name" }, everySeconds: 0 } } } });

@@ -23,14 +23,24 @@ async function startGateway(upstream: Parameters<typeof baseConfig>[0]["upstream
   writeKeys(keys, { alice: ALICE, bob: BOB, carol: CAROL, dave: DAVE });
   const cfg = baseConfig({ upstream, auth: { apiKeys: { dir: keys } } });
   cfg.authorization.rules = [
-    { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request", "add-tool", "toggle-subscriber-updates"], deny: [] }, resources: { allow: ["demo://*"], deny: [] } },
+    {
+      name: "alice",
+      clients: { apiKeys: ["alice"] },
+      tools: { allow: ["echo", "get-sum", "trigger-elicitation-request", "trigger-sampling-request", "add-tool", "toggle-subscriber-updates"], deny: [] },
+      resources: { allow: ["demo://*"], deny: [] },
+    },
     { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] } },
     { name: "others", clients: { apiKeys: ["carol", "dave"] }, tools: { allow: ["echo"], deny: [] } },
   ];
   cfg.limits.toolTimeouts = [{ tool: "trigger-long-running-operation", timeoutSeconds: 5 }];
   const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: new MemorySink() });
   const ports = await gw.start();
-  await waitUntil("the gateway to be ready (catalog loaded)", () => gw.ready, (r) => r, 60_000);
+  await waitUntil(
+    "the gateway to be ready (catalog loaded)",
+    () => gw.ready,
+    (r) => r,
+    60_000,
+  );
   return { gw, url: `http://127.0.0.1:${ports.port}/mcp` };
 }
 
@@ -86,17 +96,37 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     assert.equal(typeof ir.requestState, "string");
     const answer = { [key!]: { action: "accept", content: { name: "Ada", check: true, email: "ada@example.com" } } };
     // Another client presenting alice's requestState: refused (the token is bound to alice).
-    const stolen = await modernRpc(url, BOB, "tools/call", { name: "trigger-elicitation-request", arguments: {}, inputResponses: answer, requestState: ir.requestState });
+    const stolen = await modernRpc(url, BOB, "tools/call", {
+      name: "trigger-elicitation-request",
+      arguments: {},
+      inputResponses: answer,
+      requestState: ir.requestState,
+    });
     assert.equal(stolen.body.error?.code, -32602, JSON.stringify(stolen.body));
     // Alice's token on another call (an allowed tool, other arguments): refused, the parked call is not resumed by it.
-    const other = await modernRpc(url, ALICE, "tools/call", { name: "echo", arguments: { message: "x" }, inputResponses: answer, requestState: ir.requestState });
+    const other = await modernRpc(url, ALICE, "tools/call", {
+      name: "echo",
+      arguments: { message: "x" },
+      inputResponses: answer,
+      requestState: ir.requestState,
+    });
     assert.equal(other.body.error?.code, -32602, JSON.stringify(other.body));
-    const done = await modernRpc(url, ALICE, "tools/call", { name: "trigger-elicitation-request", arguments: {}, inputResponses: answer, requestState: ir.requestState });
+    const done = await modernRpc(url, ALICE, "tools/call", {
+      name: "trigger-elicitation-request",
+      arguments: {},
+      inputResponses: answer,
+      requestState: ir.requestState,
+    });
     assert.equal(done.status, 200);
     assert.equal(done.body.result.resultType, "complete", JSON.stringify(done.body));
     assert.match(JSON.stringify(done.body.result.content), /Ada/);
     // A token is used once.
-    const again = await modernRpc(url, ALICE, "tools/call", { name: "trigger-elicitation-request", arguments: {}, inputResponses: answer, requestState: ir.requestState });
+    const again = await modernRpc(url, ALICE, "tools/call", {
+      name: "trigger-elicitation-request",
+      arguments: {},
+      inputResponses: answer,
+      requestState: ir.requestState,
+    });
     assert.equal(again.body.error?.code, -32602);
   });
 
@@ -126,10 +156,17 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
   });
 
   test("progress of a bridged call arrives on its own response stream, before the result", async () => {
-    const r = await modernRpc(url, BOB, "tools/call", { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 2 }, _meta: { progressToken: "p-1" } });
+    const r = await modernRpc(url, BOB, "tools/call", {
+      name: "trigger-long-running-operation",
+      arguments: { duration: 1, steps: 2 },
+      _meta: { progressToken: "p-1" },
+    });
     assert.equal(r.status, 200);
     assert.equal(r.body.result?.resultType, "complete", JSON.stringify(r.body));
-    assert.ok(r.events.some((m) => m.method === "notifications/progress" && m.params.progressToken === "p-1"), `progress seen: ${JSON.stringify(r.events)}`);
+    assert.ok(
+      r.events.some((m) => m.method === "notifications/progress" && m.params.progressToken === "p-1"),
+      `progress seen: ${JSON.stringify(r.events)}`,
+    );
   });
 
   test("a server request the client did not declare the capability for is answered with an error at once (no hang)", async () => {
@@ -151,7 +188,11 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
       // server-everything sends updates for subscribed resources every 5 s once a session turns them on.
       const t = await modernRpc(url, ALICE, "tools/call", { name: "toggle-subscriber-updates", arguments: {} });
       assert.match(JSON.stringify(t.body.result?.content), /Started/, JSON.stringify(t.body));
-      const u = await listen.events.next("notifications/resources/updated for the subscribed URI", (m) => m.method === "notifications/resources/updated", 30_000);
+      const u = await listen.events.next(
+        "notifications/resources/updated for the subscribed URI",
+        (m) => m.method === "notifications/resources/updated",
+        30_000,
+      );
       assert.equal(u.params.uri, uri);
       assert.equal(u.params._meta["io.modelcontextprotocol/subscriptionId"], ack.params._meta["io.modelcontextprotocol/subscriptionId"]);
       await modernRpc(url, ALICE, "tools/call", { name: "toggle-subscriber-updates", arguments: {} });
@@ -165,13 +206,21 @@ describe("2026 clients, stdio server (2025) behind the bridge", () => {
     const before = bridge.children();
     assert.equal((await echo(CAROL, "1")).body.result?.content?.[0]?.text, "Echo: 1");
     assert.deepEqual(gw.bridge.sessionOwners("apikey:carol"), ["apikey:carol"]);
-    await waitUntil("a stdio process for carol's session", () => bridge.children(), (n) => n >= before + 1);
+    await waitUntil(
+      "a stdio process for carol's session",
+      () => bridge.children(),
+      (n) => n >= before + 1,
+    );
     await echo(CAROL, "2");
     assert.deepEqual(gw.bridge.sessionOwners("apikey:carol"), ["apikey:carol"], "carol's second call reuses her session");
     const withCarol = bridge.children();
     await echo(DAVE, "3");
     assert.deepEqual(gw.bridge.sessionOwners("apikey:dave"), ["apikey:dave"], "dave gets a session of his own, not carol's");
-    await waitUntil("a second stdio process, for dave", () => bridge.children(), (n) => n >= withCarol + 1);
+    await waitUntil(
+      "a second stdio process, for dave",
+      () => bridge.children(),
+      (n) => n >= withCarol + 1,
+    );
   });
 });
 
@@ -193,7 +242,13 @@ describe("2026 clients, HTTP+SSE server (2025, server-everything sse) bridged", 
   test("lists and calls with the 2026 shape; a denied tool is refused", async () => {
     const l = await modernRpc(url, ALICE, "tools/list", {});
     assert.equal(l.body.result.cacheScope, "private");
-    assert.deepEqual(l.body.result.tools.map((t: { name: string }) => t.name).sort(), ["echo", "get-sum", "toggle-subscriber-updates", "trigger-elicitation-request", "trigger-sampling-request"]);
+    assert.deepEqual(l.body.result.tools.map((t: { name: string }) => t.name).sort(), [
+      "echo",
+      "get-sum",
+      "toggle-subscriber-updates",
+      "trigger-elicitation-request",
+      "trigger-sampling-request",
+    ]);
     const r = await modernRpc(url, ALICE, "tools/call", { name: "get-sum", arguments: { a: 2, b: 3 } });
     assert.equal(r.body.result.resultType, "complete");
     assert.match(JSON.stringify(r.body.result.content), /5/);
@@ -210,7 +265,9 @@ describe("2026 clients, 2025 streamable-HTTP server (v1 SDK): subscriptions/list
   before(async () => {
     upstream = await serveSdkServer(() => {
       const s = new McpServer({ name: "legacy-http", version: "1.0.0" }, { capabilities: { tools: { listChanged: true } } });
-      s.registerTool("echo", { description: "Echoes", inputSchema: { message: z.string() } }, async ({ message }) => ({ content: [{ type: "text", text: message }] }));
+      s.registerTool("echo", { description: "Echoes", inputSchema: { message: z.string() } }, async ({ message }) => ({
+        content: [{ type: "text", text: message }],
+      }));
       let n = 0;
       // Registering a tool on a live session makes the SDK announce tools/list_changed to that session.
       s.registerTool("add-tool", { description: "Adds a tool", inputSchema: {} }, async () => {
@@ -231,11 +288,31 @@ describe("2026 clients, 2025 streamable-HTTP server (v1 SDK): subscriptions/list
 
   test("the upstream is found to be 2025 and bridged; list changes reach the listen stream of the client whose session changed", async () => {
     assert.equal(await gw.upstreamEra(), "legacy");
-    const listen = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true, resourceSubscriptions: ["demo://x"] } }, {}, MODERN, true);
+    const listen = await modernRpc(
+      url,
+      ALICE,
+      "subscriptions/listen",
+      { notifications: { toolsListChanged: true, resourceSubscriptions: ["demo://x"] } },
+      {},
+      MODERN,
+      true,
+    );
     try {
       const ack = await listen.events.next("the acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
-      assert.deepEqual(ack.params.notifications, { toolsListChanged: true }, "this server offers no resource subscriptions: they are omitted from the acknowledgment");
-      const bobs = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
+      assert.deepEqual(
+        ack.params.notifications,
+        { toolsListChanged: true },
+        "this server offers no resource subscriptions: they are omitted from the acknowledgment",
+      );
+      const bobs = await modernRpc(
+        url,
+        BOB,
+        "subscriptions/listen",
+        { notifications: { toolsListChanged: true, resourcesListChanged: true } },
+        {},
+        MODERN,
+        true,
+      );
       const ackB = await bobs.events.next("bob's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
       bobs.close();
       assert.deepEqual(ackB.params.notifications, { toolsListChanged: true }, "bob may see no resources: their list changes are not agreed to");

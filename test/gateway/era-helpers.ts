@@ -112,12 +112,49 @@ let nextId = 1;
  * Mcp-Method and Mcp-Name headers. `headers` overrides them (null removes one). With `stream`, the
  * answer is read as an SSE stream (subscriptions/listen).
  */
-export async function modernRpc(url: string, key: string, method: string, params: Msg, headers?: Record<string, string | null>, version?: string): Promise<{ status: number; body: Msg; events: Msg[] }>;
-export async function modernRpc(url: string, key: string, method: string, params: Msg, headers: Record<string, string | null>, version: string, stream: true): Promise<{ status: number; events: Events; close(): void }>;
-export async function modernRpc(url: string, key: string, method: string, params: Msg, headers: Record<string, string | null> = {}, version = MODERN, stream = false) {
+export async function modernRpc(
+  url: string,
+  key: string,
+  method: string,
+  params: Msg,
+  headers?: Record<string, string | null>,
+  version?: string,
+): Promise<{ status: number; body: Msg; events: Msg[] }>;
+export async function modernRpc(
+  url: string,
+  key: string,
+  method: string,
+  params: Msg,
+  headers: Record<string, string | null>,
+  version: string,
+  stream: true,
+): Promise<{ status: number; events: Events; close(): void }>;
+export async function modernRpc(
+  url: string,
+  key: string,
+  method: string,
+  params: Msg,
+  headers: Record<string, string | null> = {},
+  version = MODERN,
+  stream = false,
+) {
   const id = nextId++;
-  const body = { jsonrpc: "2.0", id, method, params: { ...params, _meta: { ...params._meta, "io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } } } };
-  const h: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", "x-api-key": key, "mcp-protocol-version": version, "mcp-method": method };
+  const body = {
+    jsonrpc: "2.0",
+    id,
+    method,
+    params: {
+      ...params,
+      _meta: { ...params._meta, "io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": { elicitation: {} } },
+    },
+  };
+  const h: Record<string, string> = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "x-api-key": key,
+    "mcp-protocol-version": version,
+    "mcp-method": method,
+  };
   const name = method === "resources/read" ? params.uri : method === "tools/call" || method === "prompts/get" ? params.name : undefined;
   if (typeof name === "string") h["mcp-name"] = name;
   for (const [k, v] of Object.entries(headers)) {

@@ -20,7 +20,10 @@ const BOB = "bob-key-0123456789abcdef01";
 const calls: { tool: string; args: unknown }[] = [];
 
 function build(): McpServer {
-  const s = new McpServer({ name: "modern-upstream", version: "2.0.0" }, { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, prompts: { listChanged: true } } });
+  const s = new McpServer(
+    { name: "modern-upstream", version: "2.0.0" },
+    { capabilities: { tools: { listChanged: true }, resources: { listChanged: true }, prompts: { listChanged: true } } },
+  );
   s.registerTool("echo", { description: "Echoes", inputSchema: z.object({ text: z.string() }) }, async ({ text }) => {
     calls.push({ tool: "echo", args: { text } });
     return { content: [{ type: "text", text }] };
@@ -32,7 +35,14 @@ function build(): McpServer {
   s.registerTool(
     "in-region",
     // x-mcp-header is not in the SDK's JSON Schema type: the schema goes in as the wire JSON it is.
-    { description: "Runs in a region", inputSchema: fromJsonSchema({ type: "object", properties: { region: { type: "string", "x-mcp-header": "Region" } }, required: ["region"] } as never) as never },
+    {
+      description: "Runs in a region",
+      inputSchema: fromJsonSchema({
+        type: "object",
+        properties: { region: { type: "string", "x-mcp-header": "Region" } },
+        required: ["region"],
+      } as never) as never,
+    },
     (async (args: { region: string }) => {
       calls.push({ tool: "in-region", args });
       return { content: [{ type: "text", text: `ran in ${args.region}` }] };
@@ -41,11 +51,14 @@ function build(): McpServer {
   s.registerTool("deploy", { description: "Deploys after confirmation", inputSchema: z.object({ env: z.string() }) }, async ({ env }, ctx) => {
     const confirmation = z.object({ confirm: z.boolean() });
     const ok = acceptedContent(ctx.mcpReq.inputResponses, "confirm", confirmation);
-    if (ok?.confirm !== true) return inputRequired({ inputRequests: { confirm: inputRequired.elicit({ message: `Deploy to ${env}?`, requestedSchema: confirmation }) } });
+    if (ok?.confirm !== true)
+      return inputRequired({ inputRequests: { confirm: inputRequired.elicit({ message: `Deploy to ${env}?`, requestedSchema: confirmation }) } });
     calls.push({ tool: "deploy", args: { env } });
     return { content: [{ type: "text", text: `deployed to ${env}` }] };
   });
-  s.registerResource("public-doc", "demo://resource/static/document/a", { mimeType: "text/plain" }, async (uri) => ({ contents: [{ uri: uri.href, text: "public" }] }));
+  s.registerResource("public-doc", "demo://resource/static/document/a", { mimeType: "text/plain" }, async (uri) => ({
+    contents: [{ uri: uri.href, text: "public" }],
+  }));
   s.registerResource("private-doc", "demo://private/b", { mimeType: "text/plain" }, async (uri) => ({ contents: [{ uri: uri.href, text: "private" }] }));
   return s;
 }
@@ -63,12 +76,22 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     const cfg = baseConfig({ upstream: { transport: "streamable-http", url: upstream.url }, auth: { apiKeys: { dir: keys } } });
     cfg.authorization.rules = [
       { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "in-region", "deploy"], deny: [] } },
-      { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] }, resources: { allow: ["demo://resource/static/document/*"], deny: [] }, prompts: { allow: ["*"], deny: [] } },
+      {
+        name: "bob",
+        clients: { apiKeys: ["bob"] },
+        tools: { allow: ["*"], deny: ["get-env"] },
+        resources: { allow: ["demo://resource/static/document/*"], deny: [] },
+        prompts: { allow: ["*"], deny: [] },
+      },
     ];
     gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: sink });
     const ports = await gw.start();
     url = `http://127.0.0.1:${ports.port}/mcp`;
-    await waitUntil("the gateway to be ready (catalog loaded from the 2026 upstream)", () => gw.ready, (r) => r);
+    await waitUntil(
+      "the gateway to be ready (catalog loaded from the 2026 upstream)",
+      () => gw.ready,
+      (r) => r,
+    );
   });
 
   after(async () => {
@@ -159,7 +182,13 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
     assert.equal(r.status, 400, "a missing Mcp-Param-Region header is a mismatch too");
     assert.equal(calls.length, before, "nothing reached the server");
     // Base64 sentinel, decoded before comparing; and the server sees the header.
-    r = await modernRpc(url, ALICE, "tools/call", { name: "in-region", arguments: { region: "eu-west1" } }, { "mcp-param-region": `=?base64?${Buffer.from("eu-west1").toString("base64")}?=` });
+    r = await modernRpc(
+      url,
+      ALICE,
+      "tools/call",
+      { name: "in-region", arguments: { region: "eu-west1" } },
+      { "mcp-param-region": `=?base64?${Buffer.from("eu-west1").toString("base64")}?=` },
+    );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.result.content[0].text, "ran in eu-west1");
   });
@@ -196,7 +225,15 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
   });
 
   test("subscriptions/listen: notifications a client may not see are dropped, the others arrive", async () => {
-    const alice = await modernRpc(url, ALICE, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
+    const alice = await modernRpc(
+      url,
+      ALICE,
+      "subscriptions/listen",
+      { notifications: { toolsListChanged: true, resourcesListChanged: true } },
+      {},
+      MODERN,
+      true,
+    );
     const bob = await modernRpc(url, BOB, "subscriptions/listen", { notifications: { toolsListChanged: true, resourcesListChanged: true } }, {}, MODERN, true);
     try {
       const ackA = await alice.events.next("alice's acknowledgment", (m) => m.method === "notifications/subscriptions/acknowledged");
@@ -208,7 +245,10 @@ describe("gateway in front of a 2026-07-28 upstream", () => {
       const b1 = await bob.events.next("bob's resources list change", (m) => m.method === "notifications/resources/list_changed");
       assert.ok(b1);
       await alice.events.next("alice's tools list change", (m) => m.method === "notifications/tools/list_changed");
-      assert.ok(!alice.events.seen.some((m) => m.method === "notifications/resources/list_changed"), "alice may see no resources: their list change is not announced to her");
+      assert.ok(
+        !alice.events.seen.some((m) => m.method === "notifications/resources/list_changed"),
+        "alice may see no resources: their list change is not announced to her",
+      );
     } finally {
       alice.close();
       bob.close();

@@ -41,7 +41,9 @@ export function peerServer(calls: Calls): () => McpServer {
       calls.push({ tool: "deploy", args: { env } });
       return { content: [{ type: "text", text: `deployed to ${env}` }] };
     });
-    s.registerResource("public-doc", "demo://resource/static/document/a", { mimeType: "text/plain" }, async (uri) => ({ contents: [{ uri: uri.href, text: "public" }] }));
+    s.registerResource("public-doc", "demo://resource/static/document/a", { mimeType: "text/plain" }, async (uri) => ({
+      contents: [{ uri: uri.href, text: "public" }],
+    }));
     s.registerResource("private-doc", "demo://private/b", { mimeType: "text/plain" }, async (uri) => ({ contents: [{ uri: uri.href, text: "private" }] }));
     return s;
   };

@@ -78,7 +78,8 @@ describe("era classification", () => {
       { name: "t", inputResponses: { a: "yes" } },
       { name: "t", requestState: 5 },
     ];
-    for (const p of bad) assert.equal(refused(classify(req("tools/call", { ...meta(), ...p }), H("tools/call", { "mcp-name": "t" }), ALL)).code, -32602, JSON.stringify(p));
+    for (const p of bad)
+      assert.equal(refused(classify(req("tools/call", { ...meta(), ...p }), H("tools/call", { "mcp-name": "t" }), ALL)).code, -32602, JSON.stringify(p));
     assert.equal(refused(classify(req("tools/list", { ...meta(), requestState: "s" }), H("tools/list"), ALL)).code, -32602);
     const ok = req("tools/call", { ...meta(), name: "t", inputResponses: { a: { action: "accept" } }, requestState: "s" });
     assert.equal(decided(classify(ok, H("tools/call", { "mcp-name": "t" }), ALL)).era, "modern");
@@ -86,7 +87,11 @@ describe("era classification", () => {
 
   test("2025 initialize: an allowed version as asked; another is offered the newest allowed 2025 version; none allowed: -32022", () => {
     assert.deepEqual(decided(classify(req("initialize", { protocolVersion: "2025-06-18" }), {}, ALL)), { era: "legacy", version: "2025-06-18" });
-    assert.deepEqual(decided(classify(req("initialize", { protocolVersion: "2024-11-05" }), {}, ["2026-07-28", "2025-06-18"])), { era: "legacy", version: "2025-06-18", offer: "2025-06-18" });
+    assert.deepEqual(decided(classify(req("initialize", { protocolVersion: "2024-11-05" }), {}, ["2026-07-28", "2025-06-18"])), {
+      era: "legacy",
+      version: "2025-06-18",
+      offer: "2025-06-18",
+    });
     const s = refused(classify(req("initialize", { protocolVersion: "2025-06-18" }), {}, ["2026-07-28"]));
     assert.equal(s.code, -32022);
     assert.deepEqual((s.data as { supported: string[] }).supported, ["2026-07-28"]);
@@ -111,7 +116,10 @@ describe("x-mcp-header parameters", () => {
     );
   });
   test("a body value needs its header, equal after decoding (integers numerically); null or absent values need none", () => {
-    assert.equal(paramHeaderProblem(decls, { region: "eu", n: 42, nested: { tenant: "t" } }, { "mcp-param-region": "eu", "mcp-param-n": "42.0", "mcp-param-tenant": "t" }), undefined);
+    assert.equal(
+      paramHeaderProblem(decls, { region: "eu", n: 42, nested: { tenant: "t" } }, { "mcp-param-region": "eu", "mcp-param-n": "42.0", "mcp-param-tenant": "t" }),
+      undefined,
+    );
     assert.equal(paramHeaderProblem(decls, { region: null }, {}), undefined);
     assert.equal(paramHeaderProblem(decls, { region: "eu" }, {})?.code, -32020);
     assert.equal(paramHeaderProblem(decls, { n: 42 }, { "mcp-param-n": "43" })?.code, -32020);
@@ -121,7 +129,12 @@ describe("x-mcp-header parameters", () => {
 
 describe("2026 result shape and the bridge's call identity", () => {
   test("cacheable results get resultType, a valid ttlMs and cacheScope private whatever the upstream said", () => {
-    assert.deepEqual(modernResult("tools/list", { tools: [], cacheScope: "public", ttlMs: 5000 }), { tools: [], cacheScope: "private", ttlMs: 5000, resultType: "complete" });
+    assert.deepEqual(modernResult("tools/list", { tools: [], cacheScope: "public", ttlMs: 5000 }), {
+      tools: [],
+      cacheScope: "private",
+      ttlMs: 5000,
+      resultType: "complete",
+    });
     assert.deepEqual(modernResult("resources/read", { contents: [], ttlMs: -3 }), { contents: [], resultType: "complete", ttlMs: 0, cacheScope: "private" });
     assert.deepEqual(modernResult("tools/call", { content: [] }), { content: [], resultType: "complete" });
     const ir = { resultType: "input_required", inputRequests: {} };
@@ -129,7 +142,11 @@ describe("2026 result shape and the bridge's call identity", () => {
   });
 
   test("discover names only allowed versions and capabilities of kinds the client may see", () => {
-    const d = filterDiscover({ supportedVersions: ["2026-07-28", "2027-01-01"], capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} } }, { tools: true, prompts: false, resources: false }, ALL) as {
+    const d = filterDiscover(
+      { supportedVersions: ["2026-07-28", "2027-01-01"], capabilities: { tools: {}, prompts: {}, resources: {}, completions: {} } },
+      { tools: true, prompts: false, resources: false },
+      ALL,
+    ) as {
       supportedVersions: string[];
       capabilities: Record<string, unknown>;
     };

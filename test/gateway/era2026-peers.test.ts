@@ -21,7 +21,12 @@ const LEGACY = "2025-11-25";
 /** alice: echo and deploy, nothing else (no resources, no prompts); bob: every tool but get-env, the public resource. */
 const RULES: GatewayConfigInput["authorization"]["rules"] = [
   { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "deploy", "get-sum"], deny: [] } },
-  { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] }, resources: { allow: ["demo://resource/static/document/*"], deny: [] } },
+  {
+    name: "bob",
+    clients: { apiKeys: ["bob"] },
+    tools: { allow: ["*"], deny: ["get-env"] },
+    resources: { allow: ["demo://resource/static/document/*"], deny: [] },
+  },
 ];
 
 async function startGateway(upstreamUrl: string, protocol?: GatewayConfigInput["protocol"]) {
@@ -32,7 +37,11 @@ async function startGateway(upstreamUrl: string, protocol?: GatewayConfigInput["
   const sink = new MemorySink();
   const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: sink });
   const ports = await gw.start();
-  await waitUntil("the gateway to be ready (its catalog loaded from the upstream)", () => gw.ready, (r) => r);
+  await waitUntil(
+    "the gateway to be ready (its catalog loaded from the upstream)",
+    () => gw.ready,
+    (r) => r,
+  );
   return { gw, sink, url: `http://127.0.0.1:${ports.port}/mcp` };
 }
 
@@ -45,7 +54,11 @@ const names = (r: { tools: { name: string }[] }) => r.tools.map((t) => t.name).s
 
 /** The first audit line matching `pred` (the gateway writes them in batches: wait for it). */
 function auditOf(sink: MemorySink, pred: (r: Record<string, unknown>) => boolean) {
-  return waitUntil("the audit line", () => sink.records().find(pred), (r) => r !== undefined).then((r) => r!);
+  return waitUntil(
+    "the audit line",
+    () => sink.records().find(pred),
+    (r) => r !== undefined,
+  ).then((r) => r!);
 }
 
 describe("the peers alone: the v2 SDK server with v2 and v1 SDK clients (no gateway)", () => {
@@ -90,7 +103,11 @@ describe("the peers alone: the v2 SDK server with v2 and v1 SDK clients (no gate
     try {
       const sub = await c.listen({ toolsListChanged: true });
       upstream.handler.notify.toolsChanged();
-      await waitUntil("the tools list change on the listen stream", () => seen, (s) => s.includes("tools"));
+      await waitUntil(
+        "the tools list change on the listen stream",
+        () => seen,
+        (s) => s.includes("tools"),
+      );
       await sub.close();
     } finally {
       await closeAll([c]);
@@ -152,7 +169,12 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
 
   test("the older HTTP+SSE transport (v1 SDK client) keeps working in front of the same server, with the same checks", async () => {
     const c = new V1Client({ name: "era-matrix-sse", version: "1.0.0" });
-    await c.connect(new SSEClientTransport(new URL(gateway.url.replace(/\/mcp$/, "/sse")), { requestInit: { headers: { "x-api-key": BOB } }, eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), "x-api-key": BOB } }) } }));
+    await c.connect(
+      new SSEClientTransport(new URL(gateway.url.replace(/\/mcp$/, "/sse")), {
+        requestInit: { headers: { "x-api-key": BOB } },
+        eventSourceInit: { fetch: (u, init) => fetch(u, { ...init, headers: { ...(init?.headers as Record<string, string>), "x-api-key": BOB } }) },
+      }),
+    );
     try {
       assert.deepEqual(names(await c.listTools()), ["deploy", "echo"]);
       assert.deepEqual((await c.callTool({ name: "echo", arguments: { text: "sse" } })).content, [{ type: "text", text: "sse" }]);
@@ -181,17 +203,34 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
     const alice = await v2Client(gateway.url, ALICE, "auto");
     const bob = await v2Client(gateway.url, BOB, "auto");
     const seen = { alice: [] as string[], bob: [] as string[] };
-    for (const [who, c] of [["alice", alice], ["bob", bob]] as const) {
+    for (const [who, c] of [
+      ["alice", alice],
+      ["bob", bob],
+    ] as const) {
       c.setNotificationHandler("notifications/tools/list_changed", () => void seen[who].push("tools"));
       c.setNotificationHandler("notifications/resources/list_changed", () => void seen[who].push("resources"));
     }
     try {
-      const subs = [await alice.listen({ toolsListChanged: true, resourcesListChanged: true }), await bob.listen({ toolsListChanged: true, resourcesListChanged: true })];
+      const subs = [
+        await alice.listen({ toolsListChanged: true, resourcesListChanged: true }),
+        await bob.listen({ toolsListChanged: true, resourcesListChanged: true }),
+      ];
       upstream.handler.notify.resourcesChanged();
       upstream.handler.notify.toolsChanged();
-      await waitUntil("bob to see both list changes", () => seen.bob, (s) => s.includes("tools") && s.includes("resources"));
-      await waitUntil("alice to see the tools list change", () => seen.alice, (s) => s.includes("tools"));
-      assert.ok(!seen.alice.includes("resources"), `alice saw ${JSON.stringify(seen.alice)}: the resources list change was announced to a client that may see no resource`);
+      await waitUntil(
+        "bob to see both list changes",
+        () => seen.bob,
+        (s) => s.includes("tools") && s.includes("resources"),
+      );
+      await waitUntil(
+        "alice to see the tools list change",
+        () => seen.alice,
+        (s) => s.includes("tools"),
+      );
+      assert.ok(
+        !seen.alice.includes("resources"),
+        `alice saw ${JSON.stringify(seen.alice)}: the resources list change was announced to a client that may see no resource`,
+      );
       await Promise.all(subs.map((s) => s.close()));
     } finally {
       await closeAll([alice, bob]);
@@ -228,7 +267,11 @@ describe("through the gateway: a 2026-07-28 upstream (the v2 SDK server)", () =>
       await assert.rejects(c.callTool({ name: "get-env", arguments: {} }), (e) => codeOf(e) === -32020);
       await assert.rejects(c.callTool({ name: "deploy", arguments: { env: "prod" } }), (e) => codeOf(e) === -32020);
       assert.equal(calls.length, before, "nothing reached the server");
-      assert.deepEqual((await c.callTool({ name: "echo", arguments: { text: "same" } })).content, [{ type: "text", text: "same" }], "header and body agree: served");
+      assert.deepEqual(
+        (await c.callTool({ name: "echo", arguments: { text: "same" } })).content,
+        [{ type: "text", text: "same" }],
+        "header and body agree: served",
+      );
     } finally {
       await closeAll([c]);
     }
@@ -277,7 +320,9 @@ describe("through the gateway: the per-server allowlist (spec.protocol.versions)
   });
 
   test("only older 2025 revisions allowed: a client pinned to 2026-07-28 is refused naming the allowed list; auto and the v1 client are offered 2025-06-18 and work", async () => {
-    await assert.rejects(v2Client(only2025.url, ALICE, { pin: MODERN }), (e) => /2025-06-18/.test(String((e as Error).message) + JSON.stringify((e as { data?: unknown }).data ?? "")));
+    await assert.rejects(v2Client(only2025.url, ALICE, { pin: MODERN }), (e) =>
+      /2025-06-18/.test(String((e as Error).message) + JSON.stringify((e as { data?: unknown }).data ?? "")),
+    );
     const auto = await v2Client(only2025.url, ALICE, "auto");
     const v1 = await v1Client(only2025.url, BOB);
     try {

@@ -63,7 +63,11 @@ async function startGateway(upstreamUrl: string, protocol?: GatewayConfigInput["
   const sink = new MemorySink();
   const gw = new Gateway({ config: GatewayConfigSchema.parse(cfg), auditSink: sink });
   const ports = await gw.start();
-  await waitUntil("the gateway to be ready", () => gw.ready, (r) => r);
+  await waitUntil(
+    "the gateway to be ready",
+    () => gw.ready,
+    (r) => r,
+  );
   return { gw, sink, url: `http://127.0.0.1:${ports.port}/mcp` };
 }
 
@@ -96,13 +100,21 @@ describe("the Python client and a 2026-07-28 upstream (the v2 SDK server)", () =
     const before = calls.length;
     const out = await py(gateway.url, ALICE, "auto", "list", 'call:echo:{"text":"from python"}', 'elicit:deploy:{"env":"prod"}', "call:get-env:{}");
     assert.equal(out.connectError, undefined, JSON.stringify(out));
-    assert.equal(out.protocolVersion, MODERN, "auto mode fell back instead of using 2026-07-28: the gateway did not answer the server/discover probe as a modern server");
+    assert.equal(
+      out.protocolVersion,
+      MODERN,
+      "auto mode fell back instead of using 2026-07-28: the gateway did not answer the server/discover probe as a modern server",
+    );
     assert.deepEqual(step(out, "list").tools, ["deploy", "echo"]);
     assert.deepEqual(step(out, 'call:echo:{"text":"from python"}').text, ["from python"]);
     assert.deepEqual(step(out, 'elicit:deploy:{"env":"prod"}').text, ["deployed to prod"]);
     assert.deepEqual(out.elicitations, ["Deploy to prod?"]);
     assert.equal(step(out, "call:get-env:{}").error?.code, -32003, JSON.stringify(step(out, "call:get-env:{}")));
-    assert.deepEqual(calls.slice(before).map((c) => c.tool), ["echo", "deploy"], "the denied tool never ran");
+    assert.deepEqual(
+      calls.slice(before).map((c) => c.tool),
+      ["echo", "deploy"],
+      "the denied tool never ran",
+    );
     // auto mode found the era by asking: its server/discover probe is in the audit trail, answered.
     const probe = await waitUntil(
       "the Python client's server/discover in the audit trail",

@@ -36,12 +36,21 @@ function post(port: number, headers: Record<string, string>, body: unknown): Sen
   let abort: () => void = () => {};
   const settled = new Promise<number>((resolve) => {
     const data = Buffer.from(JSON.stringify(body));
-    const r = http.request({ host: "127.0.0.1", port, path: "/mcp", method: "POST", headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream", "content-length": String(data.length) } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-      res.on("error", () => resolve(-1));
-      res.on("close", () => resolve(res.statusCode ?? -1));
-    });
+    const r = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/mcp",
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream", "content-length": String(data.length) },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", () => resolve(-1));
+        res.on("close", () => resolve(res.statusCode ?? -1));
+      },
+    );
     r.on("error", () => resolve(-1));
     abort = () => {
       r.destroy();
@@ -56,7 +65,12 @@ async function initialize(port: number): Promise<string> {
   const r = await fetch(`http://127.0.0.1:${port}/mcp`, {
     method: "POST",
     headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "prop", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "prop", version: "1" } },
+    }),
   });
   await r.text();
   const sid = r.headers.get("mcp-session-id");
@@ -80,7 +94,11 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
   const { port } = await gw.start();
   let closed = false;
   try {
-    await waitUntil("gateway ready", () => gw.ready, (r) => r);
+    await waitUntil(
+      "gateway ready",
+      () => gw.ready,
+      (r) => r,
+    );
     let sent = 0;
     const all: Sent[] = [];
     const open: { id: number; key: string; s: Sent }[] = [];
@@ -112,7 +130,13 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
           const before = peer.holding();
           open.push({ id, key, s: await sendSeen({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "hold", arguments: { key } } }) });
           // An abort or a duplicate is about a call the gateway admitted: wait until the server runs it.
-          await waitUntil("the call reaches the server", () => peer.holding(), (n) => n > before, 10_000, 25);
+          await waitUntil(
+            "the call reaches the server",
+            () => peer.holding(),
+            (n) => n > before,
+            10_000,
+            25,
+          );
           break;
         }
         case "answer": {
@@ -152,7 +176,12 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
       closed = true;
     } else peer.release();
     await Promise.all(all.map((s) => s.settled));
-    await waitUntil("no request in flight", () => gw.inflight, (n) => n === 0, 10_000);
+    await waitUntil(
+      "no request in flight",
+      () => gw.inflight,
+      (n) => n === 0,
+      10_000,
+    );
     gw.audit.flush();
     const lines = await waitUntil(
       "one audit line per request",
@@ -167,7 +196,12 @@ async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise
     if (!closed) {
       // The slots really are free: a fresh call is admitted and answered.
       const s = post(port, h(), { jsonrpc: "2.0", id: 999, method: "tools/call", params: { name: "hold", arguments: { key: "final" } } });
-      await waitUntil("final call reaches the server", () => peer.holding(), (n) => n > 0, 10_000).catch(() => undefined);
+      await waitUntil(
+        "final call reaches the server",
+        () => peer.holding(),
+        (n) => n > 0,
+        10_000,
+      ).catch(() => undefined);
       peer.release();
       const status = await s.settled;
       assert.ok(status === 200 || status === 404, `a fresh call after the sequence got HTTP ${status}`);

@@ -61,7 +61,14 @@ before(async () => {
     upstream: { transport: "streamable-http", url: `http://127.0.0.1:${upstream.port}/mcp` },
     auth: {
       apiKeys: { dir: keysDir },
-      jwt: { issuer: issuer.url, audiences: ["mcp-test"], algorithms: ["RS256", "ES256"], maxTokenAgeSeconds: 3600, subjectClaim: "sub", groupsClaim: "groups" },
+      jwt: {
+        issuer: issuer.url,
+        audiences: ["mcp-test"],
+        algorithms: ["RS256", "ES256"],
+        maxTokenAgeSeconds: 3600,
+        subjectClaim: "sub",
+        groupsClaim: "groups",
+      },
     },
   });
   cfg.authorization.rules.push(
@@ -90,7 +97,11 @@ before(async () => {
   });
   base = `http://127.0.0.1:${ports.port}`;
   admin = `http://127.0.0.1:${ports.adminPort}`;
-  await waitUntil("the gateway's /readyz to answer 200", async () => (await fetch(`${admin}/readyz`)).status, (s) => s === 200);
+  await waitUntil(
+    "the gateway's /readyz to answer 200",
+    async () => (await fetch(`${admin}/readyz`)).status,
+    (s) => s === 200,
+  );
 });
 
 after(async () => {
@@ -118,7 +129,10 @@ describe("authentication", () => {
   });
 
   test("JWTs: expired, alg none and HS256 signed with the public key are refused; a valid one works", async () => {
-    const expired = await issuer.sign({ sub: "dave", groups: ["readers"] }, { iat: Math.floor(Date.now() / 1000) - 7200, expiresIn: Math.floor(Date.now() / 1000) - 3600 });
+    const expired = await issuer.sign(
+      { sub: "dave", groups: ["readers"] },
+      { iat: Math.floor(Date.now() / 1000) - 7200, expiresIn: Math.floor(Date.now() / 1000) - 3600 },
+    );
     await assert.rejects(connect({ authorization: `Bearer ${expired}` }), /-32001/);
 
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
@@ -171,7 +185,10 @@ describe("authorization, validation, limits", () => {
     const c = await connect({ authorization: `Bearer ${BOB}` });
     const uris = (await c.listResources()).resources.map((r) => r.uri);
     assert.ok(uris.length > 0);
-    assert.ok(uris.every((u) => u.startsWith("demo://resource/static/document/")), uris.join(","));
+    assert.ok(
+      uris.every((u) => u.startsWith("demo://resource/static/document/")),
+      uris.join(","),
+    );
     assert.ok((await c.listPrompts()).prompts.length > 0);
     await assert.rejects(c.readResource({ uri: "demo://resource/dynamic/text/1" }), /-32003.*not allowed/);
     await c.close();
@@ -184,7 +201,10 @@ describe("authorization, validation, limits", () => {
       assert.match(e.message, /tool "get-env" is not allowed/);
       return true;
     });
-    await assert.rejects(c.callTool({ name: "echo", arguments: { message: 42 } }), /-32602.*invalid arguments for tool "echo": argument message must be string/);
+    await assert.rejects(
+      c.callTool({ name: "echo", arguments: { message: 42 } }),
+      /-32602.*invalid arguments for tool "echo": argument message must be string/,
+    );
     await assert.rejects(c.callTool({ name: "echo", arguments: {} }), /-32602.*must have required property 'message'/);
     await c.close();
   });
@@ -199,7 +219,10 @@ describe("authorization, validation, limits", () => {
     let passed = 0;
     let refusal: unknown;
     while (passed < 30) {
-      const err = await c.callTool({ name: "get-sum", arguments: { a: 1, b: 2 } }).then(() => undefined, (e: unknown) => e);
+      const err = await c.callTool({ name: "get-sum", arguments: { a: 1, b: 2 } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       if (err) {
         refusal = err;
         break;
@@ -279,11 +302,22 @@ describe("operations", () => {
     mountKeys(keysDir, "v2", { alice: ALICE, carol: CAROL });
     rmSync(join(keysDir, "bob")); // kubelet removes the link of a key that left the Secret
     const ping = async (key: string) => (await rpc('{"jsonrpc":"2.0","id":1,"method":"ping"}', { authorization: `Bearer ${key}` })).status;
-    await waitUntil("the new key (carol) to be accepted", () => ping(CAROL), (s) => s !== 401);
+    await waitUntil(
+      "the new key (carol) to be accepted",
+      () => ping(CAROL),
+      (s) => s !== 401,
+    );
     const c = await connect({ authorization: `Bearer ${CAROL}` });
-    assert.deepEqual((await c.listTools()).tools.map((t) => t.name), ["echo"]);
+    assert.deepEqual(
+      (await c.listTools()).tools.map((t) => t.name),
+      ["echo"],
+    );
     await c.close();
-    await waitUntil("the removed key (bob) to be refused", () => ping(BOB), (s) => s === 401);
+    await waitUntil(
+      "the removed key (bob) to be refused",
+      () => ping(BOB),
+      (s) => s === 401,
+    );
   });
 
   test("every call leaves an audit line with redacted arguments, and no secret is in any output", async () => {
@@ -294,8 +328,13 @@ describe("operations", () => {
     // The audit line is written by another process: wait until it arrived (stdout keeps the order, so
     // every earlier line is there too).
     // (Match that line itself: other lines may carry [REDACTED] too.)
-    await waitFor("the audit line of the redacted echo call on the gateway's stdout", () => /"tools\/call"[^\n]*"arguments":\{"message":"\[REDACTED\]"\}[^\n]*\n/.test(stdout));
-    const lines = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitFor("the audit line of the redacted echo call on the gateway's stdout", () =>
+      /"tools\/call"[^\n]*"arguments":\{"message":"\[REDACTED\]"\}[^\n]*\n/.test(stdout),
+    );
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const calls = lines.filter((l) => l.method === "tools/call");
     assert.ok(calls.length >= 8, `audit lines for calls: ${calls.length}`);
     for (const l of lines) for (const k of ["time", "client", "source", "method", "outcome", "latencyMs"]) assert.ok(k in l, `audit line without ${k}`);

@@ -11,7 +11,6 @@ import { freePort } from "../support/index.ts";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
 
-
 export interface Child {
   proc: ChildProcess;
   port: number;
@@ -65,7 +64,13 @@ export function baseConfig(over: Partial<GatewayConfigInput> & Pick<GatewayConfi
     authorization: {
       rules: [
         { name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["echo", "get-sum"], deny: [] } },
-        { name: "bob", clients: { apiKeys: ["bob"] }, tools: { allow: ["*"], deny: ["get-env"] }, prompts: { allow: ["*"], deny: [] }, resources: { allow: ["demo://resource/static/document/*"], deny: [] } },
+        {
+          name: "bob",
+          clients: { apiKeys: ["bob"] },
+          tools: { allow: ["*"], deny: ["get-env"] },
+          prompts: { allow: ["*"], deny: [] },
+          resources: { allow: ["demo://resource/static/document/*"], deny: [] },
+        },
       ],
     },
     limits: {
@@ -217,7 +222,10 @@ export async function startIssuer(): Promise<Issuer> {
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" };
   const { createPublicKey } = await import("node:crypto");
-  const publicPem = createPublicKey(await exportJWK(publicKey).then((j) => ({ key: j, format: "jwk" as const }))).export({ type: "spki", format: "pem" }) as string;
+  const publicPem = createPublicKey(await exportJWK(publicKey).then((j) => ({ key: j, format: "jwk" as const }))).export({
+    type: "spki",
+    format: "pem",
+  }) as string;
   const state = { jwksHits: 0, down: false };
   const server = http.createServer((req, res) => {
     if (state.down) return void req.socket.destroy();

@@ -11,7 +11,12 @@ import { waitUntil } from "../support/index.ts";
 import { type Peer, startPeer } from "./peer.ts";
 
 /** One client per test: the notification budget (burst 3) is per client. */
-const KEYS: Record<string, string> = { noid: "noid-msg-Zx8Cv6Bn4Mq2Wp", flood: "flood-msg-Lk9Jh7Gf5Ds3Aq", dup: "dup-msg-Po0Iu8Yt6Re4Wq", many: "many-msg-Mn1Bv3Cx5Za7Sd" };
+const KEYS: Record<string, string> = {
+  noid: "noid-msg-Zx8Cv6Bn4Mq2Wp",
+  flood: "flood-msg-Lk9Jh7Gf5Ds3Aq",
+  dup: "dup-msg-Po0Iu8Yt6Re4Wq",
+  many: "many-msg-Mn1Bv3Cx5Za7Sd",
+};
 let peer: Peer;
 const gws: Record<string, { gw: Gateway; port: number; sink: MemorySink }> = {};
 const KINDS = ["sse", "streamable-http"] as const;
@@ -30,7 +35,11 @@ before(async () => {
     cfg.limits.notifications = { requestsPerMinute: 6, burst: 3 };
     const gw = new Gateway({ config: parseConfig(cfg), auditSink: sink });
     const { port } = await gw.start();
-    await waitUntil("gateway ready", () => gw.ready, (r) => r);
+    await waitUntil(
+      "gateway ready",
+      () => gw.ready,
+      (r) => r,
+    );
     gws[kind] = { gw, port, sink };
   }
 });
@@ -40,7 +49,17 @@ after(async () => {
   await peer?.close();
 });
 
-async function rpc(port: number, key: string, body: unknown, sid?: string): Promise<{ status: number; json: { error?: { code: number; message: string }; result?: Record<string, unknown> } | undefined; sid: string | null; retryAfter: string | null }> {
+async function rpc(
+  port: number,
+  key: string,
+  body: unknown,
+  sid?: string,
+): Promise<{
+  status: number;
+  json: { error?: { code: number; message: string }; result?: Record<string, unknown> } | undefined;
+  sid: string | null;
+  retryAfter: string | null;
+}> {
   const r = await fetch(`http://127.0.0.1:${port}/mcp`, {
     method: "POST",
     headers: {
@@ -63,7 +82,12 @@ async function rpc(port: number, key: string, body: unknown, sid?: string): Prom
 }
 
 async function session(port: number, key: string): Promise<string> {
-  const r = await rpc(port, key, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const r = await rpc(port, key, {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
   assert.equal(r.status, 200);
   assert.ok(r.sid);
   await rpc(port, key, { jsonrpc: "2.0", method: "notifications/initialized" }, r.sid);
@@ -83,7 +107,11 @@ for (const kind of KINDS) {
       // initialize as a notification would open an upstream session per message.
       const created = peer.created;
       for (let i = 0; i < 5; i++) {
-        const r = await rpc(port, KEYS.noid!, { jsonrpc: "2.0", method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+        const r = await rpc(port, KEYS.noid!, {
+          jsonrpc: "2.0",
+          method: "initialize",
+          params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+        });
         assert.equal(r.status, 400);
       }
       const ping = await rpc(port, KEYS.noid!, { jsonrpc: "2.0", method: "ping" }, sid);
@@ -106,13 +134,24 @@ for (const kind of KINDS) {
         if (r.status === 429) retryAfter = r.retryAfter;
       }
       assert.deepEqual(statuses.slice(0, 2), [202, 202]);
-      assert.ok(statuses.slice(2).every((s) => s === 429), `statuses ${statuses.join(",")}`);
+      assert.ok(
+        statuses.slice(2).every((s) => s === 429),
+        `statuses ${statuses.join(",")}`,
+      );
       assert.ok(Number(retryAfter) >= 1, "Retry-After on the refusal");
       // The request budget is separate: calls still work.
-      const call = await rpc(port, KEYS.flood!, { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "echo", arguments: { message: "still" } } }, sid);
+      const call = await rpc(
+        port,
+        KEYS.flood!,
+        { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "echo", arguments: { message: "still" } } },
+        sid,
+      );
       assert.equal(call.status, 200);
       gws[kind]!.gw.audit.flush();
-      assert.ok(sink.records().some((r) => r.method === "notifications/progress" && r.outcome === "rate-limited"), "refused notifications are audited");
+      assert.ok(
+        sink.records().some((r) => r.method === "notifications/progress" && r.outcome === "rate-limited"),
+        "refused notifications are audited",
+      );
     });
   });
 
@@ -122,7 +161,11 @@ for (const kind of KINDS) {
       const sid = await session(port, KEYS.dup!);
       const before = peer.holding();
       const first = rpc(port, KEYS.dup!, { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "hold", arguments: { key: `dup-${kind}` } } }, sid);
-      await waitUntil("the first call runs on the server", () => peer.holding(), (n) => n > before);
+      await waitUntil(
+        "the first call runs on the server",
+        () => peer.holding(),
+        (n) => n > before,
+      );
       const second = await rpc(port, KEYS.dup!, { jsonrpc: "2.0", id: 7, method: "tools/list" }, sid);
       assert.equal(second.status, 400);
       assert.match(second.json?.error?.message ?? "", /request id 7 is already in flight/);
@@ -139,9 +182,18 @@ for (const kind of KINDS) {
     test("many concurrent calls from the SDK client each get their own answer, and lists stay filtered", async () => {
       const { port } = gws[kind]!;
       const c = new Client({ name: "concurrent", version: "1" });
-      await c.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${KEYS.many}` } } }));
+      await c.connect(
+        new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`), { requestInit: { headers: { authorization: `Bearer ${KEYS.many}` } } }),
+      );
       const work = Array.from({ length: 20 }, (_, i) =>
-        i % 4 === 0 ? c.listTools().then((r) => r.tools.map((t) => t.name).sort().join(",")) : c.callTool({ name: "echo", arguments: { message: `m${i}` } }).then((r) => JSON.stringify(r.content)),
+        i % 4 === 0
+          ? c.listTools().then((r) =>
+              r.tools
+                .map((t) => t.name)
+                .sort()
+                .join(","),
+            )
+          : c.callTool({ name: "echo", arguments: { message: `m${i}` } }).then((r) => JSON.stringify(r.content)),
       );
       const out = await Promise.all(work);
       out.forEach((o, i) => {

@@ -23,7 +23,10 @@ const RULES = [
     clients: { apiKeys: ["alice"] },
     tools: { allow: ["echo", "read-*"], deny: ["read-secret"] },
     prompts: { allow: ["summary"], deny: [] },
-    resources: { allow: ["file:///srv/docs/*", "demo://resource/static/*", "file:///srv/my%20files/*"], deny: ["file:///srv/docs/private/*", "demo://resource/static/secret/*"] },
+    resources: {
+      allow: ["file:///srv/docs/*", "demo://resource/static/*", "file:///srv/my%20files/*"],
+      deny: ["file:///srv/docs/private/*", "demo://resource/static/secret/*"],
+    },
   },
 ];
 
@@ -100,8 +103,14 @@ describe("resource URIs: matched in the form the server resolves", () => {
   test("subscribe, unsubscribe and completion refs go through the same check", () => {
     assert.equal(verdict("resources/subscribe", { uri: "file:///srv/docs/.\t./x" }), "refused");
     assert.equal(verdict("resources/unsubscribe", { uri: "file:///srv/docs/%70rivate/k" }), "denied");
-    assert.equal(verdict("completion/complete", { ref: { type: "ref/resource", uri: "file:///srv/docs\\private/{name}" }, argument: { name: "name", value: "" } }), "refused");
-    assert.equal(verdict("completion/complete", { ref: { type: "ref/resource", uri: "file:///srv/docs/{name}" }, argument: { name: "name", value: "" } }), "allowed");
+    assert.equal(
+      verdict("completion/complete", { ref: { type: "ref/resource", uri: "file:///srv/docs\\private/{name}" }, argument: { name: "name", value: "" } }),
+      "refused",
+    );
+    assert.equal(
+      verdict("completion/complete", { ref: { type: "ref/resource", uri: "file:///srv/docs/{name}" }, argument: { name: "name", value: "" } }),
+      "allowed",
+    );
   });
 
   test("the refusal names the problem (a client can fix its request)", () => {
@@ -120,7 +129,10 @@ describe("resource URIs: matched in the form the server resolves", () => {
         { uri: "file:///srv/docs/b\u200b.md" },
       ],
     }) as { resources: { uri: string }[] };
-    assert.deepEqual(out.resources.map((r) => r.uri), ["file:///srv/docs/a.md"]);
+    assert.deepEqual(
+      out.resources.map((r) => r.uri),
+      ["file:///srv/docs/a.md"],
+    );
   });
 
   test("rule patterns are canonicalized like URIs; patterns the parser cannot take stay as written", () => {
@@ -173,8 +185,16 @@ describe("tool and prompt names: exact bytes, nothing hidden", () => {
   });
 
   test("a server-listed tool whose name hides characters is not shown, even when a glob would allow it", () => {
-    const out = policy.filterList(alice, "tools/list", { tools: [{ name: "read-file", inputSchema: { type: "object" } }, { name: "read\u200b-secret", inputSchema: { type: "object" } }] }) as { tools: { name: string }[] };
-    assert.deepEqual(out.tools.map((t) => t.name), ["read-file"]);
+    const out = policy.filterList(alice, "tools/list", {
+      tools: [
+        { name: "read-file", inputSchema: { type: "object" } },
+        { name: "read\u200b-secret", inputSchema: { type: "object" } },
+      ],
+    }) as { tools: { name: string }[] };
+    assert.deepEqual(
+      out.tools.map((t) => t.name),
+      ["read-file"],
+    );
   });
 
   test("the refusal says why", () => {
@@ -199,8 +219,15 @@ function whatwgServerPath(uri: string): string | undefined {
 /** What a naive server reads: the raw path decoded once, `\` as `/`, TAB/CR/LF deleted, dots resolved. */
 function naiveServerPath(uri: string): string | undefined {
   try {
-    const raw = uri.replace(/^[A-Za-z][A-Za-z0-9+.-]*:/, "").replace(/^\/\/[^/?#]*/, "").replace(/[?#].*$/s, "");
-    return posix.normalize(`/${decodeURIComponent(raw).replace(/[\t\r\n]/g, "").replace(/\\/g, "/")}`);
+    const raw = uri
+      .replace(/^[A-Za-z][A-Za-z0-9+.-]*:/, "")
+      .replace(/^\/\/[^/?#]*/, "")
+      .replace(/[?#].*$/s, "");
+    return posix.normalize(
+      `/${decodeURIComponent(raw)
+        .replace(/[\t\r\n]/g, "")
+        .replace(/\\/g, "/")}`,
+    );
   } catch {
     return undefined;
   }
@@ -210,10 +237,56 @@ function naiveServerPath(uri: string): string | undefined {
 const ruleAdmits = (p: string) => globMatch("file:///srv/docs/*", `file://${p}`) && !globMatch("file:///srv/docs/private/*", `file://${p}`);
 
 const PIECES = [
-  "..", ".", "%2e", "%2E%2e", ".%2e", "\\", "/", "//", "%2f", "%2F", "%5c", "\t", "\n", "\r", ".\t.", "private", "pri\tvate", "%70rivate",
-  "PRIVATE", "a", "b.txt", "%25", "%252e", "\u200b", " ", "é", "e\u0301", "?", "#", "%3f", "etc", "passwd", ";", "@", ":", "%00", "%C3%A9", "~",
+  "..",
+  ".",
+  "%2e",
+  "%2E%2e",
+  ".%2e",
+  "\\",
+  "/",
+  "//",
+  "%2f",
+  "%2F",
+  "%5c",
+  "\t",
+  "\n",
+  "\r",
+  ".\t.",
+  "private",
+  "pri\tvate",
+  "%70rivate",
+  "PRIVATE",
+  "a",
+  "b.txt",
+  "%25",
+  "%252e",
+  "\u200b",
+  " ",
+  "é",
+  "e\u0301",
+  "?",
+  "#",
+  "%3f",
+  "etc",
+  "passwd",
+  ";",
+  "@",
+  ":",
+  "%00",
+  "%C3%A9",
+  "~",
 ];
-const PREFIXES = ["file:///srv/docs/", "file://localhost/srv/docs/", "FILE:///srv/docs/", "file:/srv/docs/", "file:///srv/", "file:///srv/docs", "file:srv/docs/", "file://evil@/srv/docs/", "file:\\\\\\srv\\docs\\"];
+const PREFIXES = [
+  "file:///srv/docs/",
+  "file://localhost/srv/docs/",
+  "FILE:///srv/docs/",
+  "file:/srv/docs/",
+  "file:///srv/",
+  "file:///srv/docs",
+  "file:srv/docs/",
+  "file://evil@/srv/docs/",
+  "file:\\\\\\srv\\docs\\",
+];
 
 describe("property: an admitted URI resolves under the allowed prefix and outside the denied one, for both servers", () => {
   const uriArb = fc.tuple(fc.constantFrom(...PREFIXES), fc.array(fc.constantFrom(...PIECES), { maxLength: 8 })).map(([p, parts]) => p + parts.join(""));
@@ -229,10 +302,12 @@ describe("property: an admitted URI resolves under the allowed prefix and outsid
           return true;
         }
         admitted++;
-        for (const [server, p] of [["WHATWG", whatwgServerPath(uri)], ["naive", naiveServerPath(uri)]] as const) {
+        for (const [server, p] of [
+          ["WHATWG", whatwgServerPath(uri)],
+          ["naive", naiveServerPath(uri)],
+        ] as const) {
           if (p === undefined) continue; // that server cannot read it at all
-          if (!ruleAdmits(p))
-            throw new Error(`gateway admitted ${JSON.stringify(uri)} but a ${server} server reads ${JSON.stringify(p)}`);
+          if (!ruleAdmits(p)) throw new Error(`gateway admitted ${JSON.stringify(uri)} but a ${server} server reads ${JSON.stringify(p)}`);
         }
         return true;
       }),
@@ -244,8 +319,18 @@ describe("property: an admitted URI resolves under the allowed prefix and outsid
   });
 
   test("non-special scheme (demo://): an admitted URI is what the rules allow, as the server's parser reads it", () => {
-    const demoPrefixes = ["demo://resource/static/", "DEMO://resource/static/", "demo://resource/static", "demo://resource/", "demo://x@resource/static/", "demo:resource/static/", "demo://resource:80/static/"];
-    const demoArb = fc.tuple(fc.constantFrom(...demoPrefixes), fc.array(fc.constantFrom(...PIECES, "secret", "s%65cret", "SECRET"), { maxLength: 8 })).map(([p, parts]) => p + parts.join(""));
+    const demoPrefixes = [
+      "demo://resource/static/",
+      "DEMO://resource/static/",
+      "demo://resource/static",
+      "demo://resource/",
+      "demo://x@resource/static/",
+      "demo:resource/static/",
+      "demo://resource:80/static/",
+    ];
+    const demoArb = fc
+      .tuple(fc.constantFrom(...demoPrefixes), fc.array(fc.constantFrom(...PIECES, "secret", "s%65cret", "SECRET"), { maxLength: 8 }))
+      .map(([p, parts]) => p + parts.join(""));
     let admitted = 0;
     fc.assert(
       fc.property(demoArb, (uri) => {
@@ -287,7 +372,16 @@ describe("property: an admitted URI resolves under the allowed prefix and outsid
 test("issue 13: a refusal on the plain path (no extended authorization) names the rule whose deny matched, for the audit", () => {
   const catalog = new ToolCatalog({ pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: false }, { drift() {}, finding() {} });
   catalog.learn(["echo", "read-file", "read-secret"].map((name) => ({ name, inputSchema: { type: "object" } })));
-  const limits = { perClient: { requestsPerMinute: 6e10, burst: 1e9 }, perTool: [], maxConcurrentRequests: 64, maxRequestBytes: 65536, requestTimeoutSeconds: 30, toolTimeouts: [], mode: "divided" as const, replicas: 1 };
+  const limits = {
+    perClient: { requestsPerMinute: 6e10, burst: 1e9 },
+    perTool: [],
+    maxConcurrentRequests: 64,
+    maxRequestBytes: 65536,
+    requestTimeoutSeconds: 30,
+    toolTimeouts: [],
+    mode: "divided" as const,
+    replicas: 1,
+  };
   const access = new AccessEngine({ rules: RULES });
   assert.equal(access.extended, false, "plain rules: the Authorizer decides, the engine only explains refusals");
   const p = new PolicyEngine(limits, new LocalLimiter(), new Authorizer(RULES), catalog, access);

@@ -63,11 +63,15 @@ export async function startPeer(): Promise<Peer> {
       await wait(key);
       return { content: [{ type: "text", text: `released ${key}` }] };
     });
-    s.registerTool("stall", { description: "Answers when the test releases its key (short timeout at the gateway)", inputSchema: { key: z.string() } }, async ({ key }) => {
-      count("stall");
-      await wait(key);
-      return { content: [{ type: "text", text: `released ${key}` }] };
-    });
+    s.registerTool(
+      "stall",
+      { description: "Answers when the test releases its key (short timeout at the gateway)", inputSchema: { key: z.string() } },
+      async ({ key }) => {
+        count("stall");
+        await wait(key);
+        return { content: [{ type: "text", text: `released ${key}` }] };
+      },
+    );
     s.registerTool("secret-admin", { description: "Not for every client", inputSchema: {} }, async () => {
       count("secret-admin");
       return { content: [{ type: "text", text: "admin" }] };
@@ -81,9 +85,10 @@ export async function startPeer(): Promise<Peer> {
     s.registerTool("elicit-later", { description: "Asks the user something outside this call", inputSchema: {} }, async () => {
       count("elicit-later");
       // No related request: the SDK sends this on the session's GET stream.
-      void s.server
-        .elicitInput({ message: "Which colour?", requestedSchema: { type: "object", properties: { colour: { type: "string" } } } })
-        .then((r) => elicited.push(String(r.content?.colour ?? r.action)), (e) => elicited.push(`error: ${String(e)}`));
+      void s.server.elicitInput({ message: "Which colour?", requestedSchema: { type: "object", properties: { colour: { type: "string" } } } }).then(
+        (r) => elicited.push(String(r.content?.colour ?? r.action)),
+        (e) => elicited.push(`error: ${String(e)}`),
+      );
       return { content: [{ type: "text", text: "asked" }] };
     });
     s.server.oninitialized = () => {

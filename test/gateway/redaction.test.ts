@@ -63,7 +63,11 @@ function corpus(): Case[] {
   add("GitLab PAT", `glpat-${rnd(B64URL, 20)}`, (s) => `PRIVATE-TOKEN ${s}`);
   add("Slack bot token", `xoxb-${rnd(DIGITS, 12)}-${rnd(DIGITS, 13)}-${rnd(ALNUM, 24)}`);
   add("Slack user token", `xoxp-${rnd(DIGITS, 12)}-${rnd(DIGITS, 12)}-${rnd(DIGITS, 13)}-${rnd(HEX, 32)}`);
-  add("Slack webhook", `https://hooks.slack.com/services/T${rnd(UPPER + DIGITS, 8)}/B${rnd(UPPER + DIGITS, 10)}/${rnd(ALNUM, 24)}`, (s) => `post the summary to ${s} when done`);
+  add(
+    "Slack webhook",
+    `https://hooks.slack.com/services/T${rnd(UPPER + DIGITS, 8)}/B${rnd(UPPER + DIGITS, 10)}/${rnd(ALNUM, 24)}`,
+    (s) => `post the summary to ${s} when done`,
+  );
   add("Stripe live secret key", `sk_live_${rnd(ALNUM, 24)}`);
   add("Stripe restricted key", `rk_live_${rnd(ALNUM, 24)}`, (s) => `stripe.api_key = "${s}"`);
   add("Stripe webhook secret", `whsec_${rnd(ALNUM, 32)}`);
@@ -91,7 +95,11 @@ function corpus(): Case[] {
   add("Atlassian token", `ATATT3xFfGF0${rnd(B64URL, 60)}`);
   add("Linear key", `lin_api_${rnd(ALNUM, 40)}`);
   add("Postman key", `PMAK-${rnd(HEX, 24)}-${rnd(HEX, 34)}`);
-  add("JWT", `${b64url({ alg: "RS256", typ: "JWT", kid: "k1" })}.${b64url({ sub: "alice", exp: 1999999999, scope: "read write" })}.${rnd(B64URL, 86)}`, (s) => `the id token was ${s}`);
+  add(
+    "JWT",
+    `${b64url({ alg: "RS256", typ: "JWT", kid: "k1" })}.${b64url({ sub: "alice", exp: 1999999999, scope: "read write" })}.${rnd(B64URL, 86)}`,
+    (s) => `the id token was ${s}`,
+  );
   add("generic high-entropy key", rnd(ALNUM, 40), (s) => `license key ${s} expires soon`);
   add("64-hex signing secret", rnd(HEX, 64));
   // HTTP authorization in text.
@@ -113,7 +121,11 @@ function corpus(): Case[] {
   add("ODBC Pwd", password(), (s) => `Driver={ODBC Driver 18 for SQL Server};Server=tcp:sql.example.com,1433;Uid=sa;Pwd=${s};Encrypt=yes;`);
   add("ODBC Pwd in braces", `${rnd(ALNUM, 8)};${rnd(ALNUM, 4)}`, (s) => `Server=x;UID=sa;PWD={${s}};`);
   add("ADO.NET Password", password(), (s) => `Server=myServer;Database=myDb;User Id=sa;Password=${s};`);
-  add("Azure storage AccountKey", `${rnd(B64, 86)}==`, (s) => `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${s};EndpointSuffix=core.windows.net`);
+  add(
+    "Azure storage AccountKey",
+    `${rnd(B64, 86)}==`,
+    (s) => `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${s};EndpointSuffix=core.windows.net`,
+  );
   add("Azure Service Bus SharedAccessKey", `${rnd(B64, 43)}=`, (s) => `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=${s}`);
   add("Azure SAS sig", `${rnd(B64, 43)}%3D`, (s) => `https://acct.blob.core.windows.net/c/f.txt?sv=2022-11-02&se=2030-01-01&sr=b&sp=r&sig=${s}`);
   add("S3 presigned signature", rnd(HEX, 64), (s) => `https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=${s}`);
@@ -139,7 +151,34 @@ function corpus(): Case[] {
 
 /** Secrets under keys that name them (whatever the value looks like). */
 function keyedCorpus(): { key: string; secret: string }[] {
-  const keys = ["pass", "passphrase", "password", "db_pass", "pwd", "access_key", "accessKey", "private_key", "privateKey", "secret", "client_secret", "clientSecret", "token", "api_key", "apiKey", "x-api-key", "AWS_SECRET_ACCESS_KEY", "authorization", "Cookie", "session_id", "refresh_token", "auth", "signature", "webhook_secret", "encryption_key", "credentials"];
+  const keys = [
+    "pass",
+    "passphrase",
+    "password",
+    "db_pass",
+    "pwd",
+    "access_key",
+    "accessKey",
+    "private_key",
+    "privateKey",
+    "secret",
+    "client_secret",
+    "clientSecret",
+    "token",
+    "api_key",
+    "apiKey",
+    "x-api-key",
+    "AWS_SECRET_ACCESS_KEY",
+    "authorization",
+    "Cookie",
+    "session_id",
+    "refresh_token",
+    "auth",
+    "signature",
+    "webhook_secret",
+    "encryption_key",
+    "credentials",
+  ];
   return keys.map((key) => ({ key, secret: `plain words ${rnd(LOWER, 6)}` }));
 }
 
@@ -168,7 +207,18 @@ function pieces(secret: string): string[] {
 function auditLine(args: unknown): string {
   const sink = new MemorySink();
   const audit = new AuditLog(["ssn"], sink);
-  audit.record({ time: new Date(0).toISOString(), client: "apikey:alice", source: "127.0.0.1", transport: "streamable-http", method: "tools/call", tool: "run", arguments: audit.redact(args), outcome: "ok", status: 200, latencyMs: 1 });
+  audit.record({
+    time: new Date(0).toISOString(),
+    client: "apikey:alice",
+    source: "127.0.0.1",
+    transport: "streamable-http",
+    method: "tools/call",
+    tool: "run",
+    arguments: audit.redact(args),
+    outcome: "ok",
+    status: 200,
+    latencyMs: 1,
+  });
   audit.flush();
   assert.equal(sink.lines.length, 1);
   return sink.lines[0]!;
@@ -214,7 +264,11 @@ describe("no key or token is ever logged", () => {
 
   test("an upstream error that quotes a credential reaches the client without it", () => {
     for (const c of cases) {
-      const raw = JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: -32000, message: `request failed: ${c.text.split("\n")[0]}`, data: { secret: c.secret } } });
+      const raw = JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        error: { code: -32000, message: `request failed: ${c.text.split("\n")[0]}`, data: { secret: c.secret } },
+      });
       const out = sanitizeRaw(raw);
       const firstLine = c.text.split("\n")[0]!;
       if (!firstLine.includes(c.secret.split("\n")[0]!)) continue; // the secret sits on a later line of a multi-line text
@@ -247,13 +301,33 @@ describe("ordinary text is kept", () => {
   for (const s of ordinary) test(JSON.stringify(s.slice(0, 60)), () => assert.deepEqual(redact({ text: s, n: 3, ok: true }), { text: s, n: 3, ok: true }));
 
   test("numbers and booleans under ordinary keys, and ordinary keys, are untouched", () => {
-    assert.deepEqual(redact({ max_tokens: 4096, tokens: ["a", "b"], author: "Ann", compass: "N", key: "user-42" }), { max_tokens: 4096, tokens: ["a", "b"], author: "Ann", compass: "N", key: "user-42" });
+    assert.deepEqual(redact({ max_tokens: 4096, tokens: ["a", "b"], author: "Ann", compass: "N", key: "user-42" }), {
+      max_tokens: 4096,
+      tokens: ["a", "b"],
+      author: "Ann",
+      compass: "N",
+      key: "user-42",
+    });
   });
 });
 
 describe("the pieces", () => {
   test("key names", () => {
-    for (const k of ["password", "db_pass", "PGPASSWORD", "x-api-key", "githubToken", "AWS_SECRET_ACCESS_KEY", "client_secret", "passphrase", "private_key", "Pwd", "sig", "AccountKey"]) assert.ok(isSecretKey(k), k);
+    for (const k of [
+      "password",
+      "db_pass",
+      "PGPASSWORD",
+      "x-api-key",
+      "githubToken",
+      "AWS_SECRET_ACCESS_KEY",
+      "client_secret",
+      "passphrase",
+      "private_key",
+      "Pwd",
+      "sig",
+      "AccountKey",
+    ])
+      assert.ok(isSecretKey(k), k);
     for (const k of ["compass", "passage", "author", "max_tokens", "tokens", "key", "sort_key", "name", "signal"]) assert.ok(!isSecretKey(k), k);
   });
   test("random-looking runs versus words and paths", () => {
@@ -271,7 +345,15 @@ describe("names the client chooses", () => {
     const token = `ghp_${rnd(ALNUM, 36)}`;
     const sink = new MemorySink();
     const audit = new AuditLog([], sink);
-    const base = { time: new Date(0).toISOString(), client: "apikey:alice", source: "127.0.0.1", transport: "streamable-http", outcome: "invalid", status: 200, latencyMs: 1 };
+    const base = {
+      time: new Date(0).toISOString(),
+      client: "apikey:alice",
+      source: "127.0.0.1",
+      transport: "streamable-http",
+      outcome: "invalid",
+      status: 200,
+      latencyMs: 1,
+    };
     audit.record({ ...base, method: "tools/call", tool: token });
     audit.record({ ...base, method: `x/${token}` });
     audit.record({ ...base, method: "m".repeat(100_000) });

@@ -80,7 +80,10 @@ test("two replicas draw from one shared bucket per client", async () => {
   // Alternate between the replicas until one refuses, then call the other until it refuses too.
   const untilRefused = async (clients: Client[]): Promise<unknown> => {
     for (let i = 0; i < 30; i++) {
-      const err = await clients[i % clients.length]!.callTool({ name: "add", arguments: { a: 1, b: 1 } }).then(() => undefined, (e: unknown) => e);
+      const err = await clients[i % clients.length]!.callTool({ name: "add", arguments: { a: 1, b: 1 } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       if (err) return err;
       served++;
     }
@@ -114,6 +117,9 @@ test("after Redis forgets the script (SCRIPT FLUSH, as on a restart) the shared 
     await c.close();
     return k;
   })();
-  assert.ok(keys.some((k) => k.endsWith("c:apikey:tenant")), `the bucket lives in Redis again: ${keys.join(",")}`);
+  assert.ok(
+    keys.some((k) => k.endsWith("c:apikey:tenant")),
+    `the bucket lives in Redis again: ${keys.join(",")}`,
+  );
   await a.close();
 });

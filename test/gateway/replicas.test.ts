@@ -41,7 +41,9 @@ function redisServerPath(): string {
 
 async function startRedis(): Promise<void> {
   redisPort = await freePort();
-  const r = spawn(redisServerPath(), ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], { stdio: ["ignore", "pipe", "pipe"] });
+  const r = spawn(redisServerPath(), ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   redis = r;
   await new Promise<void>((resolve, reject) => {
     let out = "";
@@ -72,7 +74,14 @@ async function startReplicas(replicaSessions: boolean): Promise<string[]> {
     cfg.publicUrl = `http://${ip}:${port}/mcp`;
     cfg.hostAliases = IPS;
     cfg.authorization.rules = [{ name: "tenant", clients: { apiKeys: [tenant] }, tools: { allow: ["add"], deny: [] } }];
-    cfg.limits = { ...cfg.limits, perClient: { requestsPerMinute: PER_MINUTE, burst: BURST }, mode: "redis", replicas: 3, redisUrl: `redis://127.0.0.1:${redisPort}`, maxConcurrentRequests: 256 };
+    cfg.limits = {
+      ...cfg.limits,
+      perClient: { requestsPerMinute: PER_MINUTE, burst: BURST },
+      mode: "redis",
+      replicas: 3,
+      redisUrl: `redis://127.0.0.1:${redisPort}`,
+      maxConcurrentRequests: 256,
+    };
     if (replicaSessions) cfg.replicaSessions = { peers: IPS, self: ip };
     const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
     await gw.start();
@@ -113,8 +122,17 @@ function post(url: string, session: string | null, body: unknown): Promise<Answe
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString();
-          const json = text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).pop() ?? text;
-          resolve({ status: res.statusCode ?? 0, session: (res.headers["mcp-session-id"] as string | undefined) ?? null, body: json ? JSON.parse(json) : null });
+          const json =
+            text
+              .split("\n")
+              .filter((l) => l.startsWith("data: "))
+              .map((l) => l.slice(6))
+              .pop() ?? text;
+          resolve({
+            status: res.statusCode ?? 0,
+            session: (res.headers["mcp-session-id"] as string | undefined) ?? null,
+            body: json ? JSON.parse(json) : null,
+          });
         });
       },
     );
@@ -122,8 +140,15 @@ function post(url: string, session: string | null, body: unknown): Promise<Answe
     req.end(data);
   });
 }
-const initialize = (url: string) => post(url, null, { jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "replicas", version: "1" } } });
-const add = (url: string, session: string, n: number) => post(url, session, { jsonrpc: "2.0", id: n, method: "tools/call", params: { name: "add", arguments: { a: n, b: 1 } } });
+const initialize = (url: string) =>
+  post(url, null, {
+    jsonrpc: "2.0",
+    id: 0,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "replicas", version: "1" } },
+  });
+const add = (url: string, session: string, n: number) =>
+  post(url, session, { jsonrpc: "2.0", id: n, method: "tools/call", params: { name: "add", arguments: { a: n, b: 1 } } });
 
 /** initialize (until the shared limiter lets it through) and notifications/initialized, on replica `url`. */
 async function open(url: string): Promise<{ session: string; accepted: number }> {
@@ -155,7 +180,8 @@ describe("session ids name their replica", () => {
     assert.equal(ipTag("198.18.0.7"), "c6120007");
     assert.equal(tagIp("c6120007"), "198.18.0.7");
     assert.deepEqual(splitSessionId("c6120007.8b1e-uuid"), { tag: "c6120007", id: "8b1e-uuid" });
-    for (const id of ["8b1e9c0a-1f2e-4b5c-9d8e-7f6a5b4c3d2e", "C6120007.x", "c612000g.x", "c6120007.", "c6120007"]) assert.equal(splitSessionId(id), undefined, id);
+    for (const id of ["8b1e9c0a-1f2e-4b5c-9d8e-7f6a5b4c3d2e", "C6120007.x", "c612000g.x", "c6120007.", "c6120007"])
+      assert.equal(splitSessionId(id), undefined, id);
   });
 });
 
@@ -199,13 +225,11 @@ describe("three replicas behind one Service", { timeout: 5 * 60_000 }, () => {
             if (r.status === 200 && r.body?.result?.content?.[0]?.text === String(n + 1)) {
               accepted++;
               lastAccepted = Date.now();
-            }
-            else if (r.status === 429 && r.body?.error?.code === -32029) limited++;
+            } else if (r.status === 429 && r.body?.error?.code === -32029) limited++;
             else if (r.status === 502 && r.body?.error?.code === -32002) {
               upstreamErrors++;
               lastAccepted = Date.now();
-            }
-            else sessionErrors.push(`client ${c} call ${n} on replica ${(c + n) % 3}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+            } else sessionErrors.push(`client ${c} call ${n} on replica ${(c + n) % 3}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
           }
         }),
       );
@@ -216,14 +240,22 @@ describe("three replicas behind one Service", { timeout: 5 * 60_000 }, () => {
       assert.deepEqual([...owners].sort(), IPS.map(ipTag).sort(), "sessions were opened on all three replicas, each id naming its replica");
       const served = toys.map((t, i) => (t.calls.add ?? 0) - callsBefore[i]!);
       const ran = served.reduce((a, b) => a + b, 0);
-      assert.ok(ran >= accepted - 20 && ran <= accepted - 20 + upstreamErrors, `every accepted call ran once, on the replica holding its session (per replica: ${served.join(", ")}; ${upstreamErrors} upstream errors)`);
+      assert.ok(
+        ran >= accepted - 20 && ran <= accepted - 20 + upstreamErrors,
+        `every accepted call ran once, on the replica holding its session (per replica: ${served.join(", ")}; ${upstreamErrors} upstream errors)`,
+      );
       // One token bucket for the client across the replicas: at most the burst plus the refill over the
       // run; the clients ask for far more, so the bucket stays nearly empty and they get about that much.
       const budget = BURST + (PER_MINUTE / 60) * seconds;
-      console.log(`1,000 calls of 20 clients in ${total.toFixed(1)} s over 3 replicas: ${accepted} requests accepted (20 initialize), ${limited} rate-limited, ${upstreamErrors} upstream errors; the shared budget (${BURST} + ${PER_MINUTE}/min over ${seconds.toFixed(1)} s) was ${budget.toFixed(0)}`);
+      console.log(
+        `1,000 calls of 20 clients in ${total.toFixed(1)} s over 3 replicas: ${accepted} requests accepted (20 initialize), ${limited} rate-limited, ${upstreamErrors} upstream errors; the shared budget (${BURST} + ${PER_MINUTE}/min over ${seconds.toFixed(1)} s) was ${budget.toFixed(0)}`,
+      );
       assert.ok(limited > 0, `the clients asked for more than the limit (${PER_MINUTE}/min): ${limited} refused in ${seconds.toFixed(1)} s`);
       const taken = accepted + upstreamErrors;
-      assert.ok(Math.abs(taken - budget) <= 0.05 * budget, `accepted ${taken} within 5% of the shared budget ${budget.toFixed(1)} (burst ${BURST} + ${PER_MINUTE}/min over ${seconds.toFixed(1)} s)`);
+      assert.ok(
+        Math.abs(taken - budget) <= 0.05 * budget,
+        `accepted ${taken} within 5% of the shared budget ${budget.toFixed(1)} (burst ${BURST} + ${PER_MINUTE}/min over ${seconds.toFixed(1)} s)`,
+      );
     } finally {
       await stopReplicas();
     }

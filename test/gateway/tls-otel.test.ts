@@ -26,8 +26,29 @@ before(async () => {
   // The test certificate comes from openssl (in every Debian base image); without it this test cannot say
   // anything about TLS, so it fails instead of quietly testing plain HTTP.
   try {
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-      "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(certDir, "tls.key"), "-out", join(certDir, "tls.crt")], { stdio: "pipe" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(certDir, "tls.key"),
+        "-out",
+        join(certDir, "tls.crt"),
+      ],
+      { stdio: "pipe" },
+    );
   } catch (err) {
     throw new Error(`openssl could not make the test certificate: ${(err as Error).message}`);
   }
@@ -97,15 +118,21 @@ test("traces: one span per request with client, method and tool, never the argum
       req.on("error", reject);
       req.end(JSON.stringify(body));
     });
-  const init = await post({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const init = await post({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
   assert.equal(init.status, 200);
   const call = await post({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "read-note", arguments: { note: SECRET_ARG } } }, init.sid);
   assert.equal(call.status, 200);
   await gw.close(); // flushes the batch span processor
   const text = JSON.stringify(exported);
   assert.ok(!text.includes(SECRET_ARG), "arguments never in a span");
-  const spans = (exported as { resourceSpans: { scopeSpans: { spans: { name: string; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] }[])
-    .flatMap((e) => e.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+  const spans = (
+    exported as { resourceSpans: { scopeSpans: { spans: { name: string; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] }[]
+  ).flatMap((e) => e.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
   const callSpan = spans.find((s) => s.name === "mcp tools/call");
   assert.ok(callSpan, `spans: ${spans.map((s) => s.name).join(",")}`);
   const attrs = Object.fromEntries(callSpan.attributes.map((a) => [a.key, a.value.stringValue]));

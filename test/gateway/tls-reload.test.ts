@@ -21,8 +21,29 @@ const certs = tempDir("tls-certs");
 function pair(name: string): { "tls.crt": Buffer; "tls.key": Buffer } {
   const crt = join(certs, `${name}.crt`);
   const key = join(certs, `${name}.key`);
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", `/CN=${name}`,
-    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt], { stdio: "pipe" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      key,
+      "-out",
+      crt,
+    ],
+    { stdio: "pipe" },
+  );
   return { "tls.crt": readFileSync(crt), "tls.key": readFileSync(key) };
 }
 const serialOf = (p: { "tls.crt": Buffer }) => new X509Certificate(p["tls.crt"]).serialNumber;
@@ -58,7 +79,11 @@ function handshake(port: number, opts: tls.ConnectionOptions = {}): Promise<{ pr
 
 const metric = async (adminPort: number, name: string) => {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  return text.split("\n").find((l) => l.startsWith(name))?.split(" ").pop();
+  return text
+    .split("\n")
+    .find((l) => l.startsWith(name))
+    ?.split(" ")
+    .pop();
 };
 
 test("a renewed pair swapped into the volume is served to new connections; a mismatched pair is refused and the current one kept", async () => {
@@ -74,11 +99,19 @@ test("a renewed pair swapped into the volume is served to new connections; a mis
   const two = pair("two");
   const other = pair("other");
   volume.write({ "tls.crt": two["tls.crt"], "tls.key": other["tls.key"] });
-  await waitUntil("the failed reload to be counted", () => metric(adminPort, 'mcp_gateway_tls_reloads_total{result="failed"'), (v) => Number(v) >= 1);
+  await waitUntil(
+    "the failed reload to be counted",
+    () => metric(adminPort, 'mcp_gateway_tls_reloads_total{result="failed"'),
+    (v) => Number(v) >= 1,
+  );
   assert.equal((await handshake(port)).serial.toUpperCase(), serialOf(one).toUpperCase(), "the current certificate is kept");
 
   volume.write(two);
-  await waitUntil("a new connection to get the renewed certificate", async () => (await handshake(port)).serial.toUpperCase(), (s) => s === serialOf(two).toUpperCase());
+  await waitUntil(
+    "a new connection to get the renewed certificate",
+    async () => (await handshake(port)).serial.toUpperCase(),
+    (s) => s === serialOf(two).toUpperCase(),
+  );
   assert.equal(await metric(adminPort, 'mcp_gateway_tls_reloads_total{result="ok"'), "1");
   // minVersion survives the new secure context.
   await assert.rejects(handshake(port, { maxVersion: "TLSv1.2" }), /protocol version/i);

@@ -130,7 +130,11 @@ describe("stdio server through the bridge", () => {
       for (let i = 0; i < 3; i++) mine.push(await streamable(base, ALICE), await streamable(base, BOB));
       // Each client kept its newest session; the older ones were closed and their processes ended.
       await waitSessions(2);
-      const ok = async (c: Client) => c.callTool({ name: "echo", arguments: { message: "x" } }).then(() => true, () => false);
+      const ok = async (c: Client) =>
+        c.callTool({ name: "echo", arguments: { message: "x" } }).then(
+          () => true,
+          () => false,
+        );
       assert.deepEqual(await Promise.all(mine.map(ok)), [false, false, false, false, true, true]);
       await Promise.all(mine.map((c) => (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined)));
       await Promise.all(mine.map((c) => c.close()));
@@ -191,7 +195,8 @@ describe("HTTP+SSE", () => {
     const clients: Client[] = [];
     for (let i = 0; i < 9; i++) clients.push(await streamable(sseUrl, BOB));
     await assert.rejects(clients[0]!.callTool({ name: "echo", arguments: { message: "first" } }), /404|session not found/i);
-    for (const c of clients.slice(1)) assert.deepEqual((await c.callTool({ name: "echo", arguments: { message: "x" } })).content, [{ type: "text", text: "Echo: x" }]);
+    for (const c of clients.slice(1))
+      assert.deepEqual((await c.callTool({ name: "echo", arguments: { message: "x" } })).content, [{ type: "text", text: "Echo: x" }]);
     // Another client's sessions are untouched by bob's.
     const a = await streamable(sseUrl, ALICE);
     assert.deepEqual((await a.callTool({ name: "echo", arguments: { message: "a" } })).content, [{ type: "text", text: "Echo: a" }]);

@@ -56,7 +56,10 @@ describe("authentication pieces", () => {
   test("mTLS identity is used only when configured, and only for allowed SPIFFE ids", () => {
     const a = new Authenticator({ mtls: { spiffeIds: ["spiffe://cluster.local/ns/agents/sa/*"] } });
     const ok = a.authenticate({ "x-forwarded-client-cert": "Hash=1;URI=spiffe://cluster.local/ns/agents/sa/bot" });
-    assert.deepEqual(ok, { ok: true, identity: { key: "spiffe:spiffe://cluster.local/ns/agents/sa/bot", kind: "spiffe", name: "spiffe://cluster.local/ns/agents/sa/bot" } });
+    assert.deepEqual(ok, {
+      ok: true,
+      identity: { key: "spiffe:spiffe://cluster.local/ns/agents/sa/bot", kind: "spiffe", name: "spiffe://cluster.local/ns/agents/sa/bot" },
+    });
     const no = a.authenticate({ "x-forwarded-client-cert": "Hash=1;URI=spiffe://cluster.local/ns/other/sa/bot" });
     assert.equal((no as { ok: boolean }).ok, false);
     const dir = tempDir("keys");
@@ -161,7 +164,7 @@ describe("limits and streams", () => {
     const out: string[] = [];
     rw.on("data", (c: Buffer) => out.push(c.toString()));
     const done = new Promise((r) => rw.on("end", r));
-    rw.write("id: 1\nevent: message\ndata: {\"a\"");
+    rw.write('id: 1\nevent: message\ndata: {"a"');
     rw.write(":1}\n\nda");
     rw.end("ta: x\n\n");
     await done;
@@ -171,7 +174,15 @@ describe("limits and streams", () => {
 
 describe("upstream error sanitizing", () => {
   test("internals are removed from upstream JSON-RPC errors; ordinary messages and results pass", () => {
-    const leak = JSON.stringify({ jsonrpc: "2.0", id: 3, error: { code: -32603, message: "ENOENT: no such file or directory, open '/srv/app/config/secret.json'", data: { stack: "Error\n    at x (/srv/app/index.js:1:1)" } } });
+    const leak = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 3,
+      error: {
+        code: -32603,
+        message: "ENOENT: no such file or directory, open '/srv/app/config/secret.json'",
+        data: { stack: "Error\n    at x (/srv/app/index.js:1:1)" },
+      },
+    });
     assert.deepEqual(JSON.parse(sanitizeRaw(leak)), { jsonrpc: "2.0", id: 3, error: { code: -32603, message: "upstream error" } });
     const stack = JSON.stringify({ jsonrpc: "2.0", id: 4, error: { code: -32000, message: "TypeError: x is undefined\n    at foo (file.js:1:2)" } });
     assert.equal(JSON.parse(sanitizeRaw(stack)).error.message, "upstream error");

@@ -19,7 +19,9 @@ describe("XFCC parsing follows Envoy's format", () => {
     assert.equal(xfccPeerUri(sidecar(CALLER)), CALLER);
     assert.equal(xfccPeerUri(`Hash=1;URI=${ADMIN},${sidecar(CALLER)}`), CALLER, "an earlier proxy's element is not the peer");
     assert.equal(xfccPeerUri(sidecar(CALLER, 'CN=a,O=b;OU=\\"quoted\\"')), CALLER, "quoted value with , ; and escaped quotes");
-    const p = parseXfcc('By=spiffe://td/gw;Hash=ab;Cert="-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A";Chain="x";Subject="CN=\\"q\\"";uri=spiffe://td/p;DNS=a.example;DNS=b.example');
+    const p = parseXfcc(
+      'By=spiffe://td/gw;Hash=ab;Cert="-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A";Chain="x";Subject="CN=\\"q\\"";uri=spiffe://td/p;DNS=a.example;DNS=b.example',
+    );
     assert.ok(p.ok);
     const last = p.elements[0]!.pairs;
     assert.deepEqual(last.get("dns"), ["a.example", "b.example"]);

@@ -69,7 +69,12 @@ async function updateServers(names: string[], value: string): Promise<void> {
     names.map(async (n) => {
       const deadline = Date.now() + RESTART_MS;
       for (;;) {
-        const r = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${n}`, { spec: { env: [{ name: "ROUND", value }] } }, "application/merge-patch+json");
+        const r = await kube.req(
+          "PATCH",
+          `${MCP_PATH}/namespaces/${NS}/mcpservers/${n}`,
+          { spec: { env: [{ name: "ROUND", value }] } },
+          "application/merge-patch+json",
+        );
         if (r.status === 200) return;
         if (Date.now() > deadline) throw new Error(`update ${n}: still refused after ${RESTART_MS / 1000} s: HTTP ${r.status} ${r.text.slice(0, 200)}`);
         await new Promise((res) => setTimeout(res, 500));
@@ -281,7 +286,10 @@ test("update conflicts: another writer fights over the children and the specs", 
     // The fight lasts a while (a duration, not a synchronisation), and at least a few intruder rounds
     // however slow the machine, so the scenario always has something to converge from.
     await new Promise((r) => setTimeout(r, LONG ? 30_000 : 5_000));
-    await waitFor(() => `3 intruder rounds (${rounds} done)`, () => rounds >= 3);
+    await waitFor(
+      () => `3 intruder rounds (${rounds} done)`,
+      () => rounds >= 3,
+    );
     stop = true;
     await intruder;
     const t0 = performance.now();
@@ -316,7 +324,12 @@ test(`the leader SIGKILLed mid-batch of ${BIG} while a second replica waits for 
     const batch = names("k", BIG);
     const t0 = performance.now();
     await createServers(batch, LEADER_NS);
-    await waitFor("the batch to be under way (10 reconciles by the leader)", async () => (await leader.metric("mcp_bastion_reconcile_total")) >= 10, 60_000, 50);
+    await waitFor(
+      "the batch to be under way (10 reconciles by the leader)",
+      async () => (await leader.metric("mcp_bastion_reconcile_total")) >= 10,
+      60_000,
+      50,
+    );
     const done = await leader.metric("mcp_bastion_reconcile_total");
     const tKill = performance.now();
     await leader.stop("SIGKILL");
@@ -340,7 +353,12 @@ test("a write answered just before a delete does not bring the deleted McpServer
       const name = "resurrect-me";
       await createServers([name]);
       await waitFor("the informer sees the server", () => inf.get(NS, name) !== undefined);
-      const answer = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`, { metadata: { labels: { touched: "yes" } } }, "application/merge-patch+json");
+      const answer = await kube.req(
+        "PATCH",
+        `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`,
+        { metadata: { labels: { touched: "yes" } } },
+        "application/merge-patch+json",
+      );
       assert.equal(answer.status, 200);
       await kube.req("DELETE", `${MCP_PATH}/namespaces/${NS}/mcpservers/${name}`);
       await waitFor("the informer drops the server", () => inf.get(NS, name) === undefined);

@@ -41,10 +41,7 @@ export class Figures {
   /** Lines for t.diagnostic / console. */
   lines(): string[] {
     const passed = this.scenarios.filter((s) => s.passed).length;
-    return [
-      `${this.file}: ${this.scenarios.length} scenarios, ${passed} passed`,
-      ...Object.entries(this.figures).map(([k, v]) => `  ${k}: ${v}`),
-    ];
+    return [`${this.file}: ${this.scenarios.length} scenarios, ${passed} passed`, ...Object.entries(this.figures).map(([k, v]) => `  ${k}: ${v}`)];
   }
   flush(): void {
     const dir = figuresDir();
@@ -58,7 +55,9 @@ export class Figures {
 export function readFigureFiles(dir = figuresDir()): FigureFile[] {
   let names: string[] = [];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(".json")).sort();
+    names = readdirSync(dir)
+      .filter((n) => n.endsWith(".json"))
+      .sort();
   } catch {
     return [];
   }

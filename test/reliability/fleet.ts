@@ -8,7 +8,15 @@ import { waitUntil } from "../support/index.ts";
 import { type Kube, MCP_PATH } from "./kube.ts";
 
 interface Item {
-  metadata: { name: string; uid: string; generation?: number; creationTimestamp?: string; labels?: Record<string, string>; ownerReferences?: { uid: string; controller?: boolean }[]; deletionTimestamp?: string };
+  metadata: {
+    name: string;
+    uid: string;
+    generation?: number;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: { uid: string; controller?: boolean }[];
+    deletionTimestamp?: string;
+  };
   spec?: Record<string, unknown>;
   status?: { conditions?: { type: string; status: string; observedGeneration?: number; reason?: string; message?: string }[] };
 }
@@ -36,7 +44,9 @@ export async function fleetProblems(kube: Kube, ns: string, names?: Set<string>)
     if (names && !names.has(s.metadata.name)) continue;
     const rec = s.status?.conditions?.find((c) => c.type === "Reconciled");
     if (rec?.status !== "True" || rec.observedGeneration !== s.metadata.generation) {
-      problems.push(`${s.metadata.name}: Reconciled=${rec?.status ?? "-"} for generation ${rec?.observedGeneration ?? "-"} of ${s.metadata.generation} (${rec?.reason ?? ""}: ${rec?.message?.slice(0, 200) ?? ""})`);
+      problems.push(
+        `${s.metadata.name}: Reconciled=${rec?.status ?? "-"} for generation ${rec?.observedGeneration ?? "-"} of ${s.metadata.generation} (${rec?.reason ?? ""}: ${rec?.message?.slice(0, 200) ?? ""})`,
+      );
     }
     const v = validateMcpServer({ apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", ...s });
     if (!v.ok) continue;
@@ -45,7 +55,10 @@ export async function fleetProblems(kube: Kube, ns: string, names?: Set<string>)
     }
   }
   for (const k of CORE_KINDS) {
-    const items = await list(kube, `${basePath(k.apiVersion)}/namespaces/${ns}/${k.plural}?labelSelector=${encodeURIComponent("app.kubernetes.io/managed-by=mcp-bastion")}`);
+    const items = await list(
+      kube,
+      `${basePath(k.apiVersion)}/namespaces/${ns}/${k.plural}?labelSelector=${encodeURIComponent("app.kubernetes.io/managed-by=mcp-bastion")}`,
+    );
     for (const it of items) {
       const key = `${k.kind}/${it.metadata.name}`;
       const owners = (it.metadata.ownerReferences ?? []).filter((o) => o.controller);

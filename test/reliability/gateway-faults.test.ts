@@ -26,7 +26,10 @@ let gw: GatewayProcess;
 
 /** server-everything (streamable HTTP) on a fixed port, so it can come back where the gateway expects it. */
 async function startUpstream(): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [EVERYTHING, "streamableHttp"], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(process.execPath, [EVERYTHING, "streamableHttp"], {
+    env: { ...process.env, PORT: String(upstreamPort) },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   await new Promise<void>((resolve, reject) => {
     let err = "";
     const t = setTimeout(() => reject(new Error(`server-everything did not start within 60 s: ${err}`)), 60_000);
@@ -116,23 +119,33 @@ scenario("the MCP server crashes: clean JSON-RPC errors, the gateway stays up an
   // A new client while the server is down is refused cleanly too.
   const fresh = await httpRequest(gw.base, {
     headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "x", version: "1" } },
+    }),
   });
   assert.ok(fresh.status >= 400 || fresh.rpcError !== undefined, `initialize while down: HTTP ${fresh.status} ${fresh.body.slice(0, 200)}`);
   assert.doesNotMatch(fresh.body, STACK_TRACE);
   const t0 = performance.now();
   upstream = await startUpstream();
   // Sessions lived in the crashed process: clients reconnect, as the MCP spec has them do on 404.
-  await waitFor("a successful call from a new client after the server came back", async () => {
-    const c2 = await client();
-    try {
-      const r = await echo(c2);
-      if (r.outcome !== "ok") throw new Error(`${r.outcome}: ${r.text.slice(0, 200)}`);
-      return true;
-    } finally {
-      await c2.close();
-    }
-  }, 60_000, 100);
+  await waitFor(
+    "a successful call from a new client after the server came back",
+    async () => {
+      const c2 = await client();
+      try {
+        const r = await echo(c2);
+        if (r.outcome !== "ok") throw new Error(`${r.outcome}: ${r.text.slice(0, 200)}`);
+        return true;
+      } finally {
+        await c2.close();
+      }
+    },
+    60_000,
+    100,
+  );
   const recovered = performance.now() - t0;
   await c.close().catch(() => {});
   const worst = Math.max(...during.map((d) => d.ms));
@@ -157,7 +170,13 @@ scenario(`the MCP server hangs: -32008 after the ${TIMEOUT_S} s timeout, the gat
   }
   assert.equal(health, 200, "the gateway's /healthz while the server hangs");
   const t0 = performance.now();
-  await waitUntil("a successful call in the same session after the server resumed", () => echo(c, "resumed"), (r) => r.outcome === "ok", 60_000, 100);
+  await waitUntil(
+    "a successful call in the same session after the server resumed",
+    () => echo(c, "resumed"),
+    (r) => r.outcome === "ok",
+    60_000,
+    100,
+  );
   const recovered = performance.now() - t0;
   await c.close();
   return `timeouts after ${Math.min(...during.map((d) => d.ms)).toFixed(0)}-${Math.max(...during.map((d) => d.ms)).toFixed(0)} ms; same session works ${recovered.toFixed(0)} ms after resume`;
@@ -185,7 +204,13 @@ scenario("slow clients and clients that never read do not stall the others", asy
     const body = JSON.stringify({ jsonrpc: "2.0", id: 1000 + i, method: "tools/call", params: { name: "echo", arguments: { message: big } } });
     const r = http.request(`${gw.base}/mcp`, {
       method: "POST",
-      headers: { authorization: `Bearer ${KEYS.slow}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" },
+      headers: {
+        authorization: `Bearer ${KEYS.slow}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": sid,
+        "mcp-protocol-version": "2025-06-18",
+      },
     });
     r.on("response", (res) => {
       res.pause(); // never read
@@ -207,7 +232,12 @@ scenario("slow clients and clients that never read do not stall the others", asy
   }
   // The measurement starts once the gateway is answering every never-read request and every slowloris
   // connection is open (a state, not a fixed pause).
-  await waitFor(() => `100 never-read requests answered (${answered}) and 50 slowloris connections open (${sockets.filter((s) => !s.connecting).length})`, () => answered === 100 && sockets.every((s) => !s.connecting && !s.destroyed), 60_000, 100);
+  await waitFor(
+    () => `100 never-read requests answered (${answered}) and 50 slowloris connections open (${sockets.filter((s) => !s.connecting).length})`,
+    () => answered === 100 && sockets.every((s) => !s.connecting && !s.destroyed),
+    60_000,
+    100,
+  );
 
   const during: { outcome: string; ms: number }[] = [];
   for (let i = 0; i < 50; i++) during.push(await echo(fast));
@@ -224,7 +254,11 @@ scenario("slow clients and clients that never read do not stall the others", asy
   const errors = during.filter((d) => d.outcome !== "ok");
   const times = during.map((d) => d.ms);
   const fig = `valid client p50 ${pct(baseline, 50).toFixed(1)} -> ${pct(times, 50).toFixed(1)} ms, p99 ${pct(baseline, 99).toFixed(1)} -> ${pct(times, 99).toFixed(1)} ms with 100 never-reading requests (512 kB answers) and 50 slowloris connections held`;
-  assert.deepEqual(errors.map((e) => e.outcome), [], `valid calls failed while slow clients were held (${fig})`);
+  assert.deepEqual(
+    errors.map((e) => e.outcome),
+    [],
+    `valid calls failed while slow clients were held (${fig})`,
+  );
   assert.ok(freshOk, "a new client could not connect while slow clients were held");
   // Not a benchmark (the figure above is reported, not asserted): "not stalled" is that every call above
   // succeeded, and none took anywhere near the client's own 30 s timeout.

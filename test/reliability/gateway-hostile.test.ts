@@ -51,12 +51,23 @@ async function validLoop(): Promise<void> {
 async function initSession(key: string): Promise<string> {
   const r = await httpRequest(gw.base, {
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: "hostile", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: "hostile", version: "1" } },
+    }),
   });
   const sid = r.headers["mcp-session-id"];
   assert.equal(typeof sid, "string", `initialize failed: HTTP ${r.status} ${r.body.slice(0, 200)}`);
   await httpRequest(gw.base, {
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": sid as string, "mcp-protocol-version": PROTOCOL },
+    headers: {
+      authorization: `Bearer ${key}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-session-id": sid as string,
+      "mcp-protocol-version": PROTOCOL,
+    },
     body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }),
   });
   return sid as string;
@@ -75,7 +86,12 @@ before(async () => {
   });
   cfg.authorization.rules = [
     { name: "alice", clients: { apiKeys: ["alice"], groups: ["readers"] }, tools: { allow: ["echo", "get-sum"], deny: [] } },
-    { name: "carol", clients: { apiKeys: ["carol"] }, tools: { allow: ["echo"], deny: [] }, resources: { allow: ["demo://resource/static/document/*"], deny: [] } },
+    {
+      name: "carol",
+      clients: { apiKeys: ["carol"] },
+      tools: { allow: ["echo"], deny: [] },
+      resources: { allow: ["demo://resource/static/document/*"], deny: [] },
+    },
     { name: "valid", clients: { apiKeys: ["valid"] }, tools: { allow: ["echo"], deny: [] } },
   ];
   // The McpServer default (1 MiB): deep nesting fits in it.
@@ -112,7 +128,15 @@ const withToken = (token: string, body = rpc("initialize", { protocolVersion: PR
 };
 const now = () => Math.floor(Date.now() / 1000);
 /** Claims that would be accepted with a genuine signature. */
-const claims = (over: Record<string, unknown> = {}) => ({ iss: issuer.url, aud: "mcp-test", sub: "mallory", groups: ["readers"], iat: now(), exp: now() + 300, ...over });
+const claims = (over: Record<string, unknown> = {}) => ({
+  iss: issuer.url,
+  aud: "mcp-test",
+  sub: "mallory",
+  groups: ["readers"],
+  iat: now(),
+  exp: now() + 300,
+  ...over,
+});
 
 interface Hostile {
   name: string;
@@ -145,7 +169,8 @@ async function startOwnIssuer(): Promise<OwnIssuer> {
   const { privateKey, publicKey } = rsaKey();
   const publicJwk = { ...(publicKey.export({ format: "jwk" }) as Record<string, unknown>), kid: "k1", alg: "RS256", use: "sig" };
   const server = http.createServer((req, res) => {
-    if (req.url === "/.well-known/openid-configuration") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ issuer: url, jwks_uri: `${url}/jwks` }));
+    if (req.url === "/.well-known/openid-configuration")
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ issuer: url, jwks_uri: `${url}/jwks` }));
     if (req.url === "/jwks") return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [publicJwk] }));
     res.writeHead(404).end();
   });
@@ -171,7 +196,8 @@ function signWithOther(header: Record<string, unknown>, payload: Record<string, 
 }
 const code = (n: number) => (r: RawResponse) => assert.equal(r.rpcError, n, `expected JSON-RPC error ${n}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
 /** The upstream never ran the tool: no `result` in the answer. */
-const noResult = (r: RawResponse) => assert.ok(!r.messages.some((m) => m && typeof m === "object" && "result" in m), `the request got a result: ${r.body.slice(0, 200)}`);
+const noResult = (r: RawResponse) =>
+  assert.ok(!r.messages.some((m) => m && typeof m === "object" && "result" in m), `the request got a result: ${r.body.slice(0, 200)}`);
 
 const deepArray = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
 const deepObject = (n: number) => `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
@@ -180,14 +206,20 @@ const HOSTILE: Hostile[] = [
   // ---- authentication: API keys and headers
   { name: "no credentials", send: () => post("none", rpc("tools/list")), expect: code(-32001) },
   { name: "GET without credentials", send: () => httpRequest(gw.base, { method: "GET", headers: { accept: "text/event-stream" } }) },
-  { name: "Basic auth instead of Bearer", send: () => post("none", rpc("tools/list"), { authorization: `Basic ${Buffer.from(`alice:${KEYS.alice}`).toString("base64")}` }) },
+  {
+    name: "Basic auth instead of Bearer",
+    send: () => post("none", rpc("tools/list"), { authorization: `Basic ${Buffer.from(`alice:${KEYS.alice}`).toString("base64")}` }),
+  },
   { name: "empty Bearer", send: () => post("none", rpc("tools/list"), { authorization: "Bearer " }) },
   { name: "10 kB Bearer garbage", send: () => post("none", rpc("tools/list"), { authorization: `Bearer ${"A".repeat(10_000)}` }) },
   { name: "API key in upper case", send: () => post("none", rpc("tools/list"), { "x-api-key": KEYS.alice.toUpperCase() }) },
   { name: "API key prefix only", send: () => post("none", rpc("tools/list"), { "x-api-key": KEYS.alice.slice(0, 10) }) },
   { name: "API key with a NUL suffix", send: () => post("none", rpc("tools/list"), { "x-api-key": `${KEYS.alice}%00` }) },
   { name: "client name instead of key", send: () => post("none", rpc("tools/list"), { authorization: "Bearer alice" }) },
-  { name: "spoofed Istio XFCC header (mTLS off)", send: () => post("none", rpc("tools/list"), { "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/x/sa/gw;URI=spiffe://cluster.local/ns/a/sa/admin" }) },
+  {
+    name: "spoofed Istio XFCC header (mTLS off)",
+    send: () => post("none", rpc("tools/list"), { "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/x/sa/gw;URI=spiffe://cluster.local/ns/a/sa/admin" }),
+  },
   // ---- token tricks
   { name: "alg none", send: () => withToken(`${b64({ alg: "none", typ: "JWT" })}.${b64(claims())}.`), expect: code(-32001) },
   { name: "alg NoNe (case trick)", send: () => withToken(`${b64({ alg: "NoNe", typ: "JWT" })}.${b64(claims())}.`) },
@@ -226,17 +258,38 @@ const HOSTILE: Hostile[] = [
   { name: "JSON null", send: () => post("alice", "null"), expect: code(-32600) },
   { name: "JSON string", send: () => post("alice", '"tools/list"'), expect: code(-32600) },
   { name: "empty batch", send: () => post("alice", "[]"), expect: code(-32600) },
-  { name: "batch of two calls", send: () => post("alice", `[${rpc("tools/list", undefined, 1)},${rpc("tools/call", { name: "get-env", arguments: {} }, 2)}]`), expect: noResult },
+  {
+    name: "batch of two calls",
+    send: () => post("alice", `[${rpc("tools/list", undefined, 1)},${rpc("tools/call", { name: "get-env", arguments: {} }, 2)}]`),
+    expect: noResult,
+  },
   { name: "batch of 10000", send: () => post("alice", `[${Array.from({ length: 10_000 }, (_, i) => rpc("ping", undefined, i)).join(",")}]`), expect: noResult },
   { name: "array nested 200000 deep", send: () => post("alice", deepArray(200_000)) },
   { name: "object nested 100000 deep", send: () => post("alice", deepObject(100_000)) },
-  { name: "tool arguments nested 50000 deep", send: () => post("alice", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x","extra":${deepObject(50_000)}}}}`), expect: code(-32600) },
+  {
+    name: "tool arguments nested 50000 deep",
+    send: () =>
+      post("alice", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x","extra":${deepObject(50_000)}}}}`),
+    expect: code(-32600),
+  },
   { name: "jsonrpc 1.0", send: () => post("alice", JSON.stringify({ jsonrpc: "1.0", id: 1, method: "tools/list" })), expect: code(-32600) },
   { name: "id is an object", send: () => post("alice", JSON.stringify({ jsonrpc: "2.0", id: { $gt: 1 }, method: "tools/list" })), expect: code(-32600) },
   { name: "method is a number", send: () => post("alice", JSON.stringify({ jsonrpc: "2.0", id: 1, method: 42 })), expect: code(-32600) },
-  { name: "params is a string", send: () => post("alice", JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: "echo" })), expect: code(-32600) },
-  { name: "duplicate keys: allowed name first, denied name last", send: () => post("carol", '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{},"name":"get-env"}}'), expect: noResult },
-  { name: "__proto__ in arguments", send: () => post("alice", '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get-env","arguments":{"__proto__":{"isAdmin":true}}}}'), expect: noResult },
+  {
+    name: "params is a string",
+    send: () => post("alice", JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: "echo" })),
+    expect: code(-32600),
+  },
+  {
+    name: "duplicate keys: allowed name first, denied name last",
+    send: () => post("carol", '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{},"name":"get-env"}}'),
+    expect: noResult,
+  },
+  {
+    name: "__proto__ in arguments",
+    send: () => post("alice", '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get-env","arguments":{"__proto__":{"isAdmin":true}}}}'),
+    expect: noResult,
+  },
   // ---- methods outside the spec and tool-name tricks
   { name: "method outside the spec", send: () => post("alice", rpc("admin/shutdown")) },
   { name: "rpc.discover", send: () => post("alice", rpc("rpc.discover")) },
@@ -254,25 +307,55 @@ const HOSTILE: Hostile[] = [
   { name: "arguments that break the schema", send: () => call("carol", "echo", { message: { $ne: null } }), expect: code(-32602) },
   { name: "arguments as an array", send: () => call("carol", "echo", ["x"]), expect: noResult },
   { name: "resource outside the rule", send: () => post("carol", rpc("resources/read", { uri: "file:///etc/passwd" })), expect: code(-32003) },
-  { name: "resource glob escape with ../", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/../../dynamic/text/1" })), expect: noResult },
-  { name: "resource glob escape with %2e%2e", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/%2e%2e/%2E%2E/dynamic/text/1" })), expect: noResult },
-  { name: "resource glob escape with TAB inside ..", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/.\t./.\t./dynamic/text/1" })), expect: code(-32602) },
-  { name: "resource glob escape with backslashes", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..\\..\\dynamic/text/1" })), expect: code(-32602) },
-  { name: "resource glob escape with %2f", send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..%2f..%2fdynamic/text/1" })), expect: code(-32602) },
+  {
+    name: "resource glob escape with ../",
+    send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/../../dynamic/text/1" })),
+    expect: noResult,
+  },
+  {
+    name: "resource glob escape with %2e%2e",
+    send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/%2e%2e/%2E%2E/dynamic/text/1" })),
+    expect: noResult,
+  },
+  {
+    name: "resource glob escape with TAB inside ..",
+    send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/.\t./.\t./dynamic/text/1" })),
+    expect: code(-32602),
+  },
+  {
+    name: "resource glob escape with backslashes",
+    send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..\\..\\dynamic/text/1" })),
+    expect: code(-32602),
+  },
+  {
+    name: "resource glob escape with %2f",
+    send: () => post("carol", rpc("resources/read", { uri: "demo://resource/static/document/..%2f..%2fdynamic/text/1" })),
+    expect: code(-32602),
+  },
   { name: "resource with userinfo", send: () => post("carol", rpc("resources/read", { uri: "demo://x@resource/static/document/1" })), expect: code(-32602) },
   { name: "tool name with a bidi override", send: () => call("carol", "\u202eecho", {}), expect: code(-32602) },
   { name: "prompt without a rule", send: () => post("carol", rpc("prompts/get", { name: "simple-prompt" })), expect: code(-32003) },
   // ---- sessions and protocol headers
   { name: "another client's session", send: () => post("carol", rpc("tools/list"), { "mcp-session-id": aliceSession }) },
   { name: "10 kB session id", send: () => post("alice", rpc("tools/list"), { "mcp-session-id": "s".repeat(10_000) }) },
-  { name: "no session id on tools/list", send: () => httpRequest(gw.base, { headers: { ...headersFor("none"), authorization: `Bearer ${KEYS.alice}` }, body: rpc("tools/list") }) },
+  {
+    name: "no session id on tools/list",
+    send: () => httpRequest(gw.base, { headers: { ...headersFor("none"), authorization: `Bearer ${KEYS.alice}` }, body: rpc("tools/list") }),
+  },
   { name: "unknown protocol version", send: () => post("alice", rpc("tools/list"), { "mcp-protocol-version": "1999-01-01" }) },
-  { name: "legacy SSE message to an unknown session", send: () => httpRequest(gw.base, { path: "/messages?sessionId=nope", headers: headersFor("alice"), body: rpc("tools/list") }) },
+  {
+    name: "legacy SSE message to an unknown session",
+    send: () => httpRequest(gw.base, { path: "/messages?sessionId=nope", headers: headersFor("alice"), body: rpc("tools/list") }),
+  },
   // ---- HTTP level
   { name: "PUT /mcp", send: () => httpRequest(gw.base, { method: "PUT", headers: headersFor("alice"), body: rpc("tools/list") }) },
   { name: "admin path on the MCP port", send: () => httpRequest(gw.base, { method: "GET", path: "/metrics", headers: headersFor("alice") }) },
   { name: "path traversal", send: () => httpRequest(gw.base, { method: "GET", path: "/mcp/../../etc/passwd", headers: headersFor("alice") }) },
-  { name: "text/plain body", send: () => post("alice", rpc("tools/call", { name: "get-env", arguments: {} }), { "content-type": "text/plain" }), expect: noResult },
+  {
+    name: "text/plain body",
+    send: () => post("alice", rpc("tools/call", { name: "get-env", arguments: {} }), { "content-type": "text/plain" }),
+    expect: noResult,
+  },
   { name: "body over maxRequestBytes (2 MB, with Content-Length)", send: () => post("alice", `{"x":"${"a".repeat(2 * 1024 * 1024)}"}`), expect: code(-32013) },
   {
     name: "body over maxRequestBytes (chunked, no Content-Length)",
@@ -298,10 +381,27 @@ const HOSTILE: Hostile[] = [
       }),
   },
   { name: "100 kB header", send: () => rawExchange(gw.port, `POST /mcp HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(100_000)}\r\nContent-Length: 2\r\n\r\n{}`) },
-  { name: "3000 headers", send: () => rawExchange(gw.port, `POST /mcp HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join("\r\n")}\r\nContent-Length: 2\r\n\r\n{}`) },
-  { name: "Content-Length and Transfer-Encoding (smuggling)", send: () => rawExchange(gw.port, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") },
+  {
+    name: "3000 headers",
+    send: () =>
+      rawExchange(
+        gw.port,
+        `POST /mcp HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-H${i}: v`).join("\r\n")}\r\nContent-Length: 2\r\n\r\n{}`,
+      ),
+  },
+  {
+    name: "Content-Length and Transfer-Encoding (smuggling)",
+    send: () =>
+      rawExchange(
+        gw.port,
+        "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+      ),
+  },
   { name: "garbage request line", send: () => rawExchange(gw.port, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n") },
-  { name: "header with a bare LF and NUL", send: () => rawExchange(gw.port, "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\nX-Injected: 1\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\n{}") },
+  {
+    name: "header with a bare LF and NUL",
+    send: () => rawExchange(gw.port, "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\nX-Injected: 1\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\n{}"),
+  },
 ];
 
 // ---- the checks ------------------------------------------------------------------------------------
@@ -361,7 +461,11 @@ describe("adversarial requests", () => {
     // After the last hostile request the gateway must still answer: wait for the valid client's next
     // successful calls (a state, however slow the machine), then check that none of its calls failed.
     const before = valid.ok;
-    await waitFor(() => `the valid client to make progress after the hostile requests (${valid.ok} ok, ${before} before, 20 needed; errors: ${valid.errors.slice(0, 3).join("; ")})`, () => valid.ok > before && valid.ok >= 20);
+    await waitFor(
+      () =>
+        `the valid client to make progress after the hostile requests (${valid.ok} ok, ${before} before, 20 needed; errors: ${valid.errors.slice(0, 3).join("; ")})`,
+      () => valid.ok > before && valid.ok >= 20,
+    );
     assert.deepEqual(valid.errors, []);
     figures.figure("valid client calls during the attack", `${valid.ok} ok, ${valid.errors.length} errors`);
     figures.scenario("valid client served throughout", true);
@@ -396,7 +500,8 @@ const JWKS_MODES: JwksMode[] = ["500", "not-json", "hang", "reset", "huge", "no-
 /** A JWKS endpoint that fails in one way. */
 async function brokenJwks(mode: JwksMode): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    if (mode === "500") return void res.writeHead(500, { "content-type": "text/html" }).end("<h1>Internal Server Error</h1> at Object.<anonymous> (/srv/idp/index.js:1:1)");
+    if (mode === "500")
+      return void res.writeHead(500, { "content-type": "text/html" }).end("<h1>Internal Server Error</h1> at Object.<anonymous> (/srv/idp/index.js:1:1)");
     if (mode === "not-json") return void res.writeHead(200, { "content-type": "application/json" }).end("{not json");
     if (mode === "hang") return; // never answers
     if (mode === "reset") return void req.socket.destroy();
@@ -429,14 +534,28 @@ describe("JWKS fetch failures", () => {
       writeKeys(keysDir, { valid: KEYS.valid });
       const cfg = baseConfig({
         upstream: { transport: "streamable-http", url: `http://127.0.0.1:${upstream.port}/mcp` },
-        auth: { apiKeys: { dir: keysDir }, jwt: { issuer: "https://idp.example.com", audiences: ["mcp-test"], jwksUri: jwks.url, algorithms: ["RS256"], maxTokenAgeSeconds: 600, subjectClaim: "sub", groupsClaim: "groups" } },
+        auth: {
+          apiKeys: { dir: keysDir },
+          jwt: {
+            issuer: "https://idp.example.com",
+            audiences: ["mcp-test"],
+            jwksUri: jwks.url,
+            algorithms: ["RS256"],
+            maxTokenAgeSeconds: 600,
+            subjectClaim: "sub",
+            groupsClaim: "groups",
+          },
+        },
       });
       cfg.authorization.rules = [{ name: "valid", clients: { apiKeys: ["valid"], groups: ["readers"] }, tools: { allow: ["echo"], deny: [] } }];
       let g: GatewayProcess | undefined;
       const t0 = performance.now();
       try {
         g = await startGateway(cfg, { waitReady: false });
-        const token = signWithOther({ kid: "k1" }, { iss: "https://idp.example.com", aud: "mcp-test", sub: "m", groups: ["readers"], iat: now(), exp: now() + 300 });
+        const token = signWithOther(
+          { kid: "k1" },
+          { iss: "https://idp.example.com", aud: "mcp-test", sub: "m", groups: ["readers"], iat: now(), exp: now() + 300 },
+        );
         secrets.push(token);
         const start = performance.now();
         const r = await httpRequest(g.base, {

@@ -50,7 +50,13 @@ export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: 
   const alive = () => gw.exitCode === null && gw.signalCode === null;
   const admin = `http://127.0.0.1:${ports.adminPort}`;
   if (opts.waitReady !== false)
-    await waitUntil("the gateway's /readyz to answer 200", async () => (await fetch(`${admin}/readyz`)).status, (s) => s === 200, 60_000, 100);
+    await waitUntil(
+      "the gateway's /readyz to answer 200",
+      async () => (await fetch(`${admin}/readyz`)).status,
+      (s) => s === 200,
+      60_000,
+      100,
+    );
   return {
     base: `http://127.0.0.1:${ports.port}`,
     admin,

@@ -30,7 +30,11 @@ describe("zod schema and renderer", () => {
       try {
         if (h.field) {
           assert.equal(v.ok, false, `accepted, but ${h.field} should be refused`);
-          if (!v.ok) assert.ok(v.errors.some((e) => namesField(e, h.field!)), `no message names ${h.field}: ${v.errors.join(" | ")}`);
+          if (!v.ok)
+            assert.ok(
+              v.errors.some((e) => namesField(e, h.field!)),
+              `no message names ${h.field}: ${v.errors.join(" | ")}`,
+            );
           for (const e of v.ok ? [] : v.errors) assert.ok(e.length < 1000, `message too long (${e.length} chars): echoes the input?`);
         } else {
           assert.equal(v.ok, true, v.ok ? "" : v.errors.join(" | "));
@@ -212,7 +216,10 @@ describe("real API server and operator", () => {
           "a Pod for every legal-but-hostile server (last seen: the servers without one)",
           async () => {
             for (const name of [...missing]) {
-              const r = await k.req("GET", `/api/v1/namespaces/${NAMESPACE}/pods?limit=1&labelSelector=${encodeURIComponent(`mcp.bastion.dev/server=${name}`)}`);
+              const r = await k.req(
+                "GET",
+                `/api/v1/namespaces/${NAMESPACE}/pods?limit=1&labelSelector=${encodeURIComponent(`mcp.bastion.dev/server=${name}`)}`,
+              );
               if (((r.body as { items?: unknown[] }).items ?? []).length > 0) missing.delete(name);
             }
             return [...missing];
@@ -230,9 +237,18 @@ describe("real API server and operator", () => {
         });
         assert.equal(control.status, 403, `a privileged Pod was not refused: HTTP ${control.status}`);
         const ev = await k.req("GET", `/api/v1/namespaces/${NAMESPACE}/events?fieldSelector=reason%3DFailedCreate`);
-        const refused = ((ev.body as { items?: { involvedObject: { name: string }; message: string }[] }).items ?? []).filter((e) => /PodSecurity|forbidden/.test(e.message));
-        assert.deepEqual(refused.map((e) => `${e.involvedObject.name}: ${e.message.slice(0, 200)}`), [], "Pods refused by Pod Security admission");
-        figures.figure("Pods admitted under restricted", `${storedValid.size} legal-but-hostile servers, all admitted (${((performance.now() - start) / 1000).toFixed(1)} s)`);
+        const refused = ((ev.body as { items?: { involvedObject: { name: string }; message: string }[] }).items ?? []).filter((e) =>
+          /PodSecurity|forbidden/.test(e.message),
+        );
+        assert.deepEqual(
+          refused.map((e) => `${e.involvedObject.name}: ${e.message.slice(0, 200)}`),
+          [],
+          "Pods refused by Pod Security admission",
+        );
+        figures.figure(
+          "Pods admitted under restricted",
+          `${storedValid.size} legal-but-hostile servers, all admitted (${((performance.now() - start) / 1000).toFixed(1)} s)`,
+        );
         ok = true;
       } finally {
         figures.scenario("hostile-but-legal Pods admitted by PSA restricted", ok);

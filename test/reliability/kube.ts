@@ -52,7 +52,10 @@ export function kubeClient(kubeconfigPath: string): Kube {
             method,
             agent,
             timeout: 30_000,
-            headers: { accept: "application/json", ...(payload !== undefined ? { "content-type": contentType, "content-length": Buffer.byteLength(payload) } : {}) },
+            headers: {
+              accept: "application/json",
+              ...(payload !== undefined ? { "content-type": contentType, "content-length": Buffer.byteLength(payload) } : {}),
+            },
           },
           (res) => {
             const chunks: Buffer[] = [];
@@ -103,14 +106,19 @@ export async function installCrd(kube: Kube, crd: unknown): Promise<void> {
     "application/apply-patch+yaml",
   );
   if (r.status >= 300) throw new Error(`CRD apply failed: HTTP ${r.status} ${r.text.slice(0, 500)}`);
-  await waitUntil("the McpServer CRD to be served", async () => (await kube.req("GET", `${MCP_PATH}/mcpservers`)).status, (s) => s === 200, 60_000, 100);
+  await waitUntil(
+    "the McpServer CRD to be served",
+    async () => (await kube.req("GET", `${MCP_PATH}/mcpservers`)).status,
+    (s) => s === 200,
+    60_000,
+    100,
+  );
 }
 
 export async function ensureNamespace(kube: Kube, name: string, labels: Record<string, string> = {}): Promise<void> {
   const r = await kube.req("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } });
   if (r.status >= 300 && r.status !== 409) throw new Error(`namespace ${name}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
 }
-
 
 /** The message of a Kubernetes Status answer (or the raw text). */
 export function statusMessage(r: KubeResponse): string {

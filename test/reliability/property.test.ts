@@ -24,7 +24,24 @@ const RUNS = LONG ? 5_000 : 500;
 type Json = unknown;
 
 /** Keys an attacker would add next to real ones. */
-const SMUGGLED_KEYS = ["securityContext", "privileged", "hostNetwork", "hostPID", "hostPath", "serviceAccountName", "capabilities", "runAsUser", "volumes", "initContainers", "__proto__", "constructor", "valueFrom", "hostPort", "env", "command"];
+const SMUGGLED_KEYS = [
+  "securityContext",
+  "privileged",
+  "hostNetwork",
+  "hostPID",
+  "hostPath",
+  "serviceAccountName",
+  "capabilities",
+  "runAsUser",
+  "volumes",
+  "initContainers",
+  "__proto__",
+  "constructor",
+  "valueFrom",
+  "hostPort",
+  "env",
+  "command",
+];
 const HOSTILE_VALUES: Json[] = [
   true,
   0,
@@ -81,7 +98,18 @@ interface Legal {
 type Mutation = Corruption | Legal;
 
 const hostileString = fc.oneof(
-  fc.constantFrom("--privileged", "--cap-add=ALL", "-v=/:/host", "/proc/self/root", "LD_PRELOAD=/tmp/x.so", "unconfined", "runtime/default", "true", "\u202E", "\n  privileged: true"),
+  fc.constantFrom(
+    "--privileged",
+    "--cap-add=ALL",
+    "-v=/:/host",
+    "/proc/self/root",
+    "LD_PRELOAD=/tmp/x.so",
+    "unconfined",
+    "runtime/default",
+    "true",
+    "\u202E",
+    "\n  privileged: true",
+  ),
   fc.string({ maxLength: 40 }),
 );
 const annotationKey = fc.constantFrom(
@@ -102,7 +130,11 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   }),
   fc.record({ kind: fc.constant("env" as const), name: fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,12}$/), value: hostileString }),
   fc.record({ kind: fc.constant("arg" as const), name: fc.constant(""), value: hostileString }),
-  fc.record({ kind: fc.constant("label" as const), name: fc.constantFrom("app.kubernetes.io/managed-by", "mcp.bastion.dev/server", "mcp.bastion.dev/client", "app"), value: fc.stringMatching(/^[a-z0-9]{0,10}$/) }),
+  fc.record({
+    kind: fc.constant("label" as const),
+    name: fc.constantFrom("app.kubernetes.io/managed-by", "mcp.bastion.dev/server", "mcp.bastion.dev/client", "app"),
+    value: fc.stringMatching(/^[a-z0-9]{0,10}$/),
+  }),
   fc.record({ kind: fc.constant("annotation" as const), name: annotationKey, value: hostileString }),
 );
 
@@ -133,7 +165,6 @@ function mutate(input: Json, ms: Mutation[]): Json {
   }
   return root;
 }
-
 
 test(`${RUNS} corrupted McpServers: refused naming a field, or rendered to restricted pods`, () => {
   let accepted = 0;

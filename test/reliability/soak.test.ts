@@ -38,7 +38,11 @@ before(async () => {
   kube = kubeClient(cp.kubeconfigPath);
   await installCrd(kube, parse(readFileSync(CRD_FILE, "utf8")));
   await ensureNamespace(kube, NS);
-  op = await spawnOperator(cp.kubeconfigPath, ["--leader-election-namespace=default", "--lease-duration=60", `--log-level=${process.env.SOAK_OPERATOR_LOG_LEVEL ?? "info"}`]);
+  op = await spawnOperator(cp.kubeconfigPath, [
+    "--leader-election-namespace=default",
+    "--lease-duration=60",
+    `--log-level=${process.env.SOAK_OPERATOR_LOG_LEVEL ?? "info"}`,
+  ]);
   upstream = await startEverything("streamableHttp");
   const keysDir = tempDir("rel-soak-keys");
   writeKeys(keysDir, KEYS);
@@ -89,7 +93,12 @@ async function attacker(until: () => boolean, stats: { sent: number; problems: s
   const h = { "content-type": "application/json", accept: "application/json, text/event-stream" };
   const init = await httpRequest(gw.base, {
     headers: { ...h, authorization: `Bearer ${KEYS.attacker}` },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "a", version: "1" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "a", version: "1" } },
+    }),
   });
   const sid = String(init.headers["mcp-session-id"]);
   const auth = { ...h, authorization: `Bearer ${KEYS.attacker}`, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18" };
@@ -102,14 +111,19 @@ async function attacker(until: () => boolean, stats: { sent: number; problems: s
     () => httpRequest(gw.base, { headers: auth, body: call("get-env", {}) }),
     () => httpRequest(gw.base, { headers: auth, body: call("echo", { message: 42 }) }),
     () => httpRequest(gw.base, { headers: auth, body: call("ECHO\u200B", { message: "x" }) }),
-    () => httpRequest(gw.base, { headers: auth, body: `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x","d":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}}}` }),
+    () =>
+      httpRequest(gw.base, {
+        headers: auth,
+        body: `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x","d":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}}}`,
+      }),
     () => httpRequest(gw.base, { headers: auth, body: `{"x":"${"a".repeat(300 * 1024)}"}` }),
     () => httpRequest(gw.base, { headers: { ...auth, "mcp-session-id": "not-a-session" }, body: call("echo", { message: "x" }) }),
   ];
   for (let i = 0; !until(); i++) {
     const r = await attacks[i % attacks.length]!();
     stats.sent++;
-    if (!(r.status >= 400 || r.rpcError !== undefined)) stats.problems.push(`attack ${i % attacks.length} not refused: HTTP ${r.status} ${r.body.slice(0, 100)}`);
+    if (!(r.status >= 400 || r.rpcError !== undefined))
+      stats.problems.push(`attack ${i % attacks.length} not refused: HTTP ${r.status} ${r.body.slice(0, 100)}`);
     if (STACK_TRACE.test(r.body)) stats.problems.push(`attack ${i % attacks.length}: stack trace`);
     if (Object.values(KEYS).some((k) => r.body.includes(k))) stats.problems.push(`attack ${i % attacks.length}: a key came back`);
     await sleep(5);
@@ -128,7 +142,12 @@ async function churn(until: () => boolean, stats: { creates: number; updates: nu
     } else stats.failures.push(`create ${name}: HTTP ${c.status}`);
     if (live.length > 3) {
       const target = live[Math.floor(live.length / 2)]!;
-      const u = await kube.req("PATCH", `${MCP_PATH}/namespaces/${NS}/mcpservers/${target}`, { spec: { replicas: 1 + (i % 2), env: [{ name: "ROUND", value: String(i) }] } }, "application/merge-patch+json");
+      const u = await kube.req(
+        "PATCH",
+        `${MCP_PATH}/namespaces/${NS}/mcpservers/${target}`,
+        { spec: { replicas: 1 + (i % 2), env: [{ name: "ROUND", value: String(i) }] } },
+        "application/merge-patch+json",
+      );
       if (u.status === 200) stats.updates++;
       else stats.failures.push(`update ${target}: HTTP ${u.status}`);
     }
@@ -200,8 +219,14 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
   figures.figure("duration", `${SECONDS} s`);
   figures.figure("valid calls", `${valid.ok} (${rate}/s), ${valid.errors.length} errors`);
   figures.figure("hostile requests", `${hostile.sent}, ${hostile.problems.length} not refused cleanly`);
-  figures.figure("gateway RSS", `start ${rssStart.gw.toFixed(0)} MB, end ${rssEnd.gw.toFixed(0)} MB (trend: median ${g.start.toFixed(0)} -> ${g.end.toFixed(0)} MB)`);
-  figures.figure("operator RSS", `start ${rssStart.op.toFixed(0)} MB, end ${rssEnd.op.toFixed(0)} MB (trend: median ${o.start.toFixed(0)} -> ${o.end.toFixed(0)} MB)`);
+  figures.figure(
+    "gateway RSS",
+    `start ${rssStart.gw.toFixed(0)} MB, end ${rssEnd.gw.toFixed(0)} MB (trend: median ${g.start.toFixed(0)} -> ${g.end.toFixed(0)} MB)`,
+  );
+  figures.figure(
+    "operator RSS",
+    `start ${rssStart.op.toFixed(0)} MB, end ${rssEnd.op.toFixed(0)} MB (trend: median ${o.start.toFixed(0)} -> ${o.end.toFixed(0)} MB)`,
+  );
   let converge: number;
   try {
     // Deleted servers' children go through kube-controller-manager's garbage collector, whose API
@@ -213,10 +238,15 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
     const left = [...new Set([...(e as Error).message.matchAll(/\/(s-\d+)/g)].map((m) => m[1]!))].slice(0, 3);
     const lines = op.logs.filter((l) => left.some((n) => JSON.stringify(l).includes(`${NS}/${n}"`))).slice(-20);
     figures.scenario("soak: the fleet converges after the churn", false);
-    throw new Error(`${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${controllerManagerState()}`);
+    throw new Error(
+      `${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${controllerManagerState()}`,
+    );
   }
   figures.scenario("soak: the fleet converges after the churn", true);
-  figures.figure("McpServers", `${cps.creates} created, ${cps.updates} updated, ${cps.deletes} deleted; converged ${(converge / 1000).toFixed(2)} s after the churn stopped`);
+  figures.figure(
+    "McpServers",
+    `${cps.creates} created, ${cps.updates} updated, ${cps.deletes} deleted; converged ${(converge / 1000).toFixed(2)} s after the churn stopped`,
+  );
 
   const checks: [string, boolean][] = [
     // Served throughout: at least one good answer per second across the clients (a stalled gateway gives
@@ -233,5 +263,8 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
   assert.deepEqual(valid.errors.slice(0, 5), []);
   assert.deepEqual(hostile.problems.slice(0, 5), []);
   assert.deepEqual(cps.failures.slice(0, 5), []);
-  assert.deepEqual(checks.filter(([, ok]) => !ok).map(([n]) => n), []);
+  assert.deepEqual(
+    checks.filter(([, ok]) => !ok).map(([n]) => n),
+    [],
+  );
 });

@@ -8,7 +8,11 @@ import type { McpServerInput } from "../../operator/src/api/v1alpha1.ts";
 const label = fc.stringMatching(/^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/);
 const hex64 = fc.stringMatching(/^[a-f0-9]{64}$/);
 const toolName = fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/);
-const glob = fc.oneof(toolName, fc.constant("*"), toolName.map((t) => `${t}*`));
+const glob = fc.oneof(
+  toolName,
+  fc.constant("*"),
+  toolName.map((t) => `${t}*`),
+);
 const host = fc.tuple(label, fc.constantFrom("com", "io", "dev")).map(([a, b]) => `${a}.${b}`);
 const cidr = fc.tuple(fc.nat(255), fc.nat(255), fc.constantFrom(8, 16, 24, 32)).map(([a, b, m]) => `10.${a}.${b}.0/${m}`);
 const port = fc.integer({ min: 1, max: 65535 });
@@ -30,7 +34,13 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
     env: uniq(fc.record({ name: fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,10}$/), value: fc.string({ maxLength: 20 }) }), (e) => e.name, 3),
     replicas: fc.integer({ min: 1, max: 5 }),
     resources: fc.option(
-      fc.record({ requests: fc.option(fc.record({ cpu: quantity }, { requiredKeys: [] }), { nil: undefined }), limits: fc.option(fc.record({ memory: quantity, "ephemeral-storage": quantity }, { requiredKeys: [] }), { nil: undefined }) }, { requiredKeys: [] }),
+      fc.record(
+        {
+          requests: fc.option(fc.record({ cpu: quantity }, { requiredKeys: [] }), { nil: undefined }),
+          limits: fc.option(fc.record({ memory: quantity, "ephemeral-storage": quantity }, { requiredKeys: [] }), { nil: undefined }),
+        },
+        { requiredKeys: [] },
+      ),
       { nil: undefined },
     ),
     apiKeys: fc.boolean(),
@@ -71,15 +81,17 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
       (s) => s.name,
       3,
     ),
-    volumes: uniq(
-      fc.record({ name: label, cm: fc.boolean(), ref: label, readOnly: fc.boolean(), dir: label }),
-      (v) => v.name,
-      2,
-    ),
+    volumes: uniq(fc.record({ name: label, cm: fc.boolean(), ref: label, readOnly: fc.boolean(), dir: label }), (v) => v.name, 2),
     ingress: fc.array(fc.record({ ns: fc.option(label, { nil: undefined }), pod: label }), { maxLength: 2 }),
-    cidrEgress: fc.array(fc.record({ cidrs: fc.array(cidr, { minLength: 1, maxLength: 2 }), ports: fc.array(port, { minLength: 1, maxLength: 2 }) }), { maxLength: 2 }),
+    cidrEgress: fc.array(fc.record({ cidrs: fc.array(cidr, { minLength: 1, maxLength: 2 }), ports: fc.array(port, { minLength: 1, maxLength: 2 }) }), {
+      maxLength: 2,
+    }),
     hostEgress: fc.array(
-      fc.record({ hosts: fc.uniqueArray(host, { minLength: 1, maxLength: 2 }), ports: fc.array(fc.constantFrom(443, 8443, 5432), { minLength: 1, maxLength: 2 }), wildcard: fc.boolean() }),
+      fc.record({
+        hosts: fc.uniqueArray(host, { minLength: 1, maxLength: 2 }),
+        ports: fc.array(fc.constantFrom(443, 8443, 5432), { minLength: 1, maxLength: 2 }),
+        wildcard: fc.boolean(),
+      }),
       { maxLength: 2 },
     ),
     allowDNS: fc.boolean(),
@@ -116,7 +128,11 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
         ...(g.redis ? { redis: { url: "redis://redis.shared.svc:6379/0" } } : {}),
       },
       tools: { pinned: g.pinned, onDrift: g.onDrift, scanDescriptions: g.scan },
-      secrets: g.secrets.map((s) => ({ ...s, remoteRef: { key: s.remoteRef.key, ...(s.remoteRef.property ? { property: s.remoteRef.property } : {}) }, ...(s.fileName ? { fileName: s.fileName } : { fileName: undefined }) })),
+      secrets: g.secrets.map((s) => ({
+        ...s,
+        remoteRef: { key: s.remoteRef.key, ...(s.remoteRef.property ? { property: s.remoteRef.property } : {}) },
+        ...(s.fileName ? { fileName: s.fileName } : { fileName: undefined }),
+      })),
       volumes: g.volumes.map((v) => ({
         name: v.name,
         mountPath: `/mnt/${v.dir}/${v.name}`,
@@ -124,13 +140,18 @@ export const mcpServerArbitrary: fc.Arbitrary<McpServerInput> = fc
         ...(v.cm ? { configMap: { name: v.ref } } : { persistentVolumeClaim: { claimName: v.ref } }),
       })),
       network: {
-        ingress: g.ingress.map((p) => ({ ...(p.ns ? { namespaceSelector: { matchLabels: { team: p.ns } } } : {}), podSelector: { matchLabels: { app: p.pod } } })),
+        ingress: g.ingress.map((p) => ({
+          ...(p.ns ? { namespaceSelector: { matchLabels: { team: p.ns } } } : {}),
+          podSelector: { matchLabels: { app: p.pod } },
+        })),
         egress: [
           ...g.cidrEgress.map((e) => ({ cidrs: e.cidrs, ports: e.ports.map((p) => ({ port: p })) })),
           // Wildcard hosts only on 443 (the schema refuses them elsewhere: only SNI can match them).
           ...(istio
             ? g.hostEgress.map((e) =>
-                e.wildcard ? { hosts: [`*.${e.hosts[0]}`, ...e.hosts.slice(1)], ports: [{ port: 443 }] } : { hosts: e.hosts, ports: e.ports.map((p) => ({ port: p })) },
+                e.wildcard
+                  ? { hosts: [`*.${e.hosts[0]}`, ...e.hosts.slice(1)], ports: [{ port: 443 }] }
+                  : { hosts: e.hosts, ports: e.ports.map((p) => ({ port: p })) },
               )
             : []),
         ],

@@ -11,7 +11,6 @@ import type { KubeObject } from "../../contract/kube-object.ts";
 import { list, type Obj, obj } from "../support/objects.ts";
 import { exampleMcpServer } from "../support/examples.ts";
 
-
 /** examples/orders-db.yaml uses TLS, JWT with scopes, rules with schedules and constraints: every item holds. */
 function ordersDb(): McpServer {
   return exampleMcpServer("orders-db.yaml");
@@ -67,7 +66,11 @@ const TAMPER: Record<ChecklistId, (objects: KubeObject[]) => void> = {
     gw.ports = list(gw.ports).filter((p) => p.name !== "admin");
   },
   "credential-rotation": (o) => {
-    const secretVolumes = new Set(list(pod(o).volumes).filter((v) => v.secret !== undefined).map((v) => v.name));
+    const secretVolumes = new Set(
+      list(pod(o).volumes)
+        .filter((v) => v.secret !== undefined)
+        .map((v) => v.name),
+    );
     const mount = list(container(o, "gateway").volumeMounts).find((m) => secretVolumes.has(m.name));
     assert.ok(mount, "no secret mounted in the gateway");
     mount.subPath = "tls.crt";

@@ -71,7 +71,11 @@ test("transport encryption: STRICT mesh or gateway TLS satisfy it, PERMISSIVE is
   assert.ok(render(permissive).optOuts.some((o) => o.includes("PERMISSIVE")));
   const tls = server({ tls: { secretRef: { name: "cert" } } });
   assert.equal(item(tls, "transport-encryption").satisfied, true);
-  assert.deepEqual(gatewayConfig(tls).listen.tls, { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`, minVersion: "1.3" });
+  assert.deepEqual(gatewayConfig(tls).listen.tls, {
+    certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`,
+    keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`,
+    minVersion: "1.3",
+  });
   assert.match(render(tls).url, /^https:\/\/s\.ns\.svc\.cluster\.local:8443\/mcp$/);
 });
 
@@ -171,16 +175,32 @@ test("gateway config: upstream, JWT from a Secret, resources defaults and user q
 test("the server container gets HOME=/tmp (writable) unless the spec sets HOME", () => {
   const envOf = (s: McpServer) => list(list(podOf(render(s)).spec.containers).find((c) => c.name === "server")!.env);
   assert.deepEqual(envOf(server({})), [{ name: "HOME", value: "/tmp" }]);
-  assert.deepEqual(envOf(server({ env: [{ name: "HOME", value: "/data/home" }, { name: "A", value: "1" }] })), [
-    { name: "HOME", value: "/data/home" },
-    { name: "A", value: "1" },
-  ]);
+  assert.deepEqual(
+    envOf(
+      server({
+        env: [
+          { name: "HOME", value: "/data/home" },
+          { name: "A", value: "1" },
+        ],
+      }),
+    ),
+    [
+      { name: "HOME", value: "/data/home" },
+      { name: "A", value: "1" },
+    ],
+  );
 });
 
 test("network policy: default peers, metrics namespaces, DNS, CIDR and mesh egress", () => {
   const plain = obj(one(render(server({})), "NetworkPolicy").spec);
-  assert.deepEqual(list(plain.ingress)[0], { from: [{ podSelector: { matchLabels: { "mcp.bastion.dev/client": "true" } } }], ports: [{ port: 8443, protocol: "TCP" }] });
-  assert.deepEqual(list(plain.ingress)[1], { from: [{ namespaceSelector: { matchLabels: { "mcp.bastion.dev/metrics": "true" } } }], ports: [{ port: 9090, protocol: "TCP" }] });
+  assert.deepEqual(list(plain.ingress)[0], {
+    from: [{ podSelector: { matchLabels: { "mcp.bastion.dev/client": "true" } } }],
+    ports: [{ port: 8443, protocol: "TCP" }],
+  });
+  assert.deepEqual(list(plain.ingress)[1], {
+    from: [{ namespaceSelector: { matchLabels: { "mcp.bastion.dev/metrics": "true" } } }],
+    ports: [{ port: 9090, protocol: "TCP" }],
+  });
   assert.deepEqual(list(plain.egress), [
     {
       to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
@@ -192,10 +212,21 @@ test("network policy: default peers, metrics namespaces, DNS, CIDR and mesh egre
   ]);
   const noDns = obj(one(render(server({ network: { allowDNS: false } })), "NetworkPolicy").spec);
   assert.deepEqual(noDns.egress, []);
-  const mesh = server({ mesh: { istio: { enabled: true } }, network: { egress: [{ cidrs: ["10.1.0.0/16"], ports: [{ port: 5432 }] }, { hosts: ["api.github.com"], ports: [{ port: 443 }] }] } });
+  const mesh = server({
+    mesh: { istio: { enabled: true } },
+    network: {
+      egress: [
+        { cidrs: ["10.1.0.0/16"], ports: [{ port: 5432 }] },
+        { hosts: ["api.github.com"], ports: [{ port: 443 }] },
+      ],
+    },
+  });
   const r = render(mesh);
   const egress = list(obj(one(r, "NetworkPolicy").spec).egress);
-  assert.ok(egress.some((e) => list(e.ports).some((p) => p.port === 15012)), "istiod xDS allowed");
+  assert.ok(
+    egress.some((e) => list(e.ports).some((p) => p.port === 15012)),
+    "istiod xDS allowed",
+  );
   assert.ok(egress.some((e) => list(e.to).some((t) => obj(t.ipBlock).cidr === "10.1.0.0/16")));
   const se = obj(r.objects.find((o) => o.kind === "ServiceEntry" && o.metadata.name === "s-egress")?.spec);
   assert.deepEqual(se.hosts, ["api.github.com"]);
@@ -209,7 +240,10 @@ test("AuthorizationPolicy: mTLS-only servers admit only their SPIFFE IDs", () =>
   const only = server({ mesh: { istio: { enabled: true } }, auth: { mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } });
   const rules = list(obj(one(render(only), "AuthorizationPolicy").spec).rules);
   assert.deepEqual(rules[0], { to: [{ operation: { ports: ["8443"] } }], from: [{ source: { principals: ["cluster.local/ns/a/sa/b"] } }] });
-  const mixed = server({ mesh: { istio: { enabled: true } }, auth: { apiKeys: { secretRef: { name: "k" } }, mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } } });
+  const mixed = server({
+    mesh: { istio: { enabled: true } },
+    auth: { apiKeys: { secretRef: { name: "k" } }, mtls: { spiffeIds: ["spiffe://cluster.local/ns/a/sa/b"] } },
+  });
   assert.equal(list(obj(one(render(mixed), "AuthorizationPolicy").spec).rules)[0]!.from, undefined);
 });
 
@@ -219,7 +253,10 @@ test("issue 14: the image policy shows in the image item: RequireDigest refuses 
   assert.match(enforced.detail, /pinned by sha256 digest; imagePolicy RequireDigest: a tag-only image is refused/);
   const tagged = item(server({ image: "registry.example/mcp:1.0", imagePolicy: "AllowTags" }), "image-pinned-by-digest");
   assert.equal(tagged.satisfied, false);
-  assert.equal(tagged.detail, "tag-only image registry.example/mcp:1.0 (imagePolicy AllowTags: a tag-only image would be deployed; set RequireDigest to refuse it)");
+  assert.equal(
+    tagged.detail,
+    "tag-only image registry.example/mcp:1.0 (imagePolicy AllowTags: a tag-only image would be deployed; set RequireDigest to refuse it)",
+  );
   // `mcp-bastion render` without a policy: the operator's default decides (it fills spec.imagePolicy in).
   assert.match(item(server({}), "image-pinned-by-digest").detail, /imagePolicy: the operator's default/);
 });
@@ -240,7 +277,10 @@ test("issue 14: API keys from a secret manager: an ExternalSecret the gateway mo
   assert.equal(obj(vol?.secret).secretName, "orders-api-keys");
   const rotation = item(s, "credential-rotation");
   assert.equal(rotation.satisfied, true);
-  assert.match(rotation.detail, /API keys from the secret manager \(ExternalSecret orders-api-keys, SecretStore vault\): rotated on its refresh schedule, every 30m/);
+  assert.match(
+    rotation.detail,
+    /API keys from the secret manager \(ExternalSecret orders-api-keys, SecretStore vault\): rotated on its refresh schedule, every 30m/,
+  );
   assert.equal(item(s, "secrets-from-secret-manager").satisfied, true);
   // Keys in a Secret of the user's: rotation is by hand, and the gateway counts the keys without an expiry.
   assert.match(item(server({}), "credential-rotation").detail, /API keys \(keys without an expiry: gateway metric mcp_gateway_api_keys_without_expiry\)/);
@@ -252,7 +292,10 @@ test("spec.audit.otlp: rendered into the gateway config, said in the audit item,
   assert.deepEqual(gatewayConfig(s).audit.otlp, { endpoint: "http://otel-collector.observability:4318", bufferLines: 10_000 });
   assert.match(item(s, "audit-logging").detail, /also sent to http:\/\/otel-collector\.observability:4318 over OTLP \(up to 10000 lines buffered/);
   assert.ok(render(s).warnings.some((w) => w.startsWith("spec.audit.otlp is set but spec.network.egress allows no destination")));
-  const reachable = server({ audit: { otlp: { endpoint: "http://10.0.0.9:4318", bufferLines: 500 } }, network: { egress: [{ cidrs: ["10.0.0.9/32"], ports: [{ port: 4318 }] }] } });
+  const reachable = server({
+    audit: { otlp: { endpoint: "http://10.0.0.9:4318", bufferLines: 500 } },
+    network: { egress: [{ cidrs: ["10.0.0.9/32"], ports: [{ port: 4318 }] }] },
+  });
   assert.equal(gatewayConfig(reachable).audit.otlp?.bufferLines, 500);
   assert.ok(!render(reachable).warnings.some((w) => w.startsWith("spec.audit.otlp")));
   assert.equal(gatewayConfig(server({})).audit.otlp, undefined, "no OTLP export unless asked for");

@@ -41,7 +41,10 @@ test("render: several McpServer documents in one file become one multi-document 
   assert.equal(r.code, 0, r.stderr);
   const docs = parseAllDocuments(r.stdout) as unknown as { toJS(): { kind: string; metadata: { name: string } } }[];
   const objects = docs.map((d) => d.toJS());
-  const deployments = objects.filter((o) => o.kind === "Deployment").map((o) => o.metadata.name).sort();
+  const deployments = objects
+    .filter((o) => o.kind === "Deployment")
+    .map((o) => o.metadata.name)
+    .sort();
   assert.deepEqual(deployments, ["everything", "filesystem", "github", "orders-db", "pinned-tools", "postgres"]);
   assert.ok(objects.some((o) => o.kind === "ExternalSecret"));
   assert.match(r.stdout, /registry\.example\/gw@sha256:b{64}/);
@@ -85,7 +88,11 @@ test("render: every problem of every document is named by file, document, kind/n
     `${file}: document 3 (McpServer/typo): spec.auth.jwt.issuer must use https`,
     `${file}: document 4: YAML syntax error at line`,
   ];
-  for (const e of expected) assert.ok(lines.some((l) => l.startsWith(e)), `missing "${e}" in:\n${r.stderr}`);
+  for (const e of expected)
+    assert.ok(
+      lines.some((l) => l.startsWith(e)),
+      `missing "${e}" in:\n${r.stderr}`,
+    );
   assert.ok(!lines.some((l) => l.includes("document 1 ")), "the valid document has no error");
 });
 
@@ -163,8 +170,9 @@ test("fingerprint --url lists the tools of a live streamable HTTP server (server
   }
 });
 
-test("render reads and writes YAML the way kubectl does (1.1): `on` is a boolean, the string \"on\" stays quoted", async () => {
-  const base = "apiVersion: mcp.bastion.dev/v1alpha1\nkind: McpServer\nmetadata: {name: \"y\"}\nspec:\n  image: x:1\n  transport: {type: streamable-http, port: 3000}\n  auth: {apiKeys: {secretRef: {name: k}}}\n  env:\n";
+test('render reads and writes YAML the way kubectl does (1.1): `on` is a boolean, the string "on" stays quoted', async () => {
+  const base =
+    'apiVersion: mcp.bastion.dev/v1alpha1\nkind: McpServer\nmetadata: {name: "y"}\nspec:\n  image: x:1\n  transport: {type: streamable-http, port: 3000}\n  auth: {apiKeys: {secretRef: {name: k}}}\n  env:\n';
   const unquoted = await cli(["render", "-f", "-"], `${base}    - {name: FLAG, value: on}\n`);
   assert.equal(unquoted.code, 1);
   assert.match(unquoted.stderr, /document 1 \(McpServer\/y\): spec\.env\[0\]\.value: /);

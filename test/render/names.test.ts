@@ -20,7 +20,13 @@ function server(name: string, secrets: string[], egress: { cidr: boolean; wildca
     {
       secrets: secrets.map((s) => ({ name: s, storeRef: { name: "vault" }, remoteRef: { key: `k/${s}` } })),
       mesh: { istio: { enabled: true } },
-      network: { egress: egress.map((e, i) => (e.cidr ? { cidrs: [`10.${i}.0.0/24`], ports: [{ port: 5432 }] } : { hosts: [e.wildcard ? "*.example.com" : `h${i}.example.com`], ports: [{ port: 443 }] })) },
+      network: {
+        egress: egress.map((e, i) =>
+          e.cidr
+            ? { cidrs: [`10.${i}.0.0/24`], ports: [{ port: 5432 }] }
+            : { hosts: [e.wildcard ? "*.example.com" : `h${i}.example.com`], ports: [{ port: 443 }] },
+        ),
+      },
     },
     { name, namespace: "team", uid: `uid-${name}` },
   );
@@ -79,7 +85,16 @@ test("property: across the servers of one namespace, no two children of one kind
 
 test("longest names stay valid: a 63-character server with a 63-character secret", () => {
   const long = `s${"x".repeat(61)}s`;
-  const r = render(server(long, [`t${"y".repeat(61)}t`], [{ cidr: true, wildcard: false }, { cidr: false, wildcard: true }]));
+  const r = render(
+    server(
+      long,
+      [`t${"y".repeat(61)}t`],
+      [
+        { cidr: true, wildcard: false },
+        { cidr: false, wildcard: true },
+      ],
+    ),
+  );
   for (const o of r.objects) {
     assert.ok(o.metadata.name.length <= (LABEL_KINDS.has(o.kind) ? 63 : 253), `${o.kind}/${o.metadata.name}`);
     assert.match(o.metadata.name, DNS_SUBDOMAIN);

@@ -8,7 +8,6 @@ import type { KubeObject, RenderResult } from "../../operator/src/render/index.t
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
 import { list, type Obj, obj } from "../support/objects.ts";
 
-
 export function byKind(result: RenderResult, kind: string): KubeObject[] {
   return result.objects.filter((o) => o.kind === kind);
 }
@@ -26,7 +25,13 @@ export function allContainers(pod: Obj): Obj[] {
 }
 
 /** Strings that look like a credential value (not a reference to one). */
-const CREDENTIAL = [/:\/\/[^/\s:@]*:[^/\s@]+@/, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, /\bgh[pousr]_[A-Za-z0-9]{20,}/, /\bAKIA[0-9A-Z]{16}\b/, /\bsk-[A-Za-z0-9]{20,}/];
+const CREDENTIAL = [
+  /:\/\/[^/\s:@]*:[^/\s@]+@/,
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+  /\bgh[pousr]_[A-Za-z0-9]{20,}/,
+  /\bAKIA[0-9A-Z]{16}\b/,
+  /\bsk-[A-Za-z0-9]{20,}/,
+];
 
 function strings(v: unknown, out: string[] = []): string[] {
   if (typeof v === "string") out.push(v);
@@ -113,12 +118,33 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   );
   const gwConfigMap = byKind(result, "ConfigMap").find((o) => o.metadata.name === `${server.metadata.name}-gateway`) as Obj;
   const gwConfig = JSON.parse(String(obj(gwConfigMap.data)["gateway.json"]));
-  assert.deepEqual(gwConfig.replicaSessions, relays ? { peersHost: `${server.metadata.name}-peers.${server.metadata.namespace}.svc.cluster.local` } : undefined);
+  assert.deepEqual(
+    gwConfig.replicaSessions,
+    relays ? { peersHost: `${server.metadata.name}-peers.${server.metadata.namespace}.svc.cluster.local` } : undefined,
+  );
   const np0 = obj(one(result, "NetworkPolicy").spec);
-  const ownPods = (peers: Obj[]) => peers.some((p) => p.namespaceSelector === undefined && JSON.stringify(obj(p.podSelector).matchLabels) === JSON.stringify({ "app.kubernetes.io/instance": server.metadata.name, "mcp.bastion.dev/server": server.metadata.name }));
-  assert.equal(list(np0.ingress).some((r) => ownPods(list(r.from))), relays, "ingress from the other replicas");
-  assert.equal(list(np0.egress).some((r) => ownPods(list(r.to)) && list(r.ports).every((p) => p.port === GATEWAY_PORTS.mcp)), relays, "egress to the other replicas' gateways");
-  for (const c of allContainers(pod.spec)) assert.equal(list(c.ports).some((p) => p.hostPort !== undefined), false);
+  const ownPods = (peers: Obj[]) =>
+    peers.some(
+      (p) =>
+        p.namespaceSelector === undefined &&
+        JSON.stringify(obj(p.podSelector).matchLabels) ===
+          JSON.stringify({ "app.kubernetes.io/instance": server.metadata.name, "mcp.bastion.dev/server": server.metadata.name }),
+    );
+  assert.equal(
+    list(np0.ingress).some((r) => ownPods(list(r.from))),
+    relays,
+    "ingress from the other replicas",
+  );
+  assert.equal(
+    list(np0.egress).some((r) => ownPods(list(r.to)) && list(r.ports).every((p) => p.port === GATEWAY_PORTS.mcp)),
+    relays,
+    "egress to the other replicas' gateways",
+  );
+  for (const c of allContainers(pod.spec))
+    assert.equal(
+      list(c.ports).some((p) => p.hostPort !== undefined),
+      false,
+    );
 
   // Every container has requests and limits for cpu, memory, ephemeral-storage; /tmp is a bounded emptyDir.
   for (const c of allContainers(pod.spec)) {
@@ -163,7 +189,11 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   assert.equal(byKind(result, "ExternalSecret").length, server.spec.secrets.length + (server.spec.auth.apiKeys?.externalSecret ? 1 : 0));
   const gatewaySecrets = new Set(secretNamesMountedIn("gateway"));
   for (const s of secretNamesMountedIn("server")) assert.ok(!gatewaySecrets.has(s), `secret ${s} mounted in both containers`);
-  for (const a of [server.spec.auth.apiKeys?.secretRef?.name ?? (server.spec.auth.apiKeys ? `${name}-api-keys` : undefined), server.spec.auth.jwt?.jwksSecretRef?.name, tlsSecretName(server)]) {
+  for (const a of [
+    server.spec.auth.apiKeys?.secretRef?.name ?? (server.spec.auth.apiKeys ? `${name}-api-keys` : undefined),
+    server.spec.auth.jwt?.jwksSecretRef?.name,
+    tlsSecretName(server),
+  ]) {
     if (a) assert.ok(!secretNamesMountedIn("server").includes(a), `gateway credential ${a} must not reach the server container`);
   }
 
@@ -207,6 +237,7 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   assert.equal(byKind(result, "PodDisruptionBudget").length, server.spec.replicas > 1 ? 1 : 0);
   const spread = list(obj(obj(pod.spec.affinity).podAntiAffinity).preferredDuringSchedulingIgnoredDuringExecution);
   assert.equal(spread.length, server.spec.replicas > 1 ? 1 : 0, "replicas prefer different nodes");
-  if (spread[0]) assert.deepEqual(obj(obj(spread[0].podAffinityTerm).labelSelector).matchLabels, { "app.kubernetes.io/instance": name, "mcp.bastion.dev/server": name });
+  if (spread[0])
+    assert.deepEqual(obj(obj(spread[0].podAffinityTerm).labelSelector).matchLabels, { "app.kubernetes.io/instance": name, "mcp.bastion.dev/server": name });
   assert.equal(podLabels["sidecar.istio.io/inject"], istio ? "true" : undefined);
 }

@@ -62,7 +62,10 @@ test("allowing only 2026-07-28, or only the 2025 revisions, is a choice the chec
   const only2025 = checklistItem(server({ versions: ["2025-06-18", "2025-11-25"] }));
   assert.equal(only2025?.satisfied, true);
   assert.match(only2025?.detail ?? "", /2025-11-25, 2025-06-18 \(sessions opened with initialize\) and no 2026 revision/);
-  assert.equal(render(server({ versions: ["2026-07-28"] })).warnings.some((w) => /protocol/i.test(w)), false);
+  assert.equal(
+    render(server({ versions: ["2026-07-28"] })).warnings.some((w) => /protocol/i.test(w)),
+    false,
+  );
 });
 
 test("the operator's validation refuses unknown, duplicate and empty allowlists, naming the field", () => {

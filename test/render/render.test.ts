@@ -77,7 +77,13 @@ test("a stdio server runs under the bridge installed by an init container from t
     apiVersion: "mcp.bastion.dev/v1alpha1",
     kind: "McpServer",
     metadata: { name: "time", namespace: "t" },
-    spec: { image: "mcp/time:1", command: ["mcp-server-time"], args: ["--local-timezone", "UTC"], transport: { type: "stdio" }, auth: { apiKeys: { secretRef: { name: "k" } } } },
+    spec: {
+      image: "mcp/time:1",
+      command: ["mcp-server-time"],
+      args: ["--local-timezone", "UTC"],
+      transport: { type: "stdio" },
+      auth: { apiKeys: { secretRef: { name: "k" } } },
+    },
   });
   assert.ok(r.ok);
   const pod = podOf(renderMcpServer(r.value, OPTIONS)).spec;
@@ -87,7 +93,15 @@ test("a stdio server runs under the bridge installed by an init container from t
     [[OPTIONS.gatewayImage, ["stdio-bridge", "--install", "/opt/mcp-bastion"]]],
   );
   const server = list(pod.containers).find((c) => c.name === "server")!;
-  assert.deepEqual(server.command, ["/opt/mcp-bastion/mcp-bastion-bridge", "--port", String(GATEWAY_PORTS.stdioBridge), "--", "mcp-server-time", "--local-timezone", "UTC"]);
+  assert.deepEqual(server.command, [
+    "/opt/mcp-bastion/mcp-bastion-bridge",
+    "--port",
+    String(GATEWAY_PORTS.stdioBridge),
+    "--",
+    "mcp-server-time",
+    "--local-timezone",
+    "UTC",
+  ]);
   assert.equal(server.args, undefined);
   const gateway = list(pod.containers).find((c) => c.name === "gateway")!;
   assert.deepEqual(gateway.args, ["gateway", "--config", "/etc/mcp-bastion/gateway.json"]);
@@ -122,5 +136,9 @@ test("a stdio server's identity variables are named to the bridge and the gatewa
   ]);
   const cm = byKind(objects, "ConfigMap").find((o) => obj(o.data)["gateway.json"] !== undefined)!;
   const cfg = JSON.parse(String(obj(cm.data)["gateway.json"])) as { authorization: { identity: unknown } };
-  assert.deepEqual(cfg.authorization.identity, { headers: {}, signedJwt: { audience: "notes", ttlSeconds: 60 }, env: { subject: "NOTES_USER", token: "NOTES_IDENTITY_TOKEN" } });
+  assert.deepEqual(cfg.authorization.identity, {
+    headers: {},
+    signedJwt: { audience: "notes", ttlSeconds: 60 },
+    env: { subject: "NOTES_USER", token: "NOTES_IDENTITY_TOKEN" },
+  });
 });

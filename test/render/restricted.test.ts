@@ -10,7 +10,12 @@ import { assertHardened, podOf } from "./properties.ts";
 
 function render(): { server: Parameters<typeof renderMcpServer>[0]; result: RenderResult } {
   const server = mcpServer(
-    { image: "mcp/fs:1", command: ["node", "index.js"], transport: { type: "stdio" }, secrets: [{ name: "token", storeRef: { name: "vault" }, remoteRef: { key: "k" } }] },
+    {
+      image: "mcp/fs:1",
+      command: ["node", "index.js"],
+      transport: { type: "stdio" },
+      secrets: [{ name: "token", storeRef: { name: "vault" }, remoteRef: { key: "k" } }],
+    },
     { name: "fs", namespace: "agents", uid: "u-1" },
   );
   return { server, result: renderMcpServer(server, { gatewayImage: "gw:1" }) };
@@ -25,10 +30,14 @@ const MUTATIONS: [string, (pod: Obj) => void, RegExp][] = [
   ["hostIPC", (p) => (p.hostIPC = true), /hostIPC/],
   ["privileged", (p) => (sc(container(p, "server")).privileged = true), /container server: privileged/],
   ["allowPrivilegeEscalation", (p) => delete sc(container(p, "gateway")).allowPrivilegeEscalation, /container gateway: allowPrivilegeEscalation/],
-  ["runAsNonRoot", (p) => {
-    delete (p.securityContext as Obj).runAsNonRoot;
-    delete sc(container(p, "server")).runAsNonRoot;
-  }, /container server: runAsNonRoot/],
+  [
+    "runAsNonRoot",
+    (p) => {
+      delete (p.securityContext as Obj).runAsNonRoot;
+      delete sc(container(p, "server")).runAsNonRoot;
+    },
+    /container server: runAsNonRoot/,
+  ],
   ["runAsUser 0", (p) => (sc(container(p, "server")).runAsUser = 0), /runAsUser must not be 0/],
   ["seccomp missing", (p) => delete (p.securityContext as Obj).seccompProfile, /seccompProfile/],
   ["seccomp Unconfined", (p) => (sc(container(p, "server")).seccompProfile = { type: "Unconfined" }), /container server: seccompProfile/],
@@ -62,21 +71,27 @@ const BREAKS: [string, (r: RenderResult) => void][] = [
   ["Service exposes the admin port", (r) => ((r.objects.find((o) => o.kind === "Service")!.spec as Obj).ports as Obj[]).push({ port: 9090, targetPort: 9090 })],
   ["container without limits", (r) => delete obj(container(podOf(r).spec, "gateway").resources).limits],
   ["secret as env", (r) => (container(podOf(r).spec, "server").env = [{ name: "T", valueFrom: { secretKeyRef: { name: "fs-token", key: "value" } } }])],
-  ["credential in the ConfigMap", (r) => {
-    const cm = r.objects.find((o) => o.kind === "ConfigMap")!;
-    const data = cm.data as Record<string, string>;
-    const cfg = JSON.parse(data["gateway.json"]!);
-    cfg.limits.redisUrl = "redis://:hunter2@redis:6379";
-    data["gateway.json"] = JSON.stringify(cfg);
-  }],
+  [
+    "credential in the ConfigMap",
+    (r) => {
+      const cm = r.objects.find((o) => o.kind === "ConfigMap")!;
+      const data = cm.data as Record<string, string>;
+      const cfg = JSON.parse(data["gateway.json"]!);
+      cfg.limits.redisUrl = "redis://:hunter2@redis:6379";
+      data["gateway.json"] = JSON.stringify(cfg);
+    },
+  ],
   ["NetworkPolicy with one direction", (r) => ((r.objects.find((o) => o.kind === "NetworkPolicy")!.spec as Obj).policyTypes = ["Ingress"])],
   ["secret file mode 0444", (r) => (obj((podOf(r).spec.volumes as Obj[]).find((v) => v.secret !== undefined)!.secret).defaultMode = 0o444)],
   ["missing owner reference", (r) => delete r.objects[0]!.metadata.ownerReferences],
-  ["API keys mounted into the server", (r) => {
-    const pod = podOf(r).spec;
-    const vol = list(pod.volumes).find((v) => obj(v.secret).secretName === "keys")!;
-    (container(pod, "server").volumeMounts as Obj[]).push({ name: vol.name, mountPath: "/keys", readOnly: true });
-  }],
+  [
+    "API keys mounted into the server",
+    (r) => {
+      const pod = podOf(r).spec;
+      const vol = list(pod.volumes).find((v) => obj(v.secret).secretName === "keys")!;
+      (container(pod, "server").volumeMounts as Obj[]).push({ name: vol.name, mountPath: "/keys", readOnly: true });
+    },
+  ],
 ];
 
 test("the hardening properties fail on a render that breaks them", () => {

@@ -52,7 +52,10 @@ function upstreamValidators(files: string[]): Map<string, Validate> {
   const out = new Map<string, Validate>();
   for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(file, "utf8")) as unknown as { toJS(): unknown }[]) {
-      const crd = doc.toJS() as { kind?: string; spec?: { group: string; names: { kind: string }; versions: { name: string; schema?: { openAPIV3Schema: Schema } }[] } } | null;
+      const crd = doc.toJS() as {
+        kind?: string;
+        spec?: { group: string; names: { kind: string }; versions: { name: string; schema?: { openAPIV3Schema: Schema } }[] };
+      } | null;
       if (crd?.kind !== "CustomResourceDefinition" || !crd.spec || !CHECKED.has(crd.spec.names.kind)) continue;
       for (const v of crd.spec.versions) {
         const schema = v.schema?.openAPIV3Schema;
@@ -79,7 +82,11 @@ test("Istio, External Secrets and cert-manager objects validate against their re
   const files = upstreamCrdFiles();
   const validators = upstreamValidators(files);
   t.diagnostic(`validating against the upstream CRDs in ${files.length} files (make crds-upstream)`);
-  for (const kind of CHECKED) assert.ok([...validators.keys()].some((k) => k.endsWith(`/${kind}`)), `the upstream CRDs define no ${kind}`);
+  for (const kind of CHECKED)
+    assert.ok(
+      [...validators.keys()].some((k) => k.endsWith(`/${kind}`)),
+      `the upstream CRDs define no ${kind}`,
+    );
   const check = (o: KubeObject) => {
     if (!CHECKED.has(o.kind)) return;
     const v = validators.get(`${o.apiVersion}/${o.kind}`);
@@ -87,7 +94,11 @@ test("Istio, External Secrets and cert-manager objects validate against their re
     assert.deepEqual(v(o), [], `${o.kind}/${o.metadata.name}`);
   };
   const objects = exampleObjects();
-  for (const kind of IN_EXAMPLES) assert.ok(objects.some((o) => o.kind === kind), `the examples emit no ${kind}`);
+  for (const kind of IN_EXAMPLES)
+    assert.ok(
+      objects.some((o) => o.kind === kind),
+      `the examples emit no ${kind}`,
+    );
   for (const o of objects) check(o);
   fc.assert(
     fc.property(mcpServerArbitrary, (input) => {
@@ -118,7 +129,10 @@ test("the installed upstream CRDs serve every third-party kind the operator may 
 });
 
 test("the unknown-field check itself catches a misspelt field", () => {
-  const schema = { type: "object", properties: { spec: { type: "object", properties: { mtls: { type: "object", properties: { mode: { type: "string" } } } } } } };
+  const schema = {
+    type: "object",
+    properties: { spec: { type: "object", properties: { mtls: { type: "object", properties: { mode: { type: "string" } } } } } },
+  };
   assert.deepEqual(unknownFields({ spec: { mtls: { mode: "STRICT" } } }, schema), []);
   assert.deepEqual(unknownFields({ spec: { mTLS: { mode: "STRICT" } } }, schema), [".spec.mTLS"]);
 });

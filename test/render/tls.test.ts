@@ -67,6 +67,6 @@ test('minVersion "1.2" is an opt-out the status shows', () => {
   assert.equal(gatewayConfig(out.objects).listen.tls?.minVersion, "1.2");
   assert.ok(out.optOuts.includes('spec.tls.minVersion: "1.2" (TLS 1.2 clients accepted)'), out.optOuts.join("; "));
   const item = out.checklist.find((c) => c.id === "transport-encryption");
-  assert.equal(item?.satisfied, true, "TLS 1.2 still meets \"TLS 1.2 or higher\"");
+  assert.equal(item?.satisfied, true, 'TLS 1.2 still meets "TLS 1.2 or higher"');
   assert.match(item?.detail ?? "", /TLS 1\.2 or higher \(spec\.tls\.minVersion: "1\.2", opt-out\); certificate issued and renewed by cert-manager Issuer ca/);
 });

@@ -47,7 +47,12 @@ test("make lint refuses an import across the contract/operator/gateway boundarie
     for (const p of PROBES) {
       const hits = restricted.filter((d) => d.location?.path === p.file);
       if (p.allowed) assert.deepEqual(hits, [], `${p.file} importing ${p.from} is allowed, yet biome refused it`);
-      else assert.equal(hits.length, 1, `${p.file} importing ${p.from} crosses a boundary, yet biome let it pass; all diagnostics: ${JSON.stringify(report.diagnostics)}`);
+      else
+        assert.equal(
+          hits.length,
+          1,
+          `${p.file} importing ${p.from} crosses a boundary, yet biome let it pass; all diagnostics: ${JSON.stringify(report.diagnostics)}`,
+        );
     }
     assert.notEqual(r.status, 0, "biome lint exited 0 with forbidden imports in the tree");
   } finally {

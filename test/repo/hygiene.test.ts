@@ -50,7 +50,15 @@ test("the file rules flag scratch names, stray files and scripts nothing uses", 
     ["test/reliability/summary.ts", "console.log(1);\n"],
     ["test/gateway/smoke.ts", "console.log(2);\n"],
   ]);
-  const files = [...texts.keys(), "test/gateway/zz-smoke2.ts", "scratch.md", "operator/src/render/tmp-notes.ts", "gateway/src/server.ts.orig", "notes.txt", "test/render/fixtures/a.json"];
+  const files = [
+    ...texts.keys(),
+    "test/gateway/zz-smoke2.ts",
+    "scratch.md",
+    "operator/src/render/tmp-notes.ts",
+    "gateway/src/server.ts.orig",
+    "notes.txt",
+    "test/render/fixtures/a.json",
+  ];
   const got = fileFindings(files, texts).map((f) => `${f.file} ${f.rule}`);
   assert.deepEqual(got.sort(), [
     "gateway/src/server.ts.orig scratch-file",

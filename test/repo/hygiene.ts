@@ -118,9 +118,7 @@ export function fileFindings(files: string[], texts: Map<string, string>): Findi
       const name = `${basename(dirname(file))}/${basename(file)}`;
       // Or by its quoted file name in a sibling that starts it (e.g. join(dirname, "netns-relay.ts")).
       const quoted = `"${basename(file)}"`;
-      const named = [...texts].some(
-        ([other, text]) => other !== file && (text.includes(name) || (dirname(other) === dirname(file) && text.includes(quoted))),
-      );
+      const named = [...texts].some(([other, text]) => other !== file && (text.includes(name) || (dirname(other) === dirname(file) && text.includes(quoted))));
       if (!named) out.push({ file, line: 0, rule: "unreferenced-script", text: "imported by no tracked file and named by none" });
     }
   }

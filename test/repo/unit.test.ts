@@ -13,7 +13,13 @@ const ROOT = resolve(import.meta.dirname, "..", "..");
 
 test("the unit selection keeps the pure tests and leaves out what needs the control plane, tools or daemons", () => {
   const unit = unitTestFiles();
-  for (const f of ["test/render/render.test.ts", "test/api/crd.test.ts", "test/controller/units.test.ts", "test/gateway/units.test.ts", "test/repo/hygiene.test.ts"]) {
+  for (const f of [
+    "test/render/render.test.ts",
+    "test/api/crd.test.ts",
+    "test/controller/units.test.ts",
+    "test/gateway/units.test.ts",
+    "test/repo/hygiene.test.ts",
+  ]) {
     assert.ok(unit.includes(f), `${f} is a unit test (${needs(join(ROOT, f))})`);
   }
   const expectOut: Record<string, RegExp> = {

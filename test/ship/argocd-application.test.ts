@@ -23,7 +23,17 @@ test("the Argo CD Application example installs this chart with valid values, ser
 
   const values = join(mkdtempSync(join(tmpdir(), "argocd-values-")), "values.yaml");
   writeFileSync(values, stringify(operator.spec.source.helm.valuesObject));
-  const r = await run(await tool("helm"), ["template", operator.spec.source.helm.releaseName, join(ROOT, operator.spec.source.path), "-n", operator.spec.destination.namespace, "--kube-version", KUBE_VERSION, "-f", values]);
+  const r = await run(await tool("helm"), [
+    "template",
+    operator.spec.source.helm.releaseName,
+    join(ROOT, operator.spec.source.path),
+    "-n",
+    operator.spec.destination.namespace,
+    "--kube-version",
+    KUBE_VERSION,
+    "-f",
+    values,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const rendered = parseManifests(r.stdout) as Any[];
   const dep = rendered.find((o) => o.kind === "Deployment");

@@ -34,7 +34,10 @@ describe("Argo CD health check for McpServer", () => {
   test("covers Healthy, Progressing, Degraded and a stale observedGeneration", () => {
     const statuses = new Set(cases.map((c) => c.healthStatus.status));
     for (const s of ["Healthy", "Progressing", "Degraded"]) assert.ok(statuses.has(s), `no fixture expects ${s}`);
-    assert.ok(cases.some((c) => c.inputPath.includes("stale")), "no stale-generation fixture");
+    assert.ok(
+      cases.some((c) => c.inputPath.includes("stale")),
+      "no stale-generation fixture",
+    );
   });
 
   test("every fixture gives the expected status and message", async () => {

@@ -95,7 +95,8 @@ describe("helm chart", () => {
     const bound = new Set((find(objs, "ClusterRoleBinding") as Any[]).map((b) => b.roleRef.name));
     for (const cr of find(objs, "ClusterRole") as Any[]) {
       if (!bound.has(cr.metadata.name)) continue;
-      for (const rule of cr.rules) assert.ok(!rule.verbs.some((v: string) => writeVerbs.has(v)), `bound ClusterRole ${cr.metadata.name} can write: ${JSON.stringify(rule)}`);
+      for (const rule of cr.rules)
+        assert.ok(!rule.verbs.some((v: string) => writeVerbs.has(v)), `bound ClusterRole ${cr.metadata.name} can write: ${JSON.stringify(rule)}`);
     }
     const [dep] = find(objs, "Deployment") as Any[];
     assert.ok(dep.spec.template.spec.containers[0].args.includes("--namespaces=team-a,team-b"));
@@ -118,7 +119,11 @@ describe("helm chart", () => {
     assert.equal(find(objs, "PodDisruptionBudget").length, 1);
     const [dep] = find(objs, "Deployment") as Any[];
     assert.ok(dep.spec.template.spec.affinity.podAntiAffinity);
-    assert.equal(find(await template(["--set", "replicaCount=1"]), "PodDisruptionBudget").length, 0, "a PDB with minAvailable 1 on one replica would block every drain");
+    assert.equal(
+      find(await template(["--set", "replicaCount=1"]), "PodDisruptionBudget").length,
+      0,
+      "a PDB with minAvailable 1 on one replica would block every drain",
+    );
   });
 
   test("cluster domain and allowed ClusterSecretStores reach the operator's flags; none by default", async () => {
@@ -127,7 +132,10 @@ describe("helm chart", () => {
     assert.ok(args.includes("--cluster-domain=corp.local"));
     assert.ok(args.includes("--allow-cluster-secret-store=team-a=vault,aws"));
     const [plain] = find(await template(), "Deployment") as Any[];
-    assert.ok(!plain.spec.template.spec.containers[0].args.some((a: string) => a.startsWith("--allow-cluster-secret-store")), "a shared secret store is allowed by default");
+    assert.ok(
+      !plain.spec.template.spec.containers[0].args.some((a: string) => a.startsWith("--allow-cluster-secret-store")),
+      "a shared secret store is allowed by default",
+    );
   });
 
   test("defaultImagePolicy reaches the operator as its default for servers without spec.imagePolicy (issue 14)", async () => {
@@ -170,9 +178,12 @@ describe("helm chart", () => {
 
   test("ServiceMonitor, PodMonitor and PrometheusRule render when enabled", async () => {
     const objs = (await template([
-      "--set", "metrics.serviceMonitor.enabled=true",
-      "--set", "metrics.podMonitor.enabled=true",
-      "--set", "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.serviceMonitor.enabled=true",
+      "--set",
+      "metrics.podMonitor.enabled=true",
+      "--set",
+      "metrics.prometheusRule.enabled=true",
     ])) as Any[];
     const [rule] = find(objs, "PrometheusRule") as Any[];
     const alerts = rule.spec.groups.flatMap((g: Any) => g.rules.map((r: Any) => r.alert));
@@ -198,15 +209,24 @@ describe("helm chart", () => {
     const METRIC = /mcp_(?:gateway|bastion)_[a-z_]+/g;
     for (const g of rule.spec.groups) for (const r of g.rules) for (const m of String(r.expr).matchAll(METRIC)) used.add(m[0]);
     assert.ok(used.size >= 4, "alerts reference no metrics");
-    for (const [component, prefix] of [["gateway", "mcp_gateway_"], ["operator", "mcp_bastion_"]] as const) {
-      const source = listTs(join(ROOT, component, "src")).map((f) => readFileSync(f, "utf8")).join("\n");
+    for (const [component, prefix] of [
+      ["gateway", "mcp_gateway_"],
+      ["operator", "mcp_bastion_"],
+    ] as const) {
+      const source = listTs(join(ROOT, component, "src"))
+        .map((f) => readFileSync(f, "utf8"))
+        .join("\n");
       const mine = [...used].filter((m) => m.startsWith(prefix));
       if (!source.includes("prom-client")) {
         t.diagnostic(`${component} exports no metrics yet: not checked: ${mine.join(", ")}`);
         continue;
       }
       // prom-client metrics are declared with their full name (counters with _total included).
-      assert.deepEqual(mine.filter((m) => !source.includes(`"${m}"`)), [], `alerts on ${component} metrics nobody exports`);
+      assert.deepEqual(
+        mine.filter((m) => !source.includes(`"${m}"`)),
+        [],
+        `alerts on ${component} metrics nobody exports`,
+      );
       // Labels grouped or matched on must be the metric's own labelNames, the default labels the code
       // puts on every series (new Metrics({ key: ... })), or target labels Prometheus adds.
       const defaults = new Set<string>();

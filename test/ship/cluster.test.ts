@@ -48,13 +48,29 @@ async function helmRun(args: string[]): Promise<string> {
   return r.stdout;
 }
 async function ensureNamespace(name: string, restricted = true): Promise<void> {
-  const ns = { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: restricted ? { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } : {} } };
+  const ns = {
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name, labels: restricted ? { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" } : {} },
+  };
   await kubectl(["apply", "-f", "-"], JSON.stringify(ns));
 }
 
 /** `kubectl auth can-i --list` as the chart's ServiceAccount: "resource.group" -> verbs. */
 async function canList(namespace: string): Promise<Map<string, Set<string>>> {
-  const out = await kubectl(["auth", "can-i", "--list", "-n", namespace, "--as", SA_USER, "--as-group", "system:serviceaccounts", "--as-group", `system:serviceaccounts:${RELEASE_NS}`]);
+  const out = await kubectl([
+    "auth",
+    "can-i",
+    "--list",
+    "-n",
+    namespace,
+    "--as",
+    SA_USER,
+    "--as-group",
+    "system:serviceaccounts",
+    "--as-group",
+    `system:serviceaccounts:${RELEASE_NS}`,
+  ]);
   const perms = new Map<string, Set<string>>();
   for (const line of out.split("\n").slice(1)) {
     const m = line.match(/^(\S+)\s+.*\[(.*)\]\s*$/);
@@ -88,7 +104,11 @@ async function serviceAccountKubeconfig(): Promise<string> {
 }
 
 // Kubernetes' built-in permissions every authenticated user has (system:basic-user, system:discovery).
-const BUILTIN = new Set(["selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io", "selfsubjectreviews.authentication.k8s.io"]);
+const BUILTIN = new Set([
+  "selfsubjectaccessreviews.authorization.k8s.io",
+  "selfsubjectrulesreviews.authorization.k8s.io",
+  "selfsubjectreviews.authentication.k8s.io",
+]);
 
 function granted(rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[]): Map<string, Set<string>> {
   const m = new Map<string, Set<string>>();
@@ -161,7 +181,8 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     // refuse them (FailedCreate) if the operator's pod were not "restricted".
     const pods = await waitUntil(
       "the 2 operator pods",
-      async () => (JSON.parse(await kubectl(["get", "pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/name=mcp-bastion", "-o", "json"])) as Any).items as Any[],
+      async () =>
+        (JSON.parse(await kubectl(["get", "pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/name=mcp-bastion", "-o", "json"])) as Any).items as Any[],
       (items) => items.length === 2,
       120_000,
       500,
@@ -177,7 +198,15 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const rbac = operatorRbac();
     const perms = await canList("team-a");
     assert.ok(perms.get("mcpservers.mcp.bastion.dev")?.has("watch"), "cannot watch McpServers");
-    for (const [verb, resource] of [["create", "pods/exec"], ["get", "secrets"], ["impersonate", "serviceaccounts"], ["escalate", "clusterroles"], ["bind", "clusterroles"], ["delete", "nodes"], ["create", "clusterrolebindings"]] as const) {
+    for (const [verb, resource] of [
+      ["create", "pods/exec"],
+      ["get", "secrets"],
+      ["impersonate", "serviceaccounts"],
+      ["escalate", "clusterroles"],
+      ["bind", "clusterroles"],
+      ["delete", "nodes"],
+      ["create", "clusterrolebindings"],
+    ] as const) {
       if (granted(rbac.namespaced).get(resource)?.has(verb)) continue;
       assert.equal(await can(verb, resource), false, `the operator may ${verb} ${resource}`);
     }
@@ -185,11 +214,19 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     for (const [resource, verbs] of perms) {
       if (BUILTIN.has(resource)) continue;
       const allowed = want.get(resource) ?? new Set();
-      assert.deepEqual([...verbs].filter((v) => !allowed.has(v)), [], `${resource}: more than the controller asks for`);
+      assert.deepEqual(
+        [...verbs].filter((v) => !allowed.has(v)),
+        [],
+        `${resource}: more than the controller asks for`,
+      );
     }
     for (const [resource, verbs] of want) {
       const have = perms.get(resource) ?? new Set();
-      assert.deepEqual([...verbs].filter((v) => !have.has(v)), [], `${resource}: the controller needs it, the chart does not grant it`);
+      assert.deepEqual(
+        [...verbs].filter((v) => !have.has(v)),
+        [],
+        `${resource}: the controller needs it, the chart does not grant it`,
+      );
     }
   });
 
@@ -202,7 +239,11 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const teamB = await canList("team-b");
     // Cluster-scoped reads (rbac.cluster: ClusterIssuers) show up in every namespace's list; nothing namespaced may.
     const clusterScoped = granted(operatorRbac().cluster);
-    assert.deepEqual([...teamB.keys()].filter((k) => !BUILTIN.has(k) && !k.startsWith("customresourcedefinitions") && !clusterScoped.has(k)), [], "permissions in an unwatched namespace");
+    assert.deepEqual(
+      [...teamB.keys()].filter((k) => !BUILTIN.has(k) && !k.startsWith("customresourcedefinitions") && !clusterScoped.has(k)),
+      [],
+      "permissions in an unwatched namespace",
+    );
     const manifest = await helmRun(["get", "manifest", RELEASE, "-n", RELEASE_NS]);
     const dep = parseManifests(manifest).find((d) => d.kind === "Deployment") as Any;
     assert.ok(dep.spec.template.spec.containers[0].args.includes("--namespaces=team-a"));
@@ -225,13 +266,18 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
 
     // The same args, with free local ports, as the chart's ServiceAccount.
     const [metrics, health] = [await freePort(), await freePort()];
-    const args = chartArgs.map((a) => (a.startsWith("--metrics-bind-address=") ? `--metrics-bind-address=127.0.0.1:${metrics}` : a.startsWith("--health-port=") ? `--health-port=${health}` : a));
+    const args = chartArgs.map((a) =>
+      a.startsWith("--metrics-bind-address=") ? `--metrics-bind-address=127.0.0.1:${metrics}` : a.startsWith("--health-port=") ? `--health-port=${health}` : a,
+    );
     const kubeconfig = await serviceAccountKubeconfig();
     // The chart's plain env too (NODE_OPTIONS heap sizing, TMPDIR); POD_NAMESPACE comes from the downward API there.
     const chartEnv: Record<string, string> = {};
     for (const e of dep.spec.template.spec.containers[0].env ?? []) if (typeof e.value === "string") chartEnv[e.name] = e.value;
     const env = { ...process.env, ...chartEnv, TMPDIR: tmpdir(), POD_NAMESPACE: RELEASE_NS };
-    operator = spawn(process.execPath, [join(ROOT, "cli", "bin", "mcp-bastion.js"), ...args, `--kubeconfig=${kubeconfig}`], { stdio: ["ignore", "pipe", "pipe"], env });
+    operator = spawn(process.execPath, [join(ROOT, "cli", "bin", "mcp-bastion.js"), ...args, `--kubeconfig=${kubeconfig}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env,
+    });
     operator.stdout?.on("data", (b: Buffer) => (operatorLog += b));
     operator.stderr?.on("data", (b: Buffer) => (operatorLog += b));
 
@@ -260,7 +306,9 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     const images = [...d.spec.template.spec.containers, ...(d.spec.template.spec.initContainers ?? [])].map((c: Any) => c.image);
     assert.ok(images.includes(GATEWAY_IMAGE), `gateway image ${GATEWAY_IMAGE} not used: ${images.join(", ")}`);
     // Argo CD must see no diff: the operator owns status only, never spec.
-    const mine = (obj.metadata.managedFields ?? []).filter((f: Any) => f.manager !== "kubectl-client-side-apply" && f.manager !== "kubectl" && f.manager !== "before-first-apply");
+    const mine = (obj.metadata.managedFields ?? []).filter(
+      (f: Any) => f.manager !== "kubectl-client-side-apply" && f.manager !== "kubectl" && f.manager !== "before-first-apply",
+    );
     for (const f of mine) {
       assert.equal(f.subresource, "status", `field manager ${f.manager} owns ${JSON.stringify(f.fieldsV1).slice(0, 200)} outside status`);
     }
@@ -277,7 +325,9 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
       "the upstream CRDs to be Established (not yet: the names seen last)",
       async () => {
         const list = JSON.parse(await kubectl(["get", "crd", "-o", "json"])) as Any;
-        return list.items.filter((c: Any) => !(c.status?.conditions ?? []).some((x: Any) => x.type === "Established" && x.status === "True")).map((c: Any) => c.metadata.name) as string[];
+        return list.items
+          .filter((c: Any) => !(c.status?.conditions ?? []).some((x: Any) => x.type === "Established" && x.status === "True"))
+          .map((c: Any) => c.metadata.name) as string[];
       },
       (pending) => pending.length === 0,
       60_000,
@@ -293,7 +343,10 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     for (const ns of new Set(objects.map((o) => o.metadata.namespace).filter((n): n is string => !!n))) await ensureNamespace(ns);
     const failures: string[] = [];
     for (const o of objects) {
-      const r = await cp.kubectl(["apply", "--dry-run=server", "--validate=strict", "--server-side", "--force-conflicts", "--field-manager=ship-test", "-f", "-"], { input: JSON.stringify(o) });
+      const r = await cp.kubectl(
+        ["apply", "--dry-run=server", "--validate=strict", "--server-side", "--force-conflicts", "--field-manager=ship-test", "-f", "-"],
+        { input: JSON.stringify(o) },
+      );
       const where = `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
       if (r.code !== 0) failures.push(`${where}: ${r.stderr.trim()}`);
       else if (/Warning:/.test(r.stderr)) failures.push(`${where} warns: ${r.stderr.trim()}`);
@@ -303,7 +356,10 @@ describe("shipping paths against a real control plane", { timeout: 15 * 60_000 }
     assert.ok(objects.length > 10);
     // The third-party kinds the examples render are among them (validated, not skipped).
     for (const group of ["security.istio.io", "networking.istio.io", "external-secrets.io"]) {
-      assert.ok(objects.some((o) => o.apiVersion.startsWith(`${group}/`)), `the examples render no ${group} object to dry-run`);
+      assert.ok(
+        objects.some((o) => o.apiVersion.startsWith(`${group}/`)),
+        `the examples render no ${group} object to dry-run`,
+      );
     }
   });
 });

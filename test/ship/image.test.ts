@@ -140,7 +140,10 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
     assert.ok(dockerfile.length >= 2, "not multi-stage");
     for (const s of dockerfile) assert.match(s.base, /^node:24(-|$)/, `stage ${s.name} is not on a node:24 image`);
     const runs = dockerfile.flatMap((s) => s.instrs.filter((i) => i.op === "RUN").map((i) => i.args));
-    assert.ok(runs.some((r) => /npm ci .*--omit=dev/.test(r)), "production dependencies are not installed with npm ci --omit=dev");
+    assert.ok(
+      runs.some((r) => /npm ci .*--omit=dev/.test(r)),
+      "production dependencies are not installed with npm ci --omit=dev",
+    );
     assert.ok(runs.includes("make build"), "dist/ is not built by make build");
     assert.equal(finalUser, "65532:65532");
     assert.deepEqual(JSON.parse(finalStage.instrs.find((i) => i.op === "ENTRYPOINT")!.args), ["node", "/app/cli/bin/mcp-bastion.js"]);
@@ -149,12 +152,18 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
   test("the runtime stage holds dist/, production dependencies only, no TypeScript sources", () => {
     const app = join(roots.get(finalStage.name)!, "app");
     assert.ok(existsSync(join(app, "dist", "cli", "src", "main.js")), "no compiled CLI");
-    assert.ok(existsSync(join(app, "dist", "gateway", "src", "index.js")) || existsSync(join(app, "dist", "gateway", "src", "server.js")), "no compiled gateway");
-    for (const src of ["contract", "operator/src", "gateway/src", "cli/src"]) assert.equal(existsSync(join(app, src)), false, `TypeScript sources (${src}) in the image`);
+    assert.ok(
+      existsSync(join(app, "dist", "gateway", "src", "index.js")) || existsSync(join(app, "dist", "gateway", "src", "server.js")),
+      "no compiled gateway",
+    );
+    for (const src of ["contract", "operator/src", "gateway/src", "cli/src"])
+      assert.equal(existsSync(join(app, src)), false, `TypeScript sources (${src}) in the image`);
     // Packages the lock file marks dev-only (devDependencies and what only they need).
     const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
-    const devOnly = Object.entries(lock.packages).filter(([k, v]) => k.startsWith("node_modules/") && v.dev).map(([k]) => k);
-    assert.ok(devOnly.length > 50 && DEV_ONLY.every((d) => devOnly.includes(`node_modules/${d}`) ));
+    const devOnly = Object.entries(lock.packages)
+      .filter(([k, v]) => k.startsWith("node_modules/") && v.dev)
+      .map(([k]) => k);
+    assert.ok(devOnly.length > 50 && DEV_ONLY.every((d) => devOnly.includes(`node_modules/${d}`)));
     const present = devOnly.filter((k) => existsSync(join(app, k)));
     assert.deepEqual(present, [], "development dependencies in the image");
     for (const p of ["@kubernetes/client-node", "zod", "yaml", "prom-client"]) assert.ok(existsSync(join(app, "node_modules", p)), `${p} missing`);
@@ -215,7 +224,10 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
     // The server container runs it with no Node of ours: only the bridge binary and the server's program.
     const port = await freePort();
     const server = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
-    const bridge = spawn(installed, ["--port", String(port), "--", process.execPath, server, "stdio"], { stdio: ["ignore", "ignore", "pipe"], env: { PATH: "/usr/bin:/bin" } });
+    const bridge = spawn(installed, ["--port", String(port), "--", process.execPath, server, "stdio"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { PATH: "/usr/bin:/bin" },
+    });
     let log = "";
     bridge.stderr?.on("data", (b: Buffer) => (log += b));
     try {
@@ -230,7 +242,12 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
 
 /** Connects to the bridge (retrying while it starts) and sends an MCP initialize request. */
 async function initialize(port: number): Promise<{ jsonrpc?: string; result?: { serverInfo?: { name?: string } } }> {
-  const request = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "ship-test", version: "1" } } };
+  const request = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "ship-test", version: "1" } },
+  };
   // Deadlines, not attempt counts: a loaded machine may take a while to start the single executable.
   const deadline = Date.now() + 60_000;
   for (;;) {

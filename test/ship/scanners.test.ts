@@ -37,7 +37,10 @@ export function readSkips(markdown: string): Skip[] {
     .split("\n")
     .filter((l) => /^\|\s*(checkov|kube-score)\s*\|/.test(l))
     .map((l) => {
-      const [scanner, check, scopes, reason] = l.split("|").slice(1, -1).map((c) => c.trim().replaceAll("`", ""));
+      const [scanner, check, scopes, reason] = l
+        .split("|")
+        .slice(1, -1)
+        .map((c) => c.trim().replaceAll("`", ""));
       return { scanner: scanner!, check: check!, scopes: scopes!.split(/\s*,\s*/) as Scope[], reason: reason ?? "" };
     });
 }
@@ -84,19 +87,35 @@ async function kubeScore(): Promise<Tally> {
   for (const scope of ["chart", "rendered"] as const) {
     if (scopeFiles[scope].length === 0) continue;
     const r = await run(bin, [
-      "score", "--kubernetes-version", `v${KUBE_VERSION.split(".").slice(0, 2).join(".")}`,
-      "--enable-optional-test", "container-seccomp-profile",
-      "--enable-optional-test", "container-ports-check",
-      "--output-format", "json", ...scopeFiles[scope],
+      "score",
+      "--kubernetes-version",
+      `v${KUBE_VERSION.split(".").slice(0, 2).join(".")}`,
+      "--enable-optional-test",
+      "container-seccomp-profile",
+      "--enable-optional-test",
+      "container-ports-check",
+      "--output-format",
+      "json",
+      ...scopeFiles[scope],
     ]);
     assert.ok(r.code === 0 || r.code === 1, `kube-score failed to run (${r.code}):\n${r.stderr}`);
-    const objects = JSON.parse(r.stdout) as { object_name: string; checks: { check: { id: string }; grade: number; skipped: boolean; comments: { summary: string }[] | null }[] }[];
+    const objects = JSON.parse(r.stdout) as {
+      object_name: string;
+      checks: { check: { id: string }; grade: number; skipped: boolean; comments: { summary: string }[] | null }[];
+    }[];
     for (const o of objects) {
       for (const c of o.checks) {
         if (c.skipped) continue;
         // Grade 10 is "all OK"; anything lower is a warning (5), almost OK (7) or critical (1).
         if (c.grade >= 10) tally.passed++;
-        else tally.failures.push({ scanner: "kube-score", check: c.check.id, scope, object: o.object_name, detail: (c.comments ?? []).map((x) => x.summary).join("; ") });
+        else
+          tally.failures.push({
+            scanner: "kube-score",
+            check: c.check.id,
+            scope,
+            object: o.object_name,
+            detail: (c.comments ?? []).map((x) => x.summary).join("; "),
+          });
       }
     }
   }
@@ -113,7 +132,11 @@ function report(name: string, tally: Tally, t: { diagnostic(msg: string): void }
     `${name} found weaknesses; fix them, or list a check in checks/skipped.md with its reason`,
   );
   const stale = skips.filter((s) => s.scanner === name && !tally.failures.some((f) => f.check === s.check && s.scopes.includes(f.scope)));
-  assert.deepEqual(stale.map((s) => `${s.check} (${s.scopes.join(", ")})`), [], `checks/skipped.md lists ${name} checks that no longer fail: remove them`);
+  assert.deepEqual(
+    stale.map((s) => `${s.check} (${s.scopes.join(", ")})`),
+    [],
+    `checks/skipped.md lists ${name} checks that no longer fail: remove them`,
+  );
   assert.ok(tally.passed > 0, `${name} ran no check`);
 }
 

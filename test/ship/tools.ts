@@ -18,15 +18,10 @@ export interface RunResult {
 /** Runs a program without a shell; never throws on a non-zero exit. */
 export function run(cmd: string, args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(
-      cmd,
-      args,
-      { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, maxBuffer: 256 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && !stderr ? err.message : "") });
-      },
-    );
+    const child = execFile(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && !stderr ? err.message : "") });
+    });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -16,7 +16,10 @@ export interface TestMetadata {
  * A small valid McpServer document (streamable HTTP on port 3000, API keys from the Secret `keys`, the
  * image above): `spec` entries replace the defaults one key at a time, `metadata` names it (default s/ns).
  */
-export function mcpServerDoc(spec: Record<string, unknown> = {}, metadata: TestMetadata = {}): { apiVersion: string; kind: string; metadata: TestMetadata & { name: string }; spec: Record<string, unknown> } {
+export function mcpServerDoc(
+  spec: Record<string, unknown> = {},
+  metadata: TestMetadata = {},
+): { apiVersion: string; kind: string; metadata: TestMetadata & { name: string }; spec: Record<string, unknown> } {
   return {
     apiVersion: API_VERSION,
     kind: KIND,

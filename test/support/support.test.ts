@@ -7,39 +7,70 @@ import { freePort, waitFor, waitUntil, withDeadline } from "./index.ts";
 
 test("waitFor returns the first truthy value, treating a throwing check as not yet", async () => {
   let n = 0;
-  const v = await waitFor("the third poll", () => {
-    n++;
-    if (n === 1) throw new Error("not up yet");
-    return n >= 3 ? { n } : false;
-  }, 5_000, 1);
+  const v = await waitFor(
+    "the third poll",
+    () => {
+      n++;
+      if (n === 1) throw new Error("not up yet");
+      return n >= 3 ? { n } : false;
+    },
+    5_000,
+    1,
+  );
   assert.deepEqual(v, { n: 3 });
 });
 
 test("on the deadline waitFor and waitUntil name what they waited for and what they saw last", async () => {
-  await assert.rejects(waitFor("the impossible", () => false, 50, 10), /^Error: timed out after 0\.05s waiting for the impossible \(last seen: false\)$/);
   await assert.rejects(
-    waitFor(() => "a described state", () => {
-      throw new Error("connection refused");
-    }, 50, 10),
+    waitFor("the impossible", () => false, 50, 10),
+    /^Error: timed out after 0\.05s waiting for the impossible \(last seen: false\)$/,
+  );
+  await assert.rejects(
+    waitFor(
+      () => "a described state",
+      () => {
+        throw new Error("connection refused");
+      },
+      50,
+      10,
+    ),
     /waiting for a described state \(last seen: error: connection refused\)/,
   );
   let status = 500;
-  await assert.rejects(waitUntil("HTTP 200", () => status++, (s) => s === 200, 50, 10), /waiting for HTTP 200 \(last seen: 5\d\d\)/);
+  await assert.rejects(
+    waitUntil(
+      "HTTP 200",
+      () => status++,
+      (s) => s === 200,
+      50,
+      10,
+    ),
+    /waiting for HTTP 200 \(last seen: 5\d\d\)/,
+  );
 });
 
 test("waitUntil checks once more at the deadline, so one slow poll is not a timeout", async () => {
   let calls = 0;
-  const v = await waitUntil("the second poll", async () => {
-    calls++;
-    if (calls === 1) await new Promise((r) => setTimeout(r, 100)); // longer than the whole deadline
-    return calls;
-  }, (c) => c === 2, 20, 1);
+  const v = await waitUntil(
+    "the second poll",
+    async () => {
+      calls++;
+      if (calls === 1) await new Promise((r) => setTimeout(r, 100)); // longer than the whole deadline
+      return calls;
+    },
+    (c) => c === 2,
+    20,
+    1,
+  );
   assert.equal(v, 2);
 });
 
 test("withDeadline passes the value through, or fails naming what it saw", async () => {
   assert.equal(await withDeadline("a value", Promise.resolve(7), 1_000), 7);
-  await assert.rejects(withDeadline("a line on stderr", new Promise(() => {}), 30, () => "starting..."), /waiting for a line on stderr \(last seen: starting\.\.\.\)/);
+  await assert.rejects(
+    withDeadline("a line on stderr", new Promise(() => {}), 30, () => "starting..."),
+    /waiting for a line on stderr \(last seen: starting\.\.\.\)/,
+  );
 });
 
 test("freePort gives a loopback port that can be listened on", async () => {

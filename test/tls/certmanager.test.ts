@@ -17,7 +17,17 @@ import { stringify } from "yaml";
 import type { Operator } from "../../operator/src/controller/operator.ts";
 import { parseClusterStorePolicy } from "../../operator/src/controller/plan.ts";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
-import { conditionsOf, getJson, grantOperatorRbac, installCrd, mcpServer, must, startInProcessOperator, waitCondition, waitEstablished } from "../controller/helpers.ts";
+import {
+  conditionsOf,
+  getJson,
+  grantOperatorRbac,
+  installCrd,
+  mcpServer,
+  must,
+  startInProcessOperator,
+  waitCondition,
+  waitEstablished,
+} from "../controller/helpers.ts";
 import { startToy, type Toy, tempDir } from "../gateway/helpers.ts";
 import { describe, waitFor, waitUntil } from "../support/index.ts";
 import { type CertManager, certManagerCrds, certManagerDir, ROOT, startCertManager } from "./support.ts";
@@ -43,7 +53,12 @@ before(async () => {
   const dir = await certManagerDir();
   cp = await startControlPlane();
   await must(cp, ["apply", "--server-side", "-f", "-"], certManagerCrds(dir));
-  await waitEstablished(cp, ["certificates.cert-manager.io", "certificaterequests.cert-manager.io", "issuers.cert-manager.io", "clusterissuers.cert-manager.io"]);
+  await waitEstablished(cp, [
+    "certificates.cert-manager.io",
+    "certificaterequests.cert-manager.io",
+    "issuers.cert-manager.io",
+    "clusterissuers.cert-manager.io",
+  ]);
   await installCrd(cp);
   for (const ns of [NS, "mcp-system", "cert-manager"]) await must(cp, ["create", "namespace", ns]);
   await grantOperatorRbac(cp, "mcp-bastion-operator", "mcp-system");
@@ -59,7 +74,13 @@ before(async () => {
       apiVersion: "cert-manager.io/v1",
       kind: "Certificate",
       metadata: { name: "root-ca", namespace: NS },
-      spec: { isCA: true, commonName: "mcp-bastion test CA", secretName: "root-ca", privateKey: { algorithm: "ECDSA", size: 256 }, issuerRef: { name: "selfsigned", kind: "Issuer" } },
+      spec: {
+        isCA: true,
+        commonName: "mcp-bastion test CA",
+        secretName: "root-ca",
+        privateKey: { algorithm: "ECDSA", size: 256 },
+        issuerRef: { name: "selfsigned", kind: "Issuer" },
+      },
     },
     { apiVersion: "cert-manager.io/v1", kind: "Issuer", metadata: { name: "ca", namespace: NS }, spec: { ca: { secretName: "root-ca" } } },
   );
@@ -95,7 +116,13 @@ async function secretData(name: string): Promise<Record<string, Buffer>> {
 /** Starts `mcp-bastion gateway` on the operator's rendered config, with the pod's paths pointed at local files. */
 async function startGateway(rendered: Any, tlsDir: string, keysDir: string): Promise<number> {
   const cfg = structuredClone(rendered);
-  cfg.listen = { ...cfg.listen, host: "127.0.0.1", port: 0, adminPort: 0, tls: { ...cfg.listen.tls, certFile: join(tlsDir, "tls.crt"), keyFile: join(tlsDir, "tls.key") } };
+  cfg.listen = {
+    ...cfg.listen,
+    host: "127.0.0.1",
+    port: 0,
+    adminPort: 0,
+    tls: { ...cfg.listen.tls, certFile: join(tlsDir, "tls.crt"), keyFile: join(tlsDir, "tls.key") },
+  };
   cfg.upstream = { transport: "streamable-http", url: toy.url };
   cfg.auth.apiKeys.dir = keysDir;
   const file = join(tempDir("tls-cfg"), "gateway.json");
@@ -116,7 +143,12 @@ async function startGateway(rendered: Any, tlsDir: string, keysDir: string): Pro
 }
 
 /** A fresh TLS connection that verifies the gateway as a client in the cluster would (CA, Service name). */
-function handshake(port: number, ca: Buffer, servername: string, opts: tls.ConnectionOptions = {}): Promise<{ protocol: string; cert: tls.DetailedPeerCertificate }> {
+function handshake(
+  port: number,
+  ca: Buffer,
+  servername: string,
+  opts: tls.ConnectionOptions = {},
+): Promise<{ protocol: string; cert: tls.DetailedPeerCertificate }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: "127.0.0.1", port, ca, servername, ...opts }, () => {
       const out = { protocol: s.getProtocol() ?? "", cert: s.getPeerCertificate(true) };
@@ -141,7 +173,10 @@ test("cert-manager issues the operator's Certificate from a CA Issuer; the gatew
   const issued = await waitCondition(cp, NS, name, "CertificateReady", "True", "Issued", ISSUE_MS).catch((e: Error) => {
     throw new Error(`${e.message}\ncert-manager log (tail): ${cm.log().slice(-3000)}`);
   });
-  assert.match(conditionsOf(issued).CertificateReady?.message ?? "", /Certificate secure issued by cert-manager Issuer "ca" in namespace "tls", valid until .*renewal at/);
+  assert.match(
+    conditionsOf(issued).CertificateReady?.message ?? "",
+    /Certificate secure issued by cert-manager Issuer "ca" in namespace "tls", valid until .*renewal at/,
+  );
   const transport = issued.status.checklist.find((i: { id: string }) => i.id === "transport-encryption");
   assert.equal(transport.satisfied, true);
   assert.match(transport.detail, /TLS 1\.3 only; certificate issued and renewed by cert-manager Issuer ca/);
@@ -172,7 +207,8 @@ test("cert-manager issues the operator's Certificate from a CA Issuer; the gatew
   assert.equal(hello.protocol, "TLSv1.3");
   const firstSerial = new X509Certificate(first["tls.crt"]!).serialNumber;
   assert.equal(hello.cert.serialNumber.toUpperCase(), firstSerial.toUpperCase(), "the gateway serves cert-manager's certificate");
-  for (const n of [name, `${name}.${NS}`, host, `${host}.cluster.local`]) assert.ok((hello.cert.subjectaltname ?? "").includes(`DNS:${n}`), `SAN ${n}: ${hello.cert.subjectaltname}`);
+  for (const n of [name, `${name}.${NS}`, host, `${host}.cluster.local`])
+    assert.ok((hello.cert.subjectaltname ?? "").includes(`DNS:${n}`), `SAN ${n}: ${hello.cert.subjectaltname}`);
   await assert.rejects(handshake(port, ca, "other.tls.svc"), /altnames|Hostname/, "a name outside the Service's is not covered");
 
   // A client keeps one connection open through the renewal (keep-alive, one socket, a ping now and then).
@@ -203,7 +239,12 @@ test("cert-manager issues the operator's Certificate from a CA Issuer; the gatew
       req.on("error", reject);
       req.end(JSON.stringify(body));
     });
-  const init = await mcp({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+  const init = await mcp({
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+  });
   assert.equal(init.status, 200);
   assert.ok(init.session);
 
@@ -211,8 +252,21 @@ test("cert-manager issues the operator's Certificate from a CA Issuer; the gatew
   const revision = (await getJson(cp, ["certificate", "-n", NS, name]))?.status?.revision as number;
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   await must(cp, [
-    "patch", "certificate", name, "-n", NS, "--subresource=status", "--type=json",
-    "-p", JSON.stringify([{ op: "add", path: "/status/conditions/-", value: { type: "Issuing", status: "True", reason: "ManuallyTriggered", message: "Certificate re-issuance manually triggered", lastTransitionTime: now } }]),
+    "patch",
+    "certificate",
+    name,
+    "-n",
+    NS,
+    "--subresource=status",
+    "--type=json",
+    "-p",
+    JSON.stringify([
+      {
+        op: "add",
+        path: "/status/conditions/-",
+        value: { type: "Issuing", status: "True", reason: "ManuallyTriggered", message: "Certificate re-issuance manually triggered", lastTransitionTime: now },
+      },
+    ]),
   ]);
   let ping = 2;
   const renewed = await waitUntil(

@@ -42,9 +42,13 @@ export interface CertManager {
 /** Runs the controller as a local process with the control plane's admin kubeconfig. */
 export function startCertManager(cp: ControlPlane, dir: string): CertManager {
   let log = "";
-  const proc: ChildProcess = spawn(join(dir, "bin", "cert-manager-controller"), ["--kubeconfig", cp.kubeconfigPath, "--cluster-resource-namespace", "cert-manager", "--v=2"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const proc: ChildProcess = spawn(
+    join(dir, "bin", "cert-manager-controller"),
+    ["--kubeconfig", cp.kubeconfigPath, "--cluster-resource-namespace", "cert-manager", "--v=2"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   proc.stderr?.on("data", (d: Buffer) => {
     log = (log + d.toString()).slice(-200_000);
   });

@@ -43,7 +43,12 @@ export function newKey(): string {
   return `mcpb_${randomBytes(32).toString("base64url")}`;
 }
 
-export async function run(args: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, stdin: () => string = () => readFileSync(0, "utf8")): Promise<number> {
+export async function run(
+  args: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+  stdin: () => string = () => readFileSync(0, "utf8"),
+): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "-h" || sub === "--help") {
     out.write(USAGE);
@@ -104,7 +109,9 @@ export async function run(args: string[], out: NodeJS.WritableStream = process.s
   }
   const entry = keyEntry(key, expiresAt);
   if (json) {
-    out.write(`${JSON.stringify({ client: name, ...(sub === "new" ? { key } : {}), entry, ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })}\n`);
+    out.write(
+      `${JSON.stringify({ client: name, ...(sub === "new" ? { key } : {}), entry, ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt).toISOString() } : {}) })}\n`,
+    );
     return 0;
   }
   const lines = [
@@ -114,7 +121,9 @@ export async function run(args: string[], out: NodeJS.WritableStream = process.s
     `entry: ${entry}`,
     "",
     `# e.g. kubectl create secret generic NAME-OF-SECRET --from-literal=${name}='${entry}'`,
-    expiresAt === undefined ? "# no expiry: the gateway's metrics list this key under mcp_gateway_api_keys_without_expiry" : `# expires ${new Date(expiresAt).toISOString()}: mcp_gateway_api_keys_expiring_soon counts it from 14 days before`,
+    expiresAt === undefined
+      ? "# no expiry: the gateway's metrics list this key under mcp_gateway_api_keys_without_expiry"
+      : `# expires ${new Date(expiresAt).toISOString()}: mcp_gateway_api_keys_expiring_soon counts it from 14 days before`,
   ];
   out.write(`${lines.join("\n")}\n`);
   return 0;

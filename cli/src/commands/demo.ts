@@ -50,7 +50,13 @@ function plural(obj: KubeObject): string {
 /** Server-side apply of independent objects, in parallel. */
 async function applyAll(client: KubeClient, docs: KubeObject[]): Promise<void> {
   await Promise.all(
-    docs.map((d) => client.apply({ apiVersion: d.apiVersion, plural: plural(d), ...(d.metadata.namespace ? { namespace: d.metadata.namespace } : {}), name: d.metadata.name }, d, DEMO_MANAGER)),
+    docs.map((d) =>
+      client.apply(
+        { apiVersion: d.apiVersion, plural: plural(d), ...(d.metadata.namespace ? { namespace: d.metadata.namespace } : {}), name: d.metadata.name },
+        d,
+        DEMO_MANAGER,
+      ),
+    ),
   );
 }
 
@@ -58,7 +64,9 @@ async function waitEstablished(client: KubeClient, names: string[], timeoutMs = 
   const deadline = Date.now() + timeoutMs;
   for (const name of names) {
     for (;;) {
-      const crd = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`).catch(() => undefined);
+      const crd = await client
+        .request<{ status?: { conditions?: { type: string; status: string }[] } }>("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`)
+        .catch(() => undefined);
       if (crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
       if (Date.now() > deadline) throw new Error(`CRD ${name} was not established within ${timeoutMs / 1000}s`);
       await new Promise((r) => setTimeout(r, 200));
@@ -81,7 +89,11 @@ async function printTable(client: KubeClient): Promise<void> {
   const header = ["NAMESPACE", ...cols.map((c) => c.name.toUpperCase())];
   const rows = res.rows.map((r) => [r.object?.metadata?.namespace ?? "", ...cols.map((c) => String(r.cells[c.i] ?? ""))]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("   ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("   ")
+      .trimEnd();
   out(line(header));
   for (const r of rows) out(line(r));
 }
@@ -119,7 +131,13 @@ export async function run(args: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args,
-      options: { "exit-after-seconds": { type: "string" }, once: { type: "boolean" }, examples: { type: "string" }, server: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        "exit-after-seconds": { type: "string" },
+        once: { type: "boolean" },
+        examples: { type: "string" },
+        server: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (err) {
     process.stderr.write(`mcp-bastion demo: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
@@ -185,11 +203,12 @@ export async function run(args: string[]): Promise<number> {
     await waitEstablished(client, ["mcpservers.mcp.bastion.dev"]);
     if (local) {
       out("installing the Istio, External Secrets and cert-manager CRDs (make crds-upstream)");
-      const docs = (await upstreamCrdFiles())
-        .flatMap((f) => readDocs(f))
-        .filter((d) => d.kind === "CustomResourceDefinition");
+      const docs = (await upstreamCrdFiles()).flatMap((f) => readDocs(f)).filter((d) => d.kind === "CustomResourceDefinition");
       await applyAll(client, docs);
-      await waitEstablished(client, docs.map((d) => d.metadata.name));
+      await waitEstablished(
+        client,
+        docs.map((d) => d.metadata.name),
+      );
     }
 
     const namespaces = [...new Set(examples.map((e) => e.metadata.namespace ?? "default"))];
@@ -199,7 +218,9 @@ export async function run(args: string[]): Promise<number> {
       } catch (err) {
         if (!(err instanceof ApiError && err.code === 404)) throw err;
         // Pod Security "restricted" on the demo's namespaces: the operator's pods pass it.
-        await applyAll(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": "restricted" } } }]);
+        await applyAll(client, [
+          { apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels: { "pod-security.kubernetes.io/enforce": "restricted" } } },
+        ]);
       }
     }
 
@@ -223,7 +244,11 @@ export async function run(args: string[]): Promise<number> {
     const deadline = Date.now() + 90_000;
     const verdict = async () => {
       const list = await client.list<KubeObject>({ apiVersion: API_VERSION, plural: PLURAL });
-      return list.items.filter((s) => (s.status as Status | undefined)?.conditions?.some((c) => c.type === "Reconciled") && (s.status as { observedGeneration?: number }).observedGeneration === s.metadata.generation);
+      return list.items.filter(
+        (s) =>
+          (s.status as Status | undefined)?.conditions?.some((c) => c.type === "Reconciled") &&
+          (s.status as { observedGeneration?: number }).observedGeneration === s.metadata.generation,
+      );
     };
     let done = await verdict();
     while (done.length < examples.length && Date.now() < deadline && !interrupted) {

@@ -20,7 +20,12 @@ export function toolsFrom(value: unknown): ToolDescriptor[] {
     if (!tool || typeof tool.name !== "string" || tool.name === "") throw new Error(`tools[${i}].name: must be a non-empty string`);
     if (tool.description !== undefined && typeof tool.description !== "string") throw new Error(`tools[${i}].description: must be a string`);
     // annotations are pinned too (issue 13): a rule allowing only read-only tools trusts pinned annotations
-    return { name: tool.name, description: tool.description, inputSchema: tool.inputSchema, ...(tool.annotations !== undefined ? { annotations: tool.annotations } : {}) };
+    return {
+      name: tool.name,
+      description: tool.description,
+      inputSchema: tool.inputSchema,
+      ...(tool.annotations !== undefined ? { annotations: tool.annotations } : {}),
+    };
   });
 }
 

@@ -86,14 +86,21 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (leaderElect !== "true" && leaderElect !== "false") throw new Error(`--leader-elect: "${leaderElect}" must be true or false`);
   const leaseSeconds = positiveInt("lease-duration", values["lease-duration"], 15);
   if (leaseSeconds < 2) throw new Error("--lease-duration: must be at least 2 seconds");
-  const namespaces = (values.namespaces ?? env.MCP_BASTION_NAMESPACES ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const namespaces = (values.namespaces ?? env.MCP_BASTION_NAMESPACES ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const ns of namespaces) if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) throw new Error(`--namespaces: "${ns}" is not a namespace name`);
-  const stores = [...(values["allow-cluster-secret-store"] ?? []), ...(env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE ? [env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE] : [])];
+  const stores = [
+    ...(values["allow-cluster-secret-store"] ?? []),
+    ...(env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE ? [env.MCP_BASTION_ALLOW_CLUSTER_SECRET_STORE] : []),
+  ];
   const issuers = [...(values["allow-cluster-issuer"] ?? []), ...(env.MCP_BASTION_ALLOW_CLUSTER_ISSUER ? [env.MCP_BASTION_ALLOW_CLUSTER_ISSUER] : [])];
   const gatewayImage = values["gateway-image"] ?? env.MCP_BASTION_GATEWAY_IMAGE ?? "ghcr.io/mcp-bastion/mcp-bastion:0.1.0";
   if (!gatewayImage || /\s/.test(gatewayImage)) throw new Error(`--gateway-image: "${gatewayImage}" is not an image reference`);
   const imagePolicy = values["default-image-policy"] ?? env.MCP_BASTION_DEFAULT_IMAGE_POLICY ?? "AllowTags";
-  if (imagePolicy !== "RequireDigest" && imagePolicy !== "AllowTags") throw new Error(`--default-image-policy: "${imagePolicy}" must be RequireDigest or AllowTags`);
+  if (imagePolicy !== "RequireDigest" && imagePolicy !== "AllowTags")
+    throw new Error(`--default-image-policy: "${imagePolicy}" must be RequireDigest or AllowTags`);
   const base = defaultConfig();
   const healthPort = positiveInt("health-port", values["health-port"], 8081);
   const metrics = address("metrics-bind-address", values["metrics-bind-address"], ":8080");

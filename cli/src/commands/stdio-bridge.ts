@@ -10,7 +10,8 @@ import { parseArgs } from "node:util";
 import { identityEnvProblems, PROCESS_IDENTITY_ROLES, type ProcessIdentityRole } from "../../../contract/authz/identity-env.ts";
 import { startBridge } from "../../../gateway/src/bridge.ts";
 
-const USAGE = "usage: mcp-bastion stdio-bridge --port N [--host 127.0.0.1] [--max-sessions 16] [--identity-env FACT=NAME ...] -- CMD [ARGS...]\n       mcp-bastion stdio-bridge --install DIR";
+const USAGE =
+  "usage: mcp-bastion stdio-bridge --port N [--host 127.0.0.1] [--max-sessions 16] [--identity-env FACT=NAME ...] -- CMD [ARGS...]\n       mcp-bastion stdio-bridge --install DIR";
 const EXE = "mcp-bastion-bridge";
 
 function log(msg: string, fields: Record<string, unknown> = {}): void {
@@ -101,7 +102,9 @@ export async function run(args: string[]): Promise<number> {
     const eq = pair.indexOf("=");
     const role = pair.slice(0, eq) as ProcessIdentityRole;
     if (eq <= 0 || !PROCESS_IDENTITY_ROLES.includes(role)) {
-      process.stderr.write(`mcp-bastion stdio-bridge: --identity-env ${pair}: must be FACT=NAME with FACT one of ${PROCESS_IDENTITY_ROLES.join(", ")}\n${USAGE}\n`);
+      process.stderr.write(
+        `mcp-bastion stdio-bridge: --identity-env ${pair}: must be FACT=NAME with FACT one of ${PROCESS_IDENTITY_ROLES.join(", ")}\n${USAGE}\n`,
+      );
       return 2;
     }
     identityEnv[role] = pair.slice(eq + 1);

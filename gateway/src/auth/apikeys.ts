@@ -109,7 +109,8 @@ export function loadKeys(files: ReadonlyMap<string, string>): { byDigest: Map<st
         problems.push({ client, line: 0, problem: `the same key is also listed for client "${other.client}"; refused for both` });
       }
       // Two lines with one key for the same client: the later expiry wins (a renewed entry).
-      if (!other || other.client !== client || (other.expiresAt !== undefined && (e.expiresAt === undefined || e.expiresAt > other.expiresAt))) byDigest.set(hex, e);
+      if (!other || other.client !== client || (other.expiresAt !== undefined && (e.expiresAt === undefined || e.expiresAt > other.expiresAt)))
+        byDigest.set(hex, e);
     }
   }
   for (const hex of shared) byDigest.delete(hex);
@@ -215,7 +216,11 @@ export class ApiKeyStore {
       }
     }
     const { byDigest: next, problems } = loadKeys(files);
-    const signature = [...next.entries()].map(([h, e]) => `${h}:${e.client}:${e.expiresAt ?? ""}`).sort().join(",") + problems.map((p) => `|${p.client}:${p.line}:${p.problem}`).join("");
+    const signature =
+      [...next.entries()]
+        .map(([h, e]) => `${h}:${e.client}:${e.expiresAt ?? ""}`)
+        .sort()
+        .join(",") + problems.map((p) => `|${p.client}:${p.line}:${p.problem}`).join("");
     if (signature !== this.#signature) {
       this.#signature = signature;
       this.#byDigest = next;

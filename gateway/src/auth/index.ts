@@ -12,7 +12,7 @@ import { xfccPeer } from "./mtls.ts";
 
 export type AuthResult =
   | { ok: true; identity: Identity }
-  | { ok: false; reason: string; message: string; /** a credential was presented but rejected */ invalidToken: boolean };
+  | { ok: false; reason: string; message: string /** a credential was presented but rejected */; invalidToken: boolean };
 
 const JWS_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -23,8 +23,7 @@ export class Authenticator {
   readonly #ids = new Map<string, Identity>();
 
   constructor(cfg: GatewayConfig["auth"], opts: { jwksRefreshMs?: number } = {}) {
-    if (!cfg.apiKeys && !cfg.jwt && !cfg.mtls)
-      throw new Error("auth: configure at least one of apiKeys, jwt, mtls (there is no anonymous mode)");
+    if (!cfg.apiKeys && !cfg.jwt && !cfg.mtls) throw new Error("auth: configure at least one of apiKeys, jwt, mtls (there is no anonymous mode)");
     this.apiKeys = cfg.apiKeys ? new ApiKeyStore(cfg.apiKeys.dir) : undefined;
     this.jwt = cfg.jwt ? new JwtVerifier(cfg.jwt, { refreshMs: opts.jwksRefreshMs }) : undefined;
     this.#spiffe = cfg.mtls?.spiffeIds;

@@ -14,9 +14,7 @@ import { sha256 } from "./apikeys.ts";
 type JwtConfig = NonNullable<GatewayConfig["auth"]["jwt"]>;
 
 /** Algorithms the gateway can accept at all: asymmetric signatures only. */
-export const ASYMMETRIC_ALGS = new Set([
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
-]);
+export const ASYMMETRIC_ALGS = new Set(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"]);
 
 export class JwtError extends Error {
   readonly reason: string;
@@ -45,8 +43,7 @@ export function checkFetchUrl(url: string, field: string): void {
     throw new Error(`${field}: not a URL`);
   }
   const loopback = u.hostname === "localhost" || u.hostname === "127.0.0.1" || u.hostname === "[::1]";
-  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback))
-    throw new Error(`${field}: must be an https URL (http only for loopback)`);
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) throw new Error(`${field}: must be an https URL (http only for loopback)`);
 }
 
 async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
@@ -122,8 +119,7 @@ export class JwtVerifier {
         }
         jwks = await fetchJson(this.#jwksUri, 3000);
       }
-      if (!jwks || typeof jwks !== "object" || !Array.isArray((jwks as { keys?: unknown }).keys))
-        throw new Error("not a JWKS document");
+      if (!jwks || typeof jwks !== "object" || !Array.isArray((jwks as { keys?: unknown }).keys)) throw new Error("not a JWKS document");
       this.#keys = createLocalJWKSet(jwks as JSONWebKeySet);
       log("info", "jwks loaded", { keys: (jwks as JSONWebKeySet).keys.length });
     } catch (e) {

@@ -186,7 +186,9 @@ export function usesExtendedAuthorization(cfg: AccessConfig): boolean {
     (cfg.scopes?.length ?? 0) > 0 ||
     (cfg.constraints?.length ?? 0) > 0 ||
     (cfg.requiredScopes?.length ?? 0) > 0 ||
-    cfg.rules.some((r) => (r.scopes?.length ?? 0) > 0 || r.schedule !== undefined || (r.sources?.length ?? 0) > 0 || r.readOnlyTools || (r.conditions?.length ?? 0) > 0)
+    cfg.rules.some(
+      (r) => (r.scopes?.length ?? 0) > 0 || r.schedule !== undefined || (r.sources?.length ?? 0) > 0 || r.readOnlyTools || (r.conditions?.length ?? 0) > 0,
+    )
   );
 }
 
@@ -294,7 +296,10 @@ export class AccessEngine {
     if (id.kind !== "jwt" || this.#required.length === 0) return undefined;
     const granted = new Set(id.scopes ?? []);
     if (missingScopes(this.#required, granted).length === 0) return undefined;
-    return unionScopes(this.#required, [...granted].filter((s) => this.scopesSupported.includes(s)));
+    return unionScopes(
+      this.#required,
+      [...granted].filter((s) => this.scopesSupported.includes(s)),
+    );
   }
 
   /** Scopes a JWT client needs for this operation besides those of the rule that allows it. */
@@ -413,12 +418,23 @@ export class AccessEngine {
     for (const c of cs) {
       const args = op.arguments ?? {};
       if (c.validate && !c.validate(args)) {
-        return { ok: false, refusal: { kind: "invalid", rule: c.spec.name, reason: `arguments of tool ${quoted(op.name)} violate constraint "${c.spec.name}": ${describeAjvError(c.validate.errors)}` } };
+        return {
+          ok: false,
+          refusal: {
+            kind: "invalid",
+            rule: c.spec.name,
+            reason: `arguments of tool ${quoted(op.name)} violate constraint "${c.spec.name}": ${describeAjvError(c.validate.errors)}`,
+          },
+        };
       }
       if (c.conditions.length > 0) {
         activation ??= this.#activation(id, op, facts);
         const failed = this.#firstFailure(c.conditions, activation);
-        if (failed) return { ok: false, refusal: { kind: "denied", rule: c.spec.name, reason: `tool ${quoted(op.name)} refused by constraint "${c.spec.name}": ${failed}` } };
+        if (failed)
+          return {
+            ok: false,
+            refusal: { kind: "denied", rule: c.spec.name, reason: `tool ${quoted(op.name)} refused by constraint "${c.spec.name}": ${failed}` },
+          };
       }
     }
     return { ok: true, rule };
@@ -438,7 +454,10 @@ export class AccessEngine {
 
   /** Which rules are active at `now`, and the next instant any of them changes (for the status). */
   schedule(now: number): { active: string[]; inactive: string[]; nextChange?: number } {
-    return ruleSchedule(this.#rules.map((r) => r.spec), now);
+    return ruleSchedule(
+      this.#rules.map((r) => r.spec),
+      now,
+    );
   }
 }
 

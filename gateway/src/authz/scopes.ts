@@ -19,7 +19,10 @@ export function missingScopes(needed: readonly string[], granted: ReadonlySet<st
 /** A quoted-string auth-param value (RFC 9110): backslash-escape '"' and '\\', drop control characters. */
 function q(v: string): string {
   // Only printable ASCII may appear in a header value: everything else (controls, CR/LF) is dropped.
-  return `"${[...v].filter((ch) => ch >= " " && ch <= "~").join("").replace(/["\\]/g, "\\$&")}"`;
+  return `"${[...v]
+    .filter((ch) => ch >= " " && ch <= "~")
+    .join("")
+    .replace(/["\\]/g, "\\$&")}"`;
 }
 
 /** The 401 challenge: where the metadata is, which scopes to ask for first, and why a token was refused. */

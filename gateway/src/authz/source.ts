@@ -49,7 +49,10 @@ export function cidrSet(cidrs: readonly string[]): CidrSet {
 export function clientAddress(peer: string | undefined, xff: string | string[] | undefined, trusted: CidrSet): string {
   let addr = plainAddress(peer ?? "unknown");
   if (trusted.size === 0 || xff === undefined || !trusted.has(addr)) return addr;
-  const hops = (Array.isArray(xff) ? xff.join(",") : xff).split(",").map((h) => h.trim()).filter(Boolean);
+  const hops = (Array.isArray(xff) ? xff.join(",") : xff)
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
   while (hops.length > 0 && trusted.has(addr)) {
     const next = plainAddress(hops.pop()!);
     if (isIP(next) === 0) break; // a malformed hop: stop at the last address we can vouch for

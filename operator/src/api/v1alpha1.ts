@@ -79,8 +79,22 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Non-negative Kubernetes resource quantity (apimachinery's grammar), e.g. 100m, 0.5, 128Mi, 1G, 1e3. */
 const QUANTITY = /^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$/;
 const QUANTITY_SUFFIX: Record<string, number> = {
-  n: 1e-9, u: 1e-6, m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 /** The value of a quantity as a number (precise enough to compare requests with limits). */
 export function quantityValue(q: string): number {
@@ -146,7 +160,11 @@ const noDotSegment: Rule<string> = {
 
 /** An absolute path inside a container, in canonical form. */
 const mountPath = doc(
-  z.string().min(2).max(256).regex(/^\/[A-Za-z0-9_.\-/]+$/, "must be an absolute path of letters, digits and _ . - /"),
+  z
+    .string()
+    .min(2)
+    .max(256)
+    .regex(/^\/[A-Za-z0-9_.\-/]+$/, "must be an absolute path of letters, digits and _ . - /"),
   `Where the volume appears in the MCP server container: an absolute path in canonical form (no '//', '.' or '..' segments, no trailing '/'), not ${RESERVED_MOUNT_PATHS.join(", ")} and neither inside nor above them.`,
   [
     noEmptySegment,
@@ -164,7 +182,11 @@ const mountPath = doc(
 /** A key of a Secret, used as a file name in a secret volume (apimachinery's IsConfigMapKey). */
 const secretKey = (description: string, max: number) =>
   doc(
-    z.string().min(1).max(max).regex(/^[A-Za-z0-9_.-]+$/, "must be a plain file name of letters, digits and _ . -"),
+    z
+      .string()
+      .min(1)
+      .max(max)
+      .regex(/^[A-Za-z0-9_.-]+$/, "must be a plain file name of letters, digits and _ . -"),
     description,
     [
       {
@@ -176,24 +198,12 @@ const secretKey = (description: string, max: number) =>
     ],
   );
 
-const dnsLabel = (what: string) =>
-  z
-    .string()
-    .min(1)
-    .max(63)
-    .regex(DNS_LABEL, `${what} must be a DNS label (lowercase letters, digits and '-')`);
-const secretName = (what: string) =>
-  z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(DNS_SUBDOMAIN, `${what} must be a DNS subdomain name`);
+const dnsLabel = (what: string) => z.string().min(1).max(63).regex(DNS_LABEL, `${what} must be a DNS label (lowercase letters, digits and '-')`);
+const secretName = (what: string) => z.string().min(1).max(253).regex(DNS_SUBDOMAIN, `${what} must be a DNS subdomain name`);
 const glob = z.string().min(1).max(256).regex(NAME_GLOB, "must be a name or a glob of letters, digits, _-./: and *");
 const quantity = z.string().max(32).regex(QUANTITY, "must be a Kubernetes quantity such as 250m or 256Mi");
 
-export const LocalObjectReference = z
-  .object({ name: doc(secretName("name"), "Name of an object in the McpServer's own namespace.") })
-  .strict();
+export const LocalObjectReference = z.object({ name: doc(secretName("name"), "Name of an object in the McpServer's own namespace.") }).strict();
 
 const ResourceList = z
   .object({
@@ -240,10 +250,7 @@ export const TransportType = z.enum(["streamable-http", "sse", "stdio"]);
 export const Transport = doc(
   z
     .object({
-      type: doc(
-        TransportType,
-        "How the MCP server speaks. stdio servers are served to clients over streamable HTTP by the gateway.",
-      ),
+      type: doc(TransportType, "How the MCP server speaks. stdio servers are served to clients over streamable HTTP by the gateway."),
       port: doc(
         z.int().min(1024).max(65535).optional(),
         "Port the MCP server listens on inside the pod (HTTP transports only; never exposed outside the pod).",
@@ -260,9 +267,21 @@ export const Transport = doc(
     .strict(),
   "Transport of the MCP server behind the gateway.",
   [
-    { rule: "self.type != 'stdio' || !has(self.port)", message: "spec.transport.port must not be set when type is stdio", check: (t) => t.type !== "stdio" || t.port === undefined },
-    { rule: "self.type != 'stdio' || !has(self.path)", message: "spec.transport.path must not be set when type is stdio", check: (t) => t.type !== "stdio" || t.path === undefined },
-    { rule: "self.type == 'stdio' || has(self.port)", message: "spec.transport.port is required for HTTP transports", check: (t) => t.type === "stdio" || t.port !== undefined },
+    {
+      rule: "self.type != 'stdio' || !has(self.port)",
+      message: "spec.transport.port must not be set when type is stdio",
+      check: (t) => t.type !== "stdio" || t.port === undefined,
+    },
+    {
+      rule: "self.type != 'stdio' || !has(self.path)",
+      message: "spec.transport.path must not be set when type is stdio",
+      check: (t) => t.type !== "stdio" || t.path === undefined,
+    },
+    {
+      rule: "self.type == 'stdio' || has(self.port)",
+      message: "spec.transport.port is required for HTTP transports",
+      check: (t) => t.type === "stdio" || t.port !== undefined,
+    },
   ],
 );
 
@@ -276,15 +295,25 @@ export const ApiKeysExternalSecret = z
     storeRef: doc(
       z
         .object({
-          name: z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a DNS subdomain"),
+          name: z
+            .string()
+            .min(1)
+            .max(253)
+            .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a DNS subdomain"),
           kind: z.enum(["SecretStore", "ClusterSecretStore"]).default("SecretStore"),
         })
         .strict(),
       "External Secrets store. ClusterSecretStores must be allowed for the namespace by the operator's configuration.",
     ),
-    key: doc(z.string().min(1).max(1024), "Remote secret whose properties are client names and whose values are their keys (or sha256: digests), extracted whole."),
+    key: doc(
+      z.string().min(1).max(1024),
+      "Remote secret whose properties are client names and whose values are their keys (or sha256: digests), extracted whole.",
+    ),
     refreshInterval: doc(
-      z.string().regex(/^([0-9]+(s|m|h))+$/, "must be a duration such as 1h or 15m").default("1h"),
+      z
+        .string()
+        .regex(/^([0-9]+(s|m|h))+$/, "must be a duration such as 1h or 15m")
+        .default("1h"),
       "How often External Secrets syncs the keys; the checklist counts the keys as rotated on this schedule and the gateway reloads them in place.",
     ),
   })
@@ -320,7 +349,13 @@ export const JwtAuth = doc(
       audiences: setList(z.array(z.string().min(1).max(512)).min(1).max(16), "Accepted `aud` values (at least one)."),
       jwksUri: doc(z.url().max(2048).optional(), "JWKS URL (https)."),
       jwksSecretRef: doc(
-        z.object({ name: secretName("name"), key: secretKey("Key of the Secret holding the JWKS; also its file name in the gateway.", 253).default("jwks.json") }).strict().optional(),
+        z
+          .object({
+            name: secretName("name"),
+            key: secretKey("Key of the Secret holding the JWKS; also its file name in the gateway.", 253).default("jwks.json"),
+          })
+          .strict()
+          .optional(),
         "Secret holding the JWKS document, for issuers the pod cannot reach.",
       ),
       algorithms: setList(
@@ -365,9 +400,7 @@ export const MtlsAuth = doc(
 );
 
 export const Auth = doc(
-  z
-    .object({ apiKeys: ApiKeyAuth.optional(), jwt: JwtAuth.optional(), mtls: MtlsAuth.optional() })
-    .strict(),
+  z.object({ apiKeys: ApiKeyAuth.optional(), jwt: JwtAuth.optional(), mtls: MtlsAuth.optional() }).strict(),
   "How clients authenticate. At least one method is required: there is no anonymous mode.",
   [
     {
@@ -395,10 +428,14 @@ export const CelCondition = doc(
   z
     .object({
       expression: doc(
-        z.string().min(1).max(4096).superRefine((e, ctx) => {
-          const err = conditionError(e);
-          if (err) ctx.addIssue({ code: "custom", message: `invalid CEL expression ${JSON.stringify(e.slice(0, 200))}: ${err}` });
-        }),
+        z
+          .string()
+          .min(1)
+          .max(4096)
+          .superRefine((e, ctx) => {
+            const err = conditionError(e);
+            if (err) ctx.addIssue({ code: "custom", message: `invalid CEL expression ${JSON.stringify(e.slice(0, 200))}: ${err}` });
+          }),
         "CEL expression that must evaluate to true. Variables: request {method, tool, arguments, uri, prompt}, client {name, kind, subject, groups, scopes, claims, spiffeId, source}, now (timestamp). Functions besides CEL's standard ones: cleanPath(p), pathWithin(p, dir), urlHost(u), urlScheme(u).",
       ),
       message: doc(z.string().min(1).max(512).optional(), "Told to the client (and audited) when the condition is false."),
@@ -410,19 +447,29 @@ export const CelCondition = doc(
 export const TimeWindow = doc(
   z
     .object({
-      days: setList(z.array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"])).max(7).optional(), "Days of the week (local to timeZone); all days when absent."),
+      days: setList(
+        z
+          .array(z.enum(["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]))
+          .max(7)
+          .optional(),
+        "Days of the week (local to timeZone); all days when absent.",
+      ),
       // maxLength keeps the CEL rule below within the API server's cost budget (rules x windows).
       start: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "Start, local time, inclusive."),
       end: doc(z.string().max(5).regex(HHMM, "must be HH:MM (00:00-23:59)"), "End, local time, exclusive. An end at or before start runs past midnight."),
       timeZone: doc(
-        z.string().min(1).max(64).refine((tz) => {
-          try {
-            checkTimeZone(tz);
-            return true;
-          } catch {
-            return false;
-          }
-        }, "must be an IANA time zone such as Europe/Berlin or UTC"),
+        z
+          .string()
+          .min(1)
+          .max(64)
+          .refine((tz) => {
+            try {
+              checkTimeZone(tz);
+              return true;
+            } catch {
+              return false;
+            }
+          }, "must be an IANA time zone such as Europe/Berlin or UTC"),
         "IANA time zone of start and end.",
       ),
     })
@@ -454,7 +501,9 @@ export const RuleSchedule = doc(
 
 /** Fields added to an authorization rule. */
 const RuleExtensions = {
-  scopes: scopeList("OAuth scopes a JWT client's token must carry for this rule to allow anything (403 insufficient_scope otherwise). A rule with scopes never applies to API key or SPIFFE clients."),
+  scopes: scopeList(
+    "OAuth scopes a JWT client's token must carry for this rule to allow anything (403 insufficient_scope otherwise). A rule with scopes never applies to API key or SPIFFE clients.",
+  ),
   schedule: RuleSchedule.optional(),
   sources: cidrList("The rule applies only to clients from these CIDRs (the connection's address, or X-Forwarded-For from spec.authorization.trustedProxies)."),
   readOnlyTools: doc(
@@ -472,7 +521,7 @@ export const ScopeRequirement = z
     prompts: setList(z.array(glob).max(256).optional(), "Prompts (globs) that need the scopes."),
     scopes: setList(
       z.array(z.string().min(1).max(256).regex(SCOPE, "must be an OAuth scope token (no spaces, quotes or backslashes)")).min(1).max(64),
-      "Scopes a JWT client's token must carry to use them; a token without them gets 403 with error=\"insufficient_scope\" naming every scope the call needs.",
+      'Scopes a JWT client\'s token must carry to use them; a token without them gets 403 with error="insufficient_scope" naming every scope the call needs.',
     ),
   })
   .strict();
@@ -494,7 +543,10 @@ export const ToolConstraint = z
         .optional(),
       "JSON Schema (2020-12, strict) the call's arguments must also satisfy, on top of the server's own inputSchema (which the server wrote, so it is not trusted): types, ranges, patterns, lengths.",
     ).meta({ "x-kubernetes-preserve-unknown-fields": true }),
-    conditions: doc(z.array(CelCondition).max(16).optional(), "CEL conditions the call must satisfy (what a schema cannot say: normalized paths, URL hosts, read-only SQL)."),
+    conditions: doc(
+      z.array(CelCondition).max(16).optional(),
+      "CEL conditions the call must satisfy (what a schema cannot say: normalized paths, URL hosts, read-only SQL).",
+    ),
   })
   .strict();
 
@@ -654,7 +706,14 @@ export const Limits = doc(
         "Token buckets per client and tool.",
       ),
       maxConcurrentRequests: doc(z.int().min(1).max(10_000).default(64), "Requests in flight at once, all clients together."),
-      maxRequestBytes: doc(z.int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024), "Largest accepted request body."),
+      maxRequestBytes: doc(
+        z
+          .int()
+          .min(1024)
+          .max(16 * 1024 * 1024)
+          .default(1024 * 1024),
+        "Largest accepted request body.",
+      ),
       requestTimeoutSeconds: doc(z.int().min(1).max(3600).default(30), "Deadline of one MCP request."),
       toolTimeouts: listMap(
         z
@@ -704,10 +763,7 @@ export const Tools = doc(
     .object({
       pinned: listMap(z.array(PinnedTool).max(256).default([]), ["name"], "Tools pinned to a fingerprint."),
       onDrift: doc(z.enum(["Block", "Warn"]).default("Block"), "What happens when a pinned tool changes. Warn is a visible opt-out."),
-      allowUnpinned: doc(
-        z.boolean().default(true),
-        "Whether tools that have no pin are served when some tools are pinned. false blocks every unpinned tool.",
-      ),
+      allowUnpinned: doc(z.boolean().default(true), "Whether tools that have no pin are served when some tools are pinned. false blocks every unpinned tool."),
       scanDescriptions: doc(
         z.boolean().default(true),
         "Scan tool descriptions for injected instructions and hide tools with findings. false is a visible opt-out.",
@@ -749,7 +805,10 @@ export const VolumeSpec = z
     mountPath,
     readOnly: doc(z.boolean().default(true), "Mounted read-only unless set to false."),
     configMap: LocalObjectReference.optional(),
-    persistentVolumeClaim: z.object({ claimName: secretName("claimName") }).strict().optional(),
+    persistentVolumeClaim: z
+      .object({ claimName: secretName("claimName") })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -770,7 +829,10 @@ export const IngressPeer = doc(
         z
           .object({
             cidr: z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"),
-            except: setList(z.array(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(32).optional(), "CIDRs inside cidr that stay denied."),
+            except: setList(
+              z.array(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8")).max(32).optional(),
+              "CIDRs inside cidr that stay denied.",
+            ),
           })
           .strict()
           .optional(),
@@ -796,33 +858,35 @@ export const IngressPeer = doc(
 const Port = z.object({ port: z.int().min(1).max(65535), protocol: z.enum(["TCP", "UDP"]).default("TCP") }).strict();
 
 export const EgressRule = doc(
-  z.object({
-    cidrs: setList(
-      z
-        .array(
-          doc(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
-            {
-              // The pattern only shapes it; 999.1.1.1/8 or 10.0.0.0/40 would reach the NetworkPolicy and fail there.
-              rule: "isCIDR(self)",
-              message: "must be a valid CIDR (address and prefix length within range)",
-              check: (c) => {
-                const [base, len] = c.split("/") as [string, string];
-                const family = isIP(base);
-                return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
+  z
+    .object({
+      cidrs: setList(
+        z
+          .array(
+            doc(z.string().max(64).regex(CIDR, "must be a CIDR such as 10.0.0.0/8"), "An IPv4 or IPv6 CIDR.", [
+              {
+                // The pattern only shapes it; 999.1.1.1/8 or 10.0.0.0/40 would reach the NetworkPolicy and fail there.
+                rule: "isCIDR(self)",
+                message: "must be a valid CIDR (address and prefix length within range)",
+                check: (c) => {
+                  const [base, len] = c.split("/") as [string, string];
+                  const family = isIP(base);
+                  return family !== 0 && Number(len) <= (family === 4 ? 32 : 128);
+                },
               },
-            },
-          ]),
-        )
-        .max(64)
-        .optional(),
-      "Destination CIDRs. With Istio they stay in the proxy (a ServiceEntry per rule, TCP ports only). Wider than /16 (IPv4) or /48 (IPv6) is reported as an opt-out.",
-    ),
-    hosts: setList(
-      z.array(z.string().max(253).regex(HOSTNAME, "must be a DNS name such as api.github.com")).max(64).optional(),
-      "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar; TCP ports only; wildcards on 443 only). They must resolve to public addresses: private ones need a cidrs rule.",
-    ),
-    ports: z.array(Port).min(1).max(16),
-  }).strict(),
+            ]),
+          )
+          .max(64)
+          .optional(),
+        "Destination CIDRs. With Istio they stay in the proxy (a ServiceEntry per rule, TCP ports only). Wider than /16 (IPv4) or /48 (IPv6) is reported as an opt-out.",
+      ),
+      hosts: setList(
+        z.array(z.string().max(253).regex(HOSTNAME, "must be a DNS name such as api.github.com")).max(64).optional(),
+        "Destination hostnames (needs spec.mesh.istio.enabled: enforced by the Istio sidecar; TCP ports only; wildcards on 443 only). They must resolve to public addresses: private ones need a cidrs rule.",
+      ),
+      ports: z.array(Port).min(1).max(16),
+    })
+    .strict(),
   "One allowed outbound destination.",
   [
     {
@@ -833,14 +897,16 @@ export const EgressRule = doc(
     {
       // The Istio sidecar intercepts TCP only: a UDP "hostname" rule would be an open UDP port.
       rule: "!has(self.hosts) || self.ports.all(p, !has(p.protocol) || p.protocol == 'TCP')",
-      message: "spec.network.egress[].hosts: ports must be TCP (the Istio sidecar does not intercept UDP, so a hostname cannot be enforced); use cidrs for UDP destinations",
+      message:
+        "spec.network.egress[].hosts: ports must be TCP (the Istio sidecar does not intercept UDP, so a hostname cannot be enforced); use cidrs for UDP destinations",
       check: (e) => e.hosts === undefined || e.ports.every((p) => p.protocol === "TCP"),
     },
     {
       // A wildcard cannot be resolved: the proxy can only match it on the TLS SNI (port 443). On a
       // plain TCP port it would forward to whatever address the application dialled.
       rule: "!has(self.hosts) || !self.hosts.exists(h, h.startsWith('*.')) || self.ports.all(p, p.port == 443)",
-      message: "spec.network.egress[].hosts: a wildcard host (*.example.com) can only be enforced by TLS SNI on port 443; list the hosts by name for other ports",
+      message:
+        "spec.network.egress[].hosts: a wildcard host (*.example.com) can only be enforced by TLS SNI on port 443; list the hosts by name for other ports",
       check: (e) => e.hosts === undefined || !e.hosts.some((h) => h.startsWith("*.")) || e.ports.every((p) => p.port === 443),
     },
   ],
@@ -903,7 +969,10 @@ export const Audit = doc(
               z
                 .string()
                 .max(2048)
-                .regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, "must be an http:// or https:// URL without credentials, such as http://otel-collector.observability:4318"),
+                .regex(
+                  /^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/,
+                  "must be an http:// or https:// URL without credentials, such as http://otel-collector.observability:4318",
+                ),
               "OTLP/HTTP base URL of the collector (/v1/logs is appended unless the URL ends with it). The gateway must be allowed to reach it: add its address to spec.network.egress.",
             ),
             bufferLines: doc(
@@ -1011,7 +1080,11 @@ export const McpServerSpec = doc(
   z
     .object({
       image: doc(
-        z.string().min(1).max(512).regex(/^[^\s]+$/, "must not contain spaces"),
+        z
+          .string()
+          .min(1)
+          .max(512)
+          .regex(/^[^\s]+$/, "must not contain spaces"),
         "Container image of the MCP server. Pin it by digest (image@sha256:...); a tag-only image is reported in status, or refused under imagePolicy RequireDigest.",
       ),
       imagePolicy: doc(
@@ -1047,8 +1120,7 @@ export const McpServerSpec = doc(
       check: (s) => s.auth.mtls === undefined || s.mesh.istio.enabled,
     },
     {
-      rule:
-        "!has(self.network) || !has(self.network.egress) || self.network.egress.all(e, !has(e.hosts)) || (has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
+      rule: "!has(self.network) || !has(self.network.egress) || self.network.egress.all(e, !has(e.hosts)) || (has(self.mesh) && has(self.mesh.istio) && self.mesh.istio.enabled)",
       message: "spec.network.egress[].hosts requires spec.mesh.istio.enabled: true (hostnames are enforced by the mesh)",
       fieldPath: ".network.egress",
       check: (s) => s.network.egress.every((e) => e.hosts === undefined) || s.mesh.istio.enabled,
@@ -1066,13 +1138,14 @@ export const McpServerSpec = doc(
       check: (s) => s.transport.type !== "stdio" || (s.command?.length ?? 0) > 0,
     },
     {
-      rule:
-        "!has(self.authorization) || ((!has(self.authorization.scopes) || size(self.authorization.scopes) == 0) && (!has(self.authorization.requiredScopes) || size(self.authorization.requiredScopes) == 0) && (!has(self.authorization.rules) || self.authorization.rules.all(r, !has(r.scopes) || size(r.scopes) == 0))) || has(self.auth.jwt)",
+      rule: "!has(self.authorization) || ((!has(self.authorization.scopes) || size(self.authorization.scopes) == 0) && (!has(self.authorization.requiredScopes) || size(self.authorization.requiredScopes) == 0) && (!has(self.authorization.rules) || self.authorization.rules.all(r, !has(r.scopes) || size(r.scopes) == 0))) || has(self.auth.jwt)",
       message: "spec.authorization: OAuth scopes (scopes, requiredScopes, rules[].scopes) need spec.auth.jwt (only JWT clients carry scopes)",
       fieldPath: ".authorization",
       check: (s) =>
         s.auth.jwt !== undefined ||
-        (s.authorization.scopes.length === 0 && (s.authorization.requiredScopes?.length ?? 0) === 0 && s.authorization.rules.every((r) => (r.scopes?.length ?? 0) === 0)),
+        (s.authorization.scopes.length === 0 &&
+          (s.authorization.requiredScopes?.length ?? 0) === 0 &&
+          s.authorization.rules.every((r) => (r.scopes?.length ?? 0) === 0)),
     },
     {
       rule: "!has(self.authorization) || !has(self.authorization.identity) || !has(self.authorization.identity.env) || self.transport.type == 'stdio'",
@@ -1149,7 +1222,10 @@ export const McpServerStatus = z.object({
         image: doc(z.string(), "The image it describes, as the scanner recorded it (registry/repository:tag@digest)."),
         scanner: doc(z.string().optional(), "Scanner name and version."),
         updateTimestamp: doc(z.string().optional(), "When the scanner last updated the report."),
-        critical: doc(z.int().min(0), "Critical vulnerabilities (report.summary.criticalCount); any sets Degraded unless spec.vulnerabilities.onCritical is Report."),
+        critical: doc(
+          z.int().min(0),
+          "Critical vulnerabilities (report.summary.criticalCount); any sets Degraded unless spec.vulnerabilities.onCritical is Report.",
+        ),
         high: doc(z.int().min(0), "High-severity vulnerabilities (report.summary.highCount)."),
         medium: doc(z.int().min(0), "Medium-severity vulnerabilities (report.summary.mediumCount)."),
         low: doc(z.int().min(0), "Low-severity vulnerabilities (report.summary.lowCount)."),

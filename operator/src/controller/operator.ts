@@ -81,26 +81,30 @@ export class Operator extends Manager {
 
   /** `now`: the reconciler's clock (ms since the epoch). */
   constructor(config: OperatorConfig, now: () => number = Date.now) {
-    super(config, WATCHES, (ctx) =>
-      new McpServerReconciler(
-        ctx,
-        {
-          gatewayImage: config.gatewayImage,
-          ...(config.clusterDomain ? { clusterDomain: config.clusterDomain } : {}),
-          clusterStores: config.clusterStores,
-          clusterIssuers: config.clusterIssuers,
-          ...(config.defaultImagePolicy ? { defaultImagePolicy: config.defaultImagePolicy } : {}),
-          conflictRecheckMs: config.conflictRecheckMs,
-          identity: config.leaderElection.identity,
-          log: config.log,
-        },
-        now,
-      ),
+    super(
+      config,
+      WATCHES,
+      (ctx) =>
+        new McpServerReconciler(
+          ctx,
+          {
+            gatewayImage: config.gatewayImage,
+            ...(config.clusterDomain ? { clusterDomain: config.clusterDomain } : {}),
+            clusterStores: config.clusterStores,
+            clusterIssuers: config.clusterIssuers,
+            ...(config.defaultImagePolicy ? { defaultImagePolicy: config.defaultImagePolicy } : {}),
+            conflictRecheckMs: config.conflictRecheckMs,
+            identity: config.leaderElection.identity,
+            log: config.log,
+          },
+          now,
+        ),
     );
     this.metrics.serverSource = () => {
       const counts: Record<string, number> = { Reconciled: 0, Ready: 0, Degraded: 0 };
       for (const s of this.servers()) {
-        for (const c of (s.status as McpServerStatus | undefined)?.conditions ?? []) if (c.status === "True" && c.type in counts) counts[c.type] = (counts[c.type] ?? 0) + 1;
+        for (const c of (s.status as McpServerStatus | undefined)?.conditions ?? [])
+          if (c.status === "True" && c.type in counts) counts[c.type] = (counts[c.type] ?? 0) + 1;
       }
       return counts;
     };

@@ -56,7 +56,12 @@ export interface PlanEnv {
 }
 
 export type Plan =
-  | { ok: false; reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "ClusterIssuerNotAllowed" | "ImageNotPinned" | "RenderFailed"; message: string; server?: McpServer }
+  | {
+      ok: false;
+      reason: "InvalidSpec" | "ClusterSecretStoreNotAllowed" | "ClusterIssuerNotAllowed" | "ImageNotPinned" | "RenderFailed";
+      message: string;
+      server?: McpServer;
+    }
   | {
       ok: true;
       server: McpServer;
@@ -90,10 +95,17 @@ export function clusterStoreAllowed(policy: ClusterStorePolicy, namespace: strin
 export function parseClusterStorePolicy(values: readonly string[], flag = "--allow-cluster-secret-store", what = "storeA,storeB"): ClusterStorePolicy {
   const out = new Map<string, Set<string>>();
   for (const value of values) {
-    for (const entry of value.split(";").map((s) => s.trim()).filter(Boolean)) {
+    for (const entry of value
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const eq = entry.indexOf("=");
       const ns = entry.slice(0, eq).trim();
-      const stores = entry.slice(eq + 1).split(",").map((s) => s.trim()).filter(Boolean);
+      const stores = entry
+        .slice(eq + 1)
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (eq <= 0 || stores.length === 0) {
         throw new Error(`${flag}: "${entry}" must look like namespace=${what}`);
       }
@@ -203,7 +215,12 @@ export function planServer(raw: KubeObject, env: PlanEnv): Plan {
     // Defence in depth for multi-tenancy: only the namespaced kinds we own, only in the server's
     // own namespace. Anything else would be a renderer bug and is refused, not applied.
     if (!kind || (obj.metadata.namespace ?? ns) !== ns) {
-      return { ok: false, reason: "RenderFailed", server, message: `renderer produced ${obj.kind} ${obj.metadata.name} outside the kinds and namespace this operator manages` };
+      return {
+        ok: false,
+        reason: "RenderFailed",
+        server,
+        message: `renderer produced ${obj.kind} ${obj.metadata.name} outside the kinds and namespace this operator manages`,
+      };
     }
     if (kind.requires && !env.servedKinds.has(kindId(kind.apiVersion, kind.kind))) {
       missing.push({ kind, name: obj.metadata.name });
@@ -288,14 +305,20 @@ function readyCondition(plan: Plan, outcome: Outcome, generation: number | undef
   const base = { type: "Ready", ...(generation !== undefined ? { observedGeneration: generation } : {}) };
   if (!plan.ok) return { ...base, status: "False", reason: plan.reason, message: "not deployed: see the Reconciled condition" };
   // The gateway's pods cannot start before the Secret exists: say why rather than "pods unavailable".
-  if (certificate && certificate.status !== "True") return { ...base, status: "False", reason: "CertificateNotReady", message: `${certificate.reason}: see the CertificateReady condition` };
+  if (certificate && certificate.status !== "True")
+    return { ...base, status: "False", reason: "CertificateNotReady", message: `${certificate.reason}: see the CertificateReady condition` };
   const d = outcome.deployment as DeploymentLike | undefined;
   if (!d) return { ...base, status: "False", reason: "DeploymentMissing", message: "the Deployment does not exist yet" };
   const available = d.status?.conditions?.find((c) => c.type === "Available");
   const want = d.spec?.replicas ?? 1;
   const have = d.status?.availableReplicas ?? 0;
   if (available?.status === "True") return { ...base, status: "True", reason: "DeploymentAvailable", message: `${have}/${want} pods available` };
-  return { ...base, status: "False", reason: "DeploymentUnavailable", message: `${have}/${want} pods available${available?.message ? `: ${available.message}` : ""}` };
+  return {
+    ...base,
+    status: "False",
+    reason: "DeploymentUnavailable",
+    message: `${have}/${want} pods available${available?.message ? `: ${available.message}` : ""}`,
+  };
 }
 
 /** The status the McpServer should have; lastTransitionTime carried over from `previous` when unchanged. */
@@ -322,7 +345,9 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
             type: "Reconciled",
             status: "True",
             reason: plan.missing.length ? "PartiallyApplied" : "Applied",
-            message: plan.missing.length ? `${plan.apply.length} objects applied, ${plan.missing.length} waiting for CRDs` : `${plan.apply.length} objects applied`,
+            message: plan.missing.length
+              ? `${plan.apply.length} objects applied, ${plan.missing.length} waiting for CRDs`
+              : `${plan.apply.length} objects applied`,
             ...og,
           },
     );
@@ -330,7 +355,8 @@ export function desiredStatus(raw: KubeObject, plan: Plan, outcome: Outcome, pre
     if (certificate) conditions.push(certificate);
     if (errs.length) conditions.push({ type: "Degraded", status: "True", reason: "ApplyFailed", message: errs.slice(0, 3).join("; "), ...og });
     else if (plan.missing.length) conditions.push({ type: "Degraded", status: "True", reason: "MissingCRD", message: missingCrdMessage(plan.missing), ...og });
-    else if (certificate && CERTIFICATE_PROBLEMS.has(certificate.reason)) conditions.push({ type: "Degraded", status: "True", reason: certificate.reason, message: certificate.message, ...og });
+    else if (certificate && CERTIFICATE_PROBLEMS.has(certificate.reason))
+      conditions.push({ type: "Degraded", status: "True", reason: certificate.reason, message: certificate.message, ...og });
     else {
       const critical = outcome.vulnerabilities ? criticalDegradation(plan.server, outcome.vulnerabilities) : undefined;
       if (critical) conditions.push({ type: "Degraded", status: "True", ...critical, ...og });

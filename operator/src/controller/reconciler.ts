@@ -12,7 +12,19 @@ import { applyReason, differences, HASH_ANNOTATION, VERIFIED, verifiedMarker } f
 import { transitions } from "./conditions.ts";
 import { ISSUER_RECHECK_MS, type TlsFacts } from "./tls.ts";
 import { findingFor, VULNERABILITY_REPORT, type VulnerabilityScan } from "./vulnerabilities.ts";
-import { type ClusterIssuerPolicy, type ClusterStorePolicy, desiredStatus, foreignHolder, type OwnedKind, ownedKind, type OwnershipConflict, type Plan, planServer, requeueForSchedule, statusEqual } from "./plan.ts";
+import {
+  type ClusterIssuerPolicy,
+  type ClusterStorePolicy,
+  desiredStatus,
+  foreignHolder,
+  type OwnedKind,
+  ownedKind,
+  type OwnershipConflict,
+  type Plan,
+  planServer,
+  requeueForSchedule,
+  statusEqual,
+} from "./plan.ts";
 
 export const FIELD_MANAGER = "mcp-bastion";
 export const STATUS_FIELD_MANAGER = "mcp-bastion-status";
@@ -81,7 +93,13 @@ export class McpServerReconciler implements Reconciler {
     const status = desiredStatus(
       raw,
       plan,
-      { errors, conflicts, ...(liveDeployment ? { deployment: liveDeployment } : {}), ...(tls ? { tls } : {}), ...(vulnerabilities ? { vulnerabilities } : {}) },
+      {
+        errors,
+        conflicts,
+        ...(liveDeployment ? { deployment: liveDeployment } : {}),
+        ...(tls ? { tls } : {}),
+        ...(vulnerabilities ? { vulnerabilities } : {}),
+      },
       previous,
       timestamp(this.now()),
     );
@@ -121,7 +139,11 @@ export class McpServerReconciler implements Reconciler {
     const ns = plan.server.metadata.namespace;
     const cert = plan.apply.find((o) => o.kind === "Certificate");
     const certificate = cert ? this.ctx.childInformer(cert.apiVersion, cert.kind, ns)?.get(ns, cert.metadata.name) : undefined;
-    const where = { apiVersion: "cert-manager.io/v1", name: ref.name, ...(ref.kind === "Issuer" ? { plural: "issuers", namespace: ns } : { plural: "clusterissuers" }) };
+    const where = {
+      apiVersion: "cert-manager.io/v1",
+      name: ref.name,
+      ...(ref.kind === "Issuer" ? { plural: "issuers", namespace: ns } : { plural: "clusterissuers" }),
+    };
     try {
       const object = await this.ctx.client.get(where);
       return { issuer: { state: "found", object }, ...(certificate ? { certificate } : {}) };
@@ -151,9 +173,19 @@ export class McpServerReconciler implements Reconciler {
           if (current && !(VERIFIED in current)) inf?.replaceSameVersion(verifiedMarker(current, hash));
           return;
         }
-        if (why === "drifted") this.settings.log("info", "reverting drift", { server: `${ns}/${raw.metadata.name}`, kind: obj.kind, name: obj.metadata.name, fields: differences(obj, current).slice(0, 5) });
+        if (why === "drifted")
+          this.settings.log("info", "reverting drift", {
+            server: `${ns}/${raw.metadata.name}`,
+            kind: obj.kind,
+            name: obj.metadata.name,
+            fields: differences(obj, current).slice(0, 5),
+          });
         try {
-          const live = await this.ctx.client.apply({ apiVersion: obj.apiVersion, plural: ownedKindOf(obj).plural, namespace: ns, name: obj.metadata.name }, obj, FIELD_MANAGER);
+          const live = await this.ctx.client.apply(
+            { apiVersion: obj.apiVersion, plural: ownedKindOf(obj).plural, namespace: ns, name: obj.metadata.name },
+            obj,
+            FIELD_MANAGER,
+          );
           this.ctx.countWrite("apply", obj.kind);
           // The answer is the object with our fields applied (force): remember only that.
           inf?.store(verifiedMarker(live, hash));
@@ -183,9 +215,13 @@ export class McpServerReconciler implements Reconciler {
         const owned = (child.metadata.ownerReferences as { uid?: string; controller?: boolean }[] | undefined)?.some((r) => r.uid === uid && r.controller);
         if (!owned || child.metadata.deletionTimestamp) continue;
         try {
-          await this.ctx.client.request("DELETE", resourcePath({ apiVersion: kind.apiVersion, plural: kind.plural, namespace: ns, name: child.metadata.name }), {
-            body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: child.metadata.uid }, propagationPolicy: "Background" },
-          });
+          await this.ctx.client.request(
+            "DELETE",
+            resourcePath({ apiVersion: kind.apiVersion, plural: kind.plural, namespace: ns, name: child.metadata.name }),
+            {
+              body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: child.metadata.uid }, propagationPolicy: "Background" },
+            },
+          );
           this.ctx.countWrite("delete", kind.kind);
           inf.forget(child);
           this.settings.log("info", "pruned", { server: `${ns}/${raw.metadata.name}`, kind: kind.kind, name: child.metadata.name });
@@ -274,7 +310,14 @@ export class McpServerReconciler implements Reconciler {
       apiVersion: "v1",
       kind: "Event",
       metadata: { name: `${raw.metadata.name}.${nowMs.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`, namespace: ns },
-      involvedObject: { apiVersion: API_VERSION, kind: KIND, name: raw.metadata.name, namespace: ns, uid: raw.metadata.uid, resourceVersion: raw.metadata.resourceVersion },
+      involvedObject: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: raw.metadata.name,
+        namespace: ns,
+        uid: raw.metadata.uid,
+        resourceVersion: raw.metadata.resourceVersion,
+      },
       reason: t.reason,
       message: `${t.type}=${t.status}: ${t.message}`.slice(0, 1024),
       type: warning ? "Warning" : "Normal",

@@ -70,23 +70,48 @@ export function certificateCondition(server: McpServer, facts: TlsFacts, observe
   const cert = facts.certificate;
   const certName = cert?.metadata.name ?? "";
   const ready = conditionOf(cert, "Ready");
-  if (!cert || !ready) return { ...base, status: "False", reason: "CertificatePending", message: `waiting for cert-manager to pick up Certificate ${certName || "(not created yet)"}` };
+  if (!cert || !ready)
+    return {
+      ...base,
+      status: "False",
+      reason: "CertificatePending",
+      message: `waiting for cert-manager to pick up Certificate ${certName || "(not created yet)"}`,
+    };
   const status = (cert.status ?? {}) as { notAfter?: string; renewalTime?: string; lastFailureTime?: string };
   if (ready.status === "True") {
-    const when = [status.notAfter ? `valid until ${status.notAfter}` : "", status.renewalTime ? `renewal at ${status.renewalTime}` : ""].filter(Boolean).join(", ");
+    const when = [status.notAfter ? `valid until ${status.notAfter}` : "", status.renewalTime ? `renewal at ${status.renewalTime}` : ""]
+      .filter(Boolean)
+      .join(", ");
     return { ...base, status: "True", reason: "Issued", message: `Certificate ${certName} issued by ${issuer}${when ? `, ${when}` : ""}` };
   }
   const issuing = conditionOf(cert, "Issuing");
   if (status.lastFailureTime || issuing?.reason === "Failed") {
     const m = issuing?.status === "False" ? issuing.message : ready.message;
-    return { ...base, status: "False", reason: "CertificateFailed", message: `cert-manager could not issue Certificate ${certName}: ${m ?? ready.reason ?? "see kubectl describe certificate"}` };
+    return {
+      ...base,
+      status: "False",
+      reason: "CertificateFailed",
+      message: `cert-manager could not issue Certificate ${certName}: ${m ?? ready.reason ?? "see kubectl describe certificate"}`,
+    };
   }
-  if (issuing?.status === "True") return { ...base, status: "False", reason: "Issuing", message: `cert-manager is issuing Certificate ${certName}: ${issuing.message ?? ""}`.trim() };
-  return { ...base, status: "False", reason: "CertificateNotReady", message: `Certificate ${certName} is not Ready (${ready.reason ?? ""}: ${ready.message ?? ""})` };
+  if (issuing?.status === "True")
+    return { ...base, status: "False", reason: "Issuing", message: `cert-manager is issuing Certificate ${certName}: ${issuing.message ?? ""}`.trim() };
+  return {
+    ...base,
+    status: "False",
+    reason: "CertificateNotReady",
+    message: `Certificate ${certName} is not Ready (${ready.reason ?? ""}: ${ready.message ?? ""})`,
+  };
 }
 
 /** Reasons that are a problem to act on (Degraded), not a normal step on the way to Ready. */
-export const CERTIFICATE_PROBLEMS: ReadonlySet<string> = new Set(["IssuerNotFound", "IssuerNotReady", "IssuerUnknown", "CertificateFailed", "CertificateNotReady"]);
+export const CERTIFICATE_PROBLEMS: ReadonlySet<string> = new Set([
+  "IssuerNotFound",
+  "IssuerNotReady",
+  "IssuerUnknown",
+  "CertificateFailed",
+  "CertificateNotReady",
+]);
 
 /**
  * How often to look at the issuer again while it is missing or not Ready: the operator does not watch

@@ -170,7 +170,11 @@ export function vulnerabilityItem(server: McpServer, scan: VulnerabilityScan): C
     return { ...base, satisfied: false, detail: "not scanned: Trivy Operator's VulnerabilityReport CRD (aquasecurity.github.io/v1alpha1) is not installed" };
   }
   if (!f) {
-    return { ...base, satisfied: false, detail: `no VulnerabilityReport for ${server.spec.image} yet (Trivy Operator scans the server's ReplicaSet after each rollout)` };
+    return {
+      ...base,
+      satisfied: false,
+      detail: `no VulnerabilityReport for ${server.spec.image} yet (Trivy Operator scans the server's ReplicaSet after each rollout)`,
+    };
   }
   const where = `in ${f.image} (VulnerabilityReport ${f.report}${f.updateTimestamp ? `, updated ${f.updateTimestamp}` : ""})`;
   if (f.critical > 0) {

@@ -13,7 +13,6 @@ import { restrictedViolations } from "./restricted.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { isDigestPinned } from "./workload.ts";
 
-
 /** What the checklist reads, pulled out of the rendered objects once. */
 interface View {
   server: McpServer;
@@ -117,7 +116,8 @@ function wideNetworkRules(v: View): { wide: string[]; meshHosts: string[] } {
   const portsOf = (r: Obj) => list(r.ports).map((p) => `${String(p.port)}/${String(p.protocol ?? "TCP")}`);
   for (const r of list(np.ingress)) {
     for (const peer of list(r.from)) {
-      if (peer.namespaceSelector !== undefined && selectsAll(obj(peer.namespaceSelector))) wide.push(`ingress from every namespace (namespaceSelector {}) on ${portsOf(r).join(", ")}`);
+      if (peer.namespaceSelector !== undefined && selectsAll(obj(peer.namespaceSelector)))
+        wide.push(`ingress from every namespace (namespaceSelector {}) on ${portsOf(r).join(", ")}`);
       const block = obj(peer.ipBlock);
       if (typeof block.cidr === "string" && isWideCidr(block.cidr)) wide.push(`ingress from ${block.cidr}`);
     }
@@ -187,7 +187,10 @@ function toolAuthorization(v: View): Outcome {
   const toolRules = rules.filter((r) => r.tools !== undefined && r.tools.allow.length > 0);
   return {
     satisfied: toolRules.length > 0,
-    detail: toolRules.length > 0 ? `${rules.length} rule(s), default deny; ${toolRules.length} grant tools` : "no rule grants any tool: every tool call is denied (default deny)",
+    detail:
+      toolRules.length > 0
+        ? `${rules.length} rule(s), default deny; ${toolRules.length} grant tools`
+        : "no rule grants any tool: every tool call is denied (default deny)",
   };
 }
 
@@ -244,7 +247,8 @@ const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 function inputValidation(v: View): Outcome {
   const limits = v.config?.limits;
   if (!limits) return { satisfied: false, detail: "no request size limit" };
-  if (limits.maxRequestBytes > MAX_REQUEST_BYTES) return { satisfied: false, detail: `bodies up to ${limits.maxRequestBytes} bytes accepted (over ${MAX_REQUEST_BYTES})` };
+  if (limits.maxRequestBytes > MAX_REQUEST_BYTES)
+    return { satisfied: false, detail: `bodies up to ${limits.maxRequestBytes} bytes accepted (over ${MAX_REQUEST_BYTES})` };
   // The spec bounds maxRequestBytes to 1 KiB..16 MiB: the size limit holds by construction.
   return { satisfied: true, detail: `JSON-RPC validated at the gateway; bodies over ${limits.maxRequestBytes} bytes refused (at most 16 MiB by construction)` };
 }
@@ -277,7 +281,10 @@ function networkIsolation(v: View): Outcome {
   const types = Array.isArray(np.policyTypes) ? np.policyTypes : [];
   const ingressPorts = list(np.ingress).flatMap((r) => list(r.ports).map((p) => Number(p.port)));
   const isolated =
-    v.networkPolicy !== undefined && types.includes("Ingress") && types.includes("Egress") && ingressPorts.every((p) => p === GATEWAY_PORTS.mcp || p === GATEWAY_PORTS.admin);
+    v.networkPolicy !== undefined &&
+    types.includes("Ingress") &&
+    types.includes("Egress") &&
+    ingressPorts.every((p) => p === GATEWAY_PORTS.mcp || p === GATEWAY_PORTS.admin);
   const wide = wideNetworkRules(v);
   const egressRules = list(np.egress).length;
   return {
@@ -299,7 +306,9 @@ function authFailureAlerts(v: View): Outcome {
   const admin = list(v.gateway?.ports).some((p) => p.name === "admin" && Number(p.containerPort) === GATEWAY_PORTS.admin);
   return {
     satisfied: admin,
-    detail: admin ? `auth failure counters on :${GATEWAY_PORTS.admin}/metrics, scrapable from namespaces labelled mcp.bastion.dev/metrics=true` : "no metrics port",
+    detail: admin
+      ? `auth failure counters on :${GATEWAY_PORTS.admin}/metrics, scrapable from namespaces labelled mcp.bastion.dev/metrics=true`
+      : "no metrics port",
   };
 }
 
@@ -320,7 +329,11 @@ function apiKeysRotation(v: View): string {
 /** Credentials mounted whole (no subPath) update in place. */
 function credentialRotation(v: View): Outcome {
   const { spec } = v.server;
-  const secretVolumes = new Set(list(v.podSpec.volumes).filter((vol) => vol.secret !== undefined).map((vol) => String(vol.name)));
+  const secretVolumes = new Set(
+    list(v.podSpec.volumes)
+      .filter((vol) => vol.secret !== undefined)
+      .map((vol) => String(vol.name)),
+  );
   const subPathSecrets = v.allContainers.flatMap((c) => list(c.volumeMounts).filter((m) => secretVolumes.has(String(m.name)) && m.subPath !== undefined));
   const rotating: string[] = [];
   // Which keys lack an expiry is in the Secret, which the renderer never reads: the gateway reports it.
@@ -358,7 +371,10 @@ function toolDescriptionIntegrity(v: View): Outcome {
   const tools = v.config?.tools;
   return {
     satisfied: tools?.scanDescriptions === true && tools.onDrift === "Block",
-    detail: tools === undefined ? "no tool policy" : `${tools.pinned.length} pinned tool(s), onDrift ${tools.onDrift}, description scanning ${tools.scanDescriptions ? "on" : "off"}`,
+    detail:
+      tools === undefined
+        ? "no tool policy"
+        : `${tools.pinned.length} pinned tool(s), onDrift ${tools.onDrift}, description scanning ${tools.scanDescriptions ? "on" : "off"}`,
   };
 }
 
@@ -372,8 +388,16 @@ function imagePinnedByDigest(v: View): Outcome {
   const image = String(v.containers.find((c) => c.name === "server")?.image ?? "");
   const pinned = isDigestPinned(image);
   const policy = v.server.spec.imagePolicy;
-  const enforced = policy === "RequireDigest" ? "imagePolicy RequireDigest: a tag-only image is refused" : policy === "AllowTags" ? "imagePolicy AllowTags: a tag-only image would be deployed" : "imagePolicy: the operator's default";
-  return { satisfied: pinned, detail: pinned ? `server image pinned by sha256 digest; ${enforced}` : `tag-only image ${image} (${enforced}; set RequireDigest to refuse it)` };
+  const enforced =
+    policy === "RequireDigest"
+      ? "imagePolicy RequireDigest: a tag-only image is refused"
+      : policy === "AllowTags"
+        ? "imagePolicy AllowTags: a tag-only image would be deployed"
+        : "imagePolicy: the operator's default";
+  return {
+    satisfied: pinned,
+    detail: pinned ? `server image pinned by sha256 digest; ${enforced}` : `tag-only image ${image} (${enforced}; set RequireDigest to refuse it)`,
+  };
 }
 
 /** Only the gateway answers clients, and it never forwards internals. */
@@ -381,7 +405,9 @@ function sanitizedErrors(v: View): Outcome {
   const ok = gatewayInFront(v).ok;
   return {
     satisfied: ok,
-    detail: ok ? "clients only reach the gateway, which returns JSON-RPC errors without stack traces or upstream details" : "clients can reach the server directly",
+    detail: ok
+      ? "clients only reach the gateway, which returns JSON-RPC errors without stack traces or upstream details"
+      : "clients can reach the server directly",
   };
 }
 
@@ -447,7 +473,9 @@ function protocolRevisions(v: View): Outcome {
   const stateless = enforced.filter((r) => r >= "2026");
   const parts = [
     legacy.length ? `${legacy.join(", ")} (sessions opened with initialize)` : "no 2025 revision (2025-era clients are refused with -32022)",
-    stateless.length ? `${stateless.join(", ")} (stateless)` : "no 2026 revision (2026-era clients are refused with -32022, and fall back to initialize where they can)",
+    stateless.length
+      ? `${stateless.join(", ")} (stateless)`
+      : "no 2026 revision (2026-era clients are refused with -32022, and fall back to initialize where they can)",
   ];
   return { satisfied: true, detail: `clients may use ${parts.join(" and ")}; any other revision gets the unsupported-version error listing these` };
 }
@@ -498,14 +526,16 @@ export function computeOptOuts(server: McpServer): string[] {
   if (spec.mesh.istio.enabled && spec.mesh.istio.mtlsMode === "PERMISSIVE") out.push("spec.mesh.istio.mtlsMode: PERMISSIVE (plaintext accepted)");
   if (spec.tls?.minVersion === "1.2") out.push('spec.tls.minVersion: "1.2" (TLS 1.2 clients accepted)');
   if (!isDigestPinned(spec.image)) out.push(`spec.image: tag-only image ${spec.image}`);
-  if (spec.vulnerabilities.onCritical === "Report") out.push("spec.vulnerabilities.onCritical: Report (critical vulnerabilities in the image do not degrade the server)");
+  if (spec.vulnerabilities.onCritical === "Report")
+    out.push("spec.vulnerabilities.onCritical: Report (critical vulnerabilities in the image do not degrade the server)");
   for (const v of spec.volumes) if (!v.readOnly) out.push(`spec.volumes[${v.name}]: writable volume at ${v.mountPath}`);
   spec.network.egress.forEach((e, i) => {
     const wide = (e.cidrs ?? []).filter(isWideCidr);
     if (wide.length) out.push(`spec.network.egress[${i}].cidrs: ${wide.join(", ")} wider than /${WIDE_PREFIX.ipv4} (IPv4) or /${WIDE_PREFIX.ipv6} (IPv6)`);
   });
   spec.network.ingress.forEach((p, i) => {
-    if (p.namespaceSelector !== undefined && selectsAll(p.namespaceSelector)) out.push(`spec.network.ingress[${i}]: namespaceSelector {} admits pods of every namespace`);
+    if (p.namespaceSelector !== undefined && selectsAll(p.namespaceSelector))
+      out.push(`spec.network.ingress[${i}]: namespaceSelector {} admits pods of every namespace`);
   });
   return out;
 }

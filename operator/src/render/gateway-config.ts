@@ -126,7 +126,9 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
       host: "0.0.0.0",
       port: GATEWAY_PORTS.mcp,
       adminPort: GATEWAY_PORTS.admin,
-      ...(spec.tls ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`, minVersion: spec.tls.minVersion } } : {}),
+      ...(spec.tls
+        ? { tls: { certFile: `${GATEWAY_PATHS.tlsDir}/tls.crt`, keyFile: `${GATEWAY_PATHS.tlsDir}/tls.key`, minVersion: spec.tls.minVersion } }
+        : {}),
     },
     publicUrl: serviceUrl(server, clusterDomain),
     // In-cluster clients reach the Service by its shorter names too; the gateway checks Host (DNS rebinding).
@@ -188,14 +190,18 @@ export function gatewayConfig(server: McpServer, clusterDomain?: string): Gatewa
     audit: {
       redactKeys: [...spec.audit.redactKeys],
       ...(spec.audit.checkpoint
-        ? { checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds } }
+        ? {
+            checkpoint: { keyFile: GATEWAY_PATHS.auditKeyFile, everyLines: spec.audit.checkpoint.everyLines, everySeconds: spec.audit.checkpoint.everySeconds },
+          }
         : {}),
       ...(spec.audit.otlp ? { otlp: { endpoint: spec.audit.otlp.endpoint, bufferLines: spec.audit.otlp.bufferLines } } : {}),
     },
     protocol: { versions: acceptedProtocolVersions(server) },
     telemetry: {},
     // issue 16: session ids name their pod; requests for another replica's session are relayed to it.
-    ...(relaysSessions(server) ? { replicaSessions: { peersHost: `${childNames(server).peers}.${server.metadata.namespace}.svc.${clusterDomain ?? "cluster.local"}` } } : {}),
+    ...(relaysSessions(server)
+      ? { replicaSessions: { peersHost: `${childNames(server).peers}.${server.metadata.namespace}.svc.${clusterDomain ?? "cluster.local"}` } }
+      : {}),
   };
   return config;
 }

@@ -71,7 +71,9 @@ function warningsFor(server: McpServer): string[] {
     out.push("spec.auth.jwt fetches keys over the network but spec.network.egress allows no destination: add the issuer, or use jwksSecretRef");
   }
   if (spec.audit.otlp && !hasEgress) {
-    out.push("spec.audit.otlp is set but spec.network.egress allows no destination: add the collector's address and port, or audit lines stay buffered and are then dropped (mcp_gateway_audit_otlp_dropped_total)");
+    out.push(
+      "spec.audit.otlp is set but spec.network.egress allows no destination: add the collector's address and port, or audit lines stay buffered and are then dropped (mcp_gateway_audit_otlp_dropped_total)",
+    );
   }
   if (!spec.limits.redis && spec.replicas > 1) {
     out.push(`rate limits are divided by ${spec.replicas} replicas (no spec.limits.redis): each pod enforces its share`);
@@ -82,10 +84,14 @@ function warningsFor(server: McpServer): string[] {
     // to an address the NetworkPolicy keeps closed.
     const internal = (e.hosts ?? []).filter((h) => /\.(svc|cluster\.local|local|internal|lan|home\.arpa)$/.test(h) || /\.svc\./.test(h));
     if (internal.length > 0) {
-      out.push(`spec.network.egress hosts ${internal.join(", ")} look in-cluster or private: hostname rules reach public addresses only, so add a cidrs rule for their addresses`);
+      out.push(
+        `spec.network.egress hosts ${internal.join(", ")} look in-cluster or private: hostname rules reach public addresses only, so add a cidrs rule for their addresses`,
+      );
     }
     if (e.hosts && e.ports.some((p) => p.port !== 443 && p.protocol === "TCP")) {
-      out.push(`spec.network.egress hosts ${e.hosts.join(", ")}: ports other than 443 are matched as plain TCP, which Istio cannot route by hostname when several hosts share a port`);
+      out.push(
+        `spec.network.egress hosts ${e.hosts.join(", ")}: ports other than 443 are matched as plain TCP, which Istio cannot route by hostname when several hosts share a port`,
+      );
     }
   }
   return out;
@@ -124,7 +130,9 @@ export function renderMcpServer(server: McpServer, options: RenderOptions): Rend
     if (owners) o.metadata.ownerReferences = owners.map((r) => ({ ...r }));
   }
   // Pod template labels too, so `kubectl get pods -l app.kubernetes.io/instance=...` works.
-  const deployment = objects.find((o) => o.kind === "Deployment") as (KubeObject & { spec: { template: { metadata: { labels: Record<string, string> } } } }) | undefined;
+  const deployment = objects.find((o) => o.kind === "Deployment") as
+    | (KubeObject & { spec: { template: { metadata: { labels: Record<string, string> } } } })
+    | undefined;
   if (deployment) {
     finishDeployment(deployment, server);
     deployment.spec.template.metadata.labels = { ...labels, ...deployment.spec.template.metadata.labels };

@@ -40,10 +40,7 @@ export const ISTIOD_XDS_PORT = 15012;
 export const NON_PUBLIC_IPV4 = ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
 export const NON_PUBLIC_IPV6 = ["::1/128", "fc00::/7", "fe80::/10"];
 /** The peers of a hostname rule: every public address (the sidecar narrows it to the hosts). */
-export const PUBLIC_ADDRESSES: Peer[] = [
-  { ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_IPV4 } },
-  { ipBlock: { cidr: "::/0", except: NON_PUBLIC_IPV6 } },
-];
+export const PUBLIC_ADDRESSES: Peer[] = [{ ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_IPV4 } }, { ipBlock: { cidr: "::/0", except: NON_PUBLIC_IPV6 } }];
 
 /** Prefixes shorter than these are "wide": more addresses than one site or VPC (65,536 IPv4 addresses, an IPv6 /48). */
 export const WIDE_PREFIX = { ipv4: 16, ipv6: 48 } as const;
@@ -89,7 +86,9 @@ export function ingressRules(server: McpServer): NetworkPolicyRule[] {
     { from: peers, ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" }] },
     { from: [{ namespaceSelector: { matchLabels: { [METRICS_NAMESPACE_LABEL]: "true" } } }], ports: [{ port: GATEWAY_PORTS.admin, protocol: "TCP" }] },
     // issue 16: a replica relays a request for another replica's session to that replica's gateway.
-    ...(relaysSessions(server) ? [{ from: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" as const }] }] : []),
+    ...(relaysSessions(server)
+      ? [{ from: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" as const }] }]
+      : []),
   ];
 }
 
@@ -97,11 +96,18 @@ export function egressRules(server: McpServer): NetworkPolicyRule[] {
   const { network, mesh } = server.spec;
   const rules: NetworkPolicyRule[] = [];
   if (network.allowDNS) {
-    rules.push({ to: [DNS_PEER], ports: [{ port: 53, protocol: "UDP" }, { port: 53, protocol: "TCP" }] });
+    rules.push({
+      to: [DNS_PEER],
+      ports: [
+        { port: 53, protocol: "UDP" },
+        { port: 53, protocol: "TCP" },
+      ],
+    });
   }
   if (mesh.istio.enabled) rules.push({ to: [ISTIOD_PEER], ports: [{ port: ISTIOD_XDS_PORT, protocol: "TCP" }] });
   // issue 16: to the other replicas' gateways, for requests of sessions they hold.
-  if (relaysSessions(server)) rules.push({ to: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" }] });
+  if (relaysSessions(server))
+    rules.push({ to: [{ podSelector: { matchLabels: selectorLabels(server) } }], ports: [{ port: GATEWAY_PORTS.mcp, protocol: "TCP" }] });
   for (const e of network.egress) {
     const ports = e.ports.map((p) => ({ port: p.port, protocol: p.protocol }));
     if (e.cidrs) {

@@ -20,7 +20,6 @@ const SAFE_SYSCTLS = new Set([
 ]);
 const SELINUX_TYPES = new Set(["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"]);
 
-
 function seccompOk(p: Obj): boolean | undefined {
   const type = obj(p.seccompProfile).type;
   if (type === undefined) return undefined;

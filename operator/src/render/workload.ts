@@ -150,7 +150,11 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   const jwksRef = spec.auth.jwt?.jwksSecretRef;
   if (jwksRef) {
     const file = jwksFile(jwksRef.key).slice(GATEWAY_PATHS.jwksDir.length + 1);
-    gatewayMounts.push({ path: GATEWAY_PATHS.jwksDir, readOnly: true, volume: readOnlySecret("jwks", "jwks", jwksRef.name, { [jwksRef.key]: { path: file } }) });
+    gatewayMounts.push({
+      path: GATEWAY_PATHS.jwksDir,
+      readOnly: true,
+      volume: readOnlySecret("jwks", "jwks", jwksRef.name, { [jwksRef.key]: { path: file } }),
+    });
   }
   const tlsSecret = tlsSecretName(server);
   if (tlsSecret) {
@@ -161,7 +165,11 @@ export function workload(chart: Chart, input: WorkloadInput): void {
   if (auditKey) {
     // Only the gateway mounts the signing key: a compromised server container cannot sign a rewritten trail.
     const file = GATEWAY_PATHS.auditKeyFile.slice(GATEWAY_PATHS.auditKeyDir.length + 1);
-    gatewayMounts.push({ path: GATEWAY_PATHS.auditKeyDir, readOnly: true, volume: readOnlySecret("audit-key", "audit-key", auditKey.name, { [auditKey.key]: { path: file } }) });
+    gatewayMounts.push({
+      path: GATEWAY_PATHS.auditKeyDir,
+      readOnly: true,
+      volume: readOnlySecret("audit-key", "audit-key", auditKey.name, { [auditKey.key]: { path: file } }),
+    });
   }
   deployment.addContainer({
     name: "gateway",
@@ -189,10 +197,15 @@ export function workload(chart: Chart, input: WorkloadInput): void {
     const vname = volumeName("vol-", v.name);
     const volume = v.configMap
       ? kplus.Volume.fromConfigMap(chart, vname, kplus.ConfigMap.fromConfigMapName(chart, `${vname}-ref`, v.configMap.name), { name: vname })
-      : kplus.Volume.fromPersistentVolumeClaim(chart, vname, kplus.PersistentVolumeClaim.fromClaimName(chart, `${vname}-ref`, v.persistentVolumeClaim!.claimName), {
-          name: vname,
-          readOnly: v.readOnly,
-        });
+      : kplus.Volume.fromPersistentVolumeClaim(
+          chart,
+          vname,
+          kplus.PersistentVolumeClaim.fromClaimName(chart, `${vname}-ref`, v.persistentVolumeClaim!.claimName),
+          {
+            name: vname,
+            readOnly: v.readOnly,
+          },
+        );
     serverMounts.push({ path: v.mountPath, readOnly: v.readOnly, volume });
   }
   const stdio = spec.transport.type === "stdio";

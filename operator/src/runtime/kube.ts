@@ -9,7 +9,6 @@ import type { IncomingMessage } from "node:http";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { bearer, type Credentials, loadCredentials } from "./credentials.ts";
 
-
 export interface Status {
   kind?: string;
   code?: number;
@@ -197,7 +196,10 @@ export class KubeClient {
     return this.request<T>("GET", resourcePath(ref));
   }
 
-  list<T = KubeObject>(ref: ResourceRef, query: RequestOptions["query"] = {}): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
+  list<T = KubeObject>(
+    ref: ResourceRef,
+    query: RequestOptions["query"] = {},
+  ): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
     return this.request("GET", resourcePath(ref), { query, timeoutMs: 120_000, statsVerb: "LIST" });
   }
 

@@ -75,7 +75,13 @@ export class LeaderElector {
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
         metadata: { name: this.opts.name, namespace: this.opts.namespace },
-        spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: seconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+        spec: {
+          holderIdentity: this.opts.identity,
+          leaseDurationSeconds: seconds,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: 0,
+        },
       };
       try {
         await this.client.create(this.ref(), fresh);

@@ -339,7 +339,8 @@ export class Manager implements ReconcileContext {
       if (!(await this.discover())) return;
       this.config.log("info", "installed CRDs changed", { served: [...this.served] });
       const started: Informer[] = [];
-      for (const kind of this.watches.owned) if (kind.requires && this.served.has(kindId(kind.apiVersion, kind.kind))) started.push(...this.startChildInformers(kind));
+      for (const kind of this.watches.owned)
+        if (kind.requires && this.served.has(kindId(kind.apiVersion, kind.kind))) started.push(...this.startChildInformers(kind));
       for (const r of this.watches.related ?? []) if (this.served.has(kindId(r.kind.apiVersion, r.kind.kind))) started.push(...this.startRelatedInformers(r));
       for (const i of started) i.start();
       await Promise.all(started.map((i) => i.synced));

@@ -30,14 +30,24 @@ export class OperatorMetrics {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: "mcp_bastion_operator_" });
     const registers = [this.registry];
     const self = this;
-    this.reconciles = new Counter({ name: "mcp_bastion_reconcile_total", help: "Reconciles of McpServers by result (success, error).", labelNames: ["result"], registers });
+    this.reconciles = new Counter({
+      name: "mcp_bastion_reconcile_total",
+      help: "Reconciles of McpServers by result (success, error).",
+      labelNames: ["result"],
+      registers,
+    });
     this.reconcileDuration = new Histogram({
       name: "mcp_bastion_reconcile_duration_seconds",
       help: "Duration of one McpServer reconcile.",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    this.writes = new Counter({ name: "mcp_bastion_api_writes_total", help: "Writes sent to the API server by verb and kind.", labelNames: ["verb", "kind"], registers });
+    this.writes = new Counter({
+      name: "mcp_bastion_api_writes_total",
+      help: "Writes sent to the API server by verb and kind.",
+      labelNames: ["verb", "kind"],
+      registers,
+    });
     this.queueDepth = new Gauge({
       name: "mcp_bastion_workqueue_depth",
       help: "McpServers waiting for a reconcile.",
@@ -55,7 +65,12 @@ export class OperatorMetrics {
       },
     });
     this.leader = new Gauge({ name: "mcp_bastion_leader", help: "1 when this replica holds the leader Lease.", registers });
-    this.watchErrors = new Counter({ name: "mcp_bastion_watch_errors_total", help: "Watch/list failures (reconnected with backoff).", labelNames: ["kind"], registers });
+    this.watchErrors = new Counter({
+      name: "mcp_bastion_watch_errors_total",
+      help: "Watch/list failures (reconnected with backoff).",
+      labelNames: ["kind"],
+      registers,
+    });
     new Gauge({
       name: "mcp_bastion_api_requests",
       help: "Requests sent to the API server since start, by verb (GET, LIST, WATCH, PATCH, POST, PUT, DELETE).",
