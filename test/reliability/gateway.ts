@@ -8,6 +8,7 @@ import { request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import type { GatewayConfigInput } from "../../contract/gateway-config.ts";
+import { GATEWAY_NODE_OPTIONS } from "../../operator/src/render/workload.ts";
 import { waitUntil } from "../support/index.ts";
 import { ROOT, tempDir } from "../gateway/helpers.ts";
 
@@ -26,7 +27,10 @@ export interface GatewayProcess {
 export async function startGateway(cfg: GatewayConfigInput, opts: { waitReady?: boolean } = {}): Promise<GatewayProcess> {
   const file = join(tempDir("rel-gw"), "gateway.json");
   writeFileSync(file, JSON.stringify(cfg));
-  const gw: ChildProcess = spawn(process.execPath, [join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
+  // V8 sized as the rendered pod sizes it (NODE_OPTIONS of the gateway container): memory figures mean what they mean in a pod.
+  const gw: ChildProcess = spawn(process.execPath, [...GATEWAY_NODE_OPTIONS.split(" "), join(ROOT, "cli/bin/mcp-bastion.js"), "gateway", "--config", file], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   // Bounded: the audit log of a soak is large; the tail is what the checks read.

@@ -6,6 +6,7 @@ import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import { tlsSecretName } from "../../operator/src/render/certificate.ts";
 import type { KubeObject, RenderResult } from "../../operator/src/render/index.ts";
 import { restrictedViolations } from "../../operator/src/render/restricted.ts";
+import { GATEWAY_NODE_OPTIONS } from "../../operator/src/render/workload.ts";
 import { list, type Obj, obj } from "../support/objects.ts";
 
 export function byKind(result: RenderResult, kind: string): KubeObject[] {
@@ -112,6 +113,11 @@ export function assertHardened(server: McpServer, result: RenderResult): void {
   // The gateway knows its pod's address and where its peers are, and the replicas' gateways may reach
   // each other on the MCP port (in and out), exactly when sessions are relayed.
   const gatewayEnv = list(containers.find((c) => c.name === "gateway")?.env);
+  // V8's heap is capped for the gateway container's memory limit.
+  assert.deepEqual(
+    gatewayEnv.filter((e) => e.name === "NODE_OPTIONS").map((e) => e.value),
+    [GATEWAY_NODE_OPTIONS],
+  );
   assert.deepEqual(
     gatewayEnv.filter((e) => e.name === "MCP_BASTION_POD_IP").map((e) => obj(obj(e.valueFrom).fieldRef).fieldPath),
     relays ? ["status.podIP"] : [],
