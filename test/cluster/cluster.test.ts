@@ -35,7 +35,7 @@ describe("the host-route guard", () => {
         const r = await run("ip", ["netns", "exec", ns, ...cmd]);
         assert.equal(r.code, 0, r.stderr);
       }
-      const script = `import { guardHostRoutes } from ${JSON.stringify(join(import.meta.dirname, "index.ts"))}; await guardHostRoutes();`;
+      const script = `import { guardHostRoutes } from ${JSON.stringify(join(import.meta.dirname, "..", "..", "dev", "cluster", "index.ts"))}; await guardHostRoutes();`;
       const r = await run("ip", ["netns", "exec", ns, process.execPath, "--input-type=module", "-e", script]);
       assert.notEqual(r.code, 0, "the guard must refuse");
       assert.match(r.stderr, /refusing to start the cluster: .*198\.18\.0\.0\/24 dev lab0 table main overlaps 198\.18\.0\.0\/15/s);
