@@ -7,6 +7,7 @@
 // server stores the object and the operator must report a condition that names the field.
 import type { McpServer } from "../../operator/src/api/v1alpha1.ts";
 import type { RenderResult } from "../../operator/src/render/index.ts";
+import { GATEWAY_NODE_OPTIONS } from "../../operator/src/render/workload.ts";
 import { list, type Obj, obj } from "../support/objects.ts";
 
 type Json = Record<string, unknown>;
@@ -91,6 +92,16 @@ function baseline(r: RenderResult): string[] {
 function gatewayEnvHasNo(r: RenderResult, names: string[]): string[] {
   const env = list(gateway(r)?.env).map((e) => String(e.name));
   return names.filter((n) => env.includes(n)).map((n) => `user env ${n} reached the gateway container`);
+}
+
+/** The gateway's NODE_OPTIONS is the renderer's own heap sizing, never a value from the spec. */
+function gatewayNodeOptionsAreOurs(r: RenderResult): string[] {
+  const values = list(gateway(r)?.env)
+    .filter((e) => e.name === "NODE_OPTIONS")
+    .map((e) => e.value);
+  return values.length === 1 && values[0] === GATEWAY_NODE_OPTIONS
+    ? []
+    : [`gateway NODE_OPTIONS is ${JSON.stringify(values)}, not the renderer's ${GATEWAY_NODE_OPTIONS}`];
 }
 
 function sa(r: RenderResult): string[] {
@@ -694,7 +705,7 @@ export const HOSTILE_SPECS: HostileSpec[] = [
         { name: "KUBERNETES_SERVICE_HOST", value: "10.0.0.1" },
       ];
     }),
-    safe: (r) => [...baseline(r), ...gatewayEnvHasNo(r, ["LD_PRELOAD", "NODE_OPTIONS", "KUBERNETES_SERVICE_HOST"])],
+    safe: (r) => [...baseline(r), ...gatewayEnvHasNo(r, ["LD_PRELOAD", "KUBERNETES_SERVICE_HOST"]), ...gatewayNodeOptionsAreOurs(r)],
   },
   {
     id: "env-yaml-injection",
