@@ -4,7 +4,7 @@
 // feeds a work queue keyed by namespace/name and resyncs every key on an interval. What a key means
 // is the reconciler's business (controller/reconciler.ts for McpServers).
 import type { Server } from "node:http";
-import { Informer, objectKey } from "./informer.ts";
+import { Informer, type InformerOptions, objectKey } from "./informer.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { ApiError, KubeClient, kindId } from "./kube.ts";
 import { LeaderElector, type LeaderOptions } from "./leader.ts";
@@ -200,15 +200,7 @@ export class Manager implements ReconcileContext {
     }
     const { primary, transform, onPrimaryDeleted } = this.watches;
     for (const ns of this.watchedNamespaces()) {
-      const inf = new Informer(this.client, {
-        apiVersion: primary.apiVersion,
-        kind: primary.kind,
-        plural: primary.plural,
-        ...(ns ? { namespace: ns } : {}),
-        ...(transform ? { transform } : {}),
-        onError: (err, attempt) => this.watchError(primary.kind, err, attempt),
-        onList: (reason) => this.metrics.lists.inc({ kind: primary.kind, reason }),
-      });
+      const inf = this.newInformer(primary, ns, transform ? { transform } : {});
       inf.on((type, obj) => {
         if (type === "DELETED") onPrimaryDeleted?.(obj);
         else this.enqueue(objectKey(obj));
@@ -227,6 +219,23 @@ export class Manager implements ReconcileContext {
     this.timers.push(setInterval(() => void this.rediscover(), this.config.discoveryIntervalMs).unref());
   }
 
+  /** An informer of `kind` in namespace `ns` ("" = all) whose watch errors and lists are reported like every other's. */
+  private newInformer(
+    kind: Pick<InformerOptions, "apiVersion" | "kind" | "plural">,
+    ns: string,
+    extra: Omit<InformerOptions, "apiVersion" | "kind" | "plural">,
+  ): Informer {
+    return new Informer(this.client, {
+      apiVersion: kind.apiVersion,
+      kind: kind.kind,
+      plural: kind.plural,
+      ...(ns ? { namespace: ns } : {}),
+      ...extra,
+      onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
+      onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
+    });
+  }
+
   private allInformers(): Informer[] {
     const out = [...this.primaryInformers.values()];
     for (const m of this.childInformers.values()) out.push(...m.values());
@@ -239,17 +248,7 @@ export class Manager implements ReconcileContext {
     const byNs = new Map<string, Informer>();
     const { transform, ownerKey, ownedSelector } = this.watches;
     for (const ns of this.watchedNamespaces()) {
-      const inf = new Informer(this.client, {
-        apiVersion: kind.apiVersion,
-        kind: kind.kind,
-        plural: kind.plural,
-        ...(ns ? { namespace: ns } : {}),
-        labelSelector: ownedSelector,
-        ...(transform ? { transform } : {}),
-        indexBy: ownerKey,
-        onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
-        onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
-      });
+      const inf = this.newInformer(kind, ns, { labelSelector: ownedSelector, ...(transform ? { transform } : {}), indexBy: ownerKey });
       // Any change to a child (a hand edit, a deletion, a Deployment's availability) re-runs its owner.
       inf.on((_type, obj) => {
         const owner = ownerKey(obj);
@@ -271,15 +270,9 @@ export class Manager implements ReconcileContext {
     const ownerOf = new Map<string, string>();
     const byNs = new Map<string, Informer>();
     for (const ns of this.watchedNamespaces()) {
-      const inf = new Informer(this.client, {
-        apiVersion: kind.apiVersion,
-        kind: kind.kind,
-        plural: kind.plural,
-        ...(ns ? { namespace: ns } : {}),
+      const inf = this.newInformer(kind, ns, {
         ...(watch.labelSelector ? { labelSelector: watch.labelSelector } : {}),
         ...(watch.transform ? { transform: watch.transform } : {}),
-        onError: (err, attempt) => this.watchError(kind.kind, err, attempt),
-        onList: (reason) => this.metrics.lists.inc({ kind: kind.kind, reason }),
       });
       inf.on((type, obj) => {
         const key = objectKey(obj);
