@@ -1,6 +1,6 @@
 // Shared fixtures for the gateway tests: real MCP peers (server-everything as a child process), a
 // gateway config builder, API key files, and an audit sink that keeps lines in memory.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -44,6 +44,23 @@ export async function startEverything(mode: "streamableHttp" | "sse"): Promise<C
         proc.kill("SIGKILL");
       }),
   };
+}
+
+/**
+ * A self-signed EC (P-256) certificate for 127.0.0.1 with common name `cn`, written by openssl as
+ * `<dir>/<name>.crt` and `<dir>/<name>.key`. Without openssl a TLS test cannot say anything about TLS,
+ * so this throws instead of letting it quietly test plain HTTP.
+ */
+export function selfSignedPair(dir: string, name: string, cn: string): { crt: string; key: string } {
+  const crt = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", `/CN=${cn}`];
+  try {
+    execFileSync("openssl", [...args, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt], { stdio: "pipe" });
+  } catch (err) {
+    throw new Error(`openssl could not make the test certificate: ${(err as Error).message}`);
+  }
+  return { crt, key };
 }
 
 export function tempDir(prefix: string): string {

@@ -1,7 +1,6 @@
 // Optional features: TLS termination (TLS 1.3 unless the config says minVersion "1.2"; test/tls has the rest) and OpenTelemetry traces (one span per MCP
 // request with client, method and tool, never arguments) sent to a local OTLP/HTTP receiver.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import http from "node:http";
 import https from "node:https";
 import { join } from "node:path";
@@ -9,7 +8,7 @@ import { after, before, test } from "node:test";
 import tls from "node:tls";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { waitFor } from "../support/index.ts";
-import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, type Toy, baseConfig, selfSignedPair, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "otel-key-Mn4Bv6Cx8Za1Sd3F";
 const SECRET_ARG = "do-not-trace-this-value-7731";
@@ -23,35 +22,7 @@ const exported: unknown[] = [];
 before(async () => {
   toy = await startToy();
   certDir = tempDir("tls");
-  // The test certificate comes from openssl (in every Debian base image); without it this test cannot say
-  // anything about TLS, so it fails instead of quietly testing plain HTTP.
-  try {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        join(certDir, "tls.key"),
-        "-out",
-        join(certDir, "tls.crt"),
-      ],
-      { stdio: "pipe" },
-    );
-  } catch (err) {
-    throw new Error(`openssl could not make the test certificate: ${(err as Error).message}`);
-  }
+  selfSignedPair(certDir, "tls", "127.0.0.1");
   receiver = http.createServer((req, res) => {
     let b = "";
     req.on("data", (d) => {

@@ -4,7 +4,6 @@
 // pair whose key does not match is refused and the current certificate kept; minVersion "1.2" is the
 // opt-out that lets 1.2 clients in; a bad pair at start is a clear error naming the file.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,37 +12,13 @@ import tls from "node:tls";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { waitUntil } from "../support/index.ts";
 import { KubeletSecretVolume } from "../tls/volume.ts";
-import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, type Toy, baseConfig, selfSignedPair, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const HOUR = 3_600_000;
 const certs = tempDir("tls-certs");
 /** A self-signed EC certificate and its key for 127.0.0.1 (openssl is needed by the control plane too). */
 function pair(name: string): { "tls.crt": Buffer; "tls.key": Buffer } {
-  const crt = join(certs, `${name}.crt`);
-  const key = join(certs, `${name}.key`);
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-keyout",
-      key,
-      "-out",
-      crt,
-    ],
-    { stdio: "pipe" },
-  );
+  const { crt, key } = selfSignedPair(certs, name, name);
   return { "tls.crt": readFileSync(crt), "tls.key": readFileSync(key) };
 }
 const serialOf = (p: { "tls.crt": Buffer }) => new X509Certificate(p["tls.crt"]).serialNumber;
