@@ -50,12 +50,13 @@ certmanager: ## build the cert-manager controller (Go module) and copy its CRDs 
 # Go modules, and the images (Node base from debootstrap + npm `node`, the operator from the Dockerfile, MCP
 # servers), all cached in ~/.cache/mcp-bastion by hack/cluster/setup.sh. Needs root. Three targets so that a
 # parallel make overlaps them: the node binaries wait for the control plane (they reuse its compiled packages),
-# the images only for npm (the Node base takes node_modules' Node) and the packages (dockerd, debootstrap).
+# the images only for npm (the Node base takes node_modules' Node), the packages (dockerd, debootstrap) and
+# deps-gateway (the redis image is Debian's redis-server as that unpacks it; two unpacks at once would race).
 cluster-packages:
 	@$(SETUP_ENV) hack/cluster/setup.sh packages
 cluster-binaries: controlplane cluster-packages
 	@$(SETUP_ENV) hack/cluster/setup.sh binaries
-cluster-images: install cluster-packages
+cluster-images: install cluster-packages deps-gateway
 	@$(SETUP_ENV) hack/cluster/setup.sh images
 
 cluster-deps: ## the real node: Debian packages, node binaries, External Secrets, images (root, cached)

@@ -12,6 +12,8 @@
 #   operator  the project's unmodified Dockerfile, built by that dockerd (mcp-bastion.local/mcp-bastion:dev)
 #   everything  @modelcontextprotocol/server-everything on the Node base (test/cluster/images/everything)
 #   filesystem  @modelcontextprotocol/server-filesystem on the Node base (test/cluster/images/filesystem)
+#   redis     Debian's redis-server (the package hack/deps-gateway.sh unpacks) and the libraries it links,
+#             nothing else: the shared rate limiter of test/cluster/replicas.test.ts, run as 65532
 #
 # The private dockerd runs only while something is built: its own socket, data root in the cache (layer
 # cache for warm builds), no bridge, no iptables rules, its own mount namespace and cgroup parent; build
@@ -94,6 +96,51 @@ build_coredns() {
 }
 
 root=$(cd "$here/../.." && pwd)
+
+# Debian's redis-server as hack/deps-gateway.sh provides it (unpacked from the .deb into the cache, or the
+# system's own when one is installed), with exactly the shared libraries it links (ldd): no shell, no package
+# manager. Checked by running it in the image's root before the archive is written.
+build_redis() {
+  local printed bin libpath=
+  printed=$(MCP_BASTION_SETUP_LOG= "$root/hack/deps-gateway.sh" redis-server | sed -n 's/^redis-server=//p')
+  [ -n "$printed" ] || { echo "images.sh: hack/deps-gateway.sh printed no redis-server" >&2; exit 1; }
+  bin=$printed
+  # deps-gateway's wrapper points at the unpacked package; the image takes the binary itself.
+  if [ "$printed" = "$cache/bin-gateway/redis-server" ]; then
+    bin="$cache/debroot/usr/bin/redis-server"
+    libpath="$cache/debroot/usr/lib/x86_64-linux-gnu:$cache/debroot/usr/lib/aarch64-linux-gnu"
+  fi
+  local libs
+  libs=$(LD_LIBRARY_PATH=$libpath ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+  [ -n "$libs" ] || { echo "images.sh: ldd found no libraries for $bin" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  local out="$images/redis-$(key "$bin" $libs "$0").tar"
+  if missing "$out"; then
+    local r; r=$(mktemp -d)
+    chmod 0755 "$r"
+    mkdir -p "$r/usr/bin" "$r/etc" "$r/tmp"
+    chmod 1777 "$r/tmp"
+    cp "$bin" "$r/usr/bin/redis-server"
+    # Each library at the path the loader looks in (the dynamic loader at its absolute path, the rest in the
+    # multiarch directory, named by the name the binary asks for), symlinks resolved.
+    local lib multi
+    multi=$(dirname "$(echo "$libs" | grep -m1 'libc\.so')")
+    for lib in $libs; do
+      case $lib in
+        */ld-linux*) mkdir -p "$r$(dirname "$lib")" && cp -L "$lib" "$r$lib" ;;
+        *) mkdir -p "$r$multi" && cp -L "$lib" "$r$multi/$(basename "$lib")" ;;
+      esac
+    done
+    printf 'root:x:0:0:root:/:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/usr/sbin/nologin\n' > "$r/etc/passwd"
+    printf 'root:x:0:\nnonroot:x:65532:\n' > "$r/etc/group"
+    chroot --userspec=65532:65532 "$r" /usr/bin/redis-server --version >/dev/null ||
+      { echo "images.sh: redis-server does not run in its image root" >&2; rm -rf "$r"; exit 1; }
+    archive mcp-bastion.local/redis:1 "$out" "$r" '["/usr/bin/redis-server"]' "65532:65532"
+    rm -rf "$r"
+  fi
+  echo "redis=$out"
+}
+
 NPM_VERSION=11.19.1
 # The Node binary of the npm `node` package the project installs (package-lock.json pins its version).
 node_bin() {
@@ -219,6 +266,7 @@ operator_inputs() {
 for name in "$@"; do
   case $name in
     pause) build_pause ;;
+    redis) build_redis ;;
     busybox) build_busybox ;;
     coredns) build_coredns ;;
     node-base) build_node_base ;;

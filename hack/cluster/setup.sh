@@ -7,8 +7,8 @@
 #             The two Go builds run one after the other on purpose: each already keeps every core busy, and
 #             build.sh reuses the packages the control plane build compiled (the Makefile runs it after that).
 #   images    busybox, the Node base, the operator (unmodified Dockerfile), server-everything,
-#             server-filesystem (images.sh): mostly network and disk (debootstrap, npm), so they overlap the
-#             Go builds well.
+#             server-filesystem, redis (images.sh): mostly network and disk (debootstrap, npm), so they
+#             overlap the Go builds well.
 # Each step appends "what<TAB>cache|built|system<TAB>seconds" to $MCP_BASTION_SETUP_LOG (the set-up report
 # test/run-tests.sh prints), when that names a file. Usage: setup.sh packages|binaries|images...
 set -euo pipefail
@@ -49,7 +49,7 @@ for step in "$@"; do
   case $step in
     packages) packages ;;
     binaries) binaries ;;
-    images) image busybox node-base operator everything filesystem ;;
+    images) image busybox node-base operator everything filesystem redis ;;
     *) echo "setup.sh: unknown step $step" >&2; exit 2 ;;
   esac
 done
