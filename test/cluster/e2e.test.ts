@@ -18,61 +18,23 @@ import { parse } from "yaml";
 import { childNames } from "../../operator/src/render/labels.ts";
 import { tool } from "../ship/tools.ts";
 import { type Cluster, imageArchives, OUTSIDE_IPS, run, startCluster, waitUntil } from "../../dev/cluster/index.ts";
+import { type Any, condition, installOperator, type Kube, kube, RESTRICTED, ROOT } from "./kube.ts";
 
-// biome-ignore lint/suspicious/noExplicitAny: API objects are navigated loosely in assertions
-type Any = any;
-
-const ROOT = join(import.meta.dirname, "..", "..");
 const RELEASE_NS = "mcp-system";
 const NS = "agents";
-const RESTRICTED = { "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted" };
 
 let cluster: Cluster;
+let k: Kube;
 let helm: string;
 let operatorImage = "";
 let everythingImage = "";
 const keys = { "ci-agent": randomBytes(16).toString("hex"), "support-bot": randomBytes(16).toString("hex") };
 let outsideListener: ChildProcess | undefined;
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cluster.kubectl(args, input === undefined ? {} : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-async function getJson(args: string[]): Promise<Any> {
-  const r = await cluster.kubectl([...args, "-o", "json"]);
-  return r.code === 0 ? JSON.parse(r.stdout) : undefined;
-}
-async function apply(objects: Any[]): Promise<void> {
-  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], objects.map((o) => JSON.stringify(o)).join("\n"));
-}
-function condition(obj: Any, type: string): Any {
-  return obj?.status?.conditions?.find((c: Any) => c.type === type);
-}
-/** What a pod looks like right now, for failure messages: phase, container states, last events. */
-async function describePod(ns: string, name: string): Promise<string> {
-  const pod = await getJson(["-n", ns, "get", "pod", name]);
-  const states = [...(pod?.status?.initContainerStatuses ?? []), ...(pod?.status?.containerStatuses ?? [])].map(
-    (c: Any) => `${c.name}: ${JSON.stringify(c.state)} restarts=${c.restartCount}`,
-  );
-  const events = (
-    await cluster.kubectl([
-      "-n",
-      ns,
-      "get",
-      "events",
-      "--field-selector",
-      `involvedObject.name=${name}`,
-      "-o",
-      "custom-columns=R:.reason,M:.message",
-      "--no-headers",
-    ])
-  ).stdout
-    .trim()
-    .split("\n")
-    .slice(-4);
-  return `pod ${ns}/${name} phase=${pod?.status?.phase} ${states.join("; ")} events: ${events.join(" | ")}`;
-}
+const kubectl = (args: string[], input?: string) => k.kubectl(args, input);
+const getJson = (args: string[]) => k.getJson(args);
+const apply = (objects: Any[]) => k.apply(objects);
+const describePod = (ns: string, name: string) => k.describePod(ns, name);
 /** Runs a pod to completion (restartPolicy Never) and returns its log; restricted-compliant security context. */
 async function runPod(
   ns: string,
@@ -152,6 +114,7 @@ before(async () => {
   helm = helmBin;
   const t1 = Date.now();
   cluster = await startCluster({ images: [archives.operator ?? "", archives.everything ?? ""] });
+  k = kube(cluster);
   operatorImage = cluster.images["mcp-bastion.local/mcp-bastion:dev"] ?? "";
   everythingImage = cluster.images["mcp-bastion.local/everything:dev"] ?? "";
   assert.match(operatorImage, /@sha256:/);
@@ -168,47 +131,7 @@ after(async () => {
 
 describe("1. the operator installed with the Helm chart", { timeout: 20 * 60_000 }, () => {
   test("runs under Pod Security restricted, becomes leader and reconciles", async () => {
-    await apply([{ apiVersion: "v1", kind: "Namespace", metadata: { name: RELEASE_NS, labels: RESTRICTED } }]);
-    const [repo, digest] = operatorImage.split("@");
-    const r = await run(
-      helm,
-      [
-        "install",
-        "bastion",
-        join(ROOT, "charts", "mcp-bastion"),
-        "-n",
-        RELEASE_NS,
-        "--kubeconfig",
-        cluster.kubeconfigPath,
-        "--set",
-        `image.repository=${repo}`,
-        "--set",
-        `image.digest=${digest}`,
-        "--set",
-        "image.pullPolicy=IfNotPresent",
-      ],
-      { timeoutMs: 300_000 },
-    );
-    assert.equal(r.code, 0, `helm install: ${r.stderr}`);
-
-    const deploy = "bastion-mcp-bastion";
-    await waitUntil("the operator Deployment to be available (2 replicas)", 600_000, async () => {
-      const d = await getJson(["-n", RELEASE_NS, "get", "deploy", deploy]);
-      if ((d?.status?.availableReplicas ?? 0) >= 2) return true;
-      const pods = await getJson(["-n", RELEASE_NS, "get", "pods"]);
-      const seen = await Promise.all((pods?.items ?? []).map((p: Any) => describePod(RELEASE_NS, p.metadata.name)));
-      return `available=${d?.status?.availableReplicas ?? 0}; ${seen.join("; ") || "no pods"}; ${JSON.stringify(d?.status?.conditions ?? [])}`;
-    });
-    const pods = (await getJson(["-n", RELEASE_NS, "get", "pods", "-l", "app.kubernetes.io/name=mcp-bastion"])).items as Any[];
-    const names = pods.map((p) => p.metadata.name as string);
-    assert.equal(names.length, 2);
-
-    let holder = "";
-    await waitUntil("one operator pod to hold the Lease", 120_000, async () => {
-      const lease = await getJson(["-n", RELEASE_NS, "get", "lease", "mcp-bastion-operator"]);
-      holder = lease?.spec?.holderIdentity ?? "";
-      return names.some((n) => holder.startsWith(n)) ? true : `lease holder ${JSON.stringify(holder)}, pods ${names.join(", ")}`;
-    });
+    const names = await installOperator(cluster, helm, operatorImage, RELEASE_NS);
 
     // Pod Security restricted, seen from inside the running operator.
     const st = await procStatus(RELEASE_NS, names[0] ?? "", "operator");
