@@ -15,8 +15,9 @@
 #   redis     Debian's redis-server (the package hack/deps-gateway.sh unpacks) and the libraries it links,
 #             nothing else: the shared rate limiter of test/cluster/replicas.test.ts, run as 65532
 #
-# The private dockerd runs only while something is built: its own socket, data root in the cache (layer
-# cache for warm builds), no bridge, no iptables rules, its own mount namespace and cgroup parent; build
+# The private dockerd runs only while something is built: its own socket and configuration, data root in the
+# cache (layer cache for warm builds), no bridge, no iptables rules, its own mount namespace and cgroup parent
+# (so builds with different caches, e.g. two HOMEs, can run at the same time); build
 # steps use the host network (they fetch npm packages from the registry, as the host does).
 #
 # Usage: images.sh NAME...
@@ -185,7 +186,19 @@ start_dockerd() {
   [ -n "$dockerd_pid" ] && return
   docker_dir=$(mktemp -d)
   mkdir -p "$cache/docker"
-  unshare --mount --propagation private dockerd --data-root "$cache/docker" --exec-root "$docker_dir/exec" \
+  # Its own configuration file, so nothing machine-wide is read or written: not /etc/docker/daemon.json (whose
+  # settings could conflict with these flags), not the identity key Debian's dockerd 20.10 would otherwise
+  # create at /etc/docker/key.json (two builds with different caches starting at once on a fresh machine
+  # would race on it). Everything else is keyed already: the data root and the lock by the cache, socket,
+  # exec root and pidfile by this run's directory, the cgroup parent by this script's pid; the shims'
+  # sockets in /run/containerd/s are named by a hash that includes the socket of this dockerd's containerd.
+  # (Later dockerds have no such key and refuse the setting: it is given only to one that knows it.)
+  if grep -qa 'deprecated-key-path' "$(command -v dockerd)"; then
+    printf '{"deprecated-key-path": "%s"}\n' "$cache/docker/key.json" >"$docker_dir/daemon.json"
+  else
+    echo '{}' >"$docker_dir/daemon.json"
+  fi
+  unshare --mount --propagation private dockerd --config-file "$docker_dir/daemon.json" --data-root "$cache/docker" --exec-root "$docker_dir/exec" \
     --host "unix://$docker_dir/docker.sock" --pidfile "$docker_dir/docker.pid" --bridge=none --iptables=false \
     --ip6tables=false --ip-masq=false --storage-driver=overlay2 --cgroup-parent="/mcpb-imagebuild-$$" \
     >"$docker_dir/dockerd.log" 2>&1 &
