@@ -292,7 +292,9 @@ describe("three replicas behind one Service on the real node", { timeout: 45 * 6
       return ["Succeeded", "Failed"].includes(p?.status?.phase) ? true : k.describePod(NS, client);
     });
     const log = (await k.kubectl(["-n", NS, "logs", client])).trim().split("\n");
-    const out = JSON.parse(log[log.length - 1] ?? "{}") as {
+    const last = log[log.length - 1] ?? "";
+    assert.ok(last.startsWith("{"), `the client pod printed no summary: ${await k.describePod(NS, client)} log: ${log.slice(-10).join("\n")}`);
+    const out = JSON.parse(last) as {
       okCalls: number;
       limited: number;
       upstreamErrors: number;
@@ -305,6 +307,12 @@ describe("three replicas behind one Service on the real node", { timeout: 45 * 6
       error?: string;
     };
     assert.equal(out.error, undefined, out.error);
+    console.log(
+      `${CLIENTS} clients x ${CALLS} calls through one Service to ${REPLICAS} replicas in ${(out.ms / 1000).toFixed(1)} s: ${out.okCalls} calls ok, ${out.errors.length} errors, ` +
+        `${out.upstreamErrors} upstream errors, ${out.limited} answers 429, ${out.requests} requests in all`,
+    );
+    assert.deepEqual(out.errors, [], "no call fails: no session error although most requests land on a pod that does not hold the session");
+    assert.equal(out.okCalls, CLIENTS * CALLS, "all 1,000 calls succeeded");
 
     // Where the requests landed, from the gateways' audit lines: a request from the client pod was received by
     // that pod (the Service chose it); one from a peer's address was relayed to it, the session's owner.
@@ -349,10 +357,6 @@ describe("three replicas behind one Service on the real node", { timeout: 45 * 6
     const budget = BURST + (PER_MINUTE / 60) * window;
     const admittedAll = out.taken.length;
     const budgetAll = BURST + (PER_MINUTE / 60) * ((out.taken[out.taken.length - 1] ?? 0) / 1000);
-    console.log(
-      `${CLIENTS} clients x ${CALLS} calls through one Service to ${REPLICAS} replicas in ${(out.ms / 1000).toFixed(1)} s: ${out.okCalls} calls ok, ${out.errors.length} errors, ` +
-        `${out.upstreamErrors} upstream errors, ${out.limited} answers 429, ${out.requests} requests in all`,
-    );
     for (const p of pods)
       console.log(
         `  pod ${p.pod} (${p.ip}, tag ${ipTag(p.ip)}): received ${p.received} requests from the client, relayed ${p.relayedOut} of them to the session's owner, ` +
@@ -363,8 +367,6 @@ describe("three replicas behind one Service on the real node", { timeout: 45 * 6
         `${((100 * (admitted - budget)) / budget).toFixed(1)}%); over the whole run ${admittedAll} (budget ${budgetAll.toFixed(1)})`,
     );
 
-    assert.deepEqual(out.errors, [], "no call fails: no session error although most requests land on a pod that does not hold the session");
-    assert.equal(out.okCalls, CLIENTS * CALLS, "all 1,000 calls succeeded");
     assert.deepEqual(
       Object.keys(out.owners).sort(),
       [...tags.keys()].sort(),
