@@ -741,8 +741,17 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
   const okCount = (lines: Any[]) => lines.filter((l) => l.ok).length;
 
   test("killing the server container: a clean JSON-RPC error from the gateway, then calls succeed again after the kubelet restarts it", async () => {
-    const pod = (await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything", "--field-selector=status.phase=Running"])).items[0] as Any;
-    const status = (p: Any) => (p.status.containerStatuses as Any[]).find((c) => c.name === "server");
+    // The previous step's secret rolled the Deployment: the pod to kill is the new one, not the old one that is
+    // still Running while it terminates (it would vanish under the test).
+    let pod: Any;
+    await waitUntil("one running server pod, no older one terminating", 300_000, async () => {
+      const pods = ((await getJson(["-n", NS, "get", "pods", "-l", "mcp.bastion.dev/server=everything"]))?.items ?? []) as Any[];
+      pod = pods[0];
+      return pods.length === 1 && !pod.metadata.deletionTimestamp && pod.status?.phase === "Running"
+        ? true
+        : `pods: ${pods.map((p) => `${p.metadata.name} ${p.status?.phase}${p.metadata.deletionTimestamp ? " terminating" : ""}`).join(", ")}`;
+    });
+    const status = (p: Any) => ((p?.status?.containerStatuses ?? []) as Any[]).find((c) => c.name === "server");
     const server = status(pod);
     assert.ok(server?.containerID, `the server container's id: ${JSON.stringify(pod.status.containerStatuses)}`);
     const restartsBefore = server.restartCount as number;
