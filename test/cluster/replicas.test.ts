@@ -126,13 +126,21 @@ function redisObjects(): Any[] {
 const LOAD = `
 import http from "node:http";
 import net from "node:net";
+import dns from "node:dns";
 const target = new URL(process.env.URL);
+// The Service's address, looked up once: a lookup per connection would put CoreDNS in every request's path.
+// The requests still name the Service in their Host header, as any client's do.
+let address = "";
 const KEY = process.env.KEY, CLIENTS = Number(process.env.CLIENTS), CALLS = Number(process.env.CALLS), PAUSE = Number(process.env.PAUSE_MS);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // A new pod's address reaches kube-router's NetworkPolicy ipsets a moment after it starts: wait for the
 // Service to accept a connection before the clock starts.
-const reach = () => new Promise((res) => {
-  const s = net.connect(Number(target.port), target.hostname);
+const reach = async () => {
+  try { address ||= (await dns.promises.lookup(target.hostname, { family: 4 })).address; } catch { return false; }
+  return connect();
+};
+const connect = () => new Promise((res) => {
+  const s = net.connect(Number(target.port), address);
   s.setTimeout(3000);
   s.on("connect", () => { s.destroy(); res(true); });
   s.on("error", () => res(false));
@@ -144,9 +152,9 @@ let requests = 0;
 const post = (session, body) => new Promise((resolve) => {
   requests++;
   const data = JSON.stringify(body);
-  const headers = { authorization: "Bearer " + KEY, "content-type": "application/json", accept: "application/json, text/event-stream", "content-length": Buffer.byteLength(data) };
+  const headers = { host: target.host, authorization: "Bearer " + KEY, "content-type": "application/json", accept: "application/json, text/event-stream", "content-length": Buffer.byteLength(data) };
   if (session) headers["mcp-session-id"] = session;
-  const req = http.request(target, { method: "POST", agent: false, headers, timeout: 60000 }, (res) => {
+  const req = http.request({ host: address, port: target.port, path: target.pathname, method: "POST", agent: false, headers, timeout: 60000 }, (res) => {
     const chunks = [];
     res.on("data", (c) => chunks.push(c));
     res.on("end", () => {
