@@ -19,6 +19,7 @@ import {
   celEnv,
   celFunc,
   celList,
+  celMethod,
   celMap,
   isCelError,
   isCelList,
@@ -68,8 +69,38 @@ export function urlScheme(u: string): string {
   return x ? x.protocol.replace(/:$/, "") : "";
 }
 
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * The number of Unicode code points in s, as CEL's size(string) defines it and as `[...s].length`
+ * counts them (a lone surrogate counts as one), without building that array: @bufbuild/cel's own
+ * size(string) does `[...s].length`, which made `size(request.arguments.x) <= 1024` cost ~15 ms of CPU
+ * for a 1 MB argument, on every call, before refusing it.
+ */
+export function codePointCount(s: string): number {
+  if (!SURROGATE.test(s)) return s.length;
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
 const S = CelScalar.STRING;
 const FUNCS = [
+  // Same overload ids as the standard library's ("size(string)", "string.size()"): the resolver keeps one
+  // function per id, the one given last, so these replace bufbuild's (same result, no array per call).
+  celFunc("size", [S], CelScalar.INT, (s) => BigInt(codePointCount(s))),
+  celMethod("size", S, [], CelScalar.INT, function (this: string) {
+    return BigInt(codePointCount(this));
+  }),
   celFunc("cleanPath", [S], S, (p) => cleanPath(p)),
   celFunc("pathWithin", [S, S], CelScalar.BOOL, (p, d) => pathWithin(p, d)),
   celFunc("urlHost", [S], S, (u) => urlHost(u)),
@@ -256,6 +287,9 @@ export function unionUses(programs: readonly Program[]): Uses {
   return out;
 }
 
+const HOLDS = Object.freeze({ ok: true as const });
+const FAILS = Object.freeze({ ok: false as const });
+
 /** Compiles one expression; throws an Error whose message is the parser's or checker's complaint. */
 export function compileCondition(expression: string): Program {
   if (expression.length > 4096) throw new Error("expression longer than 4096 characters");
@@ -274,8 +308,8 @@ export function compileCondition(expression: string): Program {
   return Object.assign(
     (a: Activation) => {
       const r = run(a as never) as CelValue | unknown;
-      if (r === true) return { ok: true as const };
-      if (r === false) return { ok: false as const };
+      if (r === true) return HOLDS;
+      if (r === false) return FAILS;
       if (isCelError(r)) return { ok: false as const, error: r.message.slice(0, 200) };
       return { ok: false as const, error: "the condition did not evaluate to a bool" };
     },

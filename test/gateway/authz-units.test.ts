@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
 import type { Identity } from "../../gateway/src/authz.ts";
-import { cleanPath, compileCondition, conditionError, pathWithin, selectPath, toCel, celTimestamp, urlHost } from "../../contract/authz/conditions.ts";
+import { cleanPath, codePointCount, compileCondition, conditionError, pathWithin, selectPath, toCel, celTimestamp, urlHost } from "../../contract/authz/conditions.ts";
 import { AccessEngine, type AccessConfig, type Decision } from "../../gateway/src/authz/engine.ts";
 import { ruleSchedule } from "../../contract/authz/windows.ts";
 import { grantedScopes, insufficientScopeChallenge, unauthorizedChallenge } from "../../gateway/src/authz/scopes.ts";
@@ -86,6 +86,17 @@ describe("CEL conditions (the checklist's examples)", () => {
     assert.equal(evalWith(e, { limit: 5, q: "x".repeat(65) }), false);
     // a missing field is an evaluation error: refused, never allowed
     assert.equal(evalWith(e, { q: "abc" }), false);
+  });
+
+  it("size() counts code points as CEL defines it (our replacement of the standard overloads)", () => {
+    const samples = ["", "abc", "héllo", "😀", "😀a\ud800", "\udc00\ud800", "x\ud83d", "\ud83d\ude00\ud83d", "日本語", "a".repeat(5000)];
+    for (const x of samples) {
+      assert.equal(codePointCount(x), [...x].length, JSON.stringify(x).slice(0, 40));
+      const n = [...x].length;
+      assert.equal(evalWith(`size(request.arguments.x) == ${n} && request.arguments.x.size() == ${n}`, { x }), true, JSON.stringify(x).slice(0, 40));
+    }
+    // The other overloads of the same name are still the standard library's.
+    assert.equal(evalWith("size(request.arguments.l) == 2 && size(request.arguments.m) == 1 && size(b'ab') == 2 && request.arguments.l.size() == 2", { l: [1, 2], m: { a: 1 } }), true);
   });
 
   it("invalid expressions are refused at compile time with the reason", () => {
