@@ -17,14 +17,20 @@ import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 
 export interface StepCost {
   step: string;
+  /** Wall clock per call. */
   ns: number;
+  /** CPU time (user + system) per call: on a loaded machine the wall clock also counts waiting for a core. */
+  cpuNs?: number;
 }
 
-async function time(n: number, fn: () => unknown): Promise<number> {
-  for (let i = 0; i < 2000; i++) await fn(); // warm up the JIT
+async function time(n: number, fn: () => unknown): Promise<{ ns: number; cpuNs: number }> {
+  for (let i = 0; i < 20_000; i++) await fn(); // warm up the JIT (the CEL evaluator's call tree needs more than 2,000 calls)
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await fn();
-  return Number(process.hrtime.bigint() - t0) / n;
+  const ns = Number(process.hrtime.bigint() - t0) / n;
+  const c = process.cpuUsage(c0);
+  return { ns, cpuNs: ((c.user + c.system) * 1000) / n };
 }
 
 export async function measureSteps(n = 50_000): Promise<StepCost[]> {
@@ -71,9 +77,9 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const audit = new AuditLog(["password"], { write: () => true });
   const params = { name: "echo", arguments: { message: "hello benchmark" } };
   const out: StepCost[] = [];
-  out.push({ step: "auth (API key: sha256 + lookup + timingSafeEqual)", ns: await time(n, () => auth.authenticate(headers)) });
-  out.push({ step: "parse (JSON.parse + JSON-RPC shape check)", ns: await time(n, () => shapeProblem(JSON.parse(body.toString("utf8")))) });
-  out.push({ step: "policy (2 buckets, authz, integrity, JSON Schema)", ns: await time(n, () => policy.check(identity, "tools/call", params)) });
+  out.push({ step: "auth (API key: sha256 + lookup + timingSafeEqual)", ...(await time(n, () => auth.authenticate(headers))) });
+  out.push({ step: "parse (JSON.parse + JSON-RPC shape check)", ...(await time(n, () => shapeProblem(JSON.parse(body.toString("utf8"))))) });
+  out.push({ step: "policy (2 buckets, authz, integrity, JSON Schema)", ...(await time(n, () => policy.check(identity, "tools/call", params))) });
   // issue 13: the same call with the extended authorization - a scheduled rule with a source CIDR, a rule
   // condition and a per-tool constraint (JSON Schema overlay + CEL), all compiled once at load.
   const access = new AccessEngine({
@@ -99,7 +105,7 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const facts = { source: "127.0.0.1", now: Date.now() };
   out.push({
     step: "policy + issue 13 (window, CIDR, overlay, 1 CEL condition)",
-    ns: await time(n, () => extended.check(identity, "tools/call", params, facts)),
+    ...(await time(n, () => extended.check(identity, "tools/call", params, facts))),
   });
   // The same call carrying a large document in another argument: the condition reads one string, so the
   // activation must not copy the document into CEL maps on every call (it did: ~1 ms a call).
@@ -107,7 +113,7 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const bigParams = { name: "echo", arguments: { message: "hello benchmark", doc } };
   out.push({
     step: "policy + issue 13, same, a 200-key document in another argument",
-    ns: await time(Math.ceil(n / 10), () => extended.check(identity, "tools/call", bigParams, facts)),
+    ...(await time(Math.ceil(n / 10), () => extended.check(identity, "tools/call", bigParams, facts))),
   });
   const noCel = new AccessEngine({
     rules: [
@@ -123,11 +129,11 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const extendedNoCel = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, noCel);
   out.push({
     step: "policy + issue 13 without conditions (window, CIDR)",
-    ns: await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts)),
+    ...(await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts))),
   });
   out.push({
     step: "audit (redact + serialize one line)",
-    ns: await time(n, () =>
+    ...(await time(n, () =>
       audit.record({
         time: new Date().toISOString(),
         client: identity.key,
@@ -141,10 +147,27 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
         latencyMs: 0.5,
         session: "0123abcd",
       }),
-    ),
+    )),
   });
   audit.flush();
   await limiter.close();
   auth.stop();
   return out;
+}
+
+// `node bench/gateway/steps.ts [runs]`: the step costs alone, the median of several runs (each row's
+// runs are interleaved with the others'), with the issue-13 rows as ratios to the plain rule.
+if (import.meta.main) {
+  const { loadavg } = await import("node:os");
+  const runs: StepCost[][] = [];
+  const load = [loadavg()[0]!];
+  for (let r = 0; r < Number(process.argv[2] ?? 5); r++) runs.push(await measureSteps());
+  load.push(loadavg()[0]!);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const steps = runs[0]!.map((s, i) => ({ step: s.step, ns: median(runs.map((r) => r[i]!.ns)), cpuNs: median(runs.map((r) => r[i]!.cpuNs ?? 0)) }));
+  process.stdout.write(`median of ${runs.length} runs, load average ${load.map((x) => x.toFixed(1)).join(" -> ")}\n wall µs   CPU µs  step\n`);
+  for (const s of steps) process.stdout.write(`${(s.ns / 1000).toFixed(2).padStart(8)} ${(s.cpuNs / 1000).toFixed(2).padStart(8)}  ${s.step}\n`);
+  const plain = steps.find((s) => s.step.startsWith("policy (2 buckets"))!;
+  for (const s of steps.filter((x) => x.step.startsWith("policy + issue 13")))
+    process.stdout.write(`${(s.ns / plain.ns).toFixed(1)}x wall, ${(s.cpuNs / plain.cpuNs).toFixed(1)}x CPU of the plain rule: ${s.step}\n`);
 }
