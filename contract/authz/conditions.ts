@@ -94,7 +94,8 @@ export function codePointCount(s: string): number {
 }
 
 const S = CelScalar.STRING;
-const FUNCS = [
+/** The functions conditions get on top of CEL's standard library (exported for the conformance test). */
+export const CONDITION_FUNCS = [
   // Same overload ids as the standard library's ("size(string)", "string.size()"): the resolver keeps one
   // function per id, the one given last, so these replace bufbuild's (same result, no array per call).
   celFunc("size", [S], CelScalar.INT, (s) => BigInt(codePointCount(s))),
@@ -113,7 +114,7 @@ const VARIABLES = {
   now: objectType(TimestampSchema),
 } as const;
 
-const ENV = celEnv({ variables: VARIABLES, funcs: FUNCS });
+const ENV = celEnv({ variables: VARIABLES, funcs: CONDITION_FUNCS });
 
 /** Operators and macros the parser emits that are not in the function resolver. */
 const BUILTIN_CALLS = new Set(["_&&_", "_||_", "_?_:_", "@not_strictly_false", "_[_]", "@in", "!_"]);
