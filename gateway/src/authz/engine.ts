@@ -8,7 +8,7 @@ import { Authorizer, type Identity, type Kind, ruleNamesClient } from "../authz.
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
-import { type CelInput, celMap } from "@bufbuild/cel";
+import { type CelInput, celList, celMap } from "@bufbuild/cel";
 import {
   type Activation,
   type Program,
@@ -474,6 +474,7 @@ export class AccessEngine {
   }
 }
 
+// Each field as the evaluator holds it (celMap/celList, not a Map or array it would wrap again on every access).
 type Fields<T> = Record<string, (x: T) => CelInput>;
 
 const REQUEST_FIELDS: Fields<Operation> = {
@@ -488,8 +489,8 @@ const CLIENT_FIELDS: Fields<{ id: Identity; facts: RequestFacts }> = {
   name: ({ id }) => id.key,
   kind: ({ id }) => id.kind,
   subject: ({ id }) => (id.kind === "jwt" ? id.name : ""),
-  groups: ({ id }) => [...(id.groups ?? [])],
-  scopes: ({ id }) => [...(id.scopes ?? [])],
+  groups: ({ id }) => celList([...(id.groups ?? [])]),
+  scopes: ({ id }) => celList([...(id.scopes ?? [])]),
   claims: ({ id }) => toCel(id.claims ?? {}),
   spiffeId: ({ id }) => (id.kind === "spiffe" ? id.name : ""),
   source: ({ facts }) => facts.source,
