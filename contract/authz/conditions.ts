@@ -30,6 +30,7 @@ import {
   plan,
 } from "@bufbuild/cel";
 import type { Expr } from "@bufbuild/cel-spec/cel/expr/syntax_pb.js";
+import { TIME_ZONE_FUNCS } from "./celtime.ts";
 import { type Timestamp, TimestampSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 
 /** cleanPath: what `path.resolve`-style servers make of a path, without touching the file system. */
@@ -106,6 +107,8 @@ export const CONDITION_FUNCS = [
   celFunc("pathWithin", [S, S], CelScalar.BOOL, (p, d) => pathWithin(p, d)),
   celFunc("urlHost", [S], S, (u) => urlHost(u)),
   celFunc("urlScheme", [S], S, (u) => urlScheme(u)),
+  // now.getHours('Europe/Berlin') and the other accessors with a time zone: one formatter per zone.
+  ...TIME_ZONE_FUNCS,
 ];
 
 const VARIABLES = {

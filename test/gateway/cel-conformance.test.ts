@@ -14,6 +14,8 @@ import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { isReflectMessage } from "@bufbuild/protobuf/reflect";
 import { toJsonString } from "@bufbuild/protobuf";
 import { CONDITION_FUNCS } from "../../contract/authz/conditions.ts";
+import { TIME_ZONE_FUNCS } from "../../contract/authz/celtime.ts";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 
 const registry = getTestRegistry();
 
@@ -127,6 +129,7 @@ describe("cel-spec conformance through the conditions' CEL environment", () => {
     const differ: string[] = [];
     let right = { plain: 0, ours: 0 };
     let sizeCases = 0;
+    let zoneCases = 0;
     for (const c of all) {
       const e = env(c.container);
       const plain = evaluate(e.plain, c.expr);
@@ -135,13 +138,51 @@ describe("cel-spec conformance through the conditions' CEL environment", () => {
       const ok = (r: string) => (c.expected === "error" ? r.startsWith("error:") || r.startsWith("throws:") : r === c.expected);
       right = { plain: right.plain + (ok(plain) ? 1 : 0), ours: right.ours + (ok(ours) ? 1 : 0) };
       if (/\bsize\b/.test(c.expr)) sizeCases++;
+      if (/\.get\w+\(\s*['"]/.test(c.expr)) zoneCases++;
     }
     process.stdout.write(
-      `# ${all.length} conformance cases without bindings: bufbuild's environment ${right.plain} right, the conditions' ${right.ours} right; ${sizeCases} call size\n`,
+      `# ${all.length} conformance cases without bindings: bufbuild's environment ${right.plain} right, the conditions' ${right.ours} right; ${sizeCases} call size, ${zoneCases} a timestamp accessor with a time zone\n`,
     );
     assert.ok(all.length > 1000, `only ${all.length} cases found: did @bufbuild/cel-spec's test data move?`);
     assert.ok(sizeCases > 10, `only ${sizeCases} cases call size: the replaced overloads are not exercised`);
+    assert.ok(zoneCases > 5, `only ${zoneCases} cases use a time zone: the replaced accessors are not exercised`);
     assert.deepEqual(differ, []);
     assert.equal(right.ours, right.plain);
+  });
+});
+
+describe("timestamp accessors with a time zone (one formatter per zone instead of one per call)", () => {
+  it("give bufbuild's results and errors for every accessor, on instants around DST changes, year ends and leap days", () => {
+    const plain = celEnv();
+    const ours = celEnv({ funcs: TIME_ZONE_FUNCS });
+    const accessors = ["getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds", "getMilliseconds"];
+    const zones = ["UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham", "+05:30", "-08:00", "00:00", "Mars/Olympus", ""];
+    const instants = [
+      "1970-01-01T00:00:00.000Z",
+      "1969-12-31T23:59:59.999Z",
+      "2024-02-29T23:30:00.123Z",
+      "2026-03-29T00:59:59.999Z", // Berlin: the hour before summer time
+      "2026-03-29T01:00:00.000Z",
+      "2026-10-25T00:30:00.000Z", // Berlin: the repeated hour
+      "2026-10-25T01:30:00.000Z",
+      "2026-11-01T09:30:00.000Z", // Los Angeles: back to standard time
+      "2026-12-31T23:59:59.500Z",
+      "2027-04-04T14:45:00.000Z", // Lord Howe: half-hour DST change
+      "0001-01-01T00:00:00.000Z",
+      "9999-12-31T23:59:59.999Z",
+    ];
+    const programs = accessors.map((a) => ({ a, plain: plan(plain, parse(`t.${a}(z)`)), ours: plan(ours, parse(`t.${a}(z)`)) }));
+    let compared = 0;
+    let errors = 0;
+    for (const iso of instants)
+      for (const z of zones)
+        for (const p of programs) {
+          const ctx = { t: timestampFromMs(Date.parse(iso)), z };
+          const want = canon(p.plain(ctx) as CelValue);
+          assert.equal(canon(p.ours(ctx) as CelValue), want, `${iso} ${p.a}(${JSON.stringify(z)})`);
+          compared++;
+          if (want.startsWith("error:")) errors++;
+        }
+    assert.ok(errors > 0 && errors < compared, `${errors} of ${compared} are errors: both kinds must be compared`);
   });
 });
