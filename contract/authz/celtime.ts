@@ -12,15 +12,26 @@ import { toJson } from "@bufbuild/protobuf";
 import type { ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { type Timestamp, TimestampSchema, timestampDate } from "@bufbuild/protobuf/wkt";
 
-/** Formatters by time zone; bounded, because the zone may come from the request (a client's string). */
-const formats = new Map<string, Intl.DateTimeFormat>();
-const MAX_FORMATS = 256;
+type WallFields = Partial<Record<"year" | "month" | "day" | "hour" | "minute" | "second", number>>;
 
-function zoneFormat(timeZone: string): Intl.DateTimeFormat {
-  let f = formats.get(timeZone);
-  if (!f) {
+/**
+ * Per time zone: its formatter, and the wall clock of the last whole second it formatted (the parts are
+ * a function of the instant's second, so every call within that second reuses them: `now` moves by
+ * milliseconds between calls). Bounded, because the zone may come from the request (a client's string).
+ */
+interface Zone {
+  format: Intl.DateTimeFormat;
+  second: number;
+  fields: WallFields;
+}
+const zones = new Map<string, Zone>();
+const MAX_ZONES = 256;
+
+function zone(timeZone: string): Zone {
+  let z = zones.get(timeZone);
+  if (!z) {
     // Throws RangeError for an unknown zone, as bufbuild's does (nothing is cached then).
-    f = new Intl.DateTimeFormat("en-US", {
+    const format = new Intl.DateTimeFormat("en-US", {
       hourCycle: "h23",
       hour12: false,
       timeZone,
@@ -31,9 +42,24 @@ function zoneFormat(timeZone: string): Intl.DateTimeFormat {
       minute: "2-digit",
       second: "2-digit",
     });
-    if (formats.size >= MAX_FORMATS) formats.delete(formats.keys().next().value!);
-    formats.set(timeZone, f);
+    if (zones.size >= MAX_ZONES) zones.delete(zones.keys().next().value!);
+    z = { format, second: Number.NaN, fields: {} };
+    zones.set(timeZone, z);
   }
+  return z;
+}
+
+/** The wall clock of `at` in the zone, read with formatToParts (once per second and zone). */
+function wallFields(z: Zone, at: Date): WallFields {
+  const second = Math.floor(at.getTime() / 1000);
+  if (second === z.second) return z.fields;
+  const f: WallFields = {};
+  for (const p of z.format.formatToParts(at)) {
+    if (p.type === "year" || p.type === "month" || p.type === "day" || p.type === "hour" || p.type === "minute" || p.type === "second")
+      f[p.type] = Number.parseInt(p.value, 10);
+  }
+  z.second = second;
+  z.fields = f;
   return f;
 }
 
@@ -50,11 +76,7 @@ function wallClock(ts: Timestamp, tz: string): Date {
     at = new Date(at.getTime() + (offset.sign === "-" ? -ms : ms));
     return local(at);
   }
-  const f: Partial<Record<"year" | "month" | "day" | "hour" | "minute" | "second", number>> = {};
-  for (const p of zoneFormat(tz).formatToParts(at)) {
-    if (p.type === "year" || p.type === "month" || p.type === "day" || p.type === "hour" || p.type === "minute" || p.type === "second")
-      f[p.type] = Number.parseInt(p.value, 10);
-  }
+  const f = wallFields(zone(tz), at);
   if (f.year === undefined || f.month === undefined || f.day === undefined || f.hour === undefined || f.minute === undefined || f.second === undefined)
     throw new Error(`Error converting ${toJson(TimestampSchema, ts)} to IANA timezone ${tz}`);
   return new Date(f.year, f.month - 1, f.day, f.hour, f.minute, f.second, at.getUTCMilliseconds());

@@ -161,6 +161,7 @@ describe("timestamp accessors with a time zone (one formatter per zone instead o
       "1970-01-01T00:00:00.000Z",
       "1969-12-31T23:59:59.999Z",
       "2024-02-29T23:30:00.123Z",
+      "2024-02-29T23:30:00.900Z", // the same second: the zone's cached wall clock, other milliseconds
       "2026-03-29T00:59:59.999Z", // Berlin: the hour before summer time
       "2026-03-29T01:00:00.000Z",
       "2026-10-25T00:30:00.000Z", // Berlin: the repeated hour
