@@ -4,7 +4,17 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
 import type { Identity } from "../../gateway/src/authz.ts";
-import { cleanPath, codePointCount, compileCondition, conditionError, pathWithin, selectPath, toCel, celTimestamp, urlHost } from "../../contract/authz/conditions.ts";
+import {
+  cleanPath,
+  codePointCount,
+  compileCondition,
+  conditionError,
+  pathWithin,
+  selectPath,
+  toCel,
+  celTimestamp,
+  urlHost,
+} from "../../contract/authz/conditions.ts";
 import { AccessEngine, type AccessConfig, type Decision } from "../../gateway/src/authz/engine.ts";
 import { ruleSchedule } from "../../contract/authz/windows.ts";
 import { grantedScopes, insufficientScopeChallenge, unauthorizedChallenge } from "../../gateway/src/authz/scopes.ts";
@@ -96,7 +106,13 @@ describe("CEL conditions (the checklist's examples)", () => {
       assert.equal(evalWith(`size(request.arguments.x) == ${n} && request.arguments.x.size() == ${n}`, { x }), true, JSON.stringify(x).slice(0, 40));
     }
     // The other overloads of the same name are still the standard library's.
-    assert.equal(evalWith("size(request.arguments.l) == 2 && size(request.arguments.m) == 1 && size(b'ab') == 2 && request.arguments.l.size() == 2", { l: [1, 2], m: { a: 1 } }), true);
+    assert.equal(
+      evalWith("size(request.arguments.l) == 2 && size(request.arguments.m) == 1 && size(b'ab') == 2 && request.arguments.l.size() == 2", {
+        l: [1, 2],
+        m: { a: 1 },
+      }),
+      true,
+    );
   });
 
   it("invalid expressions are refused at compile time with the reason", () => {
@@ -169,7 +185,10 @@ describe("CEL conditions: dotted names answered by the activation (the policy st
     return { ...plain, paths: p.uses.paths && [...p.uses.paths].sort() };
   };
   it("present, absent, null and non-map steps give the evaluator's own results and errors", () => {
-    assert.deepEqual(both("request.arguments.path == '/srv/x' && size(request.arguments.path) == 6"), { ok: true, paths: ["request.arguments", "request.arguments.path"] });
+    assert.deepEqual(both("request.arguments.path == '/srv/x' && size(request.arguments.path) == 6"), {
+      ok: true,
+      paths: ["request.arguments", "request.arguments.path"],
+    });
     assert.deepEqual(both("request.arguments.nested.a.b == null"), {
       ok: true,
       paths: ["request.arguments", "request.arguments.nested", "request.arguments.nested.a", "request.arguments.nested.a.b"],

@@ -155,8 +155,31 @@ describe("timestamp accessors with a time zone (one formatter per zone instead o
   it("give bufbuild's results and errors for every accessor, on instants around DST changes, year ends and leap days", () => {
     const plain = celEnv();
     const ours = celEnv({ funcs: TIME_ZONE_FUNCS });
-    const accessors = ["getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear", "getHours", "getMinutes", "getSeconds", "getMilliseconds"];
-    const zones = ["UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham", "+05:30", "-08:00", "00:00", "Mars/Olympus", ""];
+    const accessors = [
+      "getFullYear",
+      "getMonth",
+      "getDate",
+      "getDayOfMonth",
+      "getDayOfWeek",
+      "getDayOfYear",
+      "getHours",
+      "getMinutes",
+      "getSeconds",
+      "getMilliseconds",
+    ];
+    const zones = [
+      "UTC",
+      "Europe/Berlin",
+      "America/Los_Angeles",
+      "Asia/Kolkata",
+      "Australia/Lord_Howe",
+      "Pacific/Chatham",
+      "+05:30",
+      "-08:00",
+      "00:00",
+      "Mars/Olympus",
+      "",
+    ];
     const instants = [
       "1970-01-01T00:00:00.000Z",
       "1969-12-31T23:59:59.999Z",

@@ -9,16 +9,7 @@ import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
 import { type CelInput, celList, celMap } from "@bufbuild/cel";
-import {
-  type Activation,
-  type Program,
-  type Uses,
-  celTimestamp,
-  compileCondition,
-  selectPath,
-  toCel,
-  unionUses,
-} from "../../../contract/authz/conditions.ts";
+import { type Activation, type Program, type Uses, celTimestamp, compileCondition, selectPath, toCel, unionUses } from "../../../contract/authz/conditions.ts";
 import { missingScopes, unionScopes } from "./scopes.ts";
 import { type CidrSet, cidrSet } from "./source.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
