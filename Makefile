@@ -103,8 +103,8 @@ chart: install ## regenerate the chart's copies (CRDs, RBAC, Argo CD snippets)
 typecheck: install ## tsc over sources, tests and benchmarks
 	tsc -p tsconfig.json
 
-lint: install ## biome lint
-	biome lint .
+lint: install ## biome lint, and the formatter as a check (a file not as `biome format --write .` leaves it fails)
+	biome lint . && biome format .
 
 crds: install ## regenerate crds/ from the zod schema (and the chart's copy)
 	node cli/bin/mcp-bastion.js crd > crds/mcp.bastion.dev_mcpservers.yaml

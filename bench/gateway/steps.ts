@@ -17,17 +17,30 @@ import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 
 export interface StepCost {
   step: string;
+  /** Wall clock per call. */
   ns: number;
+  /** CPU time (user + system) per call: on a loaded machine the wall clock also counts waiting for a core. */
+  cpuNs?: number;
 }
 
-async function time(n: number, fn: () => unknown): Promise<number> {
-  for (let i = 0; i < 2000; i++) await fn(); // warm up the JIT
+/** One batch of calls: wall clock and CPU time per call. */
+async function batch(n: number, fn: () => unknown): Promise<{ ns: number; cpuNs: number }> {
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await fn();
-  return Number(process.hrtime.bigint() - t0) / n;
+  const ns = Number(process.hrtime.bigint() - t0) / n;
+  const c = process.cpuUsage(c0);
+  return { ns, cpuNs: ((c.user + c.system) * 1000) / n };
 }
 
-export async function measureSteps(n = 50_000): Promise<StepCost[]> {
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+/**
+ * `rounds` > 1: each row's n calls are split into that many batches, the rows' batches interleaved
+ * (row 1, row 2, ..., row 1, ...), and each row reports its median batch: on a shared machine a burst of
+ * load then hits every row alike instead of whichever row ran during it.
+ */
+export async function measureSteps(n = 50_000, rounds = 1): Promise<StepCost[]> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-bastion-steps-"));
   const key = "bench-key-Lk3Jh5Gf7Ds9Aq2W";
   writeFileSync(join(dir, "bench"), key);
@@ -70,10 +83,10 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   const identity = { key: "apikey:bench", kind: "apikey" as const, name: "bench" };
   const audit = new AuditLog(["password"], { write: () => true });
   const params = { name: "echo", arguments: { message: "hello benchmark" } };
-  const out: StepCost[] = [];
-  out.push({ step: "auth (API key: sha256 + lookup + timingSafeEqual)", ns: await time(n, () => auth.authenticate(headers)) });
-  out.push({ step: "parse (JSON.parse + JSON-RPC shape check)", ns: await time(n, () => shapeProblem(JSON.parse(body.toString("utf8")))) });
-  out.push({ step: "policy (2 buckets, authz, integrity, JSON Schema)", ns: await time(n, () => policy.check(identity, "tools/call", params)) });
+  const rows: { step: string; n: number; fn: () => unknown }[] = [];
+  rows.push({ step: "auth (API key: sha256 + lookup + timingSafeEqual)", n, fn: () => auth.authenticate(headers) });
+  rows.push({ step: "parse (JSON.parse + JSON-RPC shape check)", n, fn: () => shapeProblem(JSON.parse(body.toString("utf8"))) });
+  rows.push({ step: "policy (2 buckets, authz, integrity, JSON Schema)", n, fn: () => policy.check(identity, "tools/call", params) });
   // issue 13: the same call with the extended authorization - a scheduled rule with a source CIDR, a rule
   // condition and a per-tool constraint (JSON Schema overlay + CEL), all compiled once at load.
   const access = new AccessEngine({
@@ -97,17 +110,31 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
   });
   const extended = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, access);
   const facts = { source: "127.0.0.1", now: Date.now() };
-  out.push({
+  rows.push({
     step: "policy + issue 13 (window, CIDR, overlay, 1 CEL condition)",
-    ns: await time(n, () => extended.check(identity, "tools/call", params, facts)),
+    n,
+    fn: () => extended.check(identity, "tools/call", params, facts),
   });
   // The same call carrying a large document in another argument: the condition reads one string, so the
   // activation must not copy the document into CEL maps on every call (it did: ~1 ms a call).
   const doc = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, { a: i, b: [i, i + 1], c: { d: "x" } }]));
   const bigParams = { name: "echo", arguments: { message: "hello benchmark", doc } };
-  out.push({
+  rows.push({
     step: "policy + issue 13, same, a 200-key document in another argument",
-    ns: await time(Math.ceil(n / 10), () => extended.check(identity, "tools/call", bigParams, facts)),
+    n: Math.ceil(n / 10),
+    fn: () => extended.check(identity, "tools/call", bigParams, facts),
+  });
+  // A condition on the time of day in a zone (the checklist's maintenance window, written in CEL): the
+  // evaluator's accessors with a zone built an Intl.DateTimeFormat per call (~125 µs).
+  const timed = new AccessEngine({
+    rules: [{ name: "b", clients: { apiKeys: ["bench"] }, tools: { allow: ["echo"], deny: [] } }],
+    constraints: [{ name: "office-hours", tools: ["echo"], conditions: [{ expression: "now.getHours('Europe/Berlin') >= 0" }] }],
+  });
+  const extendedTimed = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, timed);
+  rows.push({
+    step: "policy + issue 13, a CEL condition on the hour in Europe/Berlin",
+    n: Math.ceil(n / 10),
+    fn: () => extendedTimed.check(identity, "tools/call", params, facts),
   });
   const noCel = new AccessEngine({
     rules: [
@@ -121,13 +148,15 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
     ],
   });
   const extendedNoCel = new PolicyEngine(limits, limiter, new Authorizer([]), catalog, noCel);
-  out.push({
+  rows.push({
     step: "policy + issue 13 without conditions (window, CIDR)",
-    ns: await time(n, () => extendedNoCel.check(identity, "tools/call", params, facts)),
+    n,
+    fn: () => extendedNoCel.check(identity, "tools/call", params, facts),
   });
-  out.push({
+  rows.push({
     step: "audit (redact + serialize one line)",
-    ns: await time(n, () =>
+    n,
+    fn: () =>
       audit.record({
         time: new Date().toISOString(),
         client: identity.key,
@@ -141,10 +170,26 @@ export async function measureSteps(n = 50_000): Promise<StepCost[]> {
         latencyMs: 0.5,
         session: "0123abcd",
       }),
-    ),
   });
+  for (const r of rows) for (let i = 0; i < 20_000; i++) await r.fn(); // warm up the JIT (the CEL evaluator's call tree needs more than 2,000 calls)
+  const samples = rows.map(() => [] as { ns: number; cpuNs: number }[]);
+  for (let round = 0; round < rounds; round++) for (const [i, r] of rows.entries()) samples[i]!.push(await batch(Math.max(1, Math.ceil(r.n / rounds)), r.fn));
   audit.flush();
   await limiter.close();
   auth.stop();
-  return out;
+  return rows.map((r, i) => ({ step: r.step, ns: median(samples[i]!.map((x) => x.ns)), cpuNs: median(samples[i]!.map((x) => x.cpuNs)) }));
+}
+
+// `node bench/gateway/steps.ts [rounds]`: the step costs alone, interleaved in rounds (default 25), with the
+// issue-13 rows as multiples of the plain rule.
+if (import.meta.main) {
+  const { loadavg } = await import("node:os");
+  const load = [loadavg()[0]!];
+  const steps = await measureSteps(50_000, Number(process.argv[2] ?? 25));
+  load.push(loadavg()[0]!);
+  process.stdout.write(`median batch of each row, load average ${load.map((x) => x.toFixed(1)).join(" -> ")}\n wall µs   CPU µs  step\n`);
+  for (const s of steps) process.stdout.write(`${(s.ns / 1000).toFixed(2).padStart(8)} ${((s.cpuNs ?? 0) / 1000).toFixed(2).padStart(8)}  ${s.step}\n`);
+  const plain = steps.find((s) => s.step.startsWith("policy (2 buckets"))!;
+  for (const s of steps.filter((x) => x.step.startsWith("policy + issue 13")))
+    process.stdout.write(`${(s.ns / plain.ns).toFixed(1)}x wall, ${((s.cpuNs ?? 0) / (plain.cpuNs ?? 1)).toFixed(1)}x CPU of the plain rule: ${s.step}\n`);
 }

@@ -4,7 +4,17 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { legacyToolFingerprint, toolFingerprint } from "../../contract/fingerprint.ts";
 import type { Identity } from "../../gateway/src/authz.ts";
-import { cleanPath, compileCondition, conditionError, pathWithin, toCel, celTimestamp, urlHost } from "../../contract/authz/conditions.ts";
+import {
+  cleanPath,
+  codePointCount,
+  compileCondition,
+  conditionError,
+  pathWithin,
+  selectPath,
+  toCel,
+  celTimestamp,
+  urlHost,
+} from "../../contract/authz/conditions.ts";
 import { AccessEngine, type AccessConfig, type Decision } from "../../gateway/src/authz/engine.ts";
 import { ruleSchedule } from "../../contract/authz/windows.ts";
 import { grantedScopes, insufficientScopeChallenge, unauthorizedChallenge } from "../../gateway/src/authz/scopes.ts";
@@ -88,6 +98,23 @@ describe("CEL conditions (the checklist's examples)", () => {
     assert.equal(evalWith(e, { q: "abc" }), false);
   });
 
+  it("size() counts code points as CEL defines it (our replacement of the standard overloads)", () => {
+    const samples = ["", "abc", "héllo", "😀", "😀a\ud800", "\udc00\ud800", "x\ud83d", "\ud83d\ude00\ud83d", "日本語", "a".repeat(5000)];
+    for (const x of samples) {
+      assert.equal(codePointCount(x), [...x].length, JSON.stringify(x).slice(0, 40));
+      const n = [...x].length;
+      assert.equal(evalWith(`size(request.arguments.x) == ${n} && request.arguments.x.size() == ${n}`, { x }), true, JSON.stringify(x).slice(0, 40));
+    }
+    // The other overloads of the same name are still the standard library's.
+    assert.equal(
+      evalWith("size(request.arguments.l) == 2 && size(request.arguments.m) == 1 && size(b'ab') == 2 && request.arguments.l.size() == 2", {
+        l: [1, 2],
+        m: { a: 1 },
+      }),
+      true,
+    );
+  });
+
   it("invalid expressions are refused at compile time with the reason", () => {
     assert.match(conditionError("request.arguments.path.startsWith(") ?? "", /at 1:/);
     assert.match(conditionError("nosuch(request.tool)") ?? "", /unknown function "nosuch"/);
@@ -123,6 +150,74 @@ describe("CEL conditions (the checklist's examples)", () => {
     assert.deepEqual(uses("request.tool == 'x' && client.source.startsWith('10.') || has(request.uri)"), { request: ["tool", "uri"], client: ["source"] });
     assert.deepEqual(uses("'tool' in request && client['name'] == 'a'"), { request: "all", client: "all" });
     assert.deepEqual(uses("[1].exists(client, client > 0) && request.method == 'x'"), { request: ["method"], client: "all" });
+  });
+});
+
+describe("CEL conditions: dotted names answered by the activation (the policy stage's fast path)", () => {
+  // The gateway's activation answers "request.arguments.path" itself (Uses.paths in conditions.ts), so
+  // @bufbuild/cel does not try qualified names against its registry on every call. Every result and every
+  // error message must be the evaluator's own: each expression runs once on the plain variables and once
+  // with the dotted names answered, and both must agree (and match what the expression means).
+  const args = {
+    path: "/srv/x",
+    n: 5,
+    nested: { a: { b: null } },
+    a: { b: "nested" },
+    "a.b": "dotkey",
+    list: [1, { x: 2 }],
+  };
+  const base = () => ({
+    request: toCel({ method: "tools/call", tool: "t", arguments: args, uri: "", prompt: "" }),
+    client: toCel({ name: "apikey:alice", claims: { tenant: "acme" } }),
+    now: celTimestamp(Date.parse("2026-11-30T12:00:00Z")),
+  });
+  const both = (expr: string) => {
+    const p = compileCondition(expr);
+    const plain = p(base());
+    const b = base();
+    const answered: Record<string, unknown> = { ...b };
+    for (const name of p.uses.paths ?? []) {
+      const [root, ...fields] = name.split(".") as ["request" | "client", ...string[]];
+      answered[name] = selectPath(b[root], fields);
+    }
+    const fast = p(answered as never);
+    assert.deepEqual(fast, plain, expr);
+    return { ...plain, paths: p.uses.paths && [...p.uses.paths].sort() };
+  };
+  it("present, absent, null and non-map steps give the evaluator's own results and errors", () => {
+    assert.deepEqual(both("request.arguments.path == '/srv/x' && size(request.arguments.path) == 6"), {
+      ok: true,
+      paths: ["request.arguments", "request.arguments.path"],
+    });
+    assert.deepEqual(both("request.arguments.nested.a.b == null"), {
+      ok: true,
+      paths: ["request.arguments", "request.arguments.nested", "request.arguments.nested.a", "request.arguments.nested.a.b"],
+    });
+    assert.deepEqual(both("request.arguments.list[1].x == 2 && client.claims.tenant == 'acme'").ok, true);
+    assert.deepEqual(both("has(request.arguments.nested.a) && !has(request.arguments.nested.z)").ok, true);
+    assert.deepEqual(both("request.arguments.n > 3 ? request.arguments.path.startsWith('/srv') : false").ok, true);
+    assert.deepEqual(both("request.arguments.n == 5 || request.arguments.missing").ok, true);
+    assert.deepEqual(both("request.arguments.missing == 1"), {
+      ok: false,
+      error: "field not found: missing",
+      paths: ["request.arguments", "request.arguments.missing"],
+    });
+    for (const e of ["request.arguments.nested.a.b.c == 1", "request.arguments.path.foo == 1", "request.nosuch.x == 1", "client.claims.tenant.x == 1"])
+      assert.equal(both(e).ok, false, e);
+  });
+
+  it("no dotted names when the evaluator could mean something else by one", () => {
+    // bufbuild looks "request.arguments.a.b" up for the index ['a.b'] too, and a dotted name in the outer
+    // activation before a comprehension variable named request: answering it would change the result.
+    const dotted = both("request.arguments['a.b'] == 'dotkey' && request.arguments.a.b == 'nested'");
+    assert.deepEqual(dotted, { ok: true, paths: undefined });
+    const shadow = both("request.arguments.path == '/srv/x' && [{'arguments': {'path': 'inner'}}].exists(request, request.arguments.path == 'inner')");
+    assert.deepEqual(shadow, { ok: true, paths: undefined });
+    // What the guard prevents: the same index answered from a dotted name reads the nested value.
+    const p = compileCondition("request.arguments['a.b'] == 'dotkey'");
+    const b = base();
+    assert.equal(p(b).ok, true);
+    assert.equal(p({ ...b, "request.arguments.a.b": selectPath(b.request, ["arguments", "a", "b"]) } as never).ok, false);
   });
 });
 
@@ -319,6 +414,28 @@ describe("AccessEngine decisions", () => {
     assert.equal(refusal(e.decide(alice, call("report", { a: 1 }), { ...NOW, source: "192.0.2.1" })).rule, "office");
     assert.equal(refusal(e.decide(alice, call("other", {}), NOW)).rule, "tool-and-args");
     assert.equal(refusal(e.decide(alice, call("report", { a: 1, b: 2, c: 3 }), NOW)).rule, "tool-and-args");
+  });
+
+  it("one activation for all conditions answers dotted names only when no condition could mean something else by them", () => {
+    const e = (extra: string) =>
+      new AccessEngine({
+        rules: [{ name: "all", clients: { apiKeys: ["alice"] }, tools: { allow: ["*"], deny: [] } }],
+        constraints: [
+          { name: "outer", tools: ["*"], conditions: [{ expression: "request.arguments.a.b == 'nested' && request.arguments.path == '/srv/x'" }] },
+          { name: "extra", tools: ["*"], conditions: [{ expression: extra }] },
+        ],
+      });
+    const args = { a: { b: "nested" }, "a.b": "dotkey", path: "/srv/x" };
+    for (const extra of [
+      "request.arguments['a.b'] == 'dotkey'",
+      "[{'arguments': {'path': 'inner'}}].exists(request, request.arguments.path == 'inner')",
+      "request.arguments.a.b == 'nested'",
+    ]) {
+      const engine = e(extra);
+      assert.deepEqual(engine.problems, []);
+      assert.equal(engine.decide(alice, call("t", args), NOW).ok, true, extra);
+      assert.equal(refusal(engine.decide(alice, call("t", { ...args, a: { b: "other" } }), NOW)).rule, "outer", extra);
+    }
   });
 
   it("constraints: the schema overlay and conditions hold for every client", () => {

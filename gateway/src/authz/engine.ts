@@ -8,7 +8,8 @@ import { Authorizer, type Identity, type Kind, ruleNamesClient } from "../authz.
 import { describeAjvError } from "../catalog.ts";
 import { anyGlob } from "../glob.ts";
 import { canonicalResourcePattern } from "../names.ts";
-import { type Activation, type Program, type Uses, celTimestamp, compileCondition, toCel, unionUses } from "../../../contract/authz/conditions.ts";
+import { type CelInput, celList, celMap } from "@bufbuild/cel";
+import { type Activation, type Program, type Uses, celTimestamp, compileCondition, selectPath, toCel, unionUses } from "../../../contract/authz/conditions.ts";
 import { missingScopes, unionScopes } from "./scopes.ts";
 import { type CidrSet, cidrSet } from "./source.ts";
 import { compileOverlay } from "../../../contract/authz/overlay.ts";
@@ -242,6 +243,8 @@ export class AccessEngine {
   readonly #constraintsFor = new Map<string, CompiledConstraint[]>();
   /** The request and client fields any condition reads: the activation builds only these. */
   readonly #uses: Uses;
+  /** The activation's class, with a getter for each dotted name the conditions read (Uses.paths). */
+  readonly #Activation: ActivationClass;
   readonly scopesSupported: readonly string[];
   readonly extended: boolean;
   readonly problems: readonly CompileProblem[];
@@ -252,6 +255,7 @@ export class AccessEngine {
     this.#constraints = c.constraints;
     this.problems = c.problems;
     this.#uses = unionUses([...c.rules, ...c.constraints].flatMap((x) => x.conditions.map((cc) => cc.program)));
+    this.#Activation = activationClass(this.#uses.paths);
     // Resource patterns in the canonical form resource URIs are matched in (names.ts), like the rules' (Authorizer).
     this.#scopeReqs = (cfg.scopes ?? []).map((r) => (r.resources ? { ...r, resources: r.resources.map(canonicalResourcePattern) } : r));
     this.#required = cfg.requiredScopes ?? [];
@@ -449,7 +453,7 @@ export class AccessEngine {
   }
 
   #activation(id: Identity, op: Operation, facts: RequestFacts): Activation {
-    return new LazyActivation(id, op, facts, this.#uses);
+    return new this.#Activation(id, op, facts, this.#uses);
   }
 
   /** Which rules are active at `now`, and the next instant any of them changes (for the status). */
@@ -461,7 +465,8 @@ export class AccessEngine {
   }
 }
 
-type Fields<T> = Record<string, (x: T) => unknown>;
+// Each field as the evaluator holds it (celMap/celList, not a Map or array it would wrap again on every access).
+type Fields<T> = Record<string, (x: T) => CelInput>;
 
 const REQUEST_FIELDS: Fields<Operation> = {
   method: (op) => op.method,
@@ -475,19 +480,19 @@ const CLIENT_FIELDS: Fields<{ id: Identity; facts: RequestFacts }> = {
   name: ({ id }) => id.key,
   kind: ({ id }) => id.kind,
   subject: ({ id }) => (id.kind === "jwt" ? id.name : ""),
-  groups: ({ id }) => [...(id.groups ?? [])],
-  scopes: ({ id }) => [...(id.scopes ?? [])],
+  groups: ({ id }) => celList([...(id.groups ?? [])]),
+  scopes: ({ id }) => celList([...(id.scopes ?? [])]),
   claims: ({ id }) => toCel(id.claims ?? {}),
   spiffeId: ({ id }) => (id.kind === "spiffe" ? id.name : ""),
   source: ({ facts }) => facts.source,
 };
 
 /** The map of a CEL variable with the fields the conditions read (all of them when one uses the whole map). */
-function fieldMap<T>(all: Fields<T>, uses: ReadonlySet<string> | "all", x: T): Map<string, unknown> {
-  const m = new Map<string, unknown>();
+function fieldMap<T>(all: Fields<T>, uses: ReadonlySet<string> | "all", x: T): unknown {
+  const m = new Map<string, CelInput>();
   if (uses === "all") for (const k in all) m.set(k, all[k]!(x));
   else for (const k of uses) if (Object.hasOwn(all, k)) m.set(k, all[k]!(x));
-  return m;
+  return celMap(m);
 }
 
 /**
@@ -501,9 +506,10 @@ class LazyActivation implements Activation {
   readonly #op: Operation;
   readonly #facts: RequestFacts;
   readonly #uses: Uses;
-  #request: Map<string, unknown> | undefined;
-  #client: Map<string, unknown> | undefined;
+  #request: unknown;
+  #client: unknown;
   #now: Activation["now"] | undefined;
+  readonly [path: string]: unknown;
 
   constructor(id: Identity, op: Operation, facts: RequestFacts, uses: Uses) {
     this.#id = id;
@@ -512,12 +518,12 @@ class LazyActivation implements Activation {
     this.#uses = uses;
   }
 
-  get request(): Map<string, unknown> {
+  get request(): unknown {
     this.#request ??= fieldMap(REQUEST_FIELDS, this.#uses.request, this.#op);
     return this.#request;
   }
 
-  get client(): Map<string, unknown> {
+  get client(): unknown {
     this.#client ??= fieldMap(CLIENT_FIELDS, this.#uses.client, { id: this.#id, facts: this.#facts });
     return this.#client;
   }
@@ -526,4 +532,25 @@ class LazyActivation implements Activation {
     this.#now ??= celTimestamp(this.#facts.now);
     return this.#now;
   }
+}
+
+type ActivationClass = new (id: Identity, op: Operation, facts: RequestFacts, uses: Uses) => LazyActivation;
+
+/**
+ * LazyActivation with a getter for each dotted name ("request.arguments.path"): the value selected
+ * from the variable, or undefined (see Uses.paths in conditions.ts for why this is the same result).
+ * One class per engine, made when the config is compiled, so a call only looks up a property.
+ */
+function activationClass(paths: ReadonlySet<string> | undefined): ActivationClass {
+  if (!paths || paths.size === 0) return LazyActivation;
+  class WithPaths extends LazyActivation {}
+  for (const p of paths) {
+    const [root, ...fields] = p.split(".") as ["request" | "client", ...string[]];
+    Object.defineProperty(WithPaths.prototype, p, {
+      get(this: LazyActivation) {
+        return selectPath(this[root], fields);
+      },
+    });
+  }
+  return WithPaths;
 }
