@@ -31,7 +31,7 @@ import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
 import { refuseOnStream } from "./legacy-sse.ts";
 import { LIST_METHODS, PolicyEngine, listMethodOf } from "./policy.ts";
 import { UpstreamProxy } from "./proxy.ts";
-import { type Limiter, LocalLimiter, RedisLimiter } from "./ratelimit.ts";
+import { type Limiter, LocalLimiter, RedisLimiter, registerLimiterMetrics } from "./ratelimit.ts";
 import { sanitizeRaw } from "./sanitize.ts";
 import { SessionTable } from "./sessions.ts";
 import { type Front, bodyTimedOut, hostName, run } from "./stages.ts";
@@ -259,6 +259,7 @@ export class Gateway implements Front {
       c.limits.mode === "redis"
         ? await RedisLimiter.connect(c.limits.redisUrl ?? "", `mcp-bastion:${c.server.namespace}/${c.server.name}:`)
         : new LocalLimiter();
+    if (this.limiter instanceof RedisLimiter) registerLimiterMetrics(this.metrics.registry, this.limiter);
     this.policy = new PolicyEngine(c.limits, this.limiter, this.#authz, this.catalog, this.access);
     await this.#identity.start();
     if (c.telemetry.otlpEndpoint) this.#tracer = await startTracer(c.telemetry.otlpEndpoint, `${c.server.namespace}/${c.server.name}`);

@@ -1,47 +1,24 @@
 // Limits hold across replicas: two gateways sharing a Redis limiter (a real redis-server from Debian's
 // packages, unpacked by hack/deps-gateway.sh) give a client one budget, not one per replica.
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { freePort } from "../support/index.ts";
-import { MemorySink, ROOT, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import type { RedisLimiter } from "../../gateway/src/ratelimit.ts";
+import { waitFor } from "../support/index.ts";
+import { MemorySink, type Redis, type Toy, baseConfig, startRedis, startToy, tempDir, writeKeys } from "./helpers.ts";
 
 const KEY = "tenant-key-Rt5Yu8Io2Pa4Sd6F";
-let redis: ChildProcess;
+let redis: Redis;
 let redisPort: number;
 let toy: Toy;
 const gws: Gateway[] = [];
 const urls: string[] = [];
 
-function redisServerPath(): string {
-  const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["redis-server"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
-  const m = /^redis-server=(.+)$/m.exec(out);
-  assert.ok(m, "hack/deps-gateway.sh printed the redis-server path");
-  return m[1]!;
-}
-
 before(async () => {
-  redisPort = await freePort();
-  redis = spawn(redisServerPath(), ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const t = setTimeout(() => reject(new Error(`redis-server did not start within 60 s: ${out}`)), 60_000);
-    redis.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("Ready to accept connections")) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    redis.on("exit", (c) => reject(new Error(`redis-server exited ${c}: ${out}`)));
-  });
-  redis.stdout!.resume();
+  redis = await startRedis();
+  redisPort = redis.port;
   toy = await startToy();
   for (let i = 0; i < 2; i++) {
     const dir = tempDir("keys");
@@ -54,12 +31,14 @@ before(async () => {
     gws.push(gw);
     urls.push(`http://127.0.0.1:${port}/mcp`);
   }
+  // The gateways listen at once and decide locally until their Redis client is ready.
+  for (const gw of gws) await waitFor("the gateway's Redis limiter connected", () => (gw.limiter as RedisLimiter).connected || undefined);
 });
 
 after(async () => {
   await Promise.all(gws.map((g) => g.close()));
   await toy?.close();
-  redis?.kill("SIGKILL");
+  await redis?.kill();
 });
 
 async function connect(url: string): Promise<Client> {

@@ -193,6 +193,7 @@ describe("helm chart", () => {
       "McpBastionApiKeyExpiringSoon",
       "McpBastionAuditExportDropping",
       "McpBastionAuthFailureSpike",
+      "McpBastionRateLimitNotShared",
       "McpBastionRateLimitSpike",
       "McpBastionReconcileErrors",
       "McpBastionToolDescriptionDrift",
