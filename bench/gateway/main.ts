@@ -17,7 +17,10 @@
 // and the ratios of the gateway to the bare Node proxy (what carries over to proxies measured elsewhere).
 // CPU per request is the proxy process's own (user + system, from /proc), at 8 connections.
 //
-// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N]
+// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b]
+//   --paths  the paths to measure besides direct, gateway and node (the goals need those three): any of
+//            nginx,gw-2026 (default both); `--paths none` measures the three alone (a profile of the
+//            gateway path only, shorter rounds).
 //   BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway (canned table) there.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,7 +37,13 @@ const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everyth
 const CANNED = join(ROOT, "bench/gateway/canned.ts");
 const KEY = "bench-key-Lk3Jh5Gf7Ds9Aq2W";
 const { values: opts } = parseArgs({
-  options: { rounds: { type: "string" }, requests: { type: "string" }, seconds: { type: "string" }, "everything-rounds": { type: "string" } },
+  options: {
+    rounds: { type: "string" },
+    requests: { type: "string" },
+    seconds: { type: "string" },
+    "everything-rounds": { type: "string" },
+    paths: { type: "string" },
+  },
 });
 const ROUNDS = Number(opts.rounds ?? 5);
 const LATENCY_REQUESTS = Number(opts.requests ?? 2000);
@@ -411,8 +420,20 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 // ---------------------------------------------------------------- one table
 
-const PATHS = ["direct", "gateway", "node", "nginx", "gw-2026"] as const;
-type Path = (typeof PATHS)[number];
+const ALL_PATHS = ["direct", "gateway", "node", "nginx", "gw-2026"] as const;
+type Path = (typeof ALL_PATHS)[number];
+const OPTIONAL_PATHS: readonly Path[] = ["nginx", "gw-2026"];
+/** The paths measured: direct, gateway and node always (the goals are ratios between them), the others as --paths says. */
+const PATHS: readonly Path[] = (() => {
+  if (opts.paths === undefined) return ALL_PATHS;
+  const asked = opts.paths.split(",").filter((p) => p !== "" && p !== "none");
+  const unknown = asked.filter((p) => !(OPTIONAL_PATHS as readonly string[]).includes(p));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench/gateway: --paths: unknown path(s) ${unknown.join(", ")} (choose from: ${OPTIONAL_PATHS.join(", ")}, or none)\n`);
+    process.exit(2);
+  }
+  return ALL_PATHS.filter((p) => !OPTIONAL_PATHS.includes(p) || asked.includes(p));
+})();
 interface Round {
   one: Result;
   eight: Result;
@@ -432,7 +453,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   const dir = mkdtempSync(join(tmpdir(), "mcp-bastion-bench-"));
   const up = await startUpstream(kind);
   const gw = await startGateway(up.port, dir, kind === "canned");
-  const nginx = await startNginx(up.port, dir);
+  const nginx = PATHS.includes("nginx") ? await startNginx(up.port, dir) : { port: 0, pid: 0 };
   const bare = await startBareProxy(up.port, dir);
   const targets: Record<Path, Target> = {
     direct: { name: "direct", port: up.port, pid: up.pid },
@@ -519,7 +540,7 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
   lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
-  for (const p of ["gateway", "nginx"] as const) {
+  for (const p of (["gateway", "nginx"] as const).filter((p) => PATHS.includes(p))) {
     const cpuR = ratio(p, (x) => x.eight.cpu);
     const rpsR = ratio(p, (x) => x.eight.rps);
     const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
