@@ -66,12 +66,14 @@ export function makeRedactor(configured: readonly string[]): (value: unknown) =>
 }
 
 export interface AuditRecord {
-  time: string;
+  /** ISO 8601, or epoch milliseconds (formatted when the line is written). */
+  time: string | number;
   client: string;
   source: string;
   transport: string;
   method: string;
   tool?: string;
+  /** The call's arguments as the client sent them: redacted when the line is written (never logged as is). */
   arguments?: unknown;
   outcome: string;
   status: number;
@@ -162,7 +164,10 @@ export class AuditLog {
     return v;
   }
 
-  /** Queues one line. The record must not change afterwards (it is serialized at the next flush). */
+  /**
+   * Queues one line. The record (arguments included) must not change afterwards: it is redacted,
+   * serialized and chained at the next flush, and belongs to the log from here on.
+   */
   record(r: AuditRecord): void {
     if (this.#closed) return;
     this.#records++;
@@ -193,12 +198,17 @@ export class AuditLog {
     }
   }
 
-  /** The line of one record: names cut and scrubbed, the error sanitized, then chained. */
+  /**
+   * The line of one record: time formatted, names cut and scrubbed, arguments redacted, the error
+   * sanitized, then chained. The record is the log's own (record()), so it is rewritten in place.
+   */
   #line(r: AuditRecord): string {
-    const rec: AuditRecord = { ...r, method: this.#name(r.method) };
-    if (r.tool !== undefined) rec.tool = this.#name(r.tool);
-    if (r.error) rec.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
-    return this.#chain(JSON.stringify(rec));
+    if (typeof r.time === "number") r.time = new Date(r.time).toISOString();
+    r.method = this.#name(r.method);
+    if (r.tool !== undefined) r.tool = this.#name(r.tool);
+    if (r.arguments !== undefined) r.arguments = this.redact(r.arguments);
+    if (r.error) r.error = { code: r.error.code, message: scrubText(r.error.message).slice(0, 300) };
+    return this.#chain(JSON.stringify(r));
   }
 
   #checkpointLine(final: boolean): string {
@@ -260,6 +270,18 @@ export function auditOptionsFromConfig(audit: { checkpoint?: { keyFile: string; 
   return { checkpoint: { key: checkpointKey(material, "audit.checkpoint.keyFile"), everyLines: cp.everyLines, everySeconds: cp.everySeconds } };
 }
 
+/** The audit result of every plain success (shared: nobody changes an AuditResult). */
+const RESULT_OK: AuditResult = Object.freeze({ result: "ok" });
+
+/**
+ * auditResultOf over the answer's bytes: the markers are searched in the Buffer, so the common
+ * answer (no error) is never decoded into a string just to be audited.
+ */
+export function auditResultOfBytes(body: Buffer, sse: boolean, id: unknown): AuditResult | undefined {
+  if (body.indexOf('"error"') < 0 && body.indexOf('"isError"') < 0) return body.indexOf('"result"') >= 0 ? RESULT_OK : undefined;
+  return auditResultOf(body.toString("utf8"), sse, id);
+}
+
 /** Pure: the audit result of one JSON-RPC response message (already parsed). */
 function resultOfMessage(m: unknown): AuditResult | undefined {
   if (!m || typeof m !== "object") return undefined;
@@ -278,7 +300,7 @@ function resultOfMessage(m: unknown): AuditResult | undefined {
  * `"error"` or `"isError"` is "ok" without being parsed (large results cost a substring search only).
  */
 export function auditResultOf(body: string, sse: boolean, id: unknown): AuditResult | undefined {
-  if (!body.includes('"error"') && !body.includes('"isError"')) return body.includes('"result"') ? { result: "ok" } : undefined;
+  if (!body.includes('"error"') && !body.includes('"isError"')) return body.includes('"result"') ? RESULT_OK : undefined;
   const want = JSON.stringify(id);
   const parse = (raw: string): AuditResult | undefined => {
     try {
@@ -337,8 +359,8 @@ export class ResultTap {
 
   result(sse: boolean, id: unknown): AuditResult | undefined {
     if (this.#size === 0) return undefined;
-    if (!this.#streaming) return auditResultOf((this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks)).toString("utf8"), sse, id);
-    return this.#sawResult ? { result: this.#sawToolError ? "tool-error" : "ok" } : undefined;
+    if (!this.#streaming) return auditResultOfBytes(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks), sse, id);
+    return this.#sawResult ? (this.#sawToolError ? { result: "tool-error" } : RESULT_OK) : undefined;
   }
 }
 

@@ -46,12 +46,13 @@ export type Cleanup = (x: Exchange, outcome: string) => void;
 export interface Exchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly t0: bigint;
+  /** performance.now() when the request arrived (ms, a plain number: no BigInt per timing on the hot path). */
+  readonly t0: number;
   readonly startMs: number;
   /** The client's address (X-Forwarded-For only from a trusted proxy): audit, source rules, identity for the server. */
   readonly source: string;
-  /** Phase timer (hrtime of the last phase boundary). */
-  t: bigint;
+  /** Phase timer (performance.now() of the last phase boundary). */
+  t: number;
   route: Route;
   transport: "streamable-http" | "sse";
   /** issue 11: the protocol era of the request (era stage): "modern" is 2026-07-28, stateless. */
@@ -93,7 +94,7 @@ export interface Exchange {
 }
 
 export function newExchange(req: IncomingMessage, res: ServerResponse, source = req.socket.remoteAddress ?? "unknown"): Exchange {
-  const t0 = process.hrtime.bigint();
+  const t0 = performance.now();
   return {
     req,
     res,

@@ -155,7 +155,7 @@ type Mode = "hold" | "stream" | "list" | "sse" | "refused";
 class Forward implements Dispatcher.DispatchHandler {
   readonly #p: UpstreamProxy;
   readonly #x: Exchange;
-  readonly #tUp = process.hrtime.bigint();
+  readonly #tUp = performance.now();
   #controller: Dispatcher.DispatchController | undefined;
   destroyed = false;
   #mode: Mode = "hold";

@@ -15,6 +15,9 @@ export interface Limiter {
   close(): Promise<void>;
 }
 
+/** The answer of every granted take (two per tools/call): shared, callers only read it. */
+const TAKEN: Take = Object.freeze({ ok: true, retryAfter: 0 });
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -46,7 +49,7 @@ export class LocalLimiter implements Limiter {
     }
     if (b.tokens >= 1) {
       b.tokens -= 1;
-      return { ok: true, retryAfter: 0 };
+      return TAKEN;
     }
     return { ok: false, retryAfter: rate > 0 ? Math.ceil((1 - b.tokens) / rate / 1000) : 60 };
   }

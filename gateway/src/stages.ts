@@ -257,7 +257,7 @@ export function bodyTimedOut(x: Exchange, ms: number): void {
 }
 
 function parseBody(gw: Front, x: Exchange): Stop | undefined {
-  const t = process.hrtime.bigint();
+  const t = performance.now();
   let msg: unknown;
   try {
     msg = JSON.parse(x.body!.toString("utf8"));

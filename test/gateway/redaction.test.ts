@@ -214,7 +214,7 @@ function auditLine(args: unknown): string {
     transport: "streamable-http",
     method: "tools/call",
     tool: "run",
-    arguments: audit.redact(args),
+    arguments: args, // the log redacts them when it writes the line
     outcome: "ok",
     status: 200,
     latencyMs: 1,
