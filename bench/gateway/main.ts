@@ -29,6 +29,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { GATEWAY_NODE_OPTIONS } from "../../operator/src/render/workload.ts";
 import { freePort } from "../../test/support/index.ts";
 import { measureSteps } from "./steps.ts";
 
@@ -159,10 +160,14 @@ async function startGateway(
     audit: { redactKeys: ["password"] },
   };
   writeFileSync(join(dir, "gateway.json"), JSON.stringify(cfg));
+  // The V8 flags the rendered gateway container runs with (heap sizing: garbage collection is a fair
+  // share of the gateway's CPU, and it depends on them). BENCH_PROFILE=DIR also writes a V8 CPU profile
+  // of the gateway there (open it in Chrome DevTools; it samples wall-clock time, so on a loaded machine
+  // the socket writes, where the process is preempted, look far bigger than the CPU they use).
+  const nodeOptions = profile && process.env.BENCH_PROFILE ? `${GATEWAY_NODE_OPTIONS} --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : GATEWAY_NODE_OPTIONS;
   const p = spawn(process.execPath, [...gatewayCommand(), "gateway", "--config", join(dir, "gateway.json")], {
     stdio: ["ignore", "pipe", "pipe"],
-    // BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway there (open it in Chrome DevTools).
-    env: profile && process.env.BENCH_PROFILE ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` } : process.env,
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
   });
   children.push(p);
   const audit = { lines: 0 };
