@@ -21,9 +21,12 @@
 //   --paths  the paths to measure besides direct, gateway and node (the goals need those three): any of
 //            nginx,gw-2026 (default both); `--paths none` measures the three alone (a profile of the
 //            gateway path only, shorter rounds).
+//   --baseline REF  adds the path gw-base: the gateway of git ref REF (e.g. main), compiled from that
+//            commit with its own rendered V8 flags, same config, measured in the same interleaved rounds,
+//            so a change's before/after is one run's ratio and not two runs on a machine whose load moved.
 //   BENCH_PROFILE=DIR writes a V8 CPU profile of the gateway (canned table) there.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -44,6 +47,7 @@ const { values: opts } = parseArgs({
     seconds: { type: "string" },
     "everything-rounds": { type: "string" },
     paths: { type: "string" },
+    baseline: { type: "string" },
   },
 });
 const ROUNDS = Number(opts.rounds ?? 5);
@@ -134,6 +138,7 @@ async function startGateway(
   upstreamPort: number,
   dir: string,
   profile: boolean,
+  build: { argv: string[]; nodeOptions: string } = { argv: gatewayCommand(), nodeOptions: GATEWAY_NODE_OPTIONS },
 ): Promise<{ port: number; adminPort: number; proc: ChildProcess; audit: { lines: number } }> {
   mkdirSync(join(dir, "keys"), { recursive: true });
   writeFileSync(join(dir, "keys", "bench"), KEY);
@@ -159,13 +164,14 @@ async function startGateway(
     tools: { pinned: [], onDrift: "Block", allowUnpinned: true, scanDescriptions: true },
     audit: { redactKeys: ["password"] },
   };
-  writeFileSync(join(dir, "gateway.json"), JSON.stringify(cfg));
+  const configFile = join(dir, `gateway-${build.argv[0]!.length}-${Date.now()}.json`);
+  writeFileSync(configFile, JSON.stringify(cfg));
   // The V8 flags the rendered gateway container runs with (heap sizing: garbage collection is a fair
   // share of the gateway's CPU, and it depends on them). BENCH_PROFILE=DIR also writes a V8 CPU profile
   // of the gateway there (open it in Chrome DevTools; it samples wall-clock time, so on a loaded machine
   // the socket writes, where the process is preempted, look far bigger than the CPU they use).
-  const nodeOptions = profile && process.env.BENCH_PROFILE ? `${GATEWAY_NODE_OPTIONS} --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : GATEWAY_NODE_OPTIONS;
-  const p = spawn(process.execPath, [...gatewayCommand(), "gateway", "--config", join(dir, "gateway.json")], {
+  const nodeOptions = profile && process.env.BENCH_PROFILE ? `${build.nodeOptions} --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}` : build.nodeOptions;
+  const p = spawn(process.execPath, [...build.argv, "gateway", "--config", configFile], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_OPTIONS: nodeOptions },
   });
@@ -184,6 +190,30 @@ async function startGateway(
     await new Promise((r) => setTimeout(r, 100));
   }
   return { port: Number(m[1]), adminPort, proc: p, audit };
+}
+
+/**
+ * --baseline: the gateway of another commit, compiled into .cache/bench-baseline/<commit> (reused when
+ * it is there), and the V8 flags that commit renders for the gateway container.
+ */
+function baselineCommand(ref: string): { argv: string[]; nodeOptions: string; commit: string } {
+  const git = (args: string[]) => execFileSync("git", ["-C", ROOT, ...args], { stdio: ["ignore", "pipe", "pipe"] }).toString();
+  const commit = git(["rev-parse", "--verify", `${ref}^{commit}`]).trim();
+  const base = join(ROOT, ".cache", "bench-baseline", commit);
+  const runner = join(base, "dist", "run-gateway.mjs");
+  const workload = git(["show", `${commit}:operator/src/render/workload.ts`]);
+  const nodeOptions = /GATEWAY_NODE_OPTIONS = "([^"]*)"/.exec(workload)?.[1] ?? "";
+  try {
+    readFileSync(runner);
+  } catch {
+    rmSync(base, { recursive: true, force: true });
+    mkdirSync(join(base, "src"), { recursive: true });
+    execFileSync("sh", ["-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", ROOT, commit, join(base, "src")]);
+    symlinkSync(join(ROOT, "node_modules"), join(base, "src", "node_modules"));
+    execFileSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(base, "src", "tsconfig.build.json"), "--outDir", join(base, "dist")], { stdio: "pipe" });
+    writeFileSync(runner, 'import { run } from "./cli/src/commands/gateway.js";\nprocess.exitCode = await run(process.argv.slice(3));\n');
+  }
+  return { argv: [runner], nodeOptions, commit };
 }
 
 /**
@@ -425,19 +455,20 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 // ---------------------------------------------------------------- one table
 
-const ALL_PATHS = ["direct", "gateway", "node", "nginx", "gw-2026"] as const;
+const ALL_PATHS = ["direct", "gateway", "node", "nginx", "gw-2026", "gw-base"] as const;
 type Path = (typeof ALL_PATHS)[number];
+const BASELINE = opts.baseline !== undefined ? baselineCommand(opts.baseline) : undefined;
 const OPTIONAL_PATHS: readonly Path[] = ["nginx", "gw-2026"];
 /** The paths measured: direct, gateway and node always (the goals are ratios between them), the others as --paths says. */
 const PATHS: readonly Path[] = (() => {
-  if (opts.paths === undefined) return ALL_PATHS;
+  if (opts.paths === undefined) return ALL_PATHS.filter((p) => p !== "gw-base" || BASELINE !== undefined);
   const asked = opts.paths.split(",").filter((p) => p !== "" && p !== "none");
   const unknown = asked.filter((p) => !(OPTIONAL_PATHS as readonly string[]).includes(p));
   if (unknown.length > 0) {
     process.stderr.write(`bench/gateway: --paths: unknown path(s) ${unknown.join(", ")} (choose from: ${OPTIONAL_PATHS.join(", ")}, or none)\n`);
     process.exit(2);
   }
-  return ALL_PATHS.filter((p) => !OPTIONAL_PATHS.includes(p) || asked.includes(p));
+  return ALL_PATHS.filter((p) => (p === "gw-base" ? BASELINE !== undefined : !OPTIONAL_PATHS.includes(p) || asked.includes(p)));
 })();
 interface Round {
   one: Result;
@@ -459,6 +490,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   const up = await startUpstream(kind);
   const gw = await startGateway(up.port, dir, kind === "canned");
   const nginx = PATHS.includes("nginx") ? await startNginx(up.port, dir) : { port: 0, pid: 0 };
+  const base = BASELINE ? await startGateway(up.port, dir, false, BASELINE) : undefined;
   const bare = await startBareProxy(up.port, dir);
   const targets: Record<Path, Target> = {
     direct: { name: "direct", port: up.port, pid: up.pid },
@@ -466,9 +498,10 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     node: { name: "node", port: bare.port, pid: bare.pid },
     nginx: { name: "nginx", port: nginx.port, pid: nginx.pid },
     "gw-2026": { name: "gw-2026", port: gw.port, pid: gw.proc.pid!, era: "2026" },
+    "gw-base": { name: "gw-base", port: base?.port ?? 0, pid: base?.proc.pid ?? 0 },
   };
   const load0 = loadavg()[0]!;
-  const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [] };
+  const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [], "gw-base": [] };
   const before = await phases(gw.adminPort);
   for (let r = 0; r < rounds; r++) {
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
@@ -545,12 +578,28 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
   lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
-  for (const p of (["gateway", "nginx"] as const).filter((p) => PATHS.includes(p))) {
+  for (const p of (["gateway", "gw-base", "nginx"] as const).filter((p) => PATHS.includes(p))) {
     const cpuR = ratio(p, (x) => x.eight.cpu);
     const rpsR = ratio(p, (x) => x.eight.rps);
     const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
     const cpu1R = ratio(p, (x) => x.one.cpu);
     lines.push(`  ${p.padEnd(8)} CPU/req @8 ${spread(cpuR, 2)}   CPU/req @1 ${spread(cpu1R, 2)}   +p50 ${spread(p50R, 2)}   req/s ${spread(rpsR, 2)}`);
+  }
+  if (PATHS.includes("gw-base")) {
+    const vs = (f: (x: Round, i: number) => number) => t.rounds.gateway.map((x, i) => f(x, i) / f(t.rounds["gw-base"][i]!, i));
+    const add = (x: Round, i: number) => x.one.p50 - t.rounds.direct[i]!.one.p50;
+    lines.push(
+      `this tree against --baseline ${BASELINE!.commit.slice(0, 12)} (gateway / gw-base, per round): CPU/req @8 ${spread(
+        vs((x) => x.eight.cpu),
+        2,
+      )}   CPU/req @1 ${spread(
+        vs((x) => x.one.cpu),
+        2,
+      )}   +p50 ${spread(vs(add), 2)}   req/s ${spread(
+        vs((x) => x.eight.rps),
+        2,
+      )}`,
+    );
   }
   const phaseText = ["auth", "parse", "validate", "policy", "audit", "upstream"]
     .filter((p) => t.phases[p] !== undefined)
