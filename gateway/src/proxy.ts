@@ -91,6 +91,25 @@ function forwardedHeaders(req: IncomingMessage, extra: OutgoingHttpHeaders, mode
 }
 
 /**
+ * forwardedHeaders() for a 2025 POST (the hot path), as one object literal of one shape: the FORWARDED
+ * names the client did not send stay undefined, which undici skips. The caller's identity headers are
+ * set last (their names are never ones the client's request forwards: RESERVED_HEADERS).
+ */
+function sessionHeaders(h: IncomingHttpHeaders, identity: Record<string, string>): Record<string, string> {
+  const out = {
+    "content-type": "application/json",
+    accept: h.accept,
+    "mcp-session-id": h["mcp-session-id"],
+    "mcp-protocol-version": h["mcp-protocol-version"],
+    "last-event-id": h["last-event-id"],
+    "mcp-method": h["mcp-method"],
+    "mcp-name": h["mcp-name"],
+  } as Record<string, string>;
+  for (const k in identity) out[k] = identity[k]!;
+  return out;
+}
+
+/**
  * The answer for an upstream HTTP error: the upstream's own JSON-RPC error (sanitized) and status for
  * client errors; 404 means the session is gone; anything else is a 502 that names no internals.
  */
@@ -438,7 +457,9 @@ export class UpstreamProxy {
       this.#listen(x);
       return;
     }
-    const headers = forwardedHeaders(x.req, { ...this.#core.identityHeaders(x), "content-type": "application/json" }, modern) as Record<string, string>;
+    const headers = modern
+      ? (forwardedHeaders(x.req, { ...this.#core.identityHeaders(x), "content-type": "application/json" }, true) as Record<string, string>)
+      : sessionHeaders(x.req.headers, this.#core.identityHeaders(x));
     const fwd = new Forward(this, x);
     x.upstreamReq = fwd;
     x.cleanup = this.#cleanup;

@@ -64,6 +64,9 @@ const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 /** Errors of a response stream (the client went away) end the exchange through its close event. */
 function ignore(): void {}
 
+/** identityHeaders() when the server gets no identity: one shared empty object (callers copy from it). */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 export class Gateway implements Front {
   readonly config: GatewayConfig;
   readonly metrics: Metrics;
@@ -431,7 +434,7 @@ export class Gateway implements Front {
   /** Identity headers for the upstream (never the client's own credentials). */
   identityHeaders(x: Exchange): Record<string, string> {
     const id = x.identity;
-    if (!id || !this.#identity.enabled) return {};
+    if (!id || !this.#identity.enabled) return NO_HEADERS;
     return this.#identity.headers(this.#caller(id, x.source));
   }
 
