@@ -457,3 +457,35 @@ test("a verified child is cached as a marker with only what the controller reads
     (a[0] as { satisfied: boolean }).satisfied = false;
   }, TypeError);
 });
+
+test("a key changed while it ran runs again before the keys that were waiting (its render is still cached then)", async () => {
+  const runs: string[] = [];
+  let release: (() => void) | undefined;
+  const q = new WorkQueue(
+    async (key) => {
+      runs.push(key);
+      if (key === "a" && runs.length === 1) await new Promise<void>((r) => (release = r));
+      return undefined;
+    },
+    { concurrency: 1 },
+  );
+  q.add("a"); // runs now (one worker) and waits
+  for (const k of ["b", "c", "d"]) q.add(k);
+  q.add("a"); // changed while running
+  release?.();
+  await q.idle();
+  assert.deepEqual(runs, ["a", "a", "b", "c", "d"]);
+  await q.shutdown(1000);
+});
+
+test("a write's answer replaces the watch's copy of the same version (the echo came first), never a newer one", () => {
+  const inf = new Informer({} as KubeClient, { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps" });
+  const at = (rv: string, extra: Record<string, unknown> = {}) =>
+    ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "ns", resourceVersion: rv }, ...extra }) as KubeObject;
+  inf.store(at("5", { data: { big: "x" } })); // as the watch would have put it
+  inf.store(at("5", { marker: true }));
+  assert.equal(inf.get("ns", "a")?.marker, true, "the same version's stand-in takes its place");
+  inf.store(at("7", { data: { newer: "y" } }));
+  inf.store(at("6", { marker: true }));
+  assert.deepEqual(inf.get("ns", "a")?.data, { newer: "y" }, "an older answer never replaces a newer object");
+});

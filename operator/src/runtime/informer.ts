@@ -149,7 +149,9 @@ export class Informer {
     if (obj.metadata.uid && this.deletedUids.has(obj.metadata.uid as string)) return;
     const key = objectKey(obj);
     const old = this.cache.get(key);
-    if (old && newerOrSame(old, obj)) return;
+    // An older answer never replaces a newer object. The same version may: the watch often delivers the
+    // echo of a write before its answer arrives, and the answer (a smaller stand-in) is what should stay.
+    if (old && newer(old, obj)) return;
     this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
@@ -329,9 +331,9 @@ export class Informer {
   }
 }
 
-/** True when `a` is at least as new as `b` (resourceVersions are opaque, but etcd's are integers). */
-function newerOrSame(a: KubeObject, b: KubeObject): boolean {
+/** True when `a` is newer than `b` (resourceVersions are opaque, but etcd's are integers). */
+function newer(a: KubeObject, b: KubeObject): boolean {
   const ra = Number(a.metadata.resourceVersion);
   const rb = Number(b.metadata.resourceVersion);
-  return Number.isFinite(ra) && Number.isFinite(rb) && ra >= rb;
+  return Number.isFinite(ra) && Number.isFinite(rb) && ra > rb;
 }
