@@ -23,6 +23,7 @@ import {
 } from "../../operator/src/controller/plan.ts";
 import { SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
 import { WorkQueue } from "../../operator/src/runtime/queue.ts";
+import { SharedValues } from "../../operator/src/runtime/share.ts";
 import { waitFor } from "../support/index.ts";
 import { mcpServer } from "./helpers.ts";
 
@@ -358,4 +359,133 @@ test("the informer's owner index finds an owner's children, and follows an owner
   inf.forget(cm("a-1", "a", 1));
   assert.deepEqual(names("a"), []);
   assert.equal(inf.cache.size, 3);
+});
+
+test("the echo of the controller's own write (an event of the resourceVersion it already cached) keeps the cached stand-in and re-runs no one, on a watch and on a relist", async () => {
+  const cm = (name: string, rv: number, data: Record<string, string> = { big: "x".repeat(100) }) =>
+    ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: String(rv) }, data }) as KubeObject;
+  const events: { type: string; object: unknown }[] = [];
+  let wake: (() => void) | undefined;
+  let listed = [cm("a", 10)];
+  const client = {
+    list: async () => ({ metadata: { resourceVersion: "10" }, items: listed }),
+    async *watch(_path: string, _query: unknown, signal: AbortSignal) {
+      while (!signal.aborted) {
+        const ev = events.shift();
+        if (ev) yield ev;
+        else
+          await new Promise<void>((r) => {
+            wake = r;
+            signal.addEventListener("abort", () => r(), { once: true });
+          });
+      }
+    },
+  } as unknown as KubeClient;
+  const seen: string[] = [];
+  const inf = new Informer(client, { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps", namespace: "ns" });
+  inf.on((type, obj) => seen.push(`${type} ${obj.metadata.name}@${obj.metadata.resourceVersion}`));
+  const send = (...evs: { type: string; object: unknown }[]) => {
+    events.push(...evs);
+    wake?.();
+  };
+  inf.start();
+  try {
+    await inf.synced;
+    // The controller wrote "a" (answer: resourceVersion 11) and cached a small stand-in for it.
+    const standIn = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "ns", resourceVersion: "11" }, verified: true } as KubeObject;
+    inf.store(standIn);
+    send({ type: "MODIFIED", object: cm("a", 11) }, { type: "ADDED", object: cm("b", 12) });
+    await waitFor("b's event", () => seen.includes("ADDED b@12"), 10_000);
+    assert.deepEqual(seen, ["ADDED a@10", "ADDED b@12"], "the echo a@11 is not handed to the handlers");
+    assert.equal(inf.get("ns", "a"), standIn, "the stand-in stays");
+    // Someone else changes "a": that is news, and the whole object replaces the stand-in.
+    send({ type: "MODIFIED", object: cm("a", 13, { hand: "edit" }) });
+    await waitFor("a's change", () => seen.includes("MODIFIED a@13"), 10_000);
+    assert.deepEqual(inf.get("ns", "a")?.data, { hand: "edit" });
+    // A relist (410 Gone) that finds "a" as cached keeps the cached form and says nothing about it.
+    inf.store({ ...standIn, metadata: { ...standIn.metadata, resourceVersion: "14" } });
+    listed = [cm("a", 14), cm("b", 12), cm("c", 15)];
+    send({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired", message: "too old" } });
+    await waitFor("the relist", () => seen.includes("ADDED c@15"), 10_000);
+    assert.deepEqual(seen.slice(3), ["ADDED c@15"]);
+    assert.equal((inf.get("ns", "a") as { verified?: boolean }).verified, true, "the stand-in survives the relist");
+  } finally {
+    await inf.stop();
+  }
+});
+
+test("a verified child is cached as a marker with only what the controller reads; shared status parts are frozen", () => {
+  const live = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: {
+      name: "demo",
+      namespace: "team",
+      uid: "u-1",
+      resourceVersion: "9",
+      creationTimestamp: "t",
+      labels: { "mcp.bastion.dev/server": "demo", "app.kubernetes.io/name": "mcp-server" },
+      annotations: { [HASH_ANNOTATION]: "h", other: "x" },
+      ownerReferences: [
+        { apiVersion: "v1", kind: "Other", name: "o", uid: "u-o" },
+        { apiVersion: "mcp.bastion.dev/v1alpha1", kind: "McpServer", name: "demo", uid: "u-s", controller: true, blockOwnerDeletion: true },
+      ],
+      managedFields: [{ manager: "mcp-bastion" }],
+    },
+    spec: { replicas: 3, template: { spec: { containers: [{ name: "c", image: "i" }] } } },
+    status: { availableReplicas: 1 },
+  } as KubeObject;
+  const marker = verifiedMarker(live, "h", ["mcp.bastion.dev/server"]);
+  assert.deepEqual(marker.metadata, {
+    name: "demo",
+    namespace: "team",
+    uid: "u-1",
+    resourceVersion: "9",
+    labels: { "mcp.bastion.dev/server": "demo" },
+    annotations: { [HASH_ANNOTATION]: "h" },
+    ownerReferences: [{ controller: true, kind: "McpServer", name: "demo", uid: "u-s" }],
+  });
+  assert.deepEqual(marker.spec, { replicas: 3 }, "Ready says n/3 pods, as from the whole object");
+  assert.deepEqual(marker.status, { availableReplicas: 1 });
+  assert.equal(foreignHolder(marker, "u-s"), undefined, "still ours");
+  assert.match(foreignHolder(marker, "u-other") ?? "", /McpServer demo \(uid u-s\)/);
+  const shared = new SharedValues();
+  const a = shared.shareEach([{ id: "x", satisfied: true }]);
+  const b = shared.shareEach([{ id: "x", satisfied: true }]);
+  assert.equal(a[0], b[0], "one instance for equal items");
+  assert.throws(() => {
+    (a[0] as { satisfied: boolean }).satisfied = false;
+  }, TypeError);
+});
+
+test("a key changed while it ran runs again before the keys that were waiting (its render is still cached then)", async () => {
+  const runs: string[] = [];
+  let release: (() => void) | undefined;
+  const q = new WorkQueue(
+    async (key) => {
+      runs.push(key);
+      if (key === "a" && runs.length === 1) await new Promise<void>((r) => (release = r));
+      return undefined;
+    },
+    { concurrency: 1 },
+  );
+  q.add("a"); // runs now (one worker) and waits
+  for (const k of ["b", "c", "d"]) q.add(k);
+  q.add("a"); // changed while running
+  release?.();
+  await q.idle();
+  assert.deepEqual(runs, ["a", "a", "b", "c", "d"]);
+  await q.shutdown(1000);
+});
+
+test("a write's answer replaces the watch's copy of the same version (the echo came first), never a newer one", () => {
+  const inf = new Informer({} as KubeClient, { apiVersion: "v1", kind: "ConfigMap", plural: "configmaps" });
+  const at = (rv: string, extra: Record<string, unknown> = {}) =>
+    ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "a", namespace: "ns", resourceVersion: rv }, ...extra }) as KubeObject;
+  inf.store(at("5", { data: { big: "x" } })); // as the watch would have put it
+  inf.store(at("5", { marker: true }));
+  assert.equal(inf.get("ns", "a")?.marker, true, "the same version's stand-in takes its place");
+  inf.store(at("7", { data: { newer: "y" } }));
+  inf.store(at("6", { marker: true }));
+  assert.deepEqual(inf.get("ns", "a")?.data, { newer: "y" }, "an older answer never replaces a newer object");
 });

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../../../contract/fingerprint.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
+import { SharedValues } from "../runtime/share.ts";
 
 // One canonical JSON for tool pins and child hashes; re-exported for the controller's callers.
 export { canonicalJson };
@@ -74,15 +75,52 @@ export function applyReason(desired: KubeObject, live: KubeObject | undefined): 
  * Key of the marker that replaces a child in the cache once it was found (or made) equal to its
  * rendered form with this hash. The informer replaces the marker with the whole object on the next
  * watch event (any change, e.g. a hand edit), so drift is still seen; meanwhile the cache holds only
- * metadata (and a Deployment's or Certificate's status), which keeps 1,000 servers' children small.
+ * what the controller reads of a child it has verified, which keeps 10,000 servers' children small.
  */
 export const VERIFIED = "mcpBastionVerifiedHash";
 
-export function verifiedMarker(live: KubeObject, hash: string): KubeObject {
-  const { managedFields: _m, ...metadata } = live.metadata;
-  const marker: KubeObject = { apiVersion: live.apiVersion, kind: live.kind, metadata, [VERIFIED]: hash };
-  // Status the reconciler reads: the Deployment's for Ready, a cert-manager Certificate's for CertificateReady.
+/** The strings every marker repeats (apiVersion, kind, namespace, the label key): one instance each. */
+const shared = new SharedValues(1_000);
+
+interface OwnerReference {
+  kind?: string;
+  name?: string;
+  uid?: string;
+  controller?: boolean;
+}
+
+/**
+ * The marker of a verified child: identity (name, namespace, uid, resourceVersion, deletionTimestamp), the
+ * hash annotation, the labels named in `keepLabels` (the owner label the child index and pruning read), the
+ * controller ownerReference (who holds it), and the status the reconciler reads: a Deployment's (Ready, with
+ * its spec.replicas for "n/m pods available") and a cert-manager Certificate's (CertificateReady). Everything
+ * else (the body, managedFields, the other labels, creationTimestamp) is dropped: 6-7 children per server.
+ */
+export function verifiedMarker(live: KubeObject, hash: string, keepLabels: readonly string[] = []): KubeObject {
+  const m = live.metadata;
+  const metadata: KubeObject["metadata"] = { name: m.name, annotations: { [HASH_ANNOTATION]: hash } };
+  if (m.namespace) metadata.namespace = shared.string(m.namespace);
+  if (m.uid) metadata.uid = m.uid;
+  if (m.resourceVersion) metadata.resourceVersion = m.resourceVersion;
+  if (m.deletionTimestamp) metadata.deletionTimestamp = m.deletionTimestamp;
+  const labels: Record<string, string> = {};
+  for (const k of keepLabels) {
+    const v = m.labels?.[k];
+    if (v !== undefined) labels[shared.string(k)] = v;
+  }
+  if (Object.keys(labels).length) metadata.labels = labels;
+  const controller = (m.ownerReferences as OwnerReference[] | undefined)?.find((r) => r.controller === true);
+  if (controller) {
+    const ref: OwnerReference = { controller: true };
+    if (controller.kind) ref.kind = shared.string(controller.kind);
+    if (controller.name) ref.name = controller.name;
+    if (controller.uid) ref.uid = controller.uid;
+    metadata.ownerReferences = [ref];
+  }
+  const marker: KubeObject = { apiVersion: shared.string(live.apiVersion), kind: shared.string(live.kind), metadata, [VERIFIED]: hash };
   if ((live.kind === "Deployment" || live.kind === "Certificate") && live.status !== undefined) marker.status = live.status;
+  const replicas = (live.spec as { replicas?: number } | undefined)?.replicas;
+  if (live.kind === "Deployment" && replicas !== undefined) marker.spec = { replicas };
   return marker;
 }
 

@@ -6,6 +6,7 @@ import { KIND, API_VERSION, type ImagePolicy, type McpServerStatus, PLURAL } fro
 import { OWNED_KINDS } from "../render/index.ts";
 import type { KubeObject } from "../../../contract/kube-object.ts";
 import { Manager, type ManagerConfig, type Watches } from "../runtime/manager.ts";
+import { SharedValues } from "../runtime/share.ts";
 import { type ClusterIssuerPolicy, type ClusterStorePolicy, forgetRender } from "./plan.ts";
 import { McpServerReconciler, SERVER_LABEL } from "./reconciler.ts";
 import { REPORT_SELECTOR, reportServerKey, slimReport, VULNERABILITY_REPORT } from "./vulnerabilities.ts";
@@ -52,9 +53,30 @@ export function defaultConfig(overrides: Partial<OperatorConfig> = {}): Operator
   };
 }
 
-/** Drops what the controller never reads, so 1,000 servers' children fit in little memory. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** Status parts that repeat from server to server (checklist items, protocol lists, opt-outs): one frozen copy each. */
+const sharedStatus = new SharedValues();
+
+/** An McpServer's status with its repeating parts shared: the checklist alone is ~4 KB of JSON per server, mostly the same items. */
+function shareStatus(status: McpServerStatus): McpServerStatus {
+  const out: McpServerStatus = { ...status };
+  if (status.checklist) out.checklist = sharedStatus.shareEach(status.checklist);
+  if (status.optOuts) out.optOuts = sharedStatus.share(status.optOuts);
+  if (status.protocolVersions) out.protocolVersions = sharedStatus.share(status.protocolVersions);
+  return out;
+}
+
+/** Drops what the controller never reads, so 10,000 servers and their children fit in little memory. */
 function slim(obj: KubeObject): KubeObject {
   const { managedFields: _m, ...metadata } = obj.metadata;
+  // `kubectl apply` keeps a copy of the whole object in an annotation; nothing here reads it.
+  if (metadata.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _l, ...annotations } = metadata.annotations;
+    if (Object.keys(annotations).length) metadata.annotations = annotations;
+    else delete metadata.annotations;
+  }
+  if (obj.kind === KIND && obj.status) return { ...obj, metadata, status: shareStatus(obj.status as McpServerStatus) } as KubeObject;
   // Status is read for these only: Ready (Deployment), the primary, CertificateReady (cert-manager's Certificate).
   if (obj.kind === "Deployment" || obj.kind === KIND || obj.kind === "Certificate") return { ...obj, metadata } as KubeObject;
   const { status: _s, ...rest } = obj;

@@ -170,7 +170,7 @@ export class McpServerReconciler implements Reconciler {
         const why = applyReason(obj, current);
         const hash = obj.metadata.annotations?.[HASH_ANNOTATION] as string;
         if (!why) {
-          if (current && !(VERIFIED in current)) inf?.replaceSameVersion(verifiedMarker(current, hash));
+          if (current && !(VERIFIED in current)) inf?.replaceSameVersion(verifiedMarker(current, hash, [SERVER_LABEL]));
           return;
         }
         if (why === "drifted")
@@ -188,7 +188,7 @@ export class McpServerReconciler implements Reconciler {
           );
           this.ctx.countWrite("apply", obj.kind);
           // The answer is the object with our fields applied (force): remember only that.
-          inf?.store(verifiedMarker(live, hash));
+          inf?.store(verifiedMarker(live, hash, [SERVER_LABEL]));
           this.settings.log("debug", "applied", { server: `${ns}/${raw.metadata.name}`, kind: obj.kind, name: obj.metadata.name, why });
         } catch (err) {
           errors.push(`${obj.kind} ${obj.metadata.name}: ${errorText(err)}`);

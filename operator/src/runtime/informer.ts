@@ -149,7 +149,9 @@ export class Informer {
     if (obj.metadata.uid && this.deletedUids.has(obj.metadata.uid as string)) return;
     const key = objectKey(obj);
     const old = this.cache.get(key);
-    if (old && newerOrSame(old, obj)) return;
+    // An older answer never replaces a newer object. The same version may: the watch often delivers the
+    // echo of a write before its answer arrives, and the answer (a smaller stand-in) is what should stay.
+    if (old && newer(old, obj)) return;
     this.put(key, this.opts.transform ? this.opts.transform(obj) : obj);
   }
 
@@ -251,7 +253,11 @@ export class Informer {
     const old = new Map(this.cache);
     this.cache.clear();
     this.index.clear();
-    for (const [k, v] of seen) this.put(k, v);
+    // An unchanged object keeps its cached form (a stand-in stays a stand-in; see watchOnce).
+    for (const [k, v] of seen) {
+      const prev = old.get(k);
+      this.put(k, prev && prev.metadata.resourceVersion === v.metadata.resourceVersion ? prev : v);
+    }
     this.resourceVersion = rv;
     this.lists++;
     for (const [k, v] of seen) {
@@ -304,6 +310,12 @@ export class Informer {
           this.tombstone(obj);
           this.emit("DELETED", obj);
         } else if (ev.type === "ADDED" || ev.type === "MODIFIED") {
+          // The same resourceVersion is the same object: the echo of a write whose answer the controller
+          // already stored (store()), perhaps as a smaller stand-in (replaceSameVersion). Keep that and
+          // tell no one: the reconcile that wrote it has taken it into account, and re-running it only
+          // re-renders to find nothing to do (half of all reconciles at 1,000+ servers), while the whole
+          // object would take the stand-in's place in memory.
+          if (this.cache.get(key)?.metadata.resourceVersion === obj.metadata.resourceVersion) continue;
           const stored = this.opts.transform ? this.opts.transform(obj) : obj;
           this.put(key, stored);
           this.emit(ev.type, stored);
@@ -319,9 +331,9 @@ export class Informer {
   }
 }
 
-/** True when `a` is at least as new as `b` (resourceVersions are opaque, but etcd's are integers). */
-function newerOrSame(a: KubeObject, b: KubeObject): boolean {
+/** True when `a` is newer than `b` (resourceVersions are opaque, but etcd's are integers). */
+function newer(a: KubeObject, b: KubeObject): boolean {
   const ra = Number(a.metadata.resourceVersion);
   const rb = Number(b.metadata.resourceVersion);
-  return Number.isFinite(ra) && Number.isFinite(rb) && ra >= rb;
+  return Number.isFinite(ra) && Number.isFinite(rb) && ra > rb;
 }

@@ -249,13 +249,17 @@ export class KubeClient {
     res.setEncoding("utf8");
     for await (const chunk of res) {
       buf += chunk as string;
+      // Lines are cut from one position forward and the rest kept once per chunk: cutting the rest after
+      // every line copied a busy watch's buffer once per event (a list-sized burst of events per chunk).
+      let start = 0;
       let nl = buf.indexOf("\n");
       while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+        const line = buf.slice(start, nl);
+        start = nl + 1;
         if (line.trim()) yield JSON.parse(line) as { type: string; object: KubeObject & Status };
-        nl = buf.indexOf("\n");
+        nl = buf.indexOf("\n", start);
       }
+      buf = buf.slice(start);
     }
   }
 

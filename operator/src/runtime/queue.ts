@@ -57,6 +57,13 @@ export class WorkQueue {
     this.pump();
   }
 
+  private addFirst(key: string): void {
+    if (this.stopped || this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.unshift(key);
+    this.pump();
+  }
+
   /** Adds the key after a delay; when a delay is already pending for the key, the one that fires first wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
@@ -109,7 +116,10 @@ export class WorkQueue {
       this.opts.onDone?.(key, performance.now() - started, ok);
       this.active.delete(key);
       this.running--;
-      if (this.dirty.delete(key)) this.add(key);
+      // A key changed while it ran goes first, not behind every other key: what changed is most often
+      // its own writes coming back, and the run right after finds its render still cached (at 1,000+
+      // queued servers a run at the back of the queue re-rendered every server a second time).
+      if (this.dirty.delete(key)) this.addFirst(key);
       this.pump();
     }
   }
