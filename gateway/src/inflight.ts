@@ -1,11 +1,11 @@
 // The exchanges in flight (with a deadline each): two parallel arrays instead of a Map or Set.
 //
 // Why not a Map: an entry is added and removed on every request, so V8 rehashes the Map's table every
-// few requests, and the table it leaves behind keeps a pointer to its successor (for live iterators)
-// and its old entries. Once one such table is promoted to the old generation (a mark-compact promotes
-// whatever is young, requests in flight included), the scavenger treats it as a root until the next
-// mark-compact: the successor table survives, is promoted, points to the next one, and with them every
-// exchange they held and everything those reach (request, response, parsed body, upstream request).
+// few requests, and the table it leaves behind points to its successor (V8's OrderedHashTable keeps
+// that link for live iterators). Once one such table is in the old generation (a mark-compact promotes
+// whatever is young), the scavenger treats its pointers as roots until the next mark-compact, dead or
+// not: the successor survives, is promoted, points to the next one, and with the tables go the
+// exchanges they held and everything those reach (request, response, parsed body, upstream request).
 // Measured with --trace-gc-nvp at 8 connections: ~500 KB promoted per scavenge in that state against
 // ~10 KB without it, and allocation sampling that keeps objects collected by mark-compacts shows whole
 // request graphs (~6 KB per request) among the promoted. Arrays leave no chain: a grown backing store
