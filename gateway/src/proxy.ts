@@ -6,7 +6,8 @@ import { PassThrough } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import { auditResultOf, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
-import { ERR, type JsonRpcId, errorBody } from "./jsonrpc.ts";
+import { InFlight } from "./inflight.ts";
+import { ERR, errorBody, type JsonRpcId } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { CACHEABLE } from "./modern.ts";
 import { LIST_METHODS } from "./policy.ts";
@@ -396,7 +397,7 @@ export class UpstreamProxy {
    * 100 ms: a timer per request cost a setTimeout and a clearTimeout (timer list and priority-queue
    * churn) on every call for a timeout that almost never fires.
    */
-  readonly #deadlines = new Map<Exchange, number>();
+  readonly #deadlines = new InFlight<Exchange>();
   #sweep: NodeJS.Timeout | undefined;
 
   #arm(x: Exchange): void {
@@ -419,12 +420,7 @@ export class UpstreamProxy {
       this.#sweep = undefined;
       return;
     }
-    const now = performance.now();
-    for (const [x, deadline] of this.#deadlines) {
-      if (deadline > now) continue;
-      this.#deadlines.delete(x);
-      this.timeout(x, x.checked!.timeoutMs);
-    }
+    for (const x of this.#deadlines.takeExpired(performance.now())) this.timeout(x, x.checked!.timeoutMs);
   }
 
   /** Closes the pool's connections and stops the deadline sweep (the gateway is shutting down). */

@@ -7,36 +7,37 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { SessionAffinity, dnsPeers } from "./affinity.ts";
+import { identityEnvProblems } from "../../contract/authz/identity-env.ts";
+import { identityHeaderProblems } from "../../contract/authz/identity-headers.ts";
+import { type GatewayConfig, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
+import { dnsPeers, SessionAffinity } from "./affinity.ts";
 import { AuditLog, type AuditSink, auditOptionsFromConfig } from "./audit.ts";
 import { auditExportFromConfig, type OtlpAuditExporter } from "./auditotlp.ts";
 import { Authenticator } from "./auth/index.ts";
-import { Authorizer, type Identity } from "./authz.ts";
 import { AccessEngine, type RequestFacts } from "./authz/engine.ts";
-import { identityEnvProblems } from "../../contract/authz/identity-env.ts";
-import { identityHeaderProblems } from "../../contract/authz/identity-headers.ts";
 import { IdentityForwarder } from "./authz/identity.ts";
-import { identityPreamble } from "./bridge.ts";
 import { type CidrSet, cidrSet, clientAddress } from "./authz/source.ts";
+import { Authorizer, type Identity } from "./authz.ts";
+import { identityPreamble } from "./bridge.ts";
 import { ToolCatalog } from "./catalog.ts";
 import { listToolsOver, openChannel } from "./channel.ts";
-import { type GatewayConfig, SUPPORTED_PROTOCOL_VERSIONS } from "../../contract/gateway-config.ts";
-import { type Exchange, HANDLED, type Step, type Stop, newExchange } from "./exchange.ts";
-import { type Visibility, filterDiscover, modernResult, visibleFilter } from "./modern.ts";
-import { StatelessBridge } from "./stateless-bridge.ts";
-import { type UpstreamEra, discoverEra, listToolsModern } from "./upstream-era.ts";
-import { type JsonRpcMessage, errorBody, modernErrorCode } from "./jsonrpc.ts";
+import { type Exchange, HANDLED, newExchange, type Step, type Stop } from "./exchange.ts";
+import { InFlight } from "./inflight.ts";
+import { errorBody, type JsonRpcMessage, modernErrorCode } from "./jsonrpc.ts";
+import { refuseOnStream } from "./legacy-sse.ts";
 import { errorKind, log } from "./log.ts";
 import { Metrics, registerApiKeyMetrics } from "./metrics.ts";
-import { refuseOnStream } from "./legacy-sse.ts";
-import { LIST_METHODS, PolicyEngine, listMethodOf } from "./policy.ts";
+import { filterDiscover, modernResult, type Visibility, visibleFilter } from "./modern.ts";
+import { LIST_METHODS, listMethodOf, PolicyEngine } from "./policy.ts";
 import { UpstreamProxy } from "./proxy.ts";
 import { type Limiter, LocalLimiter, RedisLimiter, registerLimiterMetrics } from "./ratelimit.ts";
 import { sanitizeRaw } from "./sanitize.ts";
 import { SessionTable } from "./sessions.ts";
-import { type Front, bodyTimedOut, hostName, run } from "./stages.ts";
-import { type Tracer, startTracer } from "./telemetry.ts";
+import { bodyTimedOut, type Front, hostName, run } from "./stages.ts";
+import { StatelessBridge } from "./stateless-bridge.ts";
+import { startTracer, type Tracer } from "./telemetry.ts";
 import { CertificateReloader, loadCertificatePair, registerTlsMetrics, secureContextOptions } from "./tls.ts";
+import { discoverEra, listToolsModern, type UpstreamEra } from "./upstream-era.ts";
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -102,9 +103,9 @@ export class Gateway implements Front {
   #inflight = 0;
   readonly #clientInflight = new Map<string, number>();
   /** Every admitted exchange not finished yet: shutdown finishes them. */
-  readonly #live = new Set<Exchange>();
+  readonly #live = new InFlight<Exchange>();
   /** Exchanges whose body is being received, with their deadline: one sweep, not a timer per request. */
-  readonly #receiving = new Map<Exchange, number>();
+  readonly #receiving = new InFlight<Exchange>();
   #bodySweep: NodeJS.Timeout | undefined;
   readonly #perClientSlots: number;
   #sweep: NodeJS.Timeout | undefined;
@@ -340,7 +341,7 @@ export class Gateway implements Front {
     // Every request still in flight is answered and audited before the connections go.
     this.bridge.closeAll();
     this.sessions.closeAll();
-    for (const x of [...this.#live]) this.respond(x, { status: 503, code: -32009, message: "gateway shutting down", outcome: "shutdown" });
+    for (const x of this.#live.keys()) this.respond(x, { status: 503, code: -32009, message: "gateway shutting down", outcome: "shutdown" });
     this.auth.stop();
     this.#tlsReloader?.stop();
     this.#server?.closeAllConnections();
@@ -479,7 +480,7 @@ export class Gateway implements Front {
     this.#inflight++;
     this.#clientInflight.set(key, mine + 1);
     x.admitted = true;
-    this.#live.add(x);
+    this.#live.set(x);
     x.res.on("close", () => {
       // The client hung up before its answer (an older-transport request lives on: its answer goes to the stream).
       if (!x.done && !x.detached) this.finish(x, "client-closed", 499);
@@ -497,13 +498,8 @@ export class Gateway implements Front {
 
   #sweepBodies(): void {
     if (this.#receiving.size === 0) return;
-    const now = performance.now();
     const ms = (this.config.limits.bodyTimeoutSeconds ?? 10) * 1000;
-    for (const [x, deadline] of this.#receiving) {
-      if (deadline > now) continue;
-      this.#receiving.delete(x);
-      bodyTimedOut(x, ms);
-    }
+    for (const x of this.#receiving.takeExpired(performance.now())) bodyTimedOut(x, ms);
   }
 
   /** Answers a refusal and finishes the exchange. */
