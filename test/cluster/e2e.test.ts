@@ -761,10 +761,13 @@ describe("6. faults on the real node", { timeout: 20 * 60_000 }, () => {
       const lines = await loopLog("loop-kill");
       return okCount(lines) >= 3 ? true : `${await describePod(NS, "loop-kill")} last: ${JSON.stringify(lines.slice(-2))}`;
     });
+    // Counted before the kill: reading the log takes seconds on a busy node, and the first failed call (the one
+    // this test waits for) can be logged within them; counted after, it would be sliced away.
+    const beforeKill = await loopLog("loop-kill");
+    const atKill = beforeKill.length;
+    const okAtKill = okCount(beforeKill);
     const killed = await cluster.ctr(["tasks", "kill", "--signal", "SIGKILL", String(server.containerID).replace("containerd://", "")]);
     assert.equal(killed.code, 0, `ctr tasks kill: ${killed.stderr}`);
-    const atKill = (await loopLog("loop-kill")).length;
-    const okAtKill = okCount((await loopLog("loop-kill")).slice(0, atKill));
 
     let lines: Any[] = [];
     await waitUntil("an error answer, then 3 successful calls again with the server restarted by the kubelet", 300_000, async () => {

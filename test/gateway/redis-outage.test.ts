@@ -10,7 +10,8 @@ import { createClient } from "redis";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import type { RedisLimiter } from "../../gateway/src/ratelimit.ts";
 import { freePort, waitFor, withDeadline } from "../support/index.ts";
-import { MemorySink, type Redis, type Toy, baseConfig, startRedis, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { type Redis, startRedis } from "./redis-server.ts";
 
 // One client per test, so each test starts with a full bucket wherever it lives.
 const KEYS = {

@@ -7,7 +7,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import type { RedisLimiter } from "../../gateway/src/ratelimit.ts";
 import { waitFor } from "../support/index.ts";
-import { MemorySink, type Redis, type Toy, baseConfig, startRedis, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { type Redis, startRedis } from "./redis-server.ts";
 
 const KEY = "tenant-key-Rt5Yu8Io2Pa4Sd6F";
 let redis: Redis;

@@ -5,14 +5,14 @@
 // together to one client's rate. Each gateway listens on its own loopback address (127.0.0.1-3, one port),
 // as each pod has its own IP.
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import http from "node:http";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ipTag, splitSessionId, tagIp } from "../../gateway/src/affinity.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { freePort } from "../support/index.ts";
-import { MemorySink, ROOT, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import type { RedisLimiter } from "../../gateway/src/ratelimit.ts";
+import { freePort, waitFor } from "../support/index.ts";
+import { MemorySink, type Toy, baseConfig, startToy, tempDir, writeKeys } from "./helpers.ts";
+import { type Redis, startRedis } from "./redis-server.ts";
 
 const KEY = "replica-key-Qw3Er5Ty7Ui9Op1A";
 const IPS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
@@ -27,38 +27,10 @@ const BURST = 20;
 let tenant = "";
 let sets = 0;
 
-let redis: ChildProcess | undefined;
+let redis: Redis | undefined;
 let redisPort = 0;
 const toys: Toy[] = [];
 const gateways: Gateway[] = [];
-
-function redisServerPath(): string {
-  const out = execFileSync(join(ROOT, "hack/deps-gateway.sh"), ["redis-server"], { stdio: ["ignore", "pipe", "inherit"] }).toString();
-  const m = /^redis-server=(.+)$/m.exec(out);
-  assert.ok(m, "hack/deps-gateway.sh printed the redis-server path");
-  return m[1]!;
-}
-
-async function startRedis(): Promise<void> {
-  redisPort = await freePort();
-  const r = spawn(redisServerPath(), ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  redis = r;
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const t = setTimeout(() => reject(new Error(`redis-server did not start within 60 s: ${out}`)), 60_000);
-    r.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("Ready to accept connections")) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    r.on("exit", (c) => reject(new Error(`redis-server exited ${c}: ${out}`)));
-  });
-  r.stdout!.resume();
-}
 
 /** Three gateways on one port, one per loopback address, each with its own upstream server. */
 async function startReplicas(replicaSessions: boolean): Promise<string[]> {
@@ -85,6 +57,9 @@ async function startReplicas(replicaSessions: boolean): Promise<string[]> {
     if (replicaSessions) cfg.replicaSessions = { peers: IPS, self: ip };
     const gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
     await gw.start();
+    // A gateway listens at once and decides locally until its Redis client is ready: the shared budget
+    // this test measures starts when all three are connected.
+    await waitFor(`replica ${ip}'s Redis limiter connected`, () => (gw.limiter as RedisLimiter).connected || undefined);
     gateways.push(gw);
     urls.push(`http://${ip}:${port}/mcp`);
   }
@@ -165,14 +140,15 @@ async function open(url: string): Promise<{ session: string; accepted: number }>
 }
 
 before(async () => {
-  await startRedis();
+  redis = await startRedis();
+  redisPort = redis.port;
   for (let i = 0; i < IPS.length; i++) toys.push(await startToy());
 });
 after(async () => {
   await stopReplicas();
   await Promise.all(toys.map((t) => t.close()));
   agent.destroy();
-  redis?.kill("SIGKILL");
+  await redis?.kill();
 });
 
 describe("session ids name their replica", () => {
