@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
-import { type Cluster, imageArchives, run, startCluster, waitUntil } from "./index.ts";
+import { type Cluster, helmInstallOperator, imageArchives, startCluster, waitUntil } from "./index.ts";
 import { tool } from "../../test/ship/tools.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -119,26 +119,7 @@ async function main(): Promise<number> {
 
     out(`installing the operator with the Helm chart into ${RELEASE_NS} (Pod Security restricted)...`);
     await apply([{ apiVersion: "v1", kind: "Namespace", metadata: { name: RELEASE_NS, labels: RESTRICTED } }]);
-    const [repo, digest] = image("mcp-bastion.local/mcp-bastion:dev").split("@");
-    const h = await run(
-      helm,
-      [
-        "install",
-        "bastion",
-        join(ROOT, "charts", "mcp-bastion"),
-        "-n",
-        RELEASE_NS,
-        "--kubeconfig",
-        c.kubeconfigPath,
-        "--set",
-        `image.repository=${repo}`,
-        "--set",
-        `image.digest=${digest}`,
-        "--set",
-        "image.pullPolicy=IfNotPresent",
-      ],
-      { timeoutMs: 300_000 },
-    );
+    const h = await helmInstallOperator(c, helm, image("mcp-bastion.local/mcp-bastion:dev"), RELEASE_NS);
     if (h.code !== 0) throw new Error(`helm install: ${h.stderr.trim()}`);
     checkpoint();
 

@@ -87,6 +87,20 @@ export interface ClusterOptions {
   images?: string[];
 }
 
+/**
+ * `helm install bastion charts/mcp-bastion` into `namespace` with the operator image `image` (a digest-pinned
+ * reference already imported into the node, never pulled), plus `sets` (`key=value`). The one Helm install of
+ * the operator that `make demo` and the cluster tests share; callers check the result and wait as they need.
+ */
+export function helmInstallOperator(c: Pick<Cluster, "kubeconfigPath">, helm: string, image: string, namespace: string, sets: string[] = []): Promise<Result> {
+  const [repo, digest] = image.split("@");
+  const chart = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "charts", "mcp-bastion");
+  const values = [`image.repository=${repo}`, `image.digest=${digest}`, "image.pullPolicy=IfNotPresent", ...sets];
+  return run(helm, ["install", "bastion", chart, "-n", namespace, "--kubeconfig", c.kubeconfigPath, ...values.flatMap((v) => ["--set", v])], {
+    timeoutMs: 300_000,
+  });
+}
+
 export function run(file: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<Result> {
   return new Promise((res) => {
     const child = execFile(file, args, { maxBuffer: 256 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, cwd: opts.cwd }, (err, stdout, stderr) => {

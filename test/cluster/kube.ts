@@ -3,7 +3,7 @@
 // the Helm chart (as a user would) into a namespace enforcing Pod Security "restricted".
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Cluster, run, waitUntil } from "../../dev/cluster/index.ts";
+import { type Cluster, helmInstallOperator, waitUntil } from "../../dev/cluster/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: API objects are navigated loosely in assertions
 export type Any = any;
@@ -75,28 +75,7 @@ export function condition(obj: Any, type: string): Any {
 export async function installOperator(cluster: Cluster, helm: string, image: string, namespace: string, replicas = 2): Promise<string[]> {
   const k = kube(cluster);
   await k.apply([{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, labels: RESTRICTED } }]);
-  const [repo, digest] = image.split("@");
-  const r = await run(
-    helm,
-    [
-      "install",
-      "bastion",
-      join(ROOT, "charts", "mcp-bastion"),
-      "-n",
-      namespace,
-      "--kubeconfig",
-      cluster.kubeconfigPath,
-      "--set",
-      `image.repository=${repo}`,
-      "--set",
-      `image.digest=${digest}`,
-      "--set",
-      "image.pullPolicy=IfNotPresent",
-      "--set",
-      `replicaCount=${replicas}`,
-    ],
-    { timeoutMs: 300_000 },
-  );
+  const r = await helmInstallOperator(cluster, helm, image, namespace, [`replicaCount=${replicas}`]);
   assert.equal(r.code, 0, `helm install: ${r.stderr}`);
   const deploy = "bastion-mcp-bastion";
   await waitUntil(`the operator Deployment to be available (${replicas} replicas)`, 600_000, async () => {
