@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type CheckpointFields, CheckpointKeyError, type CheckpointKey, checkpointKey, checkpointPayload, genesis, lineHash } from "./auditchain.ts";
-import { sanitizeMessage } from "./sanitize.ts";
+import { bytesMayHoldKey, mayHoldKey, sanitizeMessage } from "./sanitize.ts";
 import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
 import { parseEvent } from "./sse.ts";
 
@@ -273,12 +273,16 @@ export function auditOptionsFromConfig(audit: { checkpoint?: { keyFile: string; 
 /** The audit result of every plain success (shared: nobody changes an AuditResult). */
 const RESULT_OK: AuditResult = Object.freeze({ result: "ok" });
 
+const ERROR_KEY = Buffer.from('"error"');
+const IS_ERROR_KEY = Buffer.from('"isError"');
+const RESULT_KEY = Buffer.from('"result"');
+
 /**
  * auditResultOf over the answer's bytes: the markers are searched in the Buffer, so the common
  * answer (no error) is never decoded into a string just to be audited.
  */
 export function auditResultOfBytes(body: Buffer, sse: boolean, id: unknown): AuditResult | undefined {
-  if (body.indexOf('"error"') < 0 && body.indexOf('"isError"') < 0) return body.indexOf('"result"') >= 0 ? RESULT_OK : undefined;
+  if (!bytesMayHoldKey(body, ERROR_KEY) && !bytesMayHoldKey(body, IS_ERROR_KEY)) return body.indexOf(RESULT_KEY) >= 0 ? RESULT_OK : undefined;
   return auditResultOf(body.toString("utf8"), sse, id);
 }
 
@@ -300,7 +304,7 @@ function resultOfMessage(m: unknown): AuditResult | undefined {
  * `"error"` or `"isError"` is "ok" without being parsed (large results cost a substring search only).
  */
 export function auditResultOf(body: string, sse: boolean, id: unknown): AuditResult | undefined {
-  if (!body.includes('"error"') && !body.includes('"isError"')) return body.includes('"result"') ? RESULT_OK : undefined;
+  if (!mayHoldKey(body, '"error"') && !mayHoldKey(body, '"isError"')) return body.includes('"result"') ? RESULT_OK : undefined;
   const want = JSON.stringify(id);
   const parse = (raw: string): AuditResult | undefined => {
     try {

@@ -43,9 +43,27 @@ export function scrubErrorData(data: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * Whether serialized JSON may hold the key `name`: the key spelled plainly, or any \u escape (JSON may
+ * spell a key `"\u0065rror"`, which every client parses as "error"; such a body is parsed, not searched).
+ * The plain search is what keeps the common answer (no error, no escapes) from being parsed at all.
+ */
+export function mayHoldKey(raw: string, quotedName: string): boolean {
+  return raw.includes(quotedName) || raw.includes("\\u");
+}
+
+/** Needles searched in every proxied answer's bytes, as Buffers (a string needle is converted per search). */
+const ERROR_KEY = Buffer.from('"error"');
+const ESCAPE = Buffer.from("\\u");
+
+/** mayHoldKey() over bytes, with the needle already a Buffer. */
+export function bytesMayHoldKey(body: Buffer, quotedName: Buffer): boolean {
+  return body.indexOf(quotedName) >= 0 || body.indexOf(ESCAPE) >= 0;
+}
+
 /** Rewrites one serialized JSON-RPC message if it is an error response; anything else is returned as is. */
 export function sanitizeRaw(raw: string): string {
-  if (!raw.includes('"error"')) return raw;
+  if (!mayHoldKey(raw, '"error"')) return raw;
   let m: { jsonrpc?: unknown; id?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
   try {
     m = JSON.parse(raw);
@@ -62,7 +80,7 @@ export function sanitizeRaw(raw: string): string {
 
 /** The same over a body: one JSON message, or complete SSE events (a partial trailing event is left as is). */
 export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
-  if (body.indexOf('"error"') < 0) return body;
+  if (!bytesMayHoldKey(body, ERROR_KEY)) return body;
   const text = body.toString("utf8");
   if (!sse) return Buffer.from(sanitizeRaw(text));
   const parts = text.split(/(\r?\n\r?\n)/);
@@ -74,7 +92,7 @@ export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
       out += block; // incomplete event at the end of this chunk
       break;
     }
-    if (!block.includes('"error"')) {
+    if (!mayHoldKey(block, '"error"')) {
       out += block + sep;
       continue;
     }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { run as auditCli } from "../../cli/src/commands/audit.ts";
-import { AuditLog, type AuditRecord, auditResultOf, resultTap } from "../../gateway/src/audit.ts";
+import { AuditLog, type AuditRecord, auditResultOf, auditResultOfBytes, resultTap } from "../../gateway/src/audit.ts";
 import { CheckpointKeyError, MissingKeyError, checkpointKey, genesis, lineHash, verifyAuditLog } from "../../gateway/src/auditchain.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";
@@ -195,6 +195,10 @@ describe("the audit result", () => {
     );
     const sse = `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad postgres://u:hunter2@db/x"}}\n\n`;
     assert.deepEqual(auditResultOf(sse, true, 7), { result: "error", error: { code: -32602, message: "bad postgres://[REDACTED]@db/x" } });
+    // A key spelled with a JSON escape is the same key to the client: audited as the error it is.
+    const escaped = '{"jsonrpc":"2.0","id":2,"\\u0065rror":{"code":-32000,"message":"boom"}}';
+    assert.deepEqual(auditResultOf(escaped, false, 2), { result: "error", error: { code: -32000, message: "boom" } });
+    assert.deepEqual(auditResultOfBytes(Buffer.from(escaped), false, 2), { result: "error", error: { code: -32000, message: "boom" } });
   });
 
   test("a large proxied answer is judged from markers while it streams, without being kept", () => {

@@ -196,4 +196,23 @@ describe("upstream error sanitizing", () => {
     assert.match(out, /id: 9\ndata: \{"jsonrpc":"2.0","id":3,"error":\{"code":-32603,"message":"upstream error"\}\}/);
     assert.ok(out.includes(result));
   });
+
+  test("an error whose key is spelled with a JSON escape is sanitized like a plain one", () => {
+    // `"\u0065rror"` is the key "error" to every JSON parser: a search for the plain spelling alone
+    // would pass the stack trace and the path through to the client.
+    const escaped =
+      '{"jsonrpc":"2.0","id":3,"\\u0065rror":{"code":-32603,"message":"ENOENT: open \'/srv/app/secret.json\'","data":{"stack":"at x (/srv/app/index.js:1:1)"}}}';
+    assert.equal(JSON.parse(escaped).error.code, -32603, "the test body is an error response");
+    assert.deepEqual(JSON.parse(sanitizeRaw(escaped)), { jsonrpc: "2.0", id: 3, error: { code: -32603, message: "upstream error" } });
+    assert.deepEqual(JSON.parse(sanitizeBody(Buffer.from(escaped), false).toString()), {
+      jsonrpc: "2.0",
+      id: 3,
+      error: { code: -32603, message: "upstream error" },
+    });
+    const sse = sanitizeBody(Buffer.from(`event: message\ndata: ${escaped}\n\n`), true).toString();
+    assert.doesNotMatch(sse, /secret\.json|stack/);
+    // Plain answers (no error key, no escape) pass untouched: the search is what spares them a parse.
+    const plain = Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}');
+    assert.equal(sanitizeBody(plain, false), plain);
+  });
 });
