@@ -17,7 +17,9 @@
 // and the ratios of the gateway to the bare Node proxy (what carries over to proxies measured elsewhere).
 // CPU per request is the proxy process's own (user + system, from /proc), at 8 connections.
 //
-// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b]
+// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b] [--warmup S]
+//   --warmup S  each path carries 8 connections for S seconds (default 8) before the first round: the
+//            rounds compare processes whose JIT has settled (0: the first round includes the warm-up).
 //   --paths  the paths to measure besides direct, gateway and node (the goals need those three): any of
 //            nginx,gw-2026 (default both); `--paths none` measures the three alone (a profile of the
 //            gateway path only, shorter rounds).
@@ -48,15 +50,24 @@ const { values: opts } = parseArgs({
     "everything-rounds": { type: "string" },
     paths: { type: "string" },
     baseline: { type: "string" },
+    warmup: { type: "string" },
   },
 });
 const ROUNDS = Number(opts.rounds ?? 5);
 const LATENCY_REQUESTS = Number(opts.requests ?? 2000);
 const THROUGHPUT_SECONDS = Number(opts.seconds ?? 3);
 const EVERYTHING_ROUNDS = Number(opts["everything-rounds"] ?? 1);
-for (const [k, v] of Object.entries({ rounds: ROUNDS, requests: LATENCY_REQUESTS, seconds: THROUGHPUT_SECONDS, "everything-rounds": EVERYTHING_ROUNDS }))
-  if (!Number.isFinite(v) || v < (k === "everything-rounds" ? 0 : 1)) {
-    process.stderr.write(`bench/gateway: --${k} must be a number >= ${k === "everything-rounds" ? 0 : 1}\n`);
+const WARMUP_SECONDS = Number(opts.warmup ?? 8);
+const MAY_BE_ZERO = new Set(["everything-rounds", "warmup"]);
+for (const [k, v] of Object.entries({
+  rounds: ROUNDS,
+  requests: LATENCY_REQUESTS,
+  seconds: THROUGHPUT_SECONDS,
+  "everything-rounds": EVERYTHING_ROUNDS,
+  warmup: WARMUP_SECONDS,
+}))
+  if (!Number.isFinite(v) || v < (MAY_BE_ZERO.has(k) ? 0 : 1)) {
+    process.stderr.write(`bench/gateway: --${k} must be a number >= ${MAY_BE_ZERO.has(k) ? 0 : 1}\n`);
     process.exit(2);
   }
 
@@ -502,6 +513,12 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   };
   const load0 = loadavg()[0]!;
   const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [], "gw-base": [] };
+  // Warm-up: every path carries 8 connections for --warmup seconds before the first round, so the
+  // rounds measure each process in its steady state. Without it the first rounds also measured V8
+  // tiering up (`--trace-opt`: the gateway's optimizing compiler still finished ~100 functions per
+  // 5,000 requests until ~15,000 requests in), which costs the proxy with more code more, and which a
+  // gateway that runs for days pays once.
+  if (WARMUP_SECONDS > 0) for (const p of PATHS) await load(targets[p], 8, { seconds: WARMUP_SECONDS });
   const before = await phases(gw.adminPort);
   for (let r = 0; r < rounds; r++) {
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
