@@ -51,6 +51,7 @@ const { values: opts } = parseArgs({
     paths: { type: "string" },
     baseline: { type: "string" },
     warmup: { type: "string" },
+    rate: { type: "string" },
   },
 });
 const ROUNDS = Number(opts.rounds ?? 5);
@@ -58,6 +59,12 @@ const LATENCY_REQUESTS = Number(opts.requests ?? 2000);
 const THROUGHPUT_SECONDS = Number(opts.seconds ?? 3);
 const EVERYTHING_ROUNDS = Number(opts["everything-rounds"] ?? 1);
 const WARMUP_SECONDS = Number(opts.warmup ?? 8);
+/** --rate: the offered load of the paced runs (req/s); by default half the slowest proxy's warm-up req/s. */
+const RATE = opts.rate === undefined ? undefined : Number(opts.rate);
+if (RATE !== undefined && !(RATE >= 1)) {
+  process.stderr.write("bench/gateway: --rate must be a number >= 1\n");
+  process.exit(2);
+}
 const MAY_BE_ZERO = new Set(["everything-rounds", "warmup"]);
 for (const [k, v] of Object.entries({
   rounds: ROUNDS,
@@ -376,7 +383,15 @@ const MODERN_META = {
   "io.modelcontextprotocol/clientInfo": { name: "bench", version: "1" },
 };
 
-async function load(t: Target, conns: number, mode: { requests: number } | { seconds: number }): Promise<Result> {
+/**
+ * The load of one measurement: `requests` one after another, as many as `conns` connections carry in
+ * `seconds` (closed loop), or `rate` requests per second offered over `conns` connections for `seconds`
+ * (paced: every path gets the same request stream, so CPU per request compares the work each proxy does
+ * per request, not how many requests shared a wake-up).
+ */
+type LoadMode = { requests: number } | { seconds: number; rate?: number };
+
+async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
   const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, t.port);
   const meta = t.era === "2026" ? { _meta: MODERN_META } : {};
@@ -406,13 +421,58 @@ async function load(t: Target, conns: number, mode: { requests: number } | { sec
       if (r.status !== 200) throw new Error(`${t.name}: HTTP ${r.status}`);
     }
   };
-  await Promise.all(Array.from({ length: conns }, worker));
+  if ("rate" in mode && mode.rate !== undefined)
+    await paced(mode.rate, conns, deadline, async () => {
+      const s = process.hrtime.bigint();
+      const r = await call();
+      lat.push(Number(process.hrtime.bigint() - s) / 1000);
+      if (r.status !== 200) throw new Error(`${t.name}: HTTP ${r.status}`);
+    });
+  else await Promise.all(Array.from({ length: conns }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = ((cpuSeconds(t.pid) - c0) / lat.length) * 1e6;
   agent.destroy();
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
   return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length, cpu };
+}
+
+/**
+ * Offers `rate` requests per second until the deadline: a request is due every 1/rate s from the start;
+ * due requests go out at once while fewer than `conns` are in flight (a path that cannot keep up falls
+ * behind and is measured at what it carried). Resolves when the last request is answered.
+ */
+function paced(rate: number, conns: number, deadline: number, one: () => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    let issued = 0;
+    let inflight = 0;
+    let failed = false;
+    const tick = setInterval(() => {
+      const now = Date.now();
+      if (now >= deadline || failed) {
+        if (inflight === 0) {
+          clearInterval(tick);
+          resolve();
+        }
+        return;
+      }
+      const due = Math.floor(((now - start) / 1000) * rate);
+      while (issued < due && inflight < conns) {
+        issued++;
+        inflight++;
+        one().then(
+          () => inflight--,
+          (e: unknown) => {
+            inflight--;
+            failed = true;
+            clearInterval(tick);
+            reject(e);
+          },
+        );
+      }
+    }, 1);
+  });
 }
 
 // ---------------------------------------------------------------- gateway internals
@@ -484,6 +544,8 @@ const PATHS: readonly Path[] = (() => {
 interface Round {
   one: Result;
   eight: Result;
+  /** 8 connections at the table's fixed offered rate (the same for every path). */
+  paced: Result;
 }
 
 interface Table {
@@ -494,6 +556,8 @@ interface Table {
   phases: Record<string, { mean: number; n: number }>;
   auditLines: number;
   load: [number, number];
+  /** The offered rate of the paced runs, req/s. */
+  rate: number;
 }
 
 async function table(kind: Upstream, rounds: number, latencyRequests: number, seconds: number): Promise<Table> {
@@ -518,14 +582,20 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   // tiering up (`--trace-opt`: the gateway's optimizing compiler still finished ~100 functions per
   // 5,000 requests until ~15,000 requests in), which costs the proxy with more code more, and which a
   // gateway that runs for days pays once.
-  if (WARMUP_SECONDS > 0) for (const p of PATHS) await load(targets[p], 8, { seconds: WARMUP_SECONDS });
+  const warm: Partial<Record<Path, number>> = {};
+  if (WARMUP_SECONDS > 0) for (const p of PATHS) warm[p] = (await load(targets[p], 8, { seconds: WARMUP_SECONDS })).rps;
+  // The paced runs' rate: half of what the slowest proxy carried in its warm-up, so every path keeps up.
+  const proxies = PATHS.filter((p) => p !== "direct" && p !== "nginx" && warm[p] !== undefined).map((p) => warm[p]!);
+  const rate = RATE ?? (proxies.length > 0 ? Math.max(100, Math.round(Math.min(...proxies) / 2 / 100) * 100) : 1000);
   const before = await phases(gw.adminPort);
   for (let r = 0; r < rounds; r++) {
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
     const order = PATHS.map((_, i) => PATHS[(i + r) % PATHS.length]!);
     const one: Partial<Record<Path, Result>> = {};
     for (const p of order) one[p] = await load(targets[p], 1, { requests: latencyRequests });
-    for (const p of order) out[p].push({ one: one[p]!, eight: await load(targets[p], 8, { seconds }) });
+    const eight: Partial<Record<Path, Result>> = {};
+    for (const p of order) eight[p] = await load(targets[p], 8, { seconds });
+    for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: await load(targets[p], 8, { seconds, rate }) });
     process.stderr.write(`bench: ${kind} round ${r + 1}/${rounds} done (load ${loadavg()[0]!.toFixed(1)})\n`);
   }
   const after = await phases(gw.adminPort);
@@ -539,7 +609,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     gw.proc.kill("SIGTERM");
     await new Promise((r) => gw.proc.once("exit", r));
   }
-  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!] };
+  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!], rate };
   await stopChildren();
   rmSync(dir, { recursive: true, force: true });
   return result;
@@ -563,7 +633,7 @@ function added(t: Table, p: Path, q: "p50" | "p99"): number[] {
   return t.rounds[p].map((r, i) => r.one[q] - t.rounds.direct[i]!.one[q]);
 }
 
-function print(t: Table): { cpuRatio: number; p50Ratio: number } {
+function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: number; rate: number } {
   const n = t.rounds.direct.length;
   const lines: string[] = [];
   const title =
@@ -571,8 +641,8 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
       ? "canned MCP server (the proxy is the bottleneck)"
       : "server-everything (the realistic case: the server is the bottleneck at 8 connections)";
   lines.push(`\n== ${title}: ${n} round(s), median [min-max]; load average ${t.load[0].toFixed(1)} -> ${t.load[1].toFixed(1)} on ${cpus().length} cores`);
-  const cols = ["path", "req/s @8", "CPU µs/req @8", "CPU µs/req @1", "+p50 µs @1", "+p99 µs @1", "p50 µs @8", "RSS MB"];
-  const w = [8, 20, 20, 20, 18, 20, 20, 8];
+  const cols = ["path", "req/s @8", "CPU µs/req @8", `CPU µs/req @${t.rate}/s`, "CPU µs/req @1", "+p50 µs @1", "+p99 µs @1", "p50 µs @8", "RSS MB"];
+  const w = [8, 20, 20, 22, 20, 18, 20, 20, 8];
   const row = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join(" ");
   lines.push(row(cols));
   for (const p of PATHS) {
@@ -582,6 +652,7 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
         p,
         spread(r.map((x) => x.eight.rps)),
         spread(r.map((x) => x.eight.cpu)),
+        spread(r.map((x) => x.paced.cpu)),
         spread(r.map((x) => x.one.cpu)),
         p === "direct" ? `(p50 ${median(r.map((x) => x.one.p50)).toFixed(0)})` : spread(added(t, p, "p50")),
         p === "direct" ? `(p99 ${median(r.map((x) => x.one.p99)).toFixed(0)})` : spread(added(t, p, "p99")),
@@ -591,7 +662,8 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
     );
   }
   lines.push("  (direct: CPU and RSS are the server's own; the other rows: the proxy's own, server excluded. CPU per request");
-  lines.push("   falls as req/s rises (fixed per-wakeup costs are shared): compare @8 at similar req/s, or @1, where every path gets the same request rate)");
+  lines.push("   falls as req/s rises (fixed per-wakeup costs are shared), so @8 favours the path that carried more: compare the paced");
+  lines.push(`   column, ${t.rate} req/s offered to every path over 8 connections, or @1, one request at a time)`);
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
   lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
@@ -600,13 +672,19 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
     const rpsR = ratio(p, (x) => x.eight.rps);
     const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
     const cpu1R = ratio(p, (x) => x.one.cpu);
-    lines.push(`  ${p.padEnd(8)} CPU/req @8 ${spread(cpuR, 2)}   CPU/req @1 ${spread(cpu1R, 2)}   +p50 ${spread(p50R, 2)}   req/s ${spread(rpsR, 2)}`);
+    const pacedR = ratio(p, (x) => x.paced.cpu);
+    lines.push(
+      `  ${p.padEnd(8)} CPU/req @${t.rate}/s ${spread(pacedR, 2)}   CPU/req @8 ${spread(cpuR, 2)}   CPU/req @1 ${spread(cpu1R, 2)}   +p50 ${spread(p50R, 2)}   req/s @8 ${spread(rpsR, 2)}`,
+    );
   }
   if (PATHS.includes("gw-base")) {
     const vs = (f: (x: Round, i: number) => number) => t.rounds.gateway.map((x, i) => f(x, i) / f(t.rounds["gw-base"][i]!, i));
     const add = (x: Round, i: number) => x.one.p50 - t.rounds.direct[i]!.one.p50;
     lines.push(
-      `this tree against --baseline ${BASELINE!.commit.slice(0, 12)} (gateway / gw-base, per round): CPU/req @8 ${spread(
+      `this tree against --baseline ${BASELINE!.commit.slice(0, 12)} (gateway / gw-base, per round): CPU/req @${t.rate}/s ${spread(
+        vs((x) => x.paced.cpu),
+        2,
+      )}   CPU/req @8 ${spread(
         vs((x) => x.eight.cpu),
         2,
       )}   CPU/req @1 ${spread(
@@ -627,17 +705,18 @@ function print(t: Table): { cpuRatio: number; p50Ratio: number } {
   // dominated by its slowest pass (the first request through cold code).
   lines.push(`gateway phase counters (wall clock, mean µs per pass, whole run): ${phaseText}; audit lines written: ${t.auditLines}`);
   process.stdout.write(`${lines.join("\n")}\n`);
-  const cpuRatio = median(ratio("gateway", (x) => x.eight.cpu));
+  const cpuRatio = median(ratio("gateway", (x) => x.paced.cpu));
+  const cpu8Ratio = median(ratio("gateway", (x) => x.eight.cpu));
   const p50Ratio = median(
     t.rounds.gateway.map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50)),
   );
-  return { cpuRatio, p50Ratio };
+  return { cpuRatio, cpu8Ratio, p50Ratio, rate: t.rate };
 }
 
 // ---------------------------------------------------------------- main
 
 process.stdout.write(
-  `gateway benchmark: tools/call echo on one session per run; 1 connection x ${LATENCY_REQUESTS} requests, then 8 connections x ${THROUGHPUT_SECONDS} s, per path per round\n`,
+  `gateway benchmark: tools/call echo on one session per run; ${WARMUP_SECONDS} s warm-up per path, then per path per round 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s flat out, 8 connections x ${THROUGHPUT_SECONDS} s at a fixed rate\n`,
 );
 const canned = await table("canned", ROUNDS, LATENCY_REQUESTS, THROUGHPUT_SECONDS);
 const goals = print(canned);
@@ -645,6 +724,6 @@ if (EVERYTHING_ROUNDS > 0) print(await table("everything", EVERYTHING_ROUNDS, LA
 process.stdout.write("\nthe gateway's steps in isolation (CPU only, in-process, mean of 50,000):\n");
 for (const s of await measureSteps()) process.stdout.write(`  ${(s.ns / 1000).toFixed(2).padStart(6)} µs  ${s.step}\n`);
 process.stdout.write(
-  `\ngoals (canned table, every check on): gateway CPU per request ${goals.cpuRatio.toFixed(2)}x the bare Node proxy's (goal <= 1.2), added p50 ${goals.p50Ratio.toFixed(2)}x the bare proxy's (goal <= 1.2)\n`,
+  `\ngoals (canned table, every check on): gateway CPU per request ${goals.cpuRatio.toFixed(2)}x the bare Node proxy's at the same ${goals.rate} req/s (goal <= 1.2; ${goals.cpu8Ratio.toFixed(2)}x at 8 connections flat out), added p50 ${goals.p50Ratio.toFixed(2)}x the bare proxy's (goal <= 1.2)\n`,
 );
 process.exit(0);
