@@ -7,6 +7,7 @@ import net from "node:net";
 import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { ERR } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
+import { mayHoldKey } from "./sanitize.ts";
 import { parseEvent } from "./sse.ts";
 
 /** The caller's identity for the server (authz/identity.ts): HTTP headers of the request carrying a message. */
@@ -166,7 +167,7 @@ function requestIdOf(message: string): string | number | undefined {
 /** Whether `data` (one message from the upstream) is the answer to the request `message`. */
 function answersRequest(data: string, message: string): boolean {
   // Cheap test first: an answer has no method; most events (notifications, server requests) do.
-  if (!data.includes('"id"') || (!data.includes('"result"') && !data.includes('"error"'))) return false;
+  if (!mayHoldKey(data, '"id"') || (!mayHoldKey(data, '"result"') && !mayHoldKey(data, '"error"'))) return false;
   const id = requestIdOf(message);
   if (id === undefined) return false;
   try {

@@ -60,14 +60,21 @@ export function errorBody(id: JsonRpcId | undefined, code: number, message: stri
  */
 export const MAX_JSON_DEPTH = 64;
 
-/** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion on hostile input). */
+/**
+ * Whether a parsed JSON value nests deeper than `max`. Recursive, but never deeper than `max` + 1
+ * calls whatever the input: the walk stops at the first level past the bound (hostile input cannot
+ * overflow the stack). No per-node allocation on the hot path (every request's body goes through it).
+ */
 export function nestsDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  return value !== null && typeof value === "object" && deeperThan(value, 1, max);
+}
+
+function deeperThan(v: object, depth: number, max: number): boolean {
+  if (depth > max) return true;
+  const children = Array.isArray(v) ? v : Object.values(v);
+  for (let i = 0; i < children.length; i++) {
+    const c: unknown = children[i];
+    if (c !== null && typeof c === "object" && deeperThan(c, depth + 1, max)) return true;
   }
   return false;
 }

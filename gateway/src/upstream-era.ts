@@ -7,6 +7,7 @@
 import http from "node:http";
 import { CATALOG_CLIENT_CAPABILITIES, sseEvents } from "./channel.ts";
 import { META, MODERN_VERSION, isModernVersion } from "./era.ts";
+import { mayHoldKey } from "./sanitize.ts";
 
 export type UpstreamEra = "modern" | "legacy";
 
@@ -73,7 +74,7 @@ export function modernCall(
       };
       if (String(res.headers["content-type"] ?? "").includes("text/event-stream")) {
         sseEvents(res, (_t, data) => {
-          if (data.includes('"result"') || data.includes('"error"')) finish(data);
+          if (mayHoldKey(data, '"result"') || mayHoldKey(data, '"error"')) finish(data);
         });
         res.on("end", () => finish(undefined));
         return;

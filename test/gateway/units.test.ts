@@ -8,7 +8,7 @@ import { xfccPeerUri } from "../../gateway/src/auth/mtls.ts";
 import { Authenticator } from "../../gateway/src/auth/index.ts";
 import { Authorizer } from "../../gateway/src/authz.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
-import { shapeProblem } from "../../gateway/src/jsonrpc.ts";
+import { MAX_JSON_DEPTH, nestsDeeperThan, shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { sanitizeBody, sanitizeRaw } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
@@ -214,5 +214,27 @@ describe("upstream error sanitizing", () => {
     // Plain answers (no error key, no escape) pass untouched: the search is what spares them a parse.
     const plain = Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}');
     assert.equal(sanitizeBody(plain, false), plain);
+  });
+});
+
+describe("nesting depth of a request", () => {
+  const nested = (levels: number, array: boolean): unknown => {
+    let v: unknown = "leaf";
+    for (let i = 0; i < levels; i++) v = array ? [1, v] : { a: 1, b: v };
+    return v;
+  };
+  test("64 levels pass, 65 are refused; objects and arrays alike, at any position", () => {
+    for (const array of [false, true]) {
+      assert.equal(nestsDeeperThan(nested(MAX_JSON_DEPTH, array), MAX_JSON_DEPTH), false);
+      assert.equal(nestsDeeperThan(nested(MAX_JSON_DEPTH + 1, array), MAX_JSON_DEPTH), true);
+    }
+    // The deep branch after a shallow one, inside a request's arguments.
+    const msg = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x", arguments: { a: [1, 2], b: nested(MAX_JSON_DEPTH, false) } } };
+    assert.equal(nestsDeeperThan(msg, MAX_JSON_DEPTH), true);
+    assert.equal(nestsDeeperThan("text", MAX_JSON_DEPTH), false);
+  });
+  test("a hostile depth is refused without exhausting the stack", () => {
+    const deep = JSON.parse(`${"[".repeat(200_000)}${"]".repeat(200_000)}`);
+    assert.equal(nestsDeeperThan(deep, MAX_JSON_DEPTH), true);
   });
 });
