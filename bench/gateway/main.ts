@@ -391,12 +391,13 @@ const MODERN_META = {
  */
 type LoadMode = { requests: number } | { seconds: number; rate?: number };
 
-async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
+/** One path's client: a keep-alive agent, an open session (2025) or the 2026 headers, and a checked call. */
+async function client(t: Target, conns: number): Promise<{ call: () => Promise<void>; close: () => void }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
   const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, t.port);
   const meta = t.era === "2026" ? { _meta: MODERN_META } : {};
   let next = 1;
-  const call = () =>
+  const send = () =>
     post(
       agent,
       t.port,
@@ -405,36 +406,75 @@ async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
     );
   // Warm up (JIT, keep-alive sockets, the gateway's caches).
   for (let i = 0; i < 200; i++) {
-    const r = await call();
+    const r = await send();
     if (r.status !== 200 || !r.text.includes("Echo: hello benchmark")) throw new Error(`${t.name}: unexpected answer ${r.status} ${r.text.slice(0, 200)}`);
   }
+  const call = async () => {
+    const r = await send();
+    if (r.status !== 200) throw new Error(`${t.name}: HTTP ${r.status}`);
+  };
+  return { call, close: () => agent.destroy() };
+}
+
+function summary(lat: number[], secs: number, cpuSecs: number): Result {
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length, cpu: (cpuSecs / lat.length) * 1e6 };
+}
+
+async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
+  const { call, close } = await client(t, conns);
   const lat: number[] = [];
+  const timed = async () => {
+    const s = process.hrtime.bigint();
+    await call();
+    lat.push(Number(process.hrtime.bigint() - s) / 1000);
+  };
   const c0 = cpuSeconds(t.pid);
   const t0 = process.hrtime.bigint();
   const deadline = "seconds" in mode ? Date.now() + mode.seconds * 1000 : Number.POSITIVE_INFINITY;
   let remaining = "requests" in mode ? mode.requests : Number.POSITIVE_INFINITY;
   const worker = async () => {
-    while (remaining-- > 0 && Date.now() < deadline) {
-      const s = process.hrtime.bigint();
-      const r = await call();
-      lat.push(Number(process.hrtime.bigint() - s) / 1000);
-      if (r.status !== 200) throw new Error(`${t.name}: HTTP ${r.status}`);
-    }
+    while (remaining-- > 0 && Date.now() < deadline) await timed();
   };
-  if ("rate" in mode && mode.rate !== undefined)
-    await paced(mode.rate, conns, deadline, async () => {
-      const s = process.hrtime.bigint();
-      const r = await call();
-      lat.push(Number(process.hrtime.bigint() - s) / 1000);
-      if (r.status !== 200) throw new Error(`${t.name}: HTTP ${r.status}`);
-    });
+  if ("rate" in mode && mode.rate !== undefined) await paced(mode.rate, conns, deadline, timed);
   else await Promise.all(Array.from({ length: conns }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = ((cpuSeconds(t.pid) - c0) / lat.length) * 1e6;
-  agent.destroy();
-  lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
-  return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length, cpu };
+  const cpu = cpuSeconds(t.pid) - c0;
+  close();
+  return summary(lat, secs, cpu);
+}
+
+/**
+ * One connection per path, the paths' requests strictly alternating (direct, gateway, node, ...; the
+ * first path rotates every request), `requests` per path: every path's latency samples and CPU come
+ * from the same seconds of the machine, so the added latency (path minus direct) and the ratios between
+ * paths do not depend on what the machine did while another path ran. CPU per request is each
+ * process's own over the window (a proxy is idle while the others are served); for direct it is the
+ * server's, which serves every path, over all the requests it served.
+ */
+async function interleavedOne(targets: Target[], requests: number, serverPid: number): Promise<Result[]> {
+  const clients = [];
+  for (const t of targets) clients.push(await client(t, 1));
+  const lat = targets.map((): number[] => []);
+  const c0 = targets.map((t) => cpuSeconds(t.pid));
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < requests; i++)
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length;
+      const s = process.hrtime.bigint();
+      await clients[j]!.call();
+      lat[j]!.push(Number(process.hrtime.bigint() - s) / 1000);
+    }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const out = targets.map((t, j) => {
+    const cpu = cpuSeconds(t.pid) - c0[j]!;
+    const r = summary(lat[j]!, secs, cpu);
+    // The server served every path's requests in this window.
+    return t.pid === serverPid ? { ...r, cpu: (cpu / (requests * targets.length)) * 1e6 } : r;
+  });
+  for (const c of clients) c.close();
+  return out;
 }
 
 /**
@@ -592,7 +632,14 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
     const order = PATHS.map((_, i) => PATHS[(i + r) % PATHS.length]!);
     const one: Partial<Record<Path, Result>> = {};
-    for (const p of order) one[p] = await load(targets[p], 1, { requests: latencyRequests });
+    const ones = await interleavedOne(
+      order.map((p) => targets[p]),
+      latencyRequests,
+      up.pid,
+    );
+    order.forEach((p, i) => {
+      one[p] = ones[i]!;
+    });
     const eight: Partial<Record<Path, Result>> = {};
     for (const p of order) eight[p] = await load(targets[p], 8, { seconds });
     for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: await load(targets[p], 8, { seconds, rate }) });
@@ -716,7 +763,7 @@ function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: numbe
 // ---------------------------------------------------------------- main
 
 process.stdout.write(
-  `gateway benchmark: tools/call echo on one session per run; ${WARMUP_SECONDS} s warm-up per path, then per path per round 1 connection x ${LATENCY_REQUESTS} requests, 8 connections x ${THROUGHPUT_SECONDS} s flat out, 8 connections x ${THROUGHPUT_SECONDS} s at a fixed rate\n`,
+  `gateway benchmark: tools/call echo on one session per run; ${WARMUP_SECONDS} s warm-up per path, then per round ${LATENCY_REQUESTS} requests per path at 1 connection (the paths' requests alternating), per path 8 connections x ${THROUGHPUT_SECONDS} s flat out, 8 connections x ${THROUGHPUT_SECONDS} s at a fixed rate\n`,
 );
 const canned = await table("canned", ROUNDS, LATENCY_REQUESTS, THROUGHPUT_SECONDS);
 const goals = print(canned);
