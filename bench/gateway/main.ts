@@ -445,6 +445,22 @@ async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
   return summary(lat, secs, cpu);
 }
 
+/** Splits the paths into groups in which no two proxies share a process; direct and node are in each. */
+function interleaveGroups(order: Path[], targets: Record<Path, Target>): Path[][] {
+  const groups: Path[][] = [];
+  for (const p of order) {
+    if (p === "direct" || p === "node") continue;
+    let g = groups.find((g) => !g.some((q) => targets[q].pid === targets[p].pid));
+    if (!g) {
+      g = [];
+      groups.push(g);
+    }
+    g.push(p);
+  }
+  if (groups.length === 0) groups.push([]);
+  return groups.map((g) => order.filter((p) => p === "direct" || p === "node" || g.includes(p)));
+}
+
 /**
  * One connection per path, the paths' requests strictly alternating (direct, gateway, node, ...; the
  * first path rotates every request), `requests` per path: every path's latency samples and CPU come
@@ -631,15 +647,19 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   for (let r = 0; r < rounds; r++) {
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
     const order = PATHS.map((_, i) => PATHS[(i + r) % PATHS.length]!);
+    // Paths served by one process (gateway and gw-2026) alternate in separate groups, so each process's
+    // CPU in a group is one path's; direct and the bare proxy are in every group (the ratios' references).
     const one: Partial<Record<Path, Result>> = {};
-    const ones = await interleavedOne(
-      order.map((p) => targets[p]),
-      latencyRequests,
-      up.pid,
-    );
-    order.forEach((p, i) => {
-      one[p] = ones[i]!;
-    });
+    for (const group of interleaveGroups(order, targets)) {
+      const ones = await interleavedOne(
+        group.map((p) => targets[p]),
+        latencyRequests,
+        up.pid,
+      );
+      group.forEach((p, i) => {
+        one[p] ??= ones[i]!;
+      });
+    }
     const eight: Partial<Record<Path, Result>> = {};
     for (const p of order) eight[p] = await load(targets[p], 8, { seconds });
     for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: await load(targets[p], 8, { seconds, rate }) });
