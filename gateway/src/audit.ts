@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type CheckpointFields, CheckpointKeyError, type CheckpointKey, checkpointKey, checkpointPayload, genesis, lineHash } from "./auditchain.ts";
-import { bytesMayHoldKey, mayHoldKey, sanitizeMessage } from "./sanitize.ts";
+import { ERROR_KEY, bytesMayHoldKey, mayHoldKey, sanitizeMessage } from "./sanitize.ts";
 import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
 import { parseEvent } from "./sse.ts";
 
@@ -273,7 +273,6 @@ export function auditOptionsFromConfig(audit: { checkpoint?: { keyFile: string; 
 /** The audit result of every plain success (shared: nobody changes an AuditResult). */
 const RESULT_OK: AuditResult = Object.freeze({ result: "ok" });
 
-const ERROR_KEY = Buffer.from('"error"');
 const IS_ERROR_KEY = Buffer.from('"isError"');
 const RESULT_KEY = Buffer.from('"result"');
 

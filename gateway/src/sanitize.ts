@@ -53,7 +53,7 @@ export function mayHoldKey(raw: string, quotedName: string): boolean {
 }
 
 /** Needles searched in every proxied answer's bytes, as Buffers (a string needle is converted per search). */
-const ERROR_KEY = Buffer.from('"error"');
+export const ERROR_KEY = Buffer.from('"error"');
 const ESCAPE = Buffer.from("\\u");
 
 /** mayHoldKey() over bytes, with the needle already a Buffer. */
@@ -82,7 +82,11 @@ export function sanitizeRaw(raw: string): string {
 export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
   if (!bytesMayHoldKey(body, ERROR_KEY)) return body;
   const text = body.toString("utf8");
-  if (!sse) return Buffer.from(sanitizeRaw(text));
+  if (!sse) {
+    // An answer that only holds an escape (no error) comes back as it was: no second copy of its bytes.
+    const out = sanitizeRaw(text);
+    return out === text ? body : Buffer.from(out);
+  }
   const parts = text.split(/(\r?\n\r?\n)/);
   let out = "";
   for (let i = 0; i < parts.length; i += 2) {
