@@ -136,20 +136,21 @@ test("Redis comes up: the gateway joins the shared budget without a restart", as
   await c.close();
 });
 
+/** "served", or the error the call was refused with (as text, to match its JSON-RPC code). */
+function servedOrError(call: Promise<unknown>): Promise<string> {
+  return call.then(
+    () => "served",
+    (e: unknown) => String(e),
+  );
+}
+
 test("Redis hung (stopped, connections open): each call waits at most the limiter's timeout, then is decided locally", async () => {
   const c = await connect("hung");
   await c.callTool({ name: "add", arguments: { a: 1, b: 1 } }).catch(() => undefined);
   redis!.freeze();
   try {
     const t0 = performance.now();
-    const first = await withDeadline(
-      "a call while Redis answers nothing",
-      c.callTool({ name: "add", arguments: { a: 5, b: 5 } }).then(
-        () => "served",
-        (e: unknown) => String(e),
-      ),
-      15_000,
-    );
+    const first = await withDeadline("a call while Redis answers nothing", servedOrError(c.callTool({ name: "add", arguments: { a: 5, b: 5 } })), 15_000);
     assert.ok(first === "served" || /-32029/.test(first), `served or refused by the local bucket: ${first}`);
     assert.equal(limiter().shared, false, "the decision was local");
     // The next calls within REDIS_RETRY_AFTER_MS do not wait on Redis at all.
@@ -173,10 +174,7 @@ test("Redis killed mid-run: calls keep being answered promptly and limited, none
   const calls = toy.calls.add ?? 0;
   const again = await withDeadline(
     "a refused call answered while Redis is gone",
-    c.callTool({ name: "add", arguments: { a: 3, b: 4 } }).then(
-      () => "served",
-      (e: unknown) => String(e),
-    ),
+    servedOrError(c.callTool({ name: "add", arguments: { a: 3, b: 4 } })),
     15_000,
   );
   assert.match(again, /-32029/);
