@@ -35,7 +35,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { GATEWAY_NODE_OPTIONS } from "../../operator/src/render/workload.ts";
-import { freePort } from "../../test/support/index.ts";
+import { freePort, waitForOutput } from "../../test/support/index.ts";
 import { measureSteps } from "./steps.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -78,24 +78,8 @@ for (const [k, v] of Object.entries({
     process.exit(2);
   }
 
-function waitOutput(proc: ChildProcess, stream: "stdout" | "stderr", re: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let buf = "";
-    const t = setTimeout(() => reject(new Error(`${what} did not start: ${buf.slice(-500)}`)), 30_000);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(t);
-        proc[stream]!.off("data", on);
-        proc[stream]!.resume();
-        resolve(m);
-      }
-    };
-    proc[stream]!.on("data", on);
-    proc.on("exit", (c) => reject(new Error(`${what} exited ${c}: ${buf.slice(-500)}`)));
-  });
-}
+/** How long a process of the bench may take to say it listens. */
+const START_MS = 30_000;
 
 const children: ChildProcess[] = [];
 /** nginx's master, which must stop its worker itself (a SIGKILLed master leaves the worker running). */
@@ -121,13 +105,13 @@ async function startUpstream(kind: Upstream): Promise<{ port: number; pid: numbe
   if (kind === "canned") {
     const p = spawn(process.execPath, [CANNED], { stdio: ["ignore", "ignore", "pipe"] });
     children.push(p);
-    const m = await waitOutput(p, "stderr", /listening (\d+)/, "canned MCP server");
+    const m = await waitForOutput(p, "stderr", /listening (\d+)/, "canned MCP server", START_MS);
     return { port: Number(m[1]), pid: p.pid! };
   }
   const port = await freePort();
   const p = spawn(process.execPath, [EVERYTHING, "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
-  await waitOutput(p, "stderr", /listening/i, "server-everything");
+  await waitForOutput(p, "stderr", /listening/i, "server-everything", START_MS);
   return { port, pid: p.pid! };
 }
 
@@ -198,7 +182,7 @@ async function startGateway(
   p.stdout!.on("data", (d: Buffer) => {
     for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) audit.lines++;
   });
-  const m = await waitOutput(p, "stderr", /"port":(\d+),"adminPort":(\d+)/, "gateway");
+  const m = await waitForOutput(p, "stderr", /"port":(\d+),"adminPort":(\d+)/, "gateway", START_MS);
   const adminPort = Number(m[2]);
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((r) =>
@@ -267,7 +251,7 @@ async function startBareProxy(upstreamPort: number, dir: string): Promise<{ port
   writeFileSync(join(dir, "bare-proxy.mjs"), BARE_PROXY);
   const p = spawn(process.execPath, [join(dir, "bare-proxy.mjs"), String(port), String(upstreamPort)], { stdio: ["ignore", "ignore", "pipe"] });
   children.push(p);
-  await waitOutput(p, "stderr", /listening/, "bare node proxy");
+  await waitForOutput(p, "stderr", /listening/, "bare node proxy", START_MS);
   return { port, pid: p.pid! };
 }
 

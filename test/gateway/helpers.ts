@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GatewayConfigInput } from "../../contract/gateway-config.ts";
-import { freePort } from "../support/index.ts";
+import { freePort, waitForOutput } from "../support/index.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -21,19 +21,7 @@ export interface Child {
 export async function startEverything(mode: "streamableHttp" | "sse"): Promise<Child> {
   const port = await freePort();
   const proc = spawn(process.execPath, [EVERYTHING, mode], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    let err = "";
-    const t = setTimeout(() => reject(new Error(`server-everything ${mode} did not start within 60 s: ${err}`)), 60_000);
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      if (/listening|running/i.test(err)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    proc.on("exit", (c) => reject(new Error(`server-everything exited ${c}: ${err}`)));
-  });
-  proc.stderr!.resume();
+  await waitForOutput(proc, "stderr", /listening|running/i, `server-everything ${mode}`);
   return {
     proc,
     port,

@@ -2,7 +2,7 @@
 // helpers.ts: a test that imports this file needs that daemon, so it is not a unit test (test/repo/unit.test.ts).
 import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
-import { freePort } from "../support/index.ts";
+import { freePort, waitForOutput } from "../support/index.ts";
 import { ROOT } from "./helpers.ts";
 
 export interface Redis {
@@ -23,22 +23,7 @@ export async function startRedis(port?: number): Promise<Redis> {
   const child = spawn(path, ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  await new Promise<void>((resolve, reject) => {
-    let seen = "";
-    const t = setTimeout(() => reject(new Error(`redis-server did not start within 60 s: ${seen}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes("Ready to accept connections")) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child.on("exit", (c) => {
-      clearTimeout(t);
-      reject(new Error(`redis-server exited ${c}: ${seen}`));
-    });
-  });
-  child.stdout!.resume();
+  await waitForOutput(child, "stdout", /Ready to accept connections/, "redis-server");
   child.stderr!.resume();
   return {
     port: p,

@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { baseConfig, EVERYTHING, tempDir, writeKeys } from "../gateway/helpers.ts";
-import { freePort, waitFor, waitUntil } from "../support/index.ts";
+import { freePort, waitFor, waitForOutput, waitUntil } from "../support/index.ts";
 import { Figures } from "./figures.ts";
 import { type GatewayProcess, httpRequest, STACK_TRACE, startGateway } from "./gateway.ts";
 
@@ -30,19 +30,7 @@ async function startUpstream(): Promise<ChildProcess> {
     env: { ...process.env, PORT: String(upstreamPort) },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  await new Promise<void>((resolve, reject) => {
-    let err = "";
-    const t = setTimeout(() => reject(new Error(`server-everything did not start within 60 s: ${err}`)), 60_000);
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      if (/listening|running/i.test(err)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    proc.once("exit", (c) => reject(new Error(`server-everything exited ${c}: ${err}`)));
-  });
-  proc.stderr!.resume();
+  await waitForOutput(proc, "stderr", /listening|running/i, "server-everything");
   return proc;
 }
 

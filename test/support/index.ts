@@ -2,6 +2,7 @@
 // wait for a state by polling it with a generous deadline, and a free loopback port. No test sleeps
 // for a fixed time to "let something happen": it waits for the state it needs and, when the deadline
 // passes, says what it waited for and what it saw last.
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 
@@ -82,6 +83,40 @@ export function withDeadline<T>(what: string, promise: Promise<T>, timeoutMs = D
     timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what} (last seen: ${describe(seen())})`)), timeoutMs);
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits until a child process prints something matching `re` on one of its streams ("listening 1234",
+ * "Ready to accept connections") and returns the match. Rejects, with what it printed so far, when it
+ * exits first or `timeoutMs` passes. The stream keeps flowing afterwards (a full pipe would stall it).
+ */
+export function waitForOutput(
+  proc: ChildProcess,
+  stream: "stdout" | "stderr",
+  re: RegExp,
+  what: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<RegExpExecArray> {
+  const out = proc[stream]!;
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const done = (settle: () => void) => {
+      clearTimeout(timer);
+      out.off("data", onData);
+      proc.off("exit", onExit);
+      out.resume();
+      settle();
+    };
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const m = re.exec(seen);
+      if (m) done(() => resolve(m));
+    };
+    const onExit = (code: number | null) => done(() => reject(new Error(`${what} exited ${code}: ${seen.slice(-2000)}`)));
+    const timer = setTimeout(() => done(() => reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${seen.slice(-2000)}`))), timeoutMs);
+    out.on("data", onData);
+    proc.once("exit", onExit);
+  });
 }
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read the port, release it). */
