@@ -15,7 +15,9 @@
 // The paths are measured in turns (round r starts with a different path), for --rounds rounds, so a
 // change in the machine's load hits every path alike; medians and [min-max] across rounds are printed,
 // and the ratios of the gateway to the bare Node proxy (what carries over to proxies measured elsewhere).
-// CPU per request is the proxy process's own (user + system, from /proc), at 8 connections.
+// CPU per request is the proxy process's own (user + system, from /proc). The goals' runs alternate the
+// paths within a round (paths served by one process in separate groups): the one-connection runs request
+// by request, the paced runs (the same offered req/s for every path) in half-second turns.
 //
 // Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b] [--warmup S]
 //   --warmup S  each path carries 8 connections for S seconds (default 8) before the first round: the
@@ -479,6 +481,46 @@ async function interleavedOne(targets: Target[], requests: number, serverPid: nu
   return out;
 }
 
+/** Length of one path's turn in the interleaved paced runs. */
+const SLICE_MS = 500;
+
+/**
+ * The paced runs of one group, interleaved: every path is offered the same `rate` req/s over `conns`
+ * connections, in turns of SLICE_MS (the first path rotates every turn) until each path had `seconds`.
+ * A path's CPU per request is its process's own over the whole window (between its turns it is idle,
+ * apart from work it deferred, which is its own); for direct it is the server's over every path's
+ * requests. Sequential 3-second runs measured each path on different seconds of the machine: on two
+ * shared cores the per-round ratio of two such runs ranged 0.90-1.64 within one bench run.
+ */
+async function interleavedPaced(targets: Target[], rate: number, conns: number, seconds: number, serverPid: number): Promise<Result[]> {
+  const clients: Awaited<ReturnType<typeof client>>[] = [];
+  for (const t of targets) clients.push(await client(t, conns));
+  const lat = targets.map((): number[] => []);
+  const active = targets.map(() => 0);
+  const c0 = targets.map((t) => cpuSeconds(t.pid));
+  const turns = Math.max(1, Math.round((seconds * 1000) / SLICE_MS));
+  for (let s = 0; s < turns; s++)
+    for (let k = 0; k < targets.length; k++) {
+      const j = (s + k) % targets.length;
+      const timed = async () => {
+        const st = process.hrtime.bigint();
+        await clients[j]!.call();
+        lat[j]!.push(Number(process.hrtime.bigint() - st) / 1000);
+      };
+      const t0 = process.hrtime.bigint();
+      await paced(rate, conns, Date.now() + SLICE_MS, timed);
+      active[j]! += Number(process.hrtime.bigint() - t0) / 1e9;
+    }
+  const served = lat.reduce((n, l) => n + l.length, 0);
+  const out = targets.map((t, j) => {
+    const cpu = cpuSeconds(t.pid) - c0[j]!;
+    const r = summary(lat[j]!, active[j]!, cpu);
+    return t.pid === serverPid ? { ...r, cpu: (cpu / served) * 1e6 } : r;
+  });
+  for (const c of clients) c.close();
+  return out;
+}
+
 /**
  * Offers `rate` requests per second until the deadline: a request is due every 1/rate s from the start;
  * due requests go out at once while fewer than `conns` are in flight (a path that cannot keep up falls
@@ -648,7 +690,21 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     }
     const eight: Partial<Record<Path, Result>> = {};
     for (const p of order) eight[p] = await load(targets[p], 8, { seconds });
-    for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: await load(targets[p], 8, { seconds, rate }) });
+    // The paced runs alternate too, in half-second turns, in the same groups.
+    const pacedRuns: Partial<Record<Path, Result>> = {};
+    for (const group of interleaveGroups(order, targets)) {
+      const rs = await interleavedPaced(
+        group.map((p) => targets[p]),
+        rate,
+        8,
+        seconds,
+        up.pid,
+      );
+      group.forEach((p, i) => {
+        pacedRuns[p] ??= rs[i]!;
+      });
+    }
+    for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: pacedRuns[p]! });
     process.stderr.write(`bench: ${kind} round ${r + 1}/${rounds} done (load ${loadavg()[0]!.toFixed(1)})\n`);
   }
   const after = await phases(gw.adminPort);
