@@ -11,7 +11,7 @@ import { ERR, errorBody, type JsonRpcId } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { CACHEABLE } from "./modern.ts";
 import { LIST_METHODS } from "./policy.ts";
-import { sanitizeBody, sanitizeRaw } from "./sanitize.ts";
+import { ERROR_KEY, bytesMayHoldKey, eventMayBeError, firstEventEnd, lastEventEnd, sanitizeBody, sanitizeRaw, topLevelHasKey } from "./sanitize.ts";
 import type { BoundSession } from "./sessions.ts";
 import { SseRewriter } from "./sse.ts";
 
@@ -151,20 +151,29 @@ function readSmall(ur: IncomingMessage, done: (body: string) => void): void {
   ur.on("error", () => done(""));
 }
 
+const EVENT_END = Buffer.from("\n\n");
+
 /** Error bodies are read up to this size (the upstream's error answers are small; a huge one is cut). */
 const MAX_ERROR_BODY = 65536;
 /** JSON answers up to this size are held and sent with the headers in one write (content-length, no chunking); longer ones stream. */
 const HOLD_BYTES = 64 * 1024;
+/**
+ * An answer (or SSE event) that is a JSON-RPC error is held whole, however long, so the sanitizer sees
+ * all of it (a stack trace cut across two reads passed it before); past this size it is refused instead.
+ */
+const MAX_ERROR_ANSWER = 1024 * 1024;
 
 /**
  * What a Forward does with the answer's bytes:
  * - hold: a JSON answer, held until it ends (or passes HOLD_BYTES, then streamed as it comes);
  * - stream: a JSON answer being streamed to the client (it passed HOLD_BYTES);
  * - list: a list answer in JSON, read whole, filtered for the client, then sent;
- * - sse: an SSE answer, through the stream pipeline (event rewriting for lists, coalescing);
+ * - sse: an SSE answer to a list request, through the stream pipeline (each event's list filtered);
+ * - events: any other SSE answer: complete events sanitized and passed on, written once per event-loop
+ *   turn (the whole answer in one write when it ends within the turn it started);
  * - refused: an HTTP error of the upstream, its body read (bounded) for the refusal.
  */
-type Mode = "hold" | "stream" | "list" | "sse" | "refused";
+type Mode = "hold" | "stream" | "list" | "sse" | "events" | "refused";
 
 /**
  * One checked POST on its way to the upstream and its answer on the way back, as an undici dispatch
@@ -187,6 +196,14 @@ class Forward implements Dispatcher.DispatchHandler {
   #tap: ReturnType<typeof resultTap> | undefined;
   #pipe: PassThrough | undefined;
   #started = false;
+  /** hold: the answer is a JSON-RPC error longer than HOLD_BYTES, held whole for the sanitizer. */
+  #errorHeld = false;
+  /** events: bytes of the event still arriving (not passed on yet), and whether it was let through as it comes. */
+  #partial: Buffer | undefined;
+  #passing = false;
+  /** events: the bytes ready for the client, written by #flush. */
+  #out: Buffer[] = [];
+  #flushScheduled = false;
 
   constructor(p: UpstreamProxy, x: Exchange) {
     this.#p = p;
@@ -234,7 +251,8 @@ class Forward implements Dispatcher.DispatchHandler {
     this.#headers = copyHeaders(headers);
     // Answers the gateway rewrites: lists (filtered per client), and in 2026 every cacheable result (cacheScope "private").
     const isList = msg.id !== undefined && msg.method !== undefined && (LIST_METHODS.has(msg.method) || (modern && CACHEABLE.has(msg.method)));
-    if (x.sse) {
+    if (x.sse && !isList) this.#mode = "events";
+    else if (x.sse) {
       this.#mode = "sse";
       const pipe = new PassThrough();
       this.#pipe = pipe;
@@ -257,9 +275,14 @@ class Forward implements Dispatcher.DispatchHandler {
         this.#tap!.push(chunk);
         if (!this.#pipe!.write(chunk)) controller.pause();
         return;
-      case "stream":
+      case "events":
         this.#tap!.push(chunk);
-        if (!x.res.write(sanitizeBody(chunk, false))) {
+        this.#events(chunk);
+        return;
+      case "stream":
+        // Decided at HOLD_BYTES: not an error, so the rest passes as it comes.
+        this.#tap!.push(chunk);
+        if (!x.res.write(chunk)) {
           controller.pause();
           x.res.once("drain", () => controller.resume());
         }
@@ -268,17 +291,113 @@ class Forward implements Dispatcher.DispatchHandler {
         this.#tap!.push(chunk);
         this.#chunks.push(chunk);
         this.#size += chunk.length;
-        if (this.#mode === "hold" && this.#size > HOLD_BYTES) {
-          // A long answer: it streams from here on (chunked), so the gateway never holds it whole.
+        if (this.#mode !== "hold" || this.#size <= HOLD_BYTES) return;
+        if (this.#errorHeld) {
+          if (this.#size > MAX_ERROR_ANSWER) this.#tooLarge();
+          return;
+        }
+        {
+          // A long answer. An error is held whole for the sanitizer (JSON-RPC puts the key first, so its
+          // first 64 KiB say); anything else streams from here on, so the gateway never holds it whole.
+          const head = this.#take();
+          if (bytesMayHoldKey(head, ERROR_KEY) && topLevelHasKey(head.toString("utf8"), "error")) {
+            this.#errorHeld = true;
+            this.#chunks.push(head);
+            this.#size = head.length;
+            return;
+          }
           this.#mode = "stream";
           x.res.writeHead(this.#status, this.#headers);
-          const held = this.#take();
-          if (!x.res.write(sanitizeBody(held, false))) {
+          if (!x.res.write(head)) {
             controller.pause();
             x.res.once("drain", () => controller.resume());
           }
         }
     }
+  }
+
+  /**
+   * An SSE answer's bytes: complete events are sanitized and queued for the client; the event still
+   * arriving waits for its end (an error event split across reads is sanitized whole). An event past
+   * HOLD_BYTES that is not an error passes as it comes; an error event is held up to MAX_ERROR_ANSWER.
+   */
+  #events(chunk: Buffer): void {
+    let buf = this.#partial ? Buffer.concat([this.#partial, chunk]) : chunk;
+    this.#partial = undefined;
+    for (;;) {
+      if (this.#passing) {
+        const end = firstEventEnd(buf);
+        if (end === 0) {
+          // Keep the last byte: it may be the first half of the boundary that ends this event.
+          this.#queue(buf.subarray(0, buf.length - 1));
+          this.#partial = buf.subarray(buf.length - 1);
+          break;
+        }
+        this.#queue(buf.subarray(0, end));
+        this.#passing = false;
+        buf = buf.subarray(end);
+        continue;
+      }
+      const end = lastEventEnd(buf);
+      if (end > 0) this.#queue(sanitizeBody(buf.subarray(0, end), true));
+      const rest = end > 0 ? buf.subarray(end) : buf;
+      if (rest.length <= HOLD_BYTES) {
+        if (rest.length > 0) this.#partial = rest;
+        break;
+      }
+      if (!eventMayBeError(rest)) {
+        this.#passing = true;
+        buf = rest;
+        continue;
+      }
+      if (rest.length > MAX_ERROR_ANSWER) return this.#tooLarge();
+      this.#partial = rest;
+      break;
+    }
+    if (this.#out.length > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(Forward.#flushLater, this);
+    }
+  }
+
+  #queue(b: Buffer): void {
+    if (b.length > 0) this.#out.push(b);
+  }
+
+  static #flushLater(f: Forward): void {
+    f.#flush();
+  }
+
+  /** events: what is ready goes to the client (the first time with the headers). */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const res = this.#x.res;
+    if (this.#x.done || res.writableEnded || this.#out.length === 0) return;
+    if (!res.headersSent) res.writeHead(this.#status, this.#headers);
+    const data = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out);
+    this.#out = [];
+    if (!res.write(data)) {
+      this.#controller?.pause();
+      res.once("drain", () => this.#controller?.resume());
+    }
+  }
+
+  /** An error answer too long to sanitize: the upstream request is aborted and the client gets a clean error. */
+  #tooLarge(): void {
+    const x = this.#x;
+    // Finished first (the cleanup aborts the upstream request), so the abort's error finds it done.
+    if (x.res.headersSent) {
+      x.res.destroy();
+      this.#p.core.finish(x, "upstream-error", 502, "upstream error answer too large to sanitize");
+    } else
+      this.#p.core.respond(x, {
+        status: 502,
+        code: x.era === "modern" ? ERR.internal : ERR.upstream,
+        message: "upstream error",
+        outcome: "upstream-error",
+        reason: "upstream error answer too large to sanitize",
+      });
+    this.destroy();
   }
 
   #take(): Buffer {
@@ -300,6 +419,23 @@ class Forward implements Dispatcher.DispatchHandler {
       case "sse":
         this.#pipe!.end();
         return;
+      case "events": {
+        if (x.done) return;
+        // The last event may lack its blank line: it is sanitized as a whole event all the same.
+        const rest = this.#partial;
+        this.#partial = undefined;
+        if (rest && rest.length > 0) this.#queue(this.#passing ? rest : sanitizeBody(Buffer.concat([rest, EVENT_END]), true));
+        const data = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out);
+        this.#out = [];
+        if (res.headersSent) res.end(data);
+        else {
+          // The whole answer arrived within one turn: headers and body in one write, with its length.
+          this.#headers["content-length"] = data.length;
+          res.writeHead(this.#status, this.#headers).end(data);
+        }
+        this.#answered();
+        return;
+      }
       case "stream":
         if (x.done) return;
         res.end();

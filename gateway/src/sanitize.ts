@@ -87,7 +87,7 @@ export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
     const out = sanitizeRaw(text);
     return out === text ? body : Buffer.from(out);
   }
-  const parts = text.split(/(\r?\n\r?\n)/);
+  const parts = text.split(/((?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n)))/);
   let out = "";
   for (let i = 0; i < parts.length; i += 2) {
     const block = parts[i]!;
@@ -105,4 +105,76 @@ export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
     out += formatEvent(e);
   }
   return Buffer.from(out);
+}
+
+/**
+ * Whether the top-level object of a JSON text has a member named `name` among those whose key lies
+ * wholly within `text`: `text` may be the first bytes of a message still arriving. Keys are read as a
+ * client would (escapes decoded). Used where an answer is too long to hold whole: whether it is an
+ * error (and must be held and sanitized) is decided from its beginning, where JSON-RPC puts the key.
+ */
+export function topLevelHasKey(text: string, name: string): boolean {
+  let depth = 0;
+  let expectKey = false;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c) j += 2;
+        else if (d === 0x22) break;
+        else j++;
+      }
+      if (j >= n) return false; // the string goes on past this prefix
+      if (depth === 1 && expectKey) {
+        let key: unknown;
+        try {
+          key = JSON.parse(text.slice(i, j + 1));
+        } catch {
+          key = undefined;
+        }
+        if (key === name) return true;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = c === 0x7b;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (depth <= 0) return false;
+    } else if (c === 0x2c && depth === 1) expectKey = true;
+  }
+  return false;
+}
+
+/**
+ * An SSE event boundary: a line terminator (CRLF, LF or CR) followed by another, i.e. an empty line.
+ * CR alone ends a line too (the SSE spec, and clients' parsers, accept all three).
+ */
+const BOUNDARY = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g;
+
+/** The index just past the last event boundary in `buf`, or 0 when it holds none. */
+export function lastEventEnd(buf: Buffer): number {
+  const text = buf.toString("latin1");
+  let end = 0;
+  BOUNDARY.lastIndex = 0;
+  for (let m = BOUNDARY.exec(text); m; m = BOUNDARY.exec(text)) end = m.index + m[0].length;
+  return end;
+}
+
+/** The index just past the first event boundary in `buf`, or 0 when it holds none. */
+export function firstEventEnd(buf: Buffer): number {
+  BOUNDARY.lastIndex = 0;
+  const m = BOUNDARY.exec(buf.toString("latin1"));
+  return m ? m.index + m[0].length : 0;
+}
+
+/** Whether the start of an SSE event (maybe incomplete) carries a JSON-RPC error in its data. */
+export function eventMayBeError(partial: Buffer): boolean {
+  if (!bytesMayHoldKey(partial, ERROR_KEY)) return false;
+  const data = parseEvent(partial.toString("utf8")).data;
+  return data !== undefined && topLevelHasKey(data, "error");
 }

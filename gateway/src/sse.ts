@@ -41,7 +41,8 @@ export class SseRewriter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#buf += chunk.toString("utf8");
     let m: RegExpExecArray | null;
-    const sep = /\r?\n\r?\n|\r\r/g;
+    // An empty line ends an event; a line ends with CRLF, LF or CR (sanitize.ts splits the same way).
+    const sep = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g;
     let start = 0;
     // biome-ignore lint/suspicious/noAssignInExpressions: the usual exec loop
     while ((m = sep.exec(this.#buf)) !== null) {

@@ -10,7 +10,7 @@ import { Authorizer } from "../../gateway/src/authz.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
 import { MAX_JSON_DEPTH, nestsDeeperThan, shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
-import { sanitizeBody, sanitizeRaw } from "../../gateway/src/sanitize.ts";
+import { eventMayBeError, firstEventEnd, lastEventEnd, sanitizeBody, sanitizeRaw, topLevelHasKey } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 import { SseRewriter } from "../../gateway/src/sse.ts";
 import { baseConfig, tempDir, writeKeys } from "./helpers.ts";
@@ -236,5 +236,38 @@ describe("nesting depth of a request", () => {
   test("a hostile depth is refused without exhausting the stack", () => {
     const deep = JSON.parse(`${"[".repeat(200_000)}${"]".repeat(200_000)}`);
     assert.equal(nestsDeeperThan(deep, MAX_JSON_DEPTH), true);
+  });
+});
+
+describe("deciding from an answer's beginning", () => {
+  test("topLevelHasKey finds a top-level key in a prefix, escapes decoded, and not a nested or value one", () => {
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x', "error"), true);
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":1,"\\u0065rror":{', "error"), true);
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":1,"result":{"error":"nested"}}', "error"), false);
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":"error","result":{}}', "error"), false, "a value is not a key");
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":1,"result":{"text":"\\"error\\": no"}}', "error"), false);
+    assert.equal(topLevelHasKey('{"jsonrpc":"2.0","id":1,"err', "error"), false, "a key cut by the prefix is not read");
+    assert.equal(topLevelHasKey('[{"error":1}]', "error"), false);
+  });
+
+  test("event boundaries: LF, CRLF and CR line ends; none inside a line", () => {
+    const b = (s: string) => Buffer.from(s);
+    assert.equal(lastEventEnd(b("data: a\n\ndata: b\n\ndata: c")), 18);
+    assert.equal(firstEventEnd(b("data: a\n\ndata: b\n\n")), 9);
+    assert.equal(lastEventEnd(b("data: a\r\n\r\ndata: b")), 11);
+    assert.equal(lastEventEnd(b("data: a\r\rdata: b")), 9);
+    assert.equal(lastEventEnd(b("data: a\r\ndata: b\r\n")), 0, "CRLF then data is one line end");
+    assert.equal(firstEventEnd(b("data: a")), 0);
+  });
+
+  test("eventMayBeError reads the data of an event still arriving", () => {
+    assert.equal(eventMayBeError(Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"at x')), true);
+    assert.equal(eventMayBeError(Buffer.from('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[{"text":"error')), false);
+  });
+
+  test("sanitizeBody sanitizes SSE events whose lines end with CR alone", () => {
+    const event = `event: message\rdata: ${JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: -32603, message: "boom at /srv/app/x.js:1:1", data: { stack: "at x (/srv/app/x.js:1:1)" } } })}\r\r`;
+    const out = sanitizeBody(Buffer.from(event), true).toString();
+    assert.doesNotMatch(out, /\/srv\/app/);
   });
 });
