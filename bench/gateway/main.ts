@@ -1,9 +1,11 @@
 // Gateway benchmark (not a test): the same MCP load - an established session calling the `echo` tool -
-// sent five ways on loopback:
+// sent six ways on loopback:
 //   direct   straight to the MCP server (streamable HTTP)
 //   gateway  through `mcp-bastion gateway` with API-key auth, authorization, rate limits (per client and
 //            per tool), argument validation (JSON Schema) and audit all on
-//   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here
+//   node     through a bare 20-line node:http proxy (no checks): the floor for any Node.js proxy here,
+//            run with the gateway container's V8 heap flags (GATEWAY_NODE_OPTIONS), like the gateway
+//   node-v8  the same bare proxy at Node's default heap sizing (what the flags alone cost a proxy)
 //   nginx    through nginx (Debian's package, via hack/deps-gateway.sh) as a plain reverse proxy with
 //            upstream keepalive
 //   gw-2026  through the gateway as a 2026-07-28 (stateless) client: no session, the `_meta` envelope and
@@ -23,7 +25,7 @@
 //   --warmup S  each path carries 8 connections for S seconds (default 8) before the first round: the
 //            rounds compare processes whose JIT has settled (0: the first round includes the warm-up).
 //   --paths  the paths to measure besides direct, gateway and node (the goals need those three): any of
-//            nginx,gw-2026 (default both); `--paths none` measures the three alone (a profile of the
+//            nginx,gw-2026,node-v8 (default all); `--paths none` measures the three alone (a profile of the
 //            gateway path only, shorter rounds).
 //   --baseline REF  adds the path gw-base: the gateway of git ref REF (e.g. main), compiled from that
 //            commit with its own rendered V8 flags, same config, measured in the same interleaved rounds,
@@ -248,10 +250,17 @@ http.createServer((req, res) => {
 }).listen(listenPort, "127.0.0.1", () => process.stderr.write("listening\\n"));
 `;
 
-async function startBareProxy(upstreamPort: number, dir: string): Promise<{ port: number; pid: number }> {
+/**
+ * The bare proxy, with the gateway's V8 heap flags (the `node` path: the same runtime as the gateway's
+ * container, so the ratio compares the proxies' work, not heap sizing) or Node's defaults (`node-v8`).
+ */
+async function startBareProxy(upstreamPort: number, dir: string, nodeOptions: string): Promise<{ port: number; pid: number }> {
   const port = await freePort();
   writeFileSync(join(dir, "bare-proxy.mjs"), BARE_PROXY);
-  const p = spawn(process.execPath, [join(dir, "bare-proxy.mjs"), String(port), String(upstreamPort)], { stdio: ["ignore", "ignore", "pipe"] });
+  const p = spawn(process.execPath, [join(dir, "bare-proxy.mjs"), String(port), String(upstreamPort)], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, NODE_OPTIONS: nodeOptions },
+  });
   children.push(p);
   await waitForOutput(p, "stderr", /listening/, "bare node proxy", START_MS);
   return { port, pid: p.pid! };
@@ -610,10 +619,10 @@ function rssMb(pid: number): { rss: number; peak: number } {
 
 // ---------------------------------------------------------------- one table
 
-const ALL_PATHS = ["direct", "gateway", "node", "nginx", "gw-2026", "gw-base"] as const;
+const ALL_PATHS = ["direct", "gateway", "node", "node-v8", "nginx", "gw-2026", "gw-base"] as const;
 type Path = (typeof ALL_PATHS)[number];
 const BASELINE = opts.baseline !== undefined ? baselineCommand(opts.baseline) : undefined;
-const OPTIONAL_PATHS: readonly Path[] = ["nginx", "gw-2026"];
+const OPTIONAL_PATHS: readonly Path[] = ["nginx", "gw-2026", "node-v8"];
 /** The paths measured: direct, gateway and node always (the goals are ratios between them), the others as --paths says. */
 const PATHS: readonly Path[] = (() => {
   if (opts.paths === undefined) return ALL_PATHS.filter((p) => p !== "gw-base" || BASELINE !== undefined);
@@ -650,7 +659,8 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   const gw = await startGateway(up.port, dir, kind === "canned");
   const nginx = PATHS.includes("nginx") ? await startNginx(up.port, dir) : { port: 0, pid: 0 };
   const base = BASELINE ? await startGateway(up.port, dir, false, BASELINE) : undefined;
-  const bare = await startBareProxy(up.port, dir);
+  const bare = await startBareProxy(up.port, dir, GATEWAY_NODE_OPTIONS);
+  const bareDefaults = PATHS.includes("node-v8") ? await startBareProxy(up.port, dir, "") : { port: 0, pid: 0 };
   const targets: Record<Path, Target> = {
     direct: { name: "direct", port: up.port, pid: up.pid },
     gateway: { name: "gateway", port: gw.port, pid: gw.proc.pid! },
@@ -658,9 +668,10 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     nginx: { name: "nginx", port: nginx.port, pid: nginx.pid },
     "gw-2026": { name: "gw-2026", port: gw.port, pid: gw.proc.pid!, era: "2026" },
     "gw-base": { name: "gw-base", port: base?.port ?? 0, pid: base?.proc.pid ?? 0 },
+    "node-v8": { name: "node-v8", port: bareDefaults.port, pid: bareDefaults.pid },
   };
   const load0 = loadavg()[0]!;
-  const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [], "gw-base": [] };
+  const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [], "gw-base": [], "node-v8": [] };
   // Warm-up: every path carries 8 connections for --warmup seconds before the first round, so the
   // rounds measure each process in its steady state. Without it the first rounds also measured V8
   // tiering up (`--trace-opt`: the gateway's optimizing compiler still finished ~100 functions per
@@ -748,7 +759,7 @@ function added(t: Table, p: Path, q: "p50" | "p99"): number[] {
   return t.rounds[p].map((r, i) => r.one[q] - t.rounds.direct[i]!.one[q]);
 }
 
-function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: number; rate: number } {
+function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: number; rate: number; defaults?: { cpuRatio: number; p50Ratio: number } } {
   const n = t.rounds.direct.length;
   const lines: string[] = [];
   const title =
@@ -782,7 +793,7 @@ function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: numbe
   // Ratios to the bare Node proxy, per round (same minute of the machine), then the median of those.
   const ratio = (p: Path, f: (x: Round, i: number) => number) => t.rounds[p].map((x, i) => f(x, i) / f(t.rounds.node[i]!, i));
   lines.push(`ratios to the bare Node proxy (per round, median [min-max]):`);
-  for (const p of (["gateway", "gw-base", "nginx"] as const).filter((p) => PATHS.includes(p))) {
+  for (const p of (["gateway", "gw-base", "node-v8", "nginx"] as const).filter((p) => PATHS.includes(p))) {
     const cpuR = ratio(p, (x) => x.eight.cpu);
     const rpsR = ratio(p, (x) => x.eight.rps);
     const p50R = t.rounds[p].map((x, i) => (x.one.p50 - t.rounds.direct[i]!.one.p50) / (t.rounds.node[i]!.one.p50 - t.rounds.direct[i]!.one.p50));
@@ -830,7 +841,15 @@ function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: numbe
   process.stdout.write(
     `added p50 at 1 connection over all rounds' samples: gateway ${addedP50("gateway").toFixed(0)} µs, bare Node proxy ${addedP50("node").toFixed(0)} µs (${p50Ratio.toFixed(2)}x)\n`,
   );
-  return { cpuRatio, cpu8Ratio, p50Ratio, rate: t.rate };
+  // The same goals against the bare proxy at Node's default heap sizing (a young generation four times the
+  // gateway container's), printed beside them: what the heap flags alone are worth to a proxy.
+  const defaults = PATHS.includes("node-v8")
+    ? {
+        cpuRatio: median(t.rounds.gateway.map((x, i) => x.paced.cpu / t.rounds["node-v8"][i]!.paced.cpu)),
+        p50Ratio: addedP50("gateway") / addedP50("node-v8"),
+      }
+    : undefined;
+  return { cpuRatio, cpu8Ratio, p50Ratio, rate: t.rate, defaults };
 }
 
 // ---------------------------------------------------------------- main
@@ -846,4 +865,8 @@ for (const s of await measureSteps()) process.stdout.write(`  ${(s.ns / 1000).to
 process.stdout.write(
   `\ngoals (canned table, every check on): gateway CPU per request ${goals.cpuRatio.toFixed(2)}x the bare Node proxy's at the same ${goals.rate} req/s (goal <= 1.2; ${goals.cpu8Ratio.toFixed(2)}x at 8 connections flat out), added p50 ${goals.p50Ratio.toFixed(2)}x the bare proxy's (goal <= 1.2)\n`,
 );
+if (goals.defaults)
+  process.stdout.write(
+    `  (the bare proxy runs with the gateway container's V8 heap flags, ${GATEWAY_NODE_OPTIONS}; against it at Node's default heap sizing (node-v8): CPU ${goals.defaults.cpuRatio.toFixed(2)}x, added p50 ${goals.defaults.p50Ratio.toFixed(2)}x)\n`,
+  );
 process.exit(0);

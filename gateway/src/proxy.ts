@@ -350,7 +350,10 @@ class Forward implements Dispatcher.DispatchHandler {
         buf = rest;
         continue;
       }
-      if (rest.length > MAX_ERROR_ANSWER) return this.#tooLarge();
+      if (rest.length > MAX_ERROR_ANSWER) {
+        this.#tooLarge();
+        return;
+      }
       this.#partial = rest;
       break;
     }
