@@ -72,6 +72,31 @@ function coalesce(src: NodeJS.ReadableStream, res: ServerResponse, status: numbe
   });
 }
 
+/**
+ * A JSON (not SSE) answer off the fast path (a GET or DELETE answered without a stream, a 2026 listen
+ * answered at once), read whole so the sanitizer sees all of it, then sent in one write; past
+ * MAX_ERROR_ANSWER it is cut off (these answers are empty or a few hundred bytes).
+ */
+function relayWhole(ur: IncomingMessage, res: ServerResponse, status: number, headers: OutgoingHttpHeaders, done: (ok: boolean) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  ur.on("data", (c: Buffer) => {
+    size += c.length;
+    if (size <= MAX_ERROR_ANSWER) chunks.push(c);
+    else ur.destroy();
+  });
+  ur.on("close", () => {
+    if (res.writableEnded) return;
+    if (!ur.complete || size > MAX_ERROR_ANSWER) {
+      res.destroy();
+      return done(false);
+    }
+    const data = sanitizeBody(Buffer.concat(chunks), false);
+    res.writeHead(status, { ...headers, "content-length": data.length }).end(data);
+    done(true);
+  });
+}
+
 function copyHeaders(up: IncomingHttpHeaders, extra: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = { ...extra };
   for (const k of HOP_HEADERS) {
@@ -631,9 +656,10 @@ export class UpstreamProxy {
       if (status >= 400) return this.#refused(x, ur, status);
       const ct = String(ur.headers["content-type"] ?? "");
       if (!ct.includes("text/event-stream")) {
-        // Answered at once (e.g. an error as JSON): an ordinary answer.
-        coalesce(ur, res, status, copyHeaders(ur.headers));
-        ur.on("end", () => core.finish(x, "ok", status));
+        // Answered at once (e.g. an error as JSON): an ordinary answer, sanitized whole.
+        relayWhole(ur, res, status, copyHeaders(ur.headers), (ok) =>
+          ok ? core.finish(x, "ok", status) : core.finish(x, "upstream-error", 502, "upstream answer cut off"),
+        );
         return;
       }
       res.writeHead(status, copyHeaders(ur.headers, { "x-accel-buffering": "no" }));
@@ -717,9 +743,9 @@ export class UpstreamProxy {
         return this.#refused(x, ur, status);
       }
       if (!isGet) core.sessions.forget(b.id);
-      res.writeHead(status, copyHeaders(ur.headers));
       const ct = String(ur.headers["content-type"] ?? "");
       if (ct.includes("text/event-stream")) {
+        res.writeHead(status, copyHeaders(ur.headers));
         // Resumed streams can replay list answers: filter every list-shaped result. A tools/list_changed
         // notification makes the gateway re-read the tool list, so a rug pull is caught without waiting.
         ur.pipe(
@@ -734,8 +760,9 @@ export class UpstreamProxy {
         core.finish(x, "ok", status);
       } else {
         if (isGet) openGate(this, b);
-        ur.pipe(res);
-        ur.on("end", () => core.finish(x, "ok", status));
+        relayWhole(ur, res, status, copyHeaders(ur.headers), (ok) =>
+          ok ? core.finish(x, "ok", status) : core.finish(x, "upstream-error", 502, "upstream answer cut off"),
+        );
       }
     });
     up.end();

@@ -23,6 +23,14 @@ function leakyError(id: unknown, pad = 0): string {
 }
 
 function upstream(req: IncomingMessage, res: ServerResponse, body: string): void {
+  if (req.method === "DELETE" && req.headers["mcp-session-id"] === "s-1") {
+    // A DELETE answered with a JSON error (no stream), in two writes.
+    const text = leakyError(null);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.write(text.slice(0, 40));
+    setTimeout(() => res.end(text.slice(40)), 50);
+    return;
+  }
   if (req.method !== "POST") return void res.writeHead(405, { allow: "POST" }).end();
   const m = JSON.parse(body) as { id?: unknown; method?: string; params?: { name?: string } };
   if (m.method === "initialize") {
@@ -228,4 +236,14 @@ test("an SSE result event longer than the hold passes whole", async () => {
   assert.ok(data, r.text.slice(0, 200));
   const m = JSON.parse(data) as { result: { content: { text: string }[] } };
   assert.equal(m.result.content[0]!.text.length, 300_000);
+});
+
+test("an answer to DELETE (no stream) is sanitized whole too", async () => {
+  await call("echo");
+  const r = await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${ALICE}`, "mcp-session-id": session!, "mcp-protocol-version": "2025-06-18" } });
+  const text = await r.text();
+  session = undefined;
+  assert.equal(r.status, 200);
+  assert.doesNotMatch(text, LEAK, `stack trace or path reached the client: ${text.slice(0, 300)}`);
+  assert.equal((JSON.parse(text) as { error: { code: number } }).error.code, -32603);
 });
