@@ -240,7 +240,10 @@ test("an SSE result event longer than the hold passes whole", async () => {
 
 test("an answer to DELETE (no stream) is sanitized whole too", async () => {
   await call("echo");
-  const r = await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${ALICE}`, "mcp-session-id": session!, "mcp-protocol-version": "2025-06-18" } });
+  const r = await fetch(url, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${ALICE}`, "mcp-session-id": session!, "mcp-protocol-version": "2025-06-18" },
+  });
   const text = await r.text();
   session = undefined;
   assert.equal(r.status, 200);
