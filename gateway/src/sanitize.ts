@@ -5,7 +5,10 @@
 // keys that name one (stack, trace, file...) or a secret, and credentials inside its strings.
 // Tool results (even with isError) are content for the model and are left alone.
 import { isSecretKey, scrubText } from "./secrets.ts";
-import { formatEvent, parseEvent } from "./sse.ts";
+import { EVENT_BOUNDARY_SOURCE, formatEvent, parseEvent } from "./sse.ts";
+
+/** sanitizeBody's split of SSE text: events and the boundaries between them (kept, so the bytes are unchanged). */
+const SPLIT_EVENTS = new RegExp(`(${EVENT_BOUNDARY_SOURCE})`);
 
 const INTERNALS = /\n\s+at\s|(^|[\s'"(=])\/(?:[\w.@-]+\/){1,}[\w.@-]*|[A-Za-z]:\\\\?[\w]|node_modules|\bE[A-Z]{3,}\b:|Traceback \(most recent|\bat [\w.<>]+ \(/;
 
@@ -87,7 +90,7 @@ export function sanitizeBody(body: Buffer, sse: boolean): Buffer {
     const out = sanitizeRaw(text);
     return out === text ? body : Buffer.from(out);
   }
-  const parts = text.split(/((?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n)))/);
+  const parts = text.split(SPLIT_EVENTS);
   let out = "";
   for (let i = 0; i < parts.length; i += 2) {
     const block = parts[i]!;
@@ -150,11 +153,7 @@ export function topLevelHasKey(text: string, name: string): boolean {
   return false;
 }
 
-/**
- * An SSE event boundary: a line terminator (CRLF, LF or CR) followed by another, i.e. an empty line.
- * CR alone ends a line too (the SSE spec, and clients' parsers, accept all three).
- */
-const BOUNDARY = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g;
+const BOUNDARY = new RegExp(EVENT_BOUNDARY_SOURCE, "g");
 
 /** The index just past the last event boundary in `buf`, or 0 when it holds none. */
 export function lastEventEnd(buf: Buffer): number {

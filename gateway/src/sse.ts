@@ -8,6 +8,13 @@ export interface SseEvent {
   data: string | undefined;
 }
 
+/**
+ * An SSE event boundary: a line terminator (CRLF, LF or CR: the SSE spec, and clients' parsers, accept
+ * all three) followed by another, i.e. an empty line. The one definition the rewriter and the sanitizer
+ * (sanitize.ts) split by: a boundary one of them missed would let an event pass unread.
+ */
+export const EVENT_BOUNDARY_SOURCE = String.raw`(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))`;
+
 export function parseEvent(block: string): SseEvent {
   const other: string[] = [];
   let data: string[] | undefined;
@@ -41,8 +48,8 @@ export class SseRewriter extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#buf += chunk.toString("utf8");
     let m: RegExpExecArray | null;
-    // An empty line ends an event; a line ends with CRLF, LF or CR (sanitize.ts splits the same way).
-    const sep = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g;
+    // Its own regex per call (exec's lastIndex is state; #emit pushes downstream, which may run another rewriter).
+    const sep = new RegExp(EVENT_BOUNDARY_SOURCE, "g");
     let start = 0;
     // biome-ignore lint/suspicious/noAssignInExpressions: the usual exec loop
     while ((m = sep.exec(this.#buf)) !== null) {
