@@ -13,7 +13,7 @@ import { AuditLog, type AuditRecord, auditResultOf, auditResultOfBytes, resultTa
 import { CheckpointKeyError, MissingKeyError, checkpointKey, genesis, lineHash, verifyAuditLog } from "../../gateway/src/auditchain.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";
-import { MemorySink, baseConfig, startToy, tempDir, type Toy } from "./helpers.ts";
+import { MemorySink, baseConfig, openSession, startToy, tempDir, type Toy } from "./helpers.ts";
 
 const HMAC = Buffer.from(randomBytes(32).toString("base64"));
 const hmacKey = checkpointKey(HMAC, "test");
@@ -282,18 +282,7 @@ describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => 
       authorization: "Bearer ops-Zt3kq9VwPp2LmX8sRf4Y",
     };
     const post = async (body: object) => (await fetch(url, { method: "POST", headers, body: JSON.stringify({ jsonrpc: "2.0", ...body }) })).text();
-    const init = await fetch(url, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
-      }),
-    });
-    await init.text();
-    headers["mcp-session-id"] = init.headers.get("mcp-session-id")!;
+    headers["mcp-session-id"] = await openSession(url, headers);
     headers["mcp-protocol-version"] = "2025-06-18";
     for (let i = 0; i < 50 && !gw.ready; i++) await new Promise((r) => setTimeout(r, 50));
     await post({ id: 2, method: "tools/call", params: { name: "add", arguments: { a: 2, b: 3 } } });

@@ -14,7 +14,7 @@ import { checkpointKey, verifyAuditLog } from "../../gateway/src/auditchain.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { freePort, waitFor, waitUntil, withDeadline } from "../support/index.ts";
-import { MemorySink, ROOT, type Toy, baseConfig, startToy, tempDir } from "./helpers.ts";
+import { MemorySink, ROOT, type Toy, baseConfig, openSession, startToy, tempDir } from "./helpers.ts";
 
 const KEY = "ops-Vq8sLm2Rt5Xw9Pz3Kd7N";
 const HMAC = Buffer.from(randomBytes(32).toString("base64"));
@@ -138,18 +138,7 @@ async function startGateway(port: number, bufferLines: number) {
   const { port: gwPort, adminPort } = await gw.start();
   const url = `http://127.0.0.1:${gwPort}/mcp`;
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${KEY}` };
-  const init = await fetch(url, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
-    }),
-  });
-  await init.text();
-  headers["mcp-session-id"] = init.headers.get("mcp-session-id")!;
+  headers["mcp-session-id"] = await openSession(url, headers);
   headers["mcp-protocol-version"] = "2025-06-18";
   await waitFor("the gateway to be ready (tool catalog loaded)", () => gw.ready);
   let id = 1;

@@ -9,7 +9,7 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
-import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, baseConfig, openSession, tempDir, writeKeys } from "./helpers.ts";
 import { waitUntil } from "../support/index.ts";
 import { type Peer, startPeer } from "./peer.ts";
 
@@ -61,21 +61,12 @@ function post(port: number, headers: Record<string, string>, body: unknown): Sen
   return { settled, abort: () => abort() };
 }
 
-async function initialize(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/mcp`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
-    body: JSON.stringify({
-      jsonrpc: "2.0",
-      id: 0,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "prop", version: "1" } },
-    }),
+function initialize(port: number): Promise<string> {
+  return openSession(`http://127.0.0.1:${port}/mcp`, {
+    authorization: `Bearer ${KEY}`,
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
   });
-  await r.text();
-  const sid = r.headers.get("mcp-session-id");
-  assert.ok(sid, `initialize answered ${r.status} without a session`);
-  return sid;
 }
 
 async function runSequence(kind: Kind, events: Ev[], shutdown: boolean): Promise<void> {

@@ -94,6 +94,27 @@ export function baseConfig(over: Partial<GatewayConfigInput> & Pick<GatewayConfi
   };
 }
 
+/**
+ * Opens a 2025-06-18 session through a gateway with fetch (initialize, headers as given: credentials,
+ * Accept) and returns its id; fails the test when the answer carries none.
+ */
+export async function openSession(url: string, headers: Record<string, string>): Promise<string> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    }),
+  });
+  await r.text();
+  const sid = r.headers.get("mcp-session-id");
+  if (!sid) throw new Error(`initialize through the gateway answered ${r.status} without a session`);
+  return sid;
+}
+
 /** Collects audit lines in memory (the gateway writes them to stdout in production). */
 export class MemorySink {
   lines: string[] = [];

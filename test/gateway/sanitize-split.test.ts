@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { answer } from "../../bench/gateway/canned.ts";
 import { Gateway, parseConfig } from "../../gateway/src/index.ts";
 import { waitFor } from "../support/index.ts";
-import { MemorySink, baseConfig, tempDir, writeKeys } from "./helpers.ts";
+import { MemorySink, baseConfig, openSession, tempDir, writeKeys } from "./helpers.ts";
 
 const ALICE = "alice-Pq8Wd3Zn6Lk1Vb4Xc7Mt";
 const STACK = "Error: boom\n    at handler (/srv/app/server.js:42:7)\n    at run (/srv/app/node_modules/x/index.js:9:1)";
@@ -148,21 +148,7 @@ async function call(name: string): Promise<{ status: number; type: string; text:
     "content-type": "application/json",
     accept: "application/json, text/event-stream",
   };
-  if (!session) {
-    const r = await fetch(url, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 0,
-        method: "initialize",
-        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
-      }),
-    });
-    session = r.headers.get("mcp-session-id") ?? undefined;
-    await r.text();
-    assert.ok(session, "initialize through the gateway gave a session");
-  }
+  session ??= await openSession(url, headers);
   headers["mcp-session-id"] = session;
   headers["mcp-protocol-version"] = "2025-06-18";
   const r = await fetch(url, {
