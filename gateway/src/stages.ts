@@ -17,6 +17,7 @@
 // line exactly once.
 import type { OutgoingHttpHeaders } from "node:http";
 import type { AuthResult } from "./auth/index.ts";
+import { type KeyMemo, newKeyMemo } from "./auth/apikeys.ts";
 import type { ToolCatalog, ToolEntry } from "./catalog.ts";
 import { type ParamHeader, classify, classifyBodyless, paramHeaderProblem, paramHeaders } from "./era.ts";
 import { insufficientScopeChallenge, unauthorizedChallenge } from "./authz/scopes.ts";
@@ -113,8 +114,18 @@ function originAndHost(gw: Front, x: Exchange): Step {
 
 // ---------------------------------------------------------------- authenticate
 
+/** Each connection's last verified API key (a property of its socket: it goes when the connection goes). */
+const KEY_MEMO = Symbol("key memo");
+type Remembering = Exchange["req"]["socket"] & { [KEY_MEMO]?: KeyMemo };
+
 function authenticate(gw: Front, x: Exchange): Step {
-  const a = gw.auth.authenticate(x.req.headers);
+  const socket = x.req.socket as Remembering;
+  let memo = socket[KEY_MEMO];
+  if (memo === undefined) {
+    memo = newKeyMemo();
+    socket[KEY_MEMO] = memo;
+  }
+  const a = gw.auth.authenticate(x.req.headers, memo);
   return a instanceof Promise ? a.then((r) => authenticated(gw, x, r)) : authenticated(gw, x, a);
 }
 

@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { expiryFrom, run as apikey } from "../../cli/src/commands/apikey.ts";
-import { ApiKeyStore, keyStats, loadKeys, parseKeyFile } from "../../gateway/src/auth/apikeys.ts";
+import { ApiKeyStore, keyStats, loadKeys, newKeyMemo, parseKeyFile, sameSecret } from "../../gateway/src/auth/apikeys.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { Gateway } from "../../gateway/src/server.ts";
 import { MemorySink, baseConfig, startToy, tempDir, type Toy } from "./helpers.ts";
@@ -129,6 +130,42 @@ describe("the store", () => {
   });
 });
 
+describe("a key remembered per connection (issue 16: not hashed again on every request)", () => {
+  test("sameSecret: equal strings only, whatever the lengths", () => {
+    assert.equal(sameSecret("k-0123456789", "k-0123456789"), true);
+    assert.equal(sameSecret("k-0123456788", "k-0123456789"), false);
+    assert.equal(sameSecret("k-012345678", "k-0123456789"), false, "a prefix");
+    assert.equal(sameSecret("k-0123456789k-0123456789", "k-0123456789"), false, "the known key twice");
+    assert.equal(sameSecret("", "k-0123456789"), false);
+    assert.equal(sameSecret("k-0123456789", ""), false);
+  });
+
+  test("a remembered key expires, and a changed key set or another key is checked again", async () => {
+    const dir = tempDir("keys-memo-store");
+    const now = Date.now();
+    writeFileSync(join(dir, "alice"), `sha256:${hex("alice-key-0123456789")} expires=${iso(now + DAY)}\n`);
+    writeFileSync(join(dir, "bob"), "bob-key-0123456789\n");
+    const s = new ApiKeyStore(dir);
+    await s.rescan();
+    const memo = newKeyMemo();
+    assert.deepEqual(s.check("alice-key-0123456789", now, memo), { ok: true, client: "alice" });
+    assert.deepEqual(s.check("alice-key-0123456789", now + 1000, memo), { ok: true, client: "alice" });
+    assert.deepEqual(s.check("alice-key-0123456789", now + 2 * DAY, memo), {
+      ok: false,
+      expired: true,
+      client: "alice",
+      expiresAt: Date.parse(iso(now + DAY)),
+    });
+    assert.deepEqual(s.check("bob-key-0123456789", now, memo), { ok: true, client: "bob" }, "another key on the same connection");
+    assert.equal(s.check("bob-key-012345678", now, memo), undefined, "a prefix of the remembered key");
+    assert.equal(s.check("bob-key-0123456789x", now, memo), undefined, "the remembered key and more");
+    writeFileSync(join(dir, "bob"), "bob-key-rotated-0123456789\n");
+    await s.rescan();
+    assert.equal(s.check("bob-key-0123456789", now, memo), undefined, "revoked while remembered");
+    assert.deepEqual(s.check("bob-key-rotated-0123456789", now, memo), { ok: true, client: "bob" });
+  });
+});
+
 // ---- through the gateway ---------------------------------------------------------------------------
 
 let toy: Toy;
@@ -194,6 +231,69 @@ describe("the gateway with digests and expiries", () => {
     assert.doesNotMatch(text, /without_expiry\{client="(bob|carol)"/);
     assert.equal(value(/^mcp_gateway_api_key_entries_invalid\{client="dave"[^}]*\} (\d+)$/m), 1);
     assert.ok(value(/^mcp_gateway_auth_failures_total\{reason="expired"[^}]*\} (\d+)$/m) >= 1);
+  });
+});
+
+describe("keys on a connection that stays open (issue 16)", () => {
+  test("a key revoked while its client's connection is open is refused on that connection; other keys are not mistaken for it", async () => {
+    const dir = tempDir("keys-memo-gw");
+    const A = "memo-alice-Zt3kq9VwPp2LmX8s";
+    const B = "memo-bob-Hs8Jd2KfLq9WmZ3xVb";
+    writeFileSync(join(dir, "alice"), `${A}\n`);
+    writeFileSync(join(dir, "bob"), `sha256:${hex(B)}\n`);
+    const cfg = baseConfig({ upstream: { transport: "streamable-http", url: toy.url }, auth: { apiKeys: { dir } } });
+    cfg.authorization.rules = [{ name: "all", clients: { apiKeys: ["*"] }, tools: { allow: ["*"], deny: [] } }];
+    const audit = new MemorySink();
+    const g = new Gateway({ config: parseConfig(cfg), auditSink: audit });
+    const { port } = await g.start();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const clientPorts = new Set<number>();
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    });
+    const status = (key: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: "127.0.0.1",
+            port,
+            path: "/mcp",
+            method: "POST",
+            agent,
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}` },
+          },
+          (res) => {
+            clientPorts.add(res.socket.localPort ?? 0);
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      assert.equal(await status(A), 200);
+      assert.equal(await status(A), 200);
+      assert.equal(await status(`${A.slice(0, -1)}t`), 401, "one character off the remembered key");
+      assert.equal(await status(`${A}${A}`), 401, "the remembered key twice");
+      assert.equal(await status(B), 200);
+      assert.equal(await status(A), 200);
+      await g.audit.flush();
+      const clients = audit.lines.map((l) => (JSON.parse(l) as { client: string }).client);
+      assert.deepEqual(clients, ["apikey:alice", "apikey:alice", "anonymous", "anonymous", "apikey:bob", "apikey:alice"]);
+      // Revoked (alice's Secret now holds another key) while the connection stays open.
+      writeFileSync(join(dir, "alice"), `${A}-rotated\n`);
+      await g.auth.apiKeys!.rescan();
+      assert.equal(await status(A), 401, "the revoked key on the connection it was verified on");
+      assert.equal(await status(`${A}-rotated`), 200);
+      assert.equal(clientPorts.size, 1, "every request went over one connection");
+    } finally {
+      agent.destroy();
+      await g.close();
+    }
   });
 });
 

@@ -146,6 +146,33 @@ export function keyStats(entries: Iterable<KeyEntry>, problems: readonly KeyFile
   return st;
 }
 
+/**
+ * The last API key verified on one connection (issue 16: a client sends the same key with every
+ * request, and hashing it again cost more than the rest of authentication). Only a key that was found
+ * is remembered, with the key set it was found in.
+ */
+export interface KeyMemo {
+  keys: ReadonlyMap<string, KeyEntry> | undefined;
+  key: string;
+  entry: KeyEntry | undefined;
+}
+
+export function newKeyMemo(): KeyMemo {
+  return { keys: undefined, key: "", entry: undefined };
+}
+
+/**
+ * Whether a presented credential equals a known one, in time that depends on the presented one's length
+ * only: no early exit, and the known one is read cyclically, so its length is not told either.
+ */
+export function sameSecret(presented: string, known: string): boolean {
+  const n = known.length;
+  if (n === 0) return false;
+  let d = presented.length ^ n;
+  for (let i = 0; i < presented.length; i++) d |= presented.charCodeAt(i) ^ known.charCodeAt(i % n);
+  return d === 0;
+}
+
 export class ApiKeyStore {
   readonly #dir: string;
   #byDigest = new Map<string, KeyEntry>();
@@ -240,11 +267,26 @@ export class ApiKeyStore {
     return keyStats(this.#byDigest.values(), this.#problems, now);
   }
 
-  /** The client owning this key, or that the key has expired, or undefined for an unknown key. */
-  check(key: string, now = Date.now()): KeyCheck {
-    const hex = hash("sha256", key, "hex");
-    const hit = this.#byDigest.get(hex);
-    if (!hit || !timingSafeEqual(hit.digest, Buffer.from(hex, "hex"))) return undefined;
+  /**
+   * The client owning this key, or that the key has expired, or undefined for an unknown key. With a
+   * connection's memo, a key presented again on the same connection (compared in constant time) is not
+   * hashed again, as long as the key set is the one it was verified against (any change to the keys,
+   * a rotation or a revocation, replaces the set) and it has not expired since.
+   */
+  check(key: string, now = Date.now(), memo?: KeyMemo): KeyCheck {
+    let hit: KeyEntry | undefined;
+    const known = memo?.entry;
+    if (known !== undefined && memo!.keys === this.#byDigest && sameSecret(key, memo!.key)) hit = known;
+    else {
+      const hex = hash("sha256", key, "hex");
+      hit = this.#byDigest.get(hex);
+      if (!hit || !timingSafeEqual(hit.digest, Buffer.from(hex, "hex"))) return undefined;
+      if (memo !== undefined) {
+        memo.keys = this.#byDigest;
+        memo.key = key;
+        memo.entry = hit;
+      }
+    }
     if (hit.expiresAt !== undefined && hit.expiresAt <= now) return { ok: false, expired: true, client: hit.client, expiresAt: hit.expiresAt };
     return { ok: true, client: hit.client };
   }

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Identity } from "../authz.ts";
 import type { GatewayConfig } from "../../../contract/gateway-config.ts";
 import { anyGlob } from "../glob.ts";
-import { ApiKeyStore } from "./apikeys.ts";
+import { ApiKeyStore, type KeyMemo } from "./apikeys.ts";
 import { JwtError, JwtVerifier } from "./jwt.ts";
 import { xfccPeer } from "./mtls.ts";
 
@@ -56,7 +56,8 @@ export class Authenticator {
     return id;
   }
 
-  authenticate(headers: IncomingHttpHeaders): AuthResult | Promise<AuthResult> {
+  /** `memo`: the connection's (see KeyMemo), so a key sent again on it is not hashed again. */
+  authenticate(headers: IncomingHttpHeaders, memo?: KeyMemo): AuthResult | Promise<AuthResult> {
     let credential: string | undefined;
     const authz = headers.authorization;
     if (authz !== undefined) {
@@ -80,7 +81,7 @@ export class Authenticator {
     }
     if (this.jwt && JWS_SHAPE.test(credential)) return this.#jwt(this.jwt, credential);
     if (this.apiKeys) {
-      const c = this.apiKeys.check(credential);
+      const c = this.apiKeys.check(credential, Date.now(), memo);
       if (c?.ok) return { ok: true, identity: this.#identity("apikey", c.client) };
       // The holder of an expired key learns that it expired (and when), so it can be renewed, not guessed at.
       if (c) return { ok: false, reason: "expired", message: `API key expired at ${new Date(c.expiresAt).toISOString()}`, invalidToken: true };
