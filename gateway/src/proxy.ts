@@ -4,7 +4,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import { PassThrough } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
-import { auditResultOf, resultTap } from "./audit.ts";
+import { type AuditResult, auditResultOf, auditResultOfBytes, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
 import { InFlight } from "./inflight.ts";
 import { ERR, errorBody, type JsonRpcId } from "./jsonrpc.ts";
@@ -313,7 +313,7 @@ class Forward implements Dispatcher.DispatchHandler {
         }
         return;
       default:
-        this.#tap!.push(chunk);
+        // (Held answers are audited from the held bytes at their end: no second copy in the tap.)
         this.#chunks.push(chunk);
         this.#size += chunk.length;
         if (this.#mode !== "hold" || this.#size <= HOLD_BYTES) return;
@@ -332,6 +332,7 @@ class Forward implements Dispatcher.DispatchHandler {
             return;
           }
           this.#mode = "stream";
+          this.#tap!.push(head);
           x.res.writeHead(this.#status, this.#headers);
           if (!x.res.write(head)) {
             controller.pause();
@@ -479,11 +480,14 @@ class Forward implements Dispatcher.DispatchHandler {
       }
       default: {
         if (x.done) return;
-        // The whole answer, headers and body, in one write with its length.
-        const data = sanitizeBody(this.#take(), false);
+        // The whole answer, headers and body, in one write with its length. The common answer holds
+        // no error key (nor an escape that could spell one): neither sanitized nor parsed for the audit.
+        const body = this.#take();
+        const plain = !bytesMayHoldKey(body, ERROR_KEY);
+        const data = plain ? body : sanitizeBody(body, false);
         this.#headers["content-length"] = data.length;
         res.writeHead(this.#status, this.#headers).end(data);
-        this.#answered();
+        this.#answered(x.msg!.id === undefined ? undefined : auditResultOfBytes(body, false, x.msg!.id, plain));
         return;
       }
     }
@@ -504,12 +508,13 @@ class Forward implements Dispatcher.DispatchHandler {
     core.respond(x, { status: 502, code: ERR.upstream, message: "upstream unavailable", outcome: "upstream-error", reason: errorKind(err) });
   }
 
-  #answered(): void {
+  /** `held`: the audit result of an answer held whole (the others are read by the tap as they pass). */
+  #answered(held?: AuditResult): void {
     const x = this.#x;
     const core = this.#p.core;
     core.metrics.phase("upstream", this.#tUp);
     if (x.done) return;
-    if (x.msg!.id !== undefined) x.result = this.#tap!.result(x.sse, x.msg!.id);
+    if (x.msg!.id !== undefined) x.result = held ?? this.#tap!.result(x.sse, x.msg!.id);
     core.finish(x, "ok", this.#status);
   }
 }

@@ -1,7 +1,7 @@
 // The gateway's pure decisions, one by one.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { makeRedactor } from "../../gateway/src/audit.ts";
+import { isoTimeFormatter, makeRedactor } from "../../gateway/src/audit.ts";
 import { ApiKeyStore } from "../../gateway/src/auth/apikeys.ts";
 import { JwtVerifier } from "../../gateway/src/auth/jwt.ts";
 import { xfccPeerUri } from "../../gateway/src/auth/mtls.ts";
@@ -269,5 +269,14 @@ describe("deciding from an answer's beginning", () => {
     const event = `event: message\rdata: ${JSON.stringify({ jsonrpc: "2.0", id: 1, error: { code: -32603, message: "boom at /srv/app/x.js:1:1", data: { stack: "at x (/srv/app/x.js:1:1)" } } })}\r\r`;
     const out = sanitizeBody(Buffer.from(event), true).toString();
     assert.doesNotMatch(out, /\/srv\/app/);
+  });
+});
+
+describe("audit line times (issue 16: the second's prefix formatted once)", () => {
+  test("the same text as toISOString, across seconds, for millisecond fractions with leading zeros and out of range", () => {
+    const f = isoTimeFormatter();
+    const t = Date.UTC(2026, 11, 1, 2, 11, 59, 0);
+    for (const ms of [t, t + 7, t + 42, t + 999, t + 1000, t + 1001, t + 5, 0, 999, 253402300799999, 253402300800000, t + 0.5])
+      assert.equal(f(ms), new Date(ms).toISOString(), String(ms));
   });
 });
