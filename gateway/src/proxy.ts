@@ -271,11 +271,12 @@ class Forward implements Dispatcher.DispatchHandler {
     }
     const ct = String(headers["content-type"] ?? "");
     x.sse = ct.includes("text/event-stream");
-    // issue 14: the audit line says how the request was answered (status, sanitized error), read as it passes.
-    this.#tap = resultTap();
     this.#headers = copyHeaders(headers);
     // Answers the gateway rewrites: lists (filtered per client), and in 2026 every cacheable result (cacheScope "private").
     const isList = msg.id !== undefined && msg.method !== undefined && (LIST_METHODS.has(msg.method) || (modern && CACHEABLE.has(msg.method)));
+    // issue 14: the audit line says how the request was answered (status, sanitized error): SSE answers
+    // are read by the tap as they pass; held answers from their held bytes at the end.
+    if (x.sse) this.#tap = resultTap();
     if (x.sse && !isList) this.#mode = "events";
     else if (x.sse) {
       this.#mode = "sse";
@@ -332,7 +333,8 @@ class Forward implements Dispatcher.DispatchHandler {
             return;
           }
           this.#mode = "stream";
-          this.#tap!.push(head);
+          this.#tap = resultTap();
+          this.#tap.push(head);
           x.res.writeHead(this.#status, this.#headers);
           if (!x.res.write(head)) {
             controller.pause();
@@ -472,10 +474,12 @@ class Forward implements Dispatcher.DispatchHandler {
         return;
       case "list": {
         if (x.done) return;
-        const out = this.#p.core.filter(x.identity!, x.msg!.method, this.#take().toString("utf8"), x.source, x.era === "modern");
+        const body = this.#take();
+        const out = this.#p.core.filter(x.identity!, x.msg!.method, body.toString("utf8"), x.source, x.era === "modern");
         this.#headers["content-length"] = Buffer.byteLength(out);
         res.writeHead(this.#status, this.#headers).end(out);
-        this.#answered();
+        // Audited from the upstream's answer (a list result is "ok" whatever the client may see of it).
+        this.#answered(auditResultOfBytes(body, false, x.msg!.id));
         return;
       }
       default: {
@@ -514,7 +518,7 @@ class Forward implements Dispatcher.DispatchHandler {
     const core = this.#p.core;
     core.metrics.phase("upstream", this.#tUp);
     if (x.done) return;
-    if (x.msg!.id !== undefined) x.result = held ?? this.#tap!.result(x.sse, x.msg!.id);
+    if (x.msg!.id !== undefined) x.result = held ?? this.#tap?.result(x.sse, x.msg!.id);
     core.finish(x, "ok", this.#status);
   }
 }

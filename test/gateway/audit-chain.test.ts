@@ -289,6 +289,7 @@ describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => 
     await post({ id: 3, method: "tools/call", params: { name: "delete-all", arguments: { confirm: true } } });
     await post({ id: 4, method: "prompts/get", params: { name: "nope" } });
     await post({ id: 5, method: "tools/call", params: { name: "slow", arguments: { ms: 3000 } } });
+    await post({ id: 6, method: "tools/list" });
     await gw.close();
 
     const records = sink.records();
@@ -299,6 +300,7 @@ describe("a gateway's audit trail, verified by mcp-bastion audit verify", () => 
     assert.equal(call("prompts/get")?.result, "error");
     assert.equal(typeof (call("prompts/get")!.error as { code: number }).code, "number");
     assert.deepEqual(call("slow")?.error, { code: -32008, message: "request timed out after 1 s" });
+    assert.deepEqual([call("tools/list")?.result, call("tools/list")?.error], ["ok", undefined], "a list answer (filtered for the client) is audited too");
 
     const file = join(dir, "audit.log");
     const keyFile = join(dir, "checkpoint.key");

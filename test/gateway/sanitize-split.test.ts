@@ -110,6 +110,7 @@ function upstream(req: IncomingMessage, res: ServerResponse, body: string): void
 let up: http.Server;
 let gw: Gateway;
 let url: string;
+const audit = new MemorySink();
 
 before(async () => {
   up = http.createServer((req, res) => {
@@ -129,7 +130,7 @@ before(async () => {
   });
   cfg.authorization = { rules: [{ name: "alice", clients: { apiKeys: ["alice"] }, tools: { allow: ["*"], deny: [] } }] };
   cfg.limits = { ...cfg.limits, maxRequestBytes: 1_048_576 };
-  gw = new Gateway({ config: parseConfig(cfg), auditSink: new MemorySink() });
+  gw = new Gateway({ config: parseConfig(cfg), auditSink: audit });
   const { port } = await gw.start();
   url = `http://127.0.0.1:${port}/mcp`;
   await waitFor("the gateway to be ready", () => gw.ready);
@@ -235,4 +236,31 @@ test("an answer to DELETE (no stream) is sanitized whole too", async () => {
   assert.equal(r.status, 200);
   assert.doesNotMatch(text, LEAK, `stack trace or path reached the client: ${text.slice(0, 300)}`);
   assert.equal((JSON.parse(text) as { error: { code: number } }).error.code, -32603);
+});
+
+test("each answer's audit line says how it was answered: held result, filtered JSON list, long error held whole, streamed result", async () => {
+  for (const name of ["echo", "big-error", "big-result"]) await call(name);
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${ALICE}`,
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+  };
+  session ??= await openSession(url, headers);
+  const list = await fetch(url, {
+    method: "POST",
+    headers: { ...headers, "mcp-session-id": session, "mcp-protocol-version": "2025-06-18" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/list" }),
+  });
+  assert.equal(list.headers.get("content-type"), "application/json");
+  assert.equal(((await list.json()) as { result: { tools: unknown[] } }).result.tools.length, TOOLS.length);
+  gw.audit.flush();
+  const records = audit.records();
+  const last = (pick: (r: Record<string, unknown>) => boolean) => records.filter(pick).at(-1);
+  assert.equal(last((r) => r.tool === "echo")?.result, "ok");
+  assert.equal(last((r) => r.tool === "big-result")?.result, "ok");
+  assert.equal(last((r) => r.method === "tools/list")?.result, "ok");
+  const error = last((r) => r.tool === "big-error");
+  assert.equal(error?.result, "error");
+  assert.equal((error?.error as { code?: number } | undefined)?.code, -32603);
+  assert.doesNotMatch(JSON.stringify(error), LEAK);
 });
