@@ -21,9 +21,11 @@
 // paths within a round (paths served by one process in separate groups): the one-connection runs request
 // by request, the paced runs (the same offered req/s for every path) in half-second turns.
 //
-// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b] [--warmup S]
-//   --warmup S  each path carries 8 connections for S seconds (default 8) before the first round: the
+// Usage: node bench/gateway/main.ts [--rounds N] [--requests N] [--seconds S] [--everything-rounds N] [--paths a,b] [--warmup S] [--processes N]
+//   --warmup S  each process carries 8 connections for S seconds (default 8) before the first round: the
 //            rounds compare processes whose JIT has settled (0: the first round includes the warm-up).
+//   --processes N  processes serving each of gateway, node and gw-base (default 3): the paced and
+//            one-connection runs take them in turn and count them all; the 8-connection runs use one per round.
 //   --paths  the paths to measure besides direct, gateway and node (the goals need those three): any of
 //            nginx,gw-2026,node-v8 (default all); `--paths none` measures the three alone (a profile of the
 //            gateway path only, shorter rounds).
@@ -56,6 +58,7 @@ const { values: opts } = parseArgs({
     baseline: { type: "string" },
     warmup: { type: "string" },
     rate: { type: "string" },
+    processes: { type: "string" },
   },
 });
 const ROUNDS = Number(opts.rounds ?? 5);
@@ -63,6 +66,14 @@ const LATENCY_REQUESTS = Number(opts.requests ?? 2000);
 const THROUGHPUT_SECONDS = Number(opts.seconds ?? 3);
 const EVERYTHING_ROUNDS = Number(opts["everything-rounds"] ?? 1);
 const WARMUP_SECONDS = Number(opts.warmup ?? 8);
+/**
+ * --processes: how many processes serve each of the gateway, the bare Node proxy and gw-base. Identical
+ * processes of one build differ by up to ~10% in CPU per request for their whole life (measured with four
+ * gateways and two bare proxies alternating: 230-241 µs; 198 and 220 µs), more than the 1.2x goal's margin,
+ * so one process per path made the ratio a draw. Each measurement takes the path's processes in turn and
+ * counts all of them.
+ */
+const PROCESSES = Number(opts.processes ?? 3);
 /** --rate: the offered load of the paced runs (req/s); by default half the slowest proxy's warm-up req/s. */
 const RATE = opts.rate === undefined ? undefined : Number(opts.rate);
 if (RATE !== undefined && !(RATE >= 1)) {
@@ -76,6 +87,7 @@ for (const [k, v] of Object.entries({
   seconds: THROUGHPUT_SECONDS,
   "everything-rounds": EVERYTHING_ROUNDS,
   warmup: WARMUP_SECONDS,
+  processes: PROCESSES,
 }))
   if (!Number.isFinite(v) || v < (MAY_BE_ZERO.has(k) ? 0 : 1)) {
     process.stderr.write(`bench/gateway: --${k} must be a number >= ${MAY_BE_ZERO.has(k) ? 0 : 1}\n`);
@@ -307,13 +319,26 @@ http {
 
 // ---------------------------------------------------------------- load
 
+/** One process serving a path. */
+interface Proc {
+  port: number;
+  /** Its CPU and memory are the path's cost (the server itself for direct). */
+  pid: number;
+}
+
 interface Target {
   name: string;
-  port: number;
   /** issue 11: "2026" sends stateless 2026-07-28 requests (no session); default: a 2025 session. */
   era?: "2026";
-  /** The process whose CPU and memory are this path's cost (the server itself for direct). */
-  pid: number;
+  /** The processes serving the path (--processes for gateway, node and gw-base; one for the others). */
+  procs: Proc[];
+}
+
+/** CPU seconds of all of a path's processes (the ones not being measured are idle). */
+function pathCpu(t: Target): number {
+  let s = 0;
+  for (const p of t.procs) s += cpuSeconds(p.pid);
+  return s;
 }
 
 function post(
@@ -389,15 +414,16 @@ const MODERN_META = {
 type LoadMode = { requests: number } | { seconds: number; rate?: number };
 
 /** One path's client: a keep-alive agent, an open session (2025) or the 2026 headers, and a checked call. */
-async function client(t: Target, conns: number): Promise<{ call: () => Promise<void>; close: () => void }> {
+async function client(t: Target, conns: number, proc = 0): Promise<{ call: () => Promise<void>; close: () => void }> {
+  const port = t.procs[proc]!.port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
-  const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, t.port);
+  const headers = t.era === "2026" ? MODERN_HEADERS : await openSession(agent, port);
   const meta = t.era === "2026" ? { _meta: MODERN_META } : {};
   let next = 1;
   const send = () =>
     post(
       agent,
-      t.port,
+      port,
       headers,
       JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name: "echo", arguments: { message: "hello benchmark" }, ...meta } }),
     );
@@ -419,15 +445,17 @@ function summary(lat: number[], secs: number, cpuSecs: number): Result {
   return { rps: lat.length / secs, p50: q(0.5), p99: q(0.99), n: lat.length, cpu: (cpuSecs / lat.length) * 1e6, samples: lat };
 }
 
-async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
-  const { call, close } = await client(t, conns);
+/** A closed-loop or paced load on one of the path's processes (`proc`), its CPU alone. */
+async function load(t: Target, conns: number, mode: LoadMode, proc = 0): Promise<Result> {
+  const { call, close } = await client(t, conns, proc);
+  const pid = t.procs[proc]!.pid;
   const lat: number[] = [];
   const timed = async () => {
     const s = process.hrtime.bigint();
     await call();
     lat.push(Number(process.hrtime.bigint() - s) / 1000);
   };
-  const c0 = cpuSeconds(t.pid);
+  const c0 = cpuSeconds(pid);
   const t0 = process.hrtime.bigint();
   const deadline = "seconds" in mode ? Date.now() + mode.seconds * 1000 : Number.POSITIVE_INFINITY;
   let remaining = "requests" in mode ? mode.requests : Number.POSITIVE_INFINITY;
@@ -437,7 +465,7 @@ async function load(t: Target, conns: number, mode: LoadMode): Promise<Result> {
   if ("rate" in mode && mode.rate !== undefined) await paced(mode.rate, conns, deadline, timed);
   else await Promise.all(Array.from({ length: conns }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = cpuSeconds(t.pid) - c0;
+  const cpu = cpuSeconds(pid) - c0;
   close();
   return summary(lat, secs, cpu);
 }
@@ -447,7 +475,7 @@ function interleaveGroups(order: Path[], targets: Record<Path, Target>): Path[][
   const groups: Path[][] = [];
   for (const p of order) {
     if (p === "direct" || p === "node") continue;
-    let g = groups.find((g) => !g.some((q) => targets[q].pid === targets[p].pid));
+    let g = groups.find((g) => !g.some((q) => targets[q].procs[0]!.pid === targets[p].procs[0]!.pid));
     if (!g) {
       g = [];
       groups.push(g);
@@ -467,26 +495,32 @@ function interleaveGroups(order: Path[], targets: Record<Path, Target>): Path[][
  * server's, which serves every path, over all the requests it served.
  */
 async function interleavedOne(targets: Target[], requests: number, serverPid: number): Promise<Result[]> {
-  const clients = [];
-  for (const t of targets) clients.push(await client(t, 1));
+  // One connection to each process of each path; a path's processes take its requests in equal blocks.
+  const clients: Awaited<ReturnType<typeof client>>[][] = [];
+  for (const t of targets) {
+    const per = [];
+    for (let k = 0; k < t.procs.length; k++) per.push(await client(t, 1, k));
+    clients.push(per);
+  }
   const lat = targets.map((): number[] => []);
-  const c0 = targets.map((t) => cpuSeconds(t.pid));
+  const c0 = targets.map((t) => pathCpu(t));
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < requests; i++)
     for (let k = 0; k < targets.length; k++) {
       const j = (i + k) % targets.length;
+      const mine = clients[j]!;
       const s = process.hrtime.bigint();
-      await clients[j]!.call();
+      await mine[Math.floor((i * mine.length) / requests)]!.call();
       lat[j]!.push(Number(process.hrtime.bigint() - s) / 1000);
     }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const out = targets.map((t, j) => {
-    const cpu = cpuSeconds(t.pid) - c0[j]!;
+    const cpu = pathCpu(t) - c0[j]!;
     const r = summary(lat[j]!, secs, cpu);
     // The server served every path's requests in this window.
-    return t.pid === serverPid ? { ...r, cpu: (cpu / (requests * targets.length)) * 1e6 } : r;
+    return t.procs[0]!.pid === serverPid ? { ...r, cpu: (cpu / (requests * targets.length)) * 1e6 } : r;
   });
-  for (const c of clients) c.close();
+  for (const c of clients.flat()) c.close();
   return out;
 }
 
@@ -502,18 +536,25 @@ const SLICE_MS = 500;
  * shared cores the per-round ratio of two such runs ranged 0.90-1.64 within one bench run.
  */
 async function interleavedPaced(targets: Target[], rate: number, conns: number, seconds: number, serverPid: number): Promise<Result[]> {
-  const clients: Awaited<ReturnType<typeof client>>[] = [];
-  for (const t of targets) clients.push(await client(t, conns));
+  // A path's processes take its turns in rotation (each turn one process, at the full rate).
+  const clients: Awaited<ReturnType<typeof client>>[][] = [];
+  for (const t of targets) {
+    const per = [];
+    for (let k = 0; k < t.procs.length; k++) per.push(await client(t, conns, k));
+    clients.push(per);
+  }
   const lat = targets.map((): number[] => []);
   const active = targets.map(() => 0);
-  const c0 = targets.map((t) => cpuSeconds(t.pid));
+  const c0 = targets.map((t) => pathCpu(t));
   const turns = Math.max(1, Math.round((seconds * 1000) / SLICE_MS));
   for (let s = 0; s < turns; s++)
     for (let k = 0; k < targets.length; k++) {
       const j = (s + k) % targets.length;
+      const mine = clients[j]!;
+      const c = mine[s % mine.length]!;
       const timed = async () => {
         const st = process.hrtime.bigint();
-        await clients[j]!.call();
+        await c.call();
         lat[j]!.push(Number(process.hrtime.bigint() - st) / 1000);
       };
       const t0 = process.hrtime.bigint();
@@ -522,11 +563,11 @@ async function interleavedPaced(targets: Target[], rate: number, conns: number, 
     }
   const served = lat.reduce((n, l) => n + l.length, 0);
   const out = targets.map((t, j) => {
-    const cpu = cpuSeconds(t.pid) - c0[j]!;
+    const cpu = pathCpu(t) - c0[j]!;
     const r = summary(lat[j]!, active[j]!, cpu);
-    return t.pid === serverPid ? { ...r, cpu: (cpu / served) * 1e6 } : r;
+    return t.procs[0]!.pid === serverPid ? { ...r, cpu: (cpu / served) * 1e6 } : r;
   });
-  for (const c of clients) c.close();
+  for (const c of clients.flat()) c.close();
   return out;
 }
 
@@ -611,6 +652,25 @@ function cpuSeconds(pid: number): number {
   return total;
 }
 
+/** The phase counters of several gateways, added up. */
+function sumPhases(all: Record<string, { s: number; n: number }>[]): Record<string, { s: number; n: number }> {
+  const out: Record<string, { s: number; n: number }> = {};
+  for (const one of all)
+    for (const [k, v] of Object.entries(one)) {
+      const e = out[k] ?? { s: 0, n: 0 };
+      e.s += v.s;
+      e.n += v.n;
+      out[k] = e;
+    }
+  return out;
+}
+
+/** A path's memory: the mean over its processes. */
+function meanRss(procs: Proc[]): { rss: number; peak: number } {
+  const all = procs.map((p) => rssMb(p.pid));
+  return { rss: all.reduce((s, m) => s + m.rss, 0) / all.length, peak: all.reduce((s, m) => s + m.peak, 0) / all.length };
+}
+
 function rssMb(pid: number): { rss: number; peak: number } {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
@@ -656,19 +716,24 @@ interface Table {
 async function table(kind: Upstream, rounds: number, latencyRequests: number, seconds: number): Promise<Table> {
   const dir = mkdtempSync(join(tmpdir(), "mcp-bastion-bench-"));
   const up = await startUpstream(kind);
-  const gw = await startGateway(up.port, dir, kind === "canned");
+  const gws: Awaited<ReturnType<typeof startGateway>>[] = [];
+  const bases: Awaited<ReturnType<typeof startGateway>>[] = [];
+  const bares: Proc[] = [];
+  // (Only the first gateway writes the BENCH_PROFILE profile.)
+  for (let k = 0; k < PROCESSES; k++) gws.push(await startGateway(up.port, dir, kind === "canned" && k === 0));
+  if (BASELINE) for (let k = 0; k < PROCESSES; k++) bases.push(await startGateway(up.port, dir, false, BASELINE));
+  for (let k = 0; k < PROCESSES; k++) bares.push(await startBareProxy(up.port, dir, GATEWAY_NODE_OPTIONS));
   const nginx = PATHS.includes("nginx") ? await startNginx(up.port, dir) : { port: 0, pid: 0 };
-  const base = BASELINE ? await startGateway(up.port, dir, false, BASELINE) : undefined;
-  const bare = await startBareProxy(up.port, dir, GATEWAY_NODE_OPTIONS);
   const bareDefaults = PATHS.includes("node-v8") ? await startBareProxy(up.port, dir, "") : { port: 0, pid: 0 };
+  const gwProcs = gws.map((g) => ({ port: g.port, pid: g.proc.pid! }));
   const targets: Record<Path, Target> = {
-    direct: { name: "direct", port: up.port, pid: up.pid },
-    gateway: { name: "gateway", port: gw.port, pid: gw.proc.pid! },
-    node: { name: "node", port: bare.port, pid: bare.pid },
-    nginx: { name: "nginx", port: nginx.port, pid: nginx.pid },
-    "gw-2026": { name: "gw-2026", port: gw.port, pid: gw.proc.pid!, era: "2026" },
-    "gw-base": { name: "gw-base", port: base?.port ?? 0, pid: base?.proc.pid ?? 0 },
-    "node-v8": { name: "node-v8", port: bareDefaults.port, pid: bareDefaults.pid },
+    direct: { name: "direct", procs: [up] },
+    gateway: { name: "gateway", procs: gwProcs },
+    node: { name: "node", procs: bares },
+    nginx: { name: "nginx", procs: [nginx] },
+    "gw-2026": { name: "gw-2026", procs: gwProcs, era: "2026" },
+    "gw-base": { name: "gw-base", procs: bases.length > 0 ? bases.map((g) => ({ port: g.port, pid: g.proc.pid! })) : [{ port: 0, pid: 0 }] },
+    "node-v8": { name: "node-v8", procs: [bareDefaults] },
   };
   const load0 = loadavg()[0]!;
   const out: Record<Path, Round[]> = { direct: [], gateway: [], node: [], nginx: [], "gw-2026": [], "gw-base": [], "node-v8": [] };
@@ -678,11 +743,17 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
   // 5,000 requests until ~15,000 requests in), which costs the proxy with more code more, and which a
   // gateway that runs for days pays once.
   const warm: Partial<Record<Path, number>> = {};
-  if (WARMUP_SECONDS > 0) for (const p of PATHS) warm[p] = (await load(targets[p], 8, { seconds: WARMUP_SECONDS })).rps;
+  if (WARMUP_SECONDS > 0)
+    for (const p of PATHS)
+      for (let k = 0; k < targets[p].procs.length; k++) {
+        const rps = (await load(targets[p], 8, { seconds: WARMUP_SECONDS }, k)).rps;
+        warm[p] = Math.min(warm[p] ?? rps, rps);
+      }
   // The paced runs' rate: half of what the slowest proxy carried in its warm-up, so every path keeps up.
   const proxies = PATHS.filter((p) => p !== "direct" && p !== "nginx" && warm[p] !== undefined).map((p) => warm[p]!);
   const rate = RATE ?? (proxies.length > 0 ? Math.max(100, Math.round(Math.min(...proxies) / 2 / 100) * 100) : 1000);
-  const before = await phases(gw.adminPort);
+  const gatewayPhases = async () => sumPhases(await Promise.all(gws.map((g) => phases(g.adminPort))));
+  const before = await gatewayPhases();
   for (let r = 0; r < rounds; r++) {
     // Round r starts with path r: no path always runs first (cold) or right after the heaviest.
     const order = PATHS.map((_, i) => PATHS[(i + r) % PATHS.length]!);
@@ -700,7 +771,8 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
       });
     }
     const eight: Partial<Record<Path, Result>> = {};
-    for (const p of order) eight[p] = await load(targets[p], 8, { seconds });
+    // Flat out on one process per path (round r: the path's process r, in rotation).
+    for (const p of order) eight[p] = await load(targets[p], 8, { seconds }, r % targets[p].procs.length);
     // The paced runs alternate too, in half-second turns, in the same groups.
     const pacedRuns: Partial<Record<Path, Result>> = {};
     for (const group of interleaveGroups(order, targets)) {
@@ -718,18 +790,19 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     for (const p of order) out[p].push({ one: one[p]!, eight: eight[p]!, paced: pacedRuns[p]! });
     process.stderr.write(`bench: ${kind} round ${r + 1}/${rounds} done (load ${loadavg()[0]!.toFixed(1)})\n`);
   }
-  const after = await phases(gw.adminPort);
-  const rss = Object.fromEntries(PATHS.map((p) => [p, rssMb(targets[p].pid)])) as Table["rss"];
+  const after = await gatewayPhases();
+  const rss = Object.fromEntries(PATHS.map((p) => [p, meanRss(targets[p].procs)])) as Table["rss"];
   const means: Table["phases"] = {};
   for (const [p, a] of Object.entries(after)) {
     const b = before[p] ?? { s: 0, n: 0 };
     if (a.n > b.n) means[p] = { mean: ((a.s - b.s) / (a.n - b.n)) * 1e6, n: a.n - b.n };
   }
   if (kind === "canned" && process.env.BENCH_PROFILE) {
-    gw.proc.kill("SIGTERM");
-    await new Promise((r) => gw.proc.once("exit", r));
+    gws[0]!.proc.kill("SIGTERM");
+    await new Promise((r) => gws[0]!.proc.once("exit", r));
   }
-  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines: gw.audit.lines, load: [load0, loadavg()[0]!], rate };
+  const auditLines = gws.reduce((n, g) => n + g.audit.lines, 0);
+  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines, load: [load0, loadavg()[0]!], rate };
   await stopChildren();
   rmSync(dir, { recursive: true, force: true });
   return result;
@@ -855,7 +928,7 @@ function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: numbe
 // ---------------------------------------------------------------- main
 
 process.stdout.write(
-  `gateway benchmark: tools/call echo on one session per run; ${WARMUP_SECONDS} s warm-up per path, then per round ${LATENCY_REQUESTS} requests per path at 1 connection (the paths' requests alternating), per path 8 connections x ${THROUGHPUT_SECONDS} s flat out, 8 connections x ${THROUGHPUT_SECONDS} s at a fixed rate\n`,
+  `gateway benchmark: tools/call echo on one session per run; gateway, bare Node proxy${BASELINE ? " and gw-base" : ""} served by ${PROCESSES} processes each (taken in turn, all counted); ${WARMUP_SECONDS} s warm-up per process, then per round ${LATENCY_REQUESTS} requests per path at 1 connection (the paths' requests alternating), per path 8 connections x ${THROUGHPUT_SECONDS} s flat out, 8 connections x ${THROUGHPUT_SECONDS} s at a fixed rate\n`,
 );
 const canned = await table("canned", ROUNDS, LATENCY_REQUESTS, THROUGHPUT_SECONDS);
 const goals = print(canned);
