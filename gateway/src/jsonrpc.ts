@@ -71,9 +71,16 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
 
 function deeperThan(v: object, depth: number, max: number): boolean {
   if (depth > max) return true;
-  const children = Array.isArray(v) ? v : Object.values(v);
-  for (let i = 0; i < children.length; i++) {
-    const c: unknown = children[i];
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const c: unknown = v[i];
+      if (c !== null && typeof c === "object" && deeperThan(c, depth + 1, max)) return true;
+    }
+    return false;
+  }
+  // for-in, not Object.values: no array per object (JSON.parse makes plain objects with no inherited keys).
+  for (const k in v) {
+    const c: unknown = (v as Record<string, unknown>)[k];
     if (c !== null && typeof c === "object" && deeperThan(c, depth + 1, max)) return true;
   }
   return false;

@@ -171,14 +171,13 @@ export class PolicyEngine {
   ): Refusal | Checked | Promise<Refusal | Checked> {
     if (!t.ok) return limited(t, "client", "this client");
     const policy = this.#authz.policyFor(id);
-    const gate = (kind: Kind, name: string, args: unknown, shown?: string) => this.#gate(policy, id, method, kind, name, args, facts, shown);
     switch (method) {
       case "tools/call": {
         const name = params?.name;
         if (typeof name !== "string" || name.length === 0) return invalid('tools/call needs "params.name" (a string)');
         const bad = nameProblem(name);
         if (bad) return badName("tool", name, bad);
-        const refusedTool = gate("tools", name, params?.arguments);
+        const refusedTool = this.#gate(policy, id, method, "tools", name, params?.arguments, facts);
         if (refusedTool) return refusedTool;
         const tl = this.#toolLimit(name);
         if (tl) {
@@ -196,7 +195,7 @@ export class PolicyEngine {
         // issue 10 class 1: rules (and conditions) see the URI the server will resolve, never the raw one.
         const canonical = resourceUri(uri);
         if (typeof canonical !== "string") return canonical;
-        const refusedUri = gate("resources", canonical, undefined, uri);
+        const refusedUri = this.#gate(policy, id, method, "resources", canonical, undefined, facts, uri);
         if (refusedUri) return refusedUri;
         break;
       }
@@ -210,7 +209,7 @@ export class PolicyEngine {
         for (const uri of uris as string[]) {
           const canonical = resourceUri(uri);
           if (typeof canonical !== "string") return canonical;
-          const refused = gate("resources", canonical, undefined, uri);
+          const refused = this.#gate(policy, id, method, "resources", canonical, undefined, facts, uri);
           if (refused) return refused;
         }
         break;
@@ -220,7 +219,7 @@ export class PolicyEngine {
         if (typeof name !== "string") return invalid('prompts/get needs "params.name" (a string)');
         const bad = nameProblem(name);
         if (bad) return badName("prompt", name, bad);
-        const refusedPrompt = gate("prompts", name, params?.arguments);
+        const refusedPrompt = this.#gate(policy, id, method, "prompts", name, params?.arguments, facts);
         if (refusedPrompt) return refusedPrompt;
         break;
       }
@@ -229,14 +228,14 @@ export class PolicyEngine {
         if (ref?.type === "ref/prompt" && typeof ref.name === "string") {
           const bad = nameProblem(ref.name);
           if (bad) return badName("prompt", ref.name, bad);
-          const refusedRef = gate("prompts", ref.name, undefined);
+          const refusedRef = this.#gate(policy, id, method, "prompts", ref.name, undefined, facts);
           if (refusedRef) return refusedRef;
         }
         if (ref?.type === "ref/resource" && typeof ref.uri === "string") {
           // A resource template (`file:///{path}`): the braces go through the parser like any path text.
           const canonical = resourceUri(ref.uri);
           if (typeof canonical !== "string") return canonical;
-          const refusedRef = gate("resources", canonical, undefined, ref.uri);
+          const refusedRef = this.#gate(policy, id, method, "resources", canonical, undefined, facts, ref.uri);
           if (refusedRef) return refusedRef;
         }
         break;

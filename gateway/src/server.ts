@@ -65,6 +65,20 @@ const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
 /** Errors of a response stream (the client went away) end the exchange through its close event. */
 function ignore(): void {}
 
+/** An admitted exchange, on its response: one "close" listener per gateway serves them all (no closure per request). */
+const LIVE = Symbol("live exchange");
+type Watched = ServerResponse & { [LIVE]?: Exchange };
+
+function clientCloseListener(gw: Gateway): (this: Watched) => void {
+  return function onClientClose(this: Watched): void {
+    const x = this[LIVE];
+    if (!x) return;
+    this[LIVE] = undefined;
+    // The client hung up before its answer (an older-transport request lives on: its answer goes to the stream).
+    if (!x.done && !x.detached) gw.finish(x, "client-closed", 499);
+  };
+}
+
 /** identityHeaders() when the server gets no identity: one shared empty object (callers copy from it). */
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -120,6 +134,8 @@ export class Gateway implements Front {
   readonly #trustedProxies: CidrSet;
   readonly #identity: IdentityForwarder;
   readonly #now: () => number;
+
+  readonly #onClientClose = clientCloseListener(this);
 
   constructor(opts: GatewayOptions) {
     const c = opts.config;
@@ -481,10 +497,8 @@ export class Gateway implements Front {
     this.#clientInflight.set(key, mine + 1);
     x.admitted = true;
     this.#live.set(x);
-    x.res.on("close", () => {
-      // The client hung up before its answer (an older-transport request lives on: its answer goes to the stream).
-      if (!x.done && !x.detached) this.finish(x, "client-closed", 499);
-    });
+    (x.res as Watched)[LIVE] = x;
+    x.res.on("close", this.#onClientClose);
     return undefined;
   }
 
