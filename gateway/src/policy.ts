@@ -141,6 +141,40 @@ export class PolicyEngine {
     return l;
   }
 
+  /**
+   * The limiter's bucket keys, built once per client (and tool): a key built per request was a new string
+   * for the limiter's Map to flatten and hash on every call. Bounded: clients and tool names are many only
+   * under attack, and then the caches start over.
+   */
+  readonly #clientBuckets = new Map<string, string>();
+  readonly #toolBuckets = new Map<string, Map<string, string>>();
+
+  #clientBucket(client: string): string {
+    let k = this.#clientBuckets.get(client);
+    if (k === undefined) {
+      k = `c:${client}`;
+      if (this.#clientBuckets.size >= 10_000) this.#clientBuckets.clear();
+      this.#clientBuckets.set(client, k);
+    }
+    return k;
+  }
+
+  #toolBucket(client: string, tool: string): string {
+    let byTool = this.#toolBuckets.get(client);
+    if (byTool === undefined) {
+      if (this.#toolBuckets.size >= 10_000) this.#toolBuckets.clear();
+      byTool = new Map();
+      this.#toolBuckets.set(client, byTool);
+    }
+    let k = byTool.get(tool);
+    if (k === undefined) {
+      k = `t:${client}\u0000${tool}`;
+      if (byTool.size >= 1_000) byTool.clear();
+      byTool.set(tool, k);
+    }
+    return k;
+  }
+
   timeoutMs(tool: string | undefined): number {
     if (tool === undefined) return this.#limits.requestTimeoutSeconds * 1000;
     let t = this.#timeoutCache.get(tool);
@@ -158,7 +192,7 @@ export class PolicyEngine {
    */
   check(id: Identity, method: string, params: Record<string, unknown> | undefined, facts?: RequestFacts): Refusal | Checked | Promise<Refusal | Checked> {
     const pc = this.#limits.perClient;
-    const t = this.#limiter.take(`c:${id.key}`, pc.requestsPerMinute, pc.burst);
+    const t = this.#limiter.take(this.#clientBucket(id.key), pc.requestsPerMinute, pc.burst);
     return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params, facts)) : this.#afterClientLimit(t, id, method, params, facts);
   }
 
@@ -181,7 +215,7 @@ export class PolicyEngine {
         if (refusedTool) return refusedTool;
         const tl = this.#toolLimit(name);
         if (tl) {
-          const tt = this.#limiter.take(`t:${id.key}\u0000${name}`, tl.requestsPerMinute, tl.burst);
+          const tt = this.#limiter.take(this.#toolBucket(id.key, name), tl.requestsPerMinute, tl.burst);
           if (tt instanceof Promise) return tt.then((x) => (x.ok ? this.#toolEntry(name, params) : limited(x, "tool", `tool "${name}"`)));
           if (!tt.ok) return limited(tt, "tool", `tool "${name}"`);
         }
