@@ -53,6 +53,8 @@ export interface GatewayOptions {
 }
 
 const MAX_SESSIONS = 10000;
+/** How often the deadlines of request bodies still arriving are checked (timeouts are whole seconds). */
+const BODY_SWEEP_MS = 250;
 const SESSION_IDLE_MS = 3_600_000;
 /** Gateway-held sessions pin an upstream process (stdio) or stream: reclaimed sooner when idle. */
 const HOSTED_IDLE_MS = 900_000;
@@ -317,8 +319,6 @@ export class Gateway implements Front {
       new Promise<void>((r) => this.#server!.listen(c.listen.port, c.listen.host, r)),
       new Promise<void>((r) => this.#admin!.listen(c.listen.adminPort, c.listen.host, r)),
     ]);
-    this.#bodySweep = setInterval(() => this.#sweepBodies(), 250);
-    this.#bodySweep.unref();
     this.#sweep = setInterval(() => this.sessions.sweep(Date.now(), SESSION_IDLE_MS, HOSTED_IDLE_MS), 60_000);
     this.#sweep.unref();
     // Servers that change tools without notifying are caught by a periodic re-read.
@@ -504,6 +504,11 @@ export class Gateway implements Front {
 
   receiving(x: Exchange, ms: number): void {
     this.#receiving.set(x, performance.now() + ms);
+    // The sweep runs only while bodies are being received: an idle gateway is not woken 4 times a second.
+    if (!this.#bodySweep && !this.#closing) {
+      this.#bodySweep = setInterval(() => this.#sweepBodies(), BODY_SWEEP_MS);
+      this.#bodySweep.unref();
+    }
   }
 
   received(x: Exchange): void {
@@ -511,7 +516,11 @@ export class Gateway implements Front {
   }
 
   #sweepBodies(): void {
-    if (this.#receiving.size === 0) return;
+    if (this.#receiving.size === 0) {
+      clearInterval(this.#bodySweep);
+      this.#bodySweep = undefined;
+      return;
+    }
     const ms = (this.config.limits.bodyTimeoutSeconds ?? 10) * 1000;
     for (const x of this.#receiving.takeExpired(performance.now())) bodyTimedOut(x, ms);
   }
