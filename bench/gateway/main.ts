@@ -94,6 +94,9 @@ for (const [k, v] of Object.entries({
     process.exit(2);
   }
 
+/** How long the processes are left alone, once started, to measure what each costs at rest. */
+const IDLE_SECONDS = 10;
+
 /** How long a process of the bench may take to say it listens. */
 const START_MS = 30_000;
 
@@ -705,6 +708,8 @@ interface Table {
   upstream: Upstream;
   rounds: Record<Path, Round[]>;
   rss: Record<Path, { rss: number; peak: number }>;
+  /** CPU ms per second of one process at rest (after the rounds), per path. */
+  idle: Record<Path, number>;
   /** Mean µs per pass and the number of passes, per phase counter of the gateway. */
   phases: Record<string, { mean: number; n: number }>;
   auditLines: number;
@@ -791,6 +796,14 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     process.stderr.write(`bench: ${kind} round ${r + 1}/${rounds} done (load ${loadavg()[0]!.toFixed(1)})\n`);
   }
   const after = await gatewayPhases();
+  // Then at rest: what a proxy costs with nothing to do (its timers), per process, over IDLE_SECONDS,
+  // after a second for the work the last round deferred (audit flush, garbage collection).
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleFrom = Object.fromEntries(PATHS.map((p) => [p, pathCpu(targets[p])]));
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  const idle = Object.fromEntries(
+    PATHS.map((p) => [p, ((pathCpu(targets[p]) - idleFrom[p]!) / IDLE_SECONDS / targets[p].procs.length) * 1000]),
+  ) as Table["idle"];
   const rss = Object.fromEntries(PATHS.map((p) => [p, meanRss(targets[p].procs)])) as Table["rss"];
   const means: Table["phases"] = {};
   for (const [p, a] of Object.entries(after)) {
@@ -802,7 +815,7 @@ async function table(kind: Upstream, rounds: number, latencyRequests: number, se
     await new Promise((r) => gws[0]!.proc.once("exit", r));
   }
   const auditLines = gws.reduce((n, g) => n + g.audit.lines, 0);
-  const result: Table = { upstream: kind, rounds: out, rss, phases: means, auditLines, load: [load0, loadavg()[0]!], rate };
+  const result: Table = { upstream: kind, rounds: out, rss, idle, phases: means, auditLines, load: [load0, loadavg()[0]!], rate };
   await stopChildren();
   rmSync(dir, { recursive: true, force: true });
   return result;
@@ -903,6 +916,12 @@ function print(t: Table): { cpuRatio: number; cpu8Ratio: number; p50Ratio: numbe
   // so a phase with few passes (policy: initialize only here; tools/call counts as validate) is
   // dominated by its slowest pass (the first request through cold code).
   lines.push(`gateway phase counters (wall clock, mean µs per pass, whole run): ${phaseText}; audit lines written: ${t.auditLines}`);
+  // (/proc counts CPU in 10 ms ticks: over 10 s, 1 ms/s is one tick.)
+  lines.push(
+    `at rest (CPU ms per second of one process, ${IDLE_SECONDS} s after the rounds): ${PATHS.filter((p) => p !== "gw-2026")
+      .map((p) => `${p} ${t.idle[p].toFixed(1)}`)
+      .join(", ")}`,
+  );
   process.stdout.write(`${lines.join("\n")}\n`);
   const cpuRatio = median(ratio("gateway", (x) => x.paced.cpu));
   const cpu8Ratio = median(ratio("gateway", (x) => x.eight.cpu));
