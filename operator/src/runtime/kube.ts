@@ -84,6 +84,28 @@ export interface KubeClientOptions {
 
 const ROTATE_EVERY_MS = 5 * 60_000;
 
+/**
+ * Whether a request may be sent again after a stale kept-alive socket: only when a second copy cannot do
+ * more than the first (a PUT carries its resourceVersion, an apply or merge patch sets the same fields
+ * again; a JSON patch may append twice, a POST create twice).
+ */
+function resendable(method: string, contentType: string | undefined): boolean {
+  if (method === "PATCH") return contentType === "application/apply-patch+yaml" || contentType === "application/merge-patch+json";
+  return method === "GET" || method === "HEAD" || method === "PUT" || method === "DELETE";
+}
+const MAX_RESENDS = 3;
+/** How a socket closed by the peer before our request was read fails: reset, or closed without an answer. */
+const STALE_SOCKET_CODES = new Set(["ECONNRESET", "EPIPE"]);
+
+/** A request that failed on a reused socket before any answer came; `cause` is the socket's error. */
+class StaleSocketError extends Error {
+  override readonly cause: Error;
+  constructor(cause: Error) {
+    super(cause.message);
+    this.cause = cause;
+  }
+}
+
 export class KubeClient {
   readonly server: string;
   readonly stats: RequestStats = { byVerb: new Map() };
@@ -164,11 +186,43 @@ export class KubeClient {
       headers["Content-Type"] = opts.contentType ?? "application/json";
       headers["Content-Length"] = String(body.length);
     }
+    // A request sent on a kept-alive socket the API server had already closed (it restarted, or this
+    // process was paused and has not yet read the close) fails before any answer: send it again on another
+    // socket, as Go's net/http does for client-go. Each failure takes its dead socket out of the pool, and
+    // the event loop reads the other closes meanwhile, so a few resends are plenty.
+    for (let resends = 0; ; resends++) {
+      try {
+        return await this.send(url, method, headers, body, opts);
+      } catch (err) {
+        if (!(err instanceof StaleSocketError)) throw err;
+        if (resends === MAX_RESENDS || !resendable(method, opts.contentType)) throw err.cause;
+        this.stats.byVerb.set(verbForStats, (this.stats.byVerb.get(verbForStats) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** One HTTP request; rejects with StaleSocketError when a reused socket fails before any answer. */
+  private send(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, opts: RequestOptions): Promise<IncomingMessage> {
     const send = this.secure ? request : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.agent as Agent, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
-      if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms`)));
-      req.on("error", reject);
+      let answered: ReturnType<typeof setTimeout> | undefined;
+      const req = send(url, { method, headers, agent: this.agent as Agent, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+        clearTimeout(answered);
+        resolve(res);
+      });
+      if (opts.timeoutMs) {
+        const timeout = () => req.destroy(new Error(`timeout after ${opts.timeoutMs} ms`));
+        // Until the answer starts, a deadline from now: the socket's idle timeout only starts once it is
+        // connected, and a new TLS connection to a hung API server connects and then never shakes hands.
+        answered = setTimeout(timeout, opts.timeoutMs);
+        // Then between bytes of the answer.
+        req.setTimeout(opts.timeoutMs, timeout);
+      }
+      // Once answered, the promise is settled and a later error belongs to the body's reader.
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        clearTimeout(answered);
+        reject(req.reusedSocket && STALE_SOCKET_CODES.has(err.code ?? "") && !opts.signal?.aborted ? new StaleSocketError(err) : err);
+      });
       req.end(body);
     });
   }
@@ -192,8 +246,8 @@ export class KubeClient {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
-  get<T = KubeObject>(ref: ResourceRef): Promise<T> {
-    return this.request<T>("GET", resourcePath(ref));
+  get<T = KubeObject>(ref: ResourceRef, opts: Pick<RequestOptions, "timeoutMs"> = {}): Promise<T> {
+    return this.request<T>("GET", resourcePath(ref), opts);
   }
 
   list<T = KubeObject>(
@@ -219,12 +273,12 @@ export class KubeClient {
     return this.request("DELETE", resourcePath(ref), { query });
   }
 
-  create<T = KubeObject>(ref: ResourceRef, obj: unknown): Promise<T> {
-    return this.request<T>("POST", resourcePath(ref), { body: obj });
+  create<T = KubeObject>(ref: ResourceRef, obj: unknown, opts: Pick<RequestOptions, "timeoutMs"> = {}): Promise<T> {
+    return this.request<T>("POST", resourcePath(ref), { ...opts, body: obj });
   }
 
-  replace<T = KubeObject>(ref: ResourceRef, obj: unknown): Promise<T> {
-    return this.request<T>("PUT", resourcePath(ref), { body: obj });
+  replace<T = KubeObject>(ref: ResourceRef, obj: unknown, opts: Pick<RequestOptions, "timeoutMs"> = {}): Promise<T> {
+    return this.request<T>("PUT", resourcePath(ref), { ...opts, body: obj });
   }
 
   /**
