@@ -45,6 +45,11 @@ export interface ControlPlane {
   userKubeconfig(user: string, groups?: string[]): Promise<string>;
   /** Kills kube-apiserver (SIGKILL) and starts it again on the same port; resolves when it is ready. */
   restartApiServer(): Promise<void>;
+  /**
+   * Stops the API server process (SIGSTOP): connections stay open and nothing is answered, as with a hung
+   * or partitioned API server. Returns the function that lets it run again.
+   */
+  freezeApiServer(): () => void;
   /** Kills etcd (SIGKILL) and starts it again with the same data; resolves when the API server is ready again. */
   restartEtcd(): Promise<void>;
   stop(): Promise<void>;
@@ -524,6 +529,21 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
         await killProc(apiserver, "SIGKILL", 0);
         startProc(apiserver);
         await waitReady(dir, server, apiserver, READY_TIMEOUT_MS);
+      },
+      freezeApiServer() {
+        const pid = apiserver.child?.pid;
+        if (pid === undefined) throw new Error("the API server is not running");
+        process.kill(pid, "SIGSTOP");
+        let thawed = false;
+        return () => {
+          if (thawed) return;
+          thawed = true;
+          try {
+            process.kill(pid, "SIGCONT");
+          } catch {
+            // gone already (stopped or restarted meanwhile)
+          }
+        };
       },
       async restartEtcd() {
         await killProc(etcd, "SIGKILL", 0);

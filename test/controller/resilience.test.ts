@@ -2,8 +2,10 @@
 // (`mcp-bastion operator`) against a real kube-apiserver whose audit log counts every write:
 // a restart with nothing changed sends no write, only the leader writes and a standby takes over
 // when it dies, a kube-apiserver killed in the middle of a batch is survived, --namespaces
-// limits what is watched, and a leader that loses its Lease stops.
+// limits what is watched, a leader that loses its Lease stops, a leader paused past its renew deadline
+// while the API server restarts keeps its Lease, and a leader whose API server hangs stops in time.
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { after, before, test } from "node:test";
 import { type AuditEvent, type ControlPlane, readAuditEvents, startControlPlane } from "../../dev/controlplane/index.ts";
 import { waitFor } from "../support/index.ts";
@@ -165,4 +167,55 @@ test("a leader that loses its Lease stops at once and exits non-zero (its pod re
   const code = await Promise.race([leader.stop("SIGCONT"), new Promise((r) => setTimeout(r, 60_000, "still running 60 s after its Lease was taken"))]);
   assert.equal(code, 1, JSON.stringify(leader.logs));
   assert.ok(leader.logs.some((l) => l.msg === "lost leadership: stopping all work"));
+});
+
+test("a leader paused longer than its renew deadline while the API server restarts keeps its Lease and goes on", async () => {
+  await must(cp, ["create", "namespace", "paused"]);
+  const leader = await operator(["--leader-election-id=pause-test", "--namespaces=paused"]);
+  await leader.waitLog("became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"));
+  await applyServers(["p-1"], "paused");
+  await waitCondition(cp, "paused", "p-1", "Reconciled", "True");
+  // Paused (a stopped container, a long GC pause) with kept-alive sockets in its pool; the API server
+  // restarts meanwhile, so the first requests after the pause go out on sockets that are already closed.
+  const pid = leader.child.pid as number;
+  const pausedAt = Date.now();
+  process.kill(pid, "SIGSTOP");
+  try {
+    await cp.restartApiServer();
+    await applyServers(["p-2"], "paused");
+    // The length of the pause is the fault itself: past the renew deadline (6.7 s of the 10 s Lease)
+    // and a retry period, up to the whole Lease, so nothing but its own renewal keeps it leader.
+    await new Promise((r) => setTimeout(r, Math.max(0, pausedAt + 10_000 - Date.now())));
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  // Nobody else took the Lease: it renews it and reconciles what changed while it was paused.
+  await waitCondition(cp, "paused", "p-2", "Reconciled", "True");
+  assert.equal(leader.child.exitCode, null, `the leader exited: ${JSON.stringify(leader.logs.slice(-5))}`);
+  assert.ok(!leader.logs.some((l) => l.msg === "lost leadership: stopping all work"), JSON.stringify(leader.logs.slice(-8)));
+  await leader.stop("SIGTERM");
+});
+
+// Last: every leader of this file loses its Lease here.
+test("a leader whose API server hangs stops before its Lease could pass to another", async () => {
+  const leader = await operator(["--leader-election-id=hang-test", "--namespaces=paused"]);
+  await leader.waitLog("became leader", (l) => typeof l.msg === "string" && l.msg.startsWith("became leader"));
+  // A hung API server (stopped: connections open, nothing answered) must not hold a renewal past the
+  // renew deadline: a standby takes the Lease 10 s after it last saw it renewed, and from then on two
+  // leaders would write.
+  const hungAt = Date.now();
+  const thaw = cp.freezeApiServer();
+  try {
+    const code = await Promise.race([
+      once(leader.child, "exit").then(() => leader.child.exitCode),
+      new Promise((r) => setTimeout(r, 90_000, "still running 90 s later")),
+    ]);
+    assert.equal(code, 1, JSON.stringify(leader.logs.slice(-8)));
+    const lost = leader.logs.find((l) => l.msg === "lost leadership: stopping all work");
+    assert.ok(lost, JSON.stringify(leader.logs.slice(-8)));
+    const stoppedAfter = Date.parse(String(lost.time)) - hungAt;
+    assert.ok(stoppedAfter < 10_000, `stopped ${stoppedAfter} ms after the API server hung; its Lease lasts 10 s: ${JSON.stringify(leader.logs.slice(-8))}`);
+  } finally {
+    thaw();
+  }
 });

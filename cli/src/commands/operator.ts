@@ -170,8 +170,11 @@ export async function run(args: string[]): Promise<number> {
   });
   const result = await op.done;
   if (result === "lost") {
-    await op.stop();
-    return 1; // let the pod restart and stand by again
+    // Exit now, as controller-runtime does: another replica may hold the Lease from here on, so no
+    // reconcile in flight, request queued in the client or retry may reach the API server after this
+    // (a graceful stop would wait for them, and for an API server that may be hanging). The pod
+    // restarts and stands by again.
+    process.exit(1);
   }
   return 0;
 }

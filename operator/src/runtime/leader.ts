@@ -1,8 +1,10 @@
 // Leader election with a coordination.k8s.io/v1 Lease, the client-go way: a candidate takes the
 // Lease when it is free or its holder has not renewed it for leaseDuration (measured on our own
 // clock from when we last saw it change, so clock skew between nodes does not matter); the leader
-// renews every retryPeriod and gives up leadership when it could not renew within renewDeadline.
-// Writes use resourceVersion (optimistic concurrency), so two candidates never both win.
+// renews every retryPeriod and gives up leadership when a renewal round could not renew within
+// renewDeadline. Writes use resourceVersion (optimistic concurrency), so two candidates never both win.
+// retryPeriod + renewDeadline < leaseDuration (the CLI derives both from the lease), so a leader that
+// cannot renew stops before a candidate may take the Lease over.
 import { ApiError, type KubeClient } from "./kube.ts";
 
 export interface LeaderOptions {
@@ -62,13 +64,17 @@ export class LeaderElector {
     });
   }
 
-  /** One attempt to take or renew the Lease. True when we hold it afterwards. */
-  async tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * One attempt to take or renew the Lease. True when we hold it afterwards. Each request is cut at
+   * `deadline` (epoch ms): a hung API server must not keep a leader waiting past its renew deadline.
+   */
+  async tryAcquireOrRenew(deadline = Date.now() + this.opts.renewDeadlineMs): Promise<boolean> {
     const now = new Date();
     const seconds = Math.max(1, Math.round(this.opts.leaseDurationMs / 1000));
+    const left = () => ({ timeoutMs: Math.max(1, deadline - Date.now()) });
     let lease: Lease;
     try {
-      lease = await this.client.get<Lease>(this.ref(this.opts.name));
+      lease = await this.client.get<Lease>(this.ref(this.opts.name), left());
     } catch (err) {
       if (!(err instanceof ApiError && err.code === 404)) throw err;
       const fresh: Lease = {
@@ -84,7 +90,7 @@ export class LeaderElector {
         },
       };
       try {
-        await this.client.create(this.ref(), fresh);
+        await this.client.create(this.ref(), fresh, left());
         return true;
       } catch (e) {
         if (e instanceof ApiError && e.code === 409) return false; // someone else was faster
@@ -108,7 +114,7 @@ export class LeaderElector {
       spec.leaseTransitions = (lease.spec.leaseTransitions ?? 0) + 1;
     }
     try {
-      await this.client.replace(this.ref(this.opts.name), { ...lease, spec });
+      await this.client.replace(this.ref(this.opts.name), { ...lease, spec }, left());
       this.observed = { record: JSON.stringify(spec), at: Date.now() };
       return true;
     } catch (e) {
@@ -135,27 +141,40 @@ export class LeaderElector {
     this.leading = true;
     this.opts.log?.(`became leader (lease ${this.opts.namespace}/${this.opts.name}, identity ${this.opts.identity})`);
     onStartedLeading();
-    // Renew.
-    let lastRenew = Date.now();
+    // Renew: a round every retryPeriod.
     while (!this.stopped) {
       await this.sleep(this.opts.retryPeriodMs);
       if (this.stopped) break;
-      try {
-        if (await this.tryAcquireOrRenew()) {
-          lastRenew = Date.now();
-          continue;
-        }
-        this.leading = false;
-        return "lost"; // someone else holds it now
-      } catch (err) {
-        this.opts.log?.(`leader election: renew failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
+      const round = await this.renewRound();
+      if (round === "lost") {
         this.leading = false;
         return "lost";
       }
     }
     return "stopped";
+  }
+
+  /**
+   * One renewal round, as client-go's: tries at once, then every retryPeriod, until renewDeadline from
+   * the round's start. From the round's start, not from the last renewal: after this process was paused
+   * longer than the deadline (a stopped container, a long GC pause) and the API server restarted
+   * meanwhile, the first request may meet a closed connection; the round still has its full deadline to
+   * renew. A Lease someone else took meanwhile is lost at once (their renewal changed it, so it is not ours).
+   */
+  private async renewRound(): Promise<"renewed" | "lost" | "stopped"> {
+    const deadline = Date.now() + this.opts.renewDeadlineMs;
+    for (;;) {
+      try {
+        return (await this.tryAcquireOrRenew(deadline)) ? "renewed" : "lost";
+      } catch (err) {
+        this.opts.log?.(`leader election: renew failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return "lost";
+      await this.sleep(Math.min(this.opts.retryPeriodMs, left));
+      if (this.stopped) return "stopped";
+      if (Date.now() >= deadline) return "lost";
+    }
   }
 
   /** Stops electing; when leading, releases the Lease so a standby takes over at once. */

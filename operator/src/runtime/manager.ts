@@ -170,8 +170,10 @@ export class Manager implements ReconcileContext {
         this.metrics.leader.set(0);
         if (result === "lost") {
           this.config.log("error", "lost leadership: stopping all work");
-          await this.stopControllers();
+          // Said first: the CLI exits on it at once (another replica may be leader from now on), without
+          // waiting for the reconciles in flight as stopControllers does.
           this.resolveDone("lost");
+          await this.stopControllers();
         }
       });
   }
