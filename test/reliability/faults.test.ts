@@ -85,16 +85,30 @@ async function updateServers(names: string[], value: string): Promise<void> {
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 
-/** Runs one scenario: records pass/fail and its figure. */
+/**
+ * Runs one scenario: records pass/fail and its figure. A failure records its reason and prints the
+ * operator's exit code and last log lines: the cluster is torn down after the file, so this is all
+ * that is left to tell why.
+ */
 async function scenario(name: string, body: () => Promise<string>): Promise<void> {
-  let ok = false;
   let figure: string | undefined;
   try {
     figure = await body();
-    assert.ok(op === undefined || op.child.exitCode === null, "the operator died");
-    ok = true;
+    assert.ok(op === undefined || op.child.exitCode === null, `the operator exited (${op?.child.exitCode})`);
+    figures.scenario(name, true, figure);
+  } catch (err) {
+    // The operator's state first: the error's line may be cut.
+    const state = op === undefined ? "" : op.child.exitCode === null ? "[operator running] " : `[operator exited ${op.child.exitCode}] `;
+    figures.failed(name, `${state}${err instanceof Error ? err.message : String(err)}`, figure);
+    if (op)
+      console.error(
+        `operator's last log lines:\n${op.logs
+          .slice(-20)
+          .map((l) => JSON.stringify(l))
+          .join("\n")}`,
+      );
+    throw err;
   } finally {
-    figures.scenario(name, ok, figure);
     if (figure) figures.figure(name, figure);
   }
 }

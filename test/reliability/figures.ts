@@ -12,6 +12,8 @@ export interface Scenario {
   passed: boolean;
   /** e.g. "converged in 1.42 s", "peak RSS 81 MB" */
   figure?: string;
+  /** Why a failed scenario failed (the first line of its error), so the summary at the end of CI says it. */
+  reason?: string;
 }
 
 export interface FigureFile {
@@ -34,6 +36,11 @@ export class Figures {
   }
   scenario(name: string, passed: boolean, figure?: string): void {
     this.scenarios.push(figure === undefined ? { name, passed } : { name, passed, figure });
+  }
+  /** A failed scenario with its reason: the error's first line, cut to 400 characters. */
+  failed(name: string, err: unknown, figure?: string): void {
+    const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0]!.slice(0, 400);
+    this.scenarios.push({ name, passed: false, reason, ...(figure === undefined ? {} : { figure }) });
   }
   figure(key: string, value: string): void {
     this.figures[key] = value;
@@ -95,7 +102,9 @@ export function summaryTable(files: FigureFile[]): string {
     const kw = Math.max(...entries.map(([k]) => k.length));
     for (const [k, v] of entries) figureLines.push(`  ${k.padEnd(kw)}  ${v}`);
   }
-  const failedScenarios = files.flatMap((f) => f.scenarios.filter((s) => !s.passed).map((s) => `  FAILED ${f.file}: ${s.name}`));
+  const failedScenarios = files.flatMap((f) =>
+    f.scenarios.filter((s) => !s.passed).map((s) => `  FAILED ${f.file}: ${s.name}${s.reason ? `: ${s.reason}` : ""}`),
+  );
   return [...lines, ...(figureLines.length ? ["", "Figures", ...figureLines] : []), ...failedScenarios].join("\n");
 }
 

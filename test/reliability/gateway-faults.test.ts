@@ -80,14 +80,15 @@ after(async () => {
 
 function scenario(name: string, body: () => Promise<string>) {
   return test(name, async () => {
-    let ok = false;
     let fig: string | undefined;
     try {
       fig = await body();
       assert.ok(gw.alive(), `the gateway exited: ${gw.stderr().slice(-400)}`);
-      ok = true;
+      figures.scenario(name, true, fig);
+    } catch (err) {
+      figures.failed(name, err, fig);
+      throw err;
     } finally {
-      figures.scenario(name, ok, fig);
       if (fig) figures.figure(name, fig);
     }
   });

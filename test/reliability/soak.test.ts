@@ -237,7 +237,7 @@ test(`soak: ${SECONDS} s of mixed traffic while McpServers churn`, async () => {
     // Say what the operator did with the servers left over (their names are in the problems).
     const left = [...new Set([...(e as Error).message.matchAll(/\/(s-\d+)/g)].map((m) => m[1]!))].slice(0, 3);
     const lines = op.logs.filter((l) => left.some((n) => JSON.stringify(l).includes(`${NS}/${n}"`))).slice(-20);
-    figures.scenario("soak: the fleet converges after the churn", false);
+    figures.failed("soak: the fleet converges after the churn", e);
     throw new Error(
       `${(e as Error).message}\noperator log about ${left.join(", ")}:\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n${controllerManagerState()}`,
     );
