@@ -60,3 +60,56 @@ export class InFlight<K extends object> {
     return out;
   }
 }
+
+/**
+ * Keys with a deadline (performance.now() ms), checked by one interval every `everyMs` while there are
+ * any: a timer per key cost a setTimeout and a clearTimeout on every request for a timeout that almost
+ * never fires, and an interval that never stops wakes an idle gateway for nothing. `onExpired` gets each
+ * key whose deadline passed (at most `everyMs` late), already removed.
+ */
+export class Deadlines<K extends object> {
+  readonly #pending = new InFlight<K>();
+  readonly #everyMs: number;
+  readonly #onExpired: (k: K) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(everyMs: number, onExpired: (k: K) => void) {
+    this.#everyMs = everyMs;
+    this.#onExpired = onExpired;
+  }
+
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  arm(k: K, deadline: number): void {
+    this.#pending.set(k, deadline);
+    if (!this.#timer && !this.#closed) {
+      this.#timer = setInterval(() => this.#sweep(), this.#everyMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** The key's deadline no longer applies (its work finished, or moved on to another deadline). */
+  disarm(k: K): void {
+    this.#pending.delete(k);
+  }
+
+  /** Stops checking for good (shutdown answers what is left itself). */
+  close(): void {
+    this.#closed = true;
+    this.#stop();
+  }
+
+  #stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweep(): void {
+    // Nothing pending: the interval stops; the next arm() starts it again.
+    if (this.#pending.size === 0) return this.#stop();
+    for (const k of this.#pending.takeExpired(performance.now())) this.#onExpired(k);
+  }
+}

@@ -6,7 +6,7 @@ import { PassThrough } from "node:stream";
 import { type Dispatcher, Pool } from "undici";
 import { type AuditResult, auditResultOf, auditResultOfBytes, resultTap } from "./audit.ts";
 import type { Cleanup, Core, Exchange } from "./exchange.ts";
-import { InFlight } from "./inflight.ts";
+import { Deadlines } from "./inflight.ts";
 import { ERR, errorBody, type JsonRpcId } from "./jsonrpc.ts";
 import { errorKind, log } from "./log.ts";
 import { CACHEABLE } from "./modern.ts";
@@ -532,7 +532,7 @@ export class UpstreamProxy {
   readonly #agent: http.Agent;
   /** Runs from finish(): drops the deadline, frees the request id, and stops the upstream work of an exchange that ended without its answer. */
   readonly #cleanup: Cleanup = (x, outcome) => {
-    this.#deadlines.delete(x);
+    this.#deadlines.disarm(x);
     if (x.idKey !== undefined) x.bound?.inflight.delete(x.idKey);
     const up = x.upstreamReq;
     if (outcome === "ok" || !up) return;
@@ -565,41 +565,21 @@ export class UpstreamProxy {
     return this.#core;
   }
 
-  /**
-   * Requests in flight upstream and their deadlines (performance.now() ms), checked by one sweep every
-   * 100 ms: a timer per request cost a setTimeout and a clearTimeout (timer list and priority-queue
-   * churn) on every call for a timeout that almost never fires.
-   */
-  readonly #deadlines = new InFlight<Exchange>();
-  #sweep: NodeJS.Timeout | undefined;
+  /** Requests in flight upstream and their deadlines. */
+  readonly #deadlines = new Deadlines<Exchange>(DEADLINE_SWEEP_MS, (x) => this.timeout(x, x.checked!.timeoutMs));
 
   #arm(x: Exchange): void {
-    this.#deadlines.set(x, performance.now() + x.checked!.timeoutMs);
-    if (!this.#sweep) {
-      this.#sweep = setInterval(() => this.#sweepDeadlines(), DEADLINE_SWEEP_MS);
-      this.#sweep.unref();
-    }
+    this.#deadlines.arm(x, performance.now() + x.checked!.timeoutMs);
   }
 
   /** The exchange's answer has started (or it ended): its timeout no longer applies. */
   disarm(x: Exchange): void {
-    this.#deadlines.delete(x);
-  }
-
-  #sweepDeadlines(): void {
-    if (this.#deadlines.size === 0) {
-      // Nothing in flight: the sweep stops (an idle gateway is not woken 10 times a second); #arm restarts it.
-      clearInterval(this.#sweep);
-      this.#sweep = undefined;
-      return;
-    }
-    for (const x of this.#deadlines.takeExpired(performance.now())) this.timeout(x, x.checked!.timeoutMs);
+    this.#deadlines.disarm(x);
   }
 
   /** Closes the pool's connections and stops the deadline sweep (the gateway is shutting down). */
   close(): Promise<void> {
-    if (this.#sweep) clearInterval(this.#sweep);
-    this.#sweep = undefined;
+    this.#deadlines.close();
     return this.#pool.destroy();
   }
 

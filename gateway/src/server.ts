@@ -22,7 +22,7 @@ import { identityPreamble } from "./bridge.ts";
 import { ToolCatalog } from "./catalog.ts";
 import { listToolsOver, openChannel } from "./channel.ts";
 import { type Exchange, HANDLED, newExchange, type Step, type Stop } from "./exchange.ts";
-import { InFlight } from "./inflight.ts";
+import { Deadlines, InFlight } from "./inflight.ts";
 import { errorBody, type JsonRpcMessage, modernErrorCode } from "./jsonrpc.ts";
 import { refuseOnStream } from "./legacy-sse.ts";
 import { errorKind, log } from "./log.ts";
@@ -120,9 +120,8 @@ export class Gateway implements Front {
   readonly #clientInflight = new Map<string, number>();
   /** Every admitted exchange not finished yet: shutdown finishes them. */
   readonly #live = new InFlight<Exchange>();
-  /** Exchanges whose body is being received, with their deadline: one sweep, not a timer per request. */
-  readonly #receiving = new InFlight<Exchange>();
-  #bodySweep: NodeJS.Timeout | undefined;
+  /** Exchanges whose body is being received, with their deadline. */
+  readonly #receiving = new Deadlines<Exchange>(BODY_SWEEP_MS, (x) => bodyTimedOut(x, (this.config.limits.bodyTimeoutSeconds ?? 10) * 1000));
   readonly #perClientSlots: number;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
@@ -351,7 +350,7 @@ export class Gateway implements Front {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#sweep) clearInterval(this.#sweep);
-    if (this.#bodySweep) clearInterval(this.#bodySweep);
+    this.#receiving.close();
     if (this.#refresh) clearInterval(this.#refresh);
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
     // Every request still in flight is answered and audited before the connections go.
@@ -503,26 +502,11 @@ export class Gateway implements Front {
   }
 
   receiving(x: Exchange, ms: number): void {
-    this.#receiving.set(x, performance.now() + ms);
-    // The sweep runs only while bodies are being received: an idle gateway is not woken 4 times a second.
-    if (!this.#bodySweep && !this.#closing) {
-      this.#bodySweep = setInterval(() => this.#sweepBodies(), BODY_SWEEP_MS);
-      this.#bodySweep.unref();
-    }
+    this.#receiving.arm(x, performance.now() + ms);
   }
 
   received(x: Exchange): void {
-    this.#receiving.delete(x);
-  }
-
-  #sweepBodies(): void {
-    if (this.#receiving.size === 0) {
-      clearInterval(this.#bodySweep);
-      this.#bodySweep = undefined;
-      return;
-    }
-    const ms = (this.config.limits.bodyTimeoutSeconds ?? 10) * 1000;
-    for (const x of this.#receiving.takeExpired(performance.now())) bodyTimedOut(x, ms);
+    this.#receiving.disarm(x);
   }
 
   /** Answers a refusal and finishes the exchange. */
@@ -550,7 +534,7 @@ export class Gateway implements Front {
       x.cleanup = undefined;
       c(x, outcome);
     }
-    this.#receiving.delete(x);
+    this.#receiving.disarm(x);
     if (x.admitted) {
       x.admitted = false;
       this.#live.delete(x);

@@ -7,12 +7,14 @@ import { JwtVerifier } from "../../gateway/src/auth/jwt.ts";
 import { xfccPeerUri } from "../../gateway/src/auth/mtls.ts";
 import { Authenticator } from "../../gateway/src/auth/index.ts";
 import { Authorizer } from "../../gateway/src/authz.ts";
+import { Deadlines } from "../../gateway/src/inflight.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
 import { MAX_JSON_DEPTH, nestsDeeperThan, shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
 import { eventMayBeError, firstEventEnd, lastEventEnd, sanitizeBody, sanitizeRaw, topLevelHasKey } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 import { SseRewriter } from "../../gateway/src/sse.ts";
+import { waitFor } from "../support/index.ts";
 import { baseConfig, tempDir, writeKeys } from "./helpers.ts";
 
 describe("audit redaction", () => {
@@ -279,4 +281,40 @@ describe("audit line times (issue 16: the second's prefix formatted once)", () =
     for (const ms of [t, t + 7, t + 42, t + 999, t + 1000, t + 1001, t + 5, 0, 999, 253402300799999, 253402300800000, t + 0.5])
       assert.equal(f(ms), new Date(ms).toISOString(), String(ms));
   });
+});
+
+test("Deadlines: a key whose deadline passes is handed to onExpired once; a disarmed or closed one never", async () => {
+  const expired: string[] = [];
+  const d = new Deadlines<{ name: string }>(5, (k) => expired.push(k.name));
+  const soon = { name: "soon" };
+  const later = { name: "later" };
+  const dropped = { name: "dropped" };
+  const now = performance.now();
+  d.arm(soon, now + 10);
+  d.arm(later, now + 40);
+  d.arm(dropped, now + 10);
+  d.disarm(dropped);
+  // States waited for with a deadline: the interval may run late on a loaded machine.
+  const expiredCount = (n: number) =>
+    waitFor(
+      () => `${n} expired (${expired.join(", ")})`,
+      () => expired.length >= n,
+      10_000,
+      5,
+    );
+  await expiredCount(2);
+  assert.deepEqual(expired, ["soon", "later"]);
+  assert.equal(d.size, 0);
+  // Re-armed after the interval stopped for want of keys: it starts again.
+  d.arm(soon, performance.now() + 10);
+  await expiredCount(3);
+  assert.deepEqual(expired, ["soon", "later", "soon"]);
+  // After close() nothing fires: arm it again and let the other key's deadline show time has passed.
+  d.close();
+  d.arm(later, performance.now() + 10);
+  const probe = new Deadlines<{ name: string }>(5, (k) => expired.push(`probe ${k.name}`));
+  probe.arm(later, performance.now() + 20);
+  await expiredCount(4);
+  assert.deepEqual(expired, ["soon", "later", "soon", "probe later"]);
+  probe.close();
 });
