@@ -109,7 +109,10 @@ export class Deadlines<K extends object> {
 
   #sweep(): void {
     // Nothing pending: the interval stops; the next arm() starts it again.
-    if (this.#pending.size === 0) return this.#stop();
+    if (this.#pending.size === 0) {
+      this.#stop();
+      return;
+    }
     for (const k of this.#pending.takeExpired(performance.now())) this.#onExpired(k);
   }
 }
