@@ -65,13 +65,41 @@ function resourceUri(uri: string): string | Refusal {
   return c.ok ? c.uri : invalid(`resource URI ${quoted(uri)} ${c.problem}`);
 }
 
+/**
+ * A value computed once per key, for lookups on every request (a tool's limit, a bucket key). Bounded:
+ * keys are many only under attack (invented client ids and tool names), and then it starts over.
+ */
+export class BoundedMemo<K, V> {
+  readonly #values = new Map<K, V>();
+  readonly #max: number;
+  readonly #compute: (k: K) => V;
+
+  constructor(max: number, compute: (k: K) => V) {
+    this.#max = max;
+    this.#compute = compute;
+  }
+
+  get(k: K): V {
+    let v = this.#values.get(k);
+    if (v === undefined) {
+      v = this.#compute(k);
+      if (this.#values.size >= this.#max) this.#values.clear();
+      this.#values.set(k, v);
+    }
+    return v;
+  }
+}
+
 export class PolicyEngine {
   readonly #limits: GatewayConfig["limits"];
   readonly #limiter: Limiter;
   readonly #authz: Authorizer;
   readonly #catalog: ToolCatalog;
-  readonly #toolLimitCache = new Map<string, GatewayConfig["limits"]["perTool"][number] | null>();
-  readonly #timeoutCache = new Map<string, number>();
+  readonly #toolLimits = new BoundedMemo(10_000, (tool: string) => this.#limits.perTool.find((p) => globMatch(p.tool, tool)) ?? null);
+  readonly #toolTimeouts = new BoundedMemo(10_000, (tool: string) => {
+    const hit = this.#limits.toolTimeouts.find((x) => globMatch(x.tool, tool));
+    return (hit ? hit.timeoutSeconds : this.#limits.requestTimeoutSeconds) * 1000;
+  });
 
   readonly #access: AccessEngine | undefined;
   /** issue 13: names the rule behind a refusal on the plain path (refusals only, so its cost does not matter). */
@@ -133,57 +161,27 @@ export class PolicyEngine {
   }
 
   #toolLimit(tool: string) {
-    let l = this.#toolLimitCache.get(tool);
-    if (l === undefined) {
-      l = this.#limits.perTool.find((p) => globMatch(p.tool, tool)) ?? null;
-      if (this.#toolLimitCache.size < 10000) this.#toolLimitCache.set(tool, l);
-    }
-    return l;
+    return this.#toolLimits.get(tool);
   }
 
   /**
    * The limiter's bucket keys, built once per client (and tool): a key built per request was a new string
-   * for the limiter's Map to flatten and hash on every call. Bounded: clients and tool names are many only
-   * under attack, and then the caches start over.
+   * for the limiter's Map to flatten and hash on every call.
    */
-  readonly #clientBuckets = new Map<string, string>();
-  readonly #toolBuckets = new Map<string, Map<string, string>>();
+  readonly #clientBuckets = new BoundedMemo(10_000, (client: string) => `c:${client}`);
+  readonly #toolBuckets = new BoundedMemo(10_000, (client: string) => new BoundedMemo(1_000, (tool: string) => `t:${client}\u0000${tool}`));
 
   #clientBucket(client: string): string {
-    let k = this.#clientBuckets.get(client);
-    if (k === undefined) {
-      k = `c:${client}`;
-      if (this.#clientBuckets.size >= 10_000) this.#clientBuckets.clear();
-      this.#clientBuckets.set(client, k);
-    }
-    return k;
+    return this.#clientBuckets.get(client);
   }
 
   #toolBucket(client: string, tool: string): string {
-    let byTool = this.#toolBuckets.get(client);
-    if (byTool === undefined) {
-      if (this.#toolBuckets.size >= 10_000) this.#toolBuckets.clear();
-      byTool = new Map();
-      this.#toolBuckets.set(client, byTool);
-    }
-    let k = byTool.get(tool);
-    if (k === undefined) {
-      k = `t:${client}\u0000${tool}`;
-      if (byTool.size >= 1_000) byTool.clear();
-      byTool.set(tool, k);
-    }
-    return k;
+    return this.#toolBuckets.get(client).get(tool);
   }
 
   timeoutMs(tool: string | undefined): number {
     if (tool === undefined) return this.#limits.requestTimeoutSeconds * 1000;
-    let t = this.#timeoutCache.get(tool);
-    if (t === undefined) {
-      const hit = this.#limits.toolTimeouts.find((x) => globMatch(x.tool, tool));
-      t = (hit ? hit.timeoutSeconds : this.#limits.requestTimeoutSeconds) * 1000;
-      if (this.#timeoutCache.size < 10000) this.#timeoutCache.set(tool, t);
-    }
-    return t;
+    return this.#toolTimeouts.get(tool);
   }
 
   /**

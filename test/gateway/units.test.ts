@@ -11,6 +11,7 @@ import { Deadlines } from "../../gateway/src/inflight.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
 import { MAX_JSON_DEPTH, nestsDeeperThan, shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
+import { BoundedMemo } from "../../gateway/src/policy.ts";
 import { eventMayBeError, firstEventEnd, lastEventEnd, sanitizeBody, sanitizeRaw, topLevelHasKey } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 import { SseRewriter } from "../../gateway/src/sse.ts";
@@ -317,4 +318,21 @@ test("Deadlines: a key whose deadline passes is handed to onExpired once; a disa
   await expiredCount(4);
   assert.deepEqual(expired, ["soon", "later", "soon", "probe later"]);
   probe.close();
+});
+
+test("BoundedMemo: computes a key's value once, null included, and starts over when full", () => {
+  const computed: string[] = [];
+  const memo = new BoundedMemo(2, (k: string) => {
+    computed.push(k);
+    return k === "none" ? null : k.toUpperCase();
+  });
+  assert.equal(memo.get("a"), "A");
+  assert.equal(memo.get("a"), "A");
+  assert.equal(memo.get("none"), null);
+  assert.equal(memo.get("none"), null);
+  assert.deepEqual(computed, ["a", "none"]);
+  // Full (2 keys): a third key starts over, so "a" is computed again; memory stays bounded.
+  assert.equal(memo.get("b"), "B");
+  assert.equal(memo.get("a"), "A");
+  assert.deepEqual(computed, ["a", "none", "b", "a"]);
 });
