@@ -3,7 +3,7 @@
 // integrity, JSON Schema) and the audit line. Complements the end-to-end figures, which on a busy
 // 2-core machine also contain scheduling noise.
 import { writeFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuditLog } from "../../gateway/src/audit.ts";
@@ -177,6 +177,7 @@ export async function measureSteps(n = 50_000, rounds = 1): Promise<StepCost[]> 
   audit.flush();
   await limiter.close();
   auth.stop();
+  rmSync(dir, { recursive: true, force: true });
   return rows.map((r, i) => ({ step: r.step, ns: median(samples[i]!.map((x) => x.ns)), cpuNs: median(samples[i]!.map((x) => x.cpuNs)) }));
 }
 

@@ -1,12 +1,11 @@
 // Shared fixtures for the gateway tests: real MCP peers (server-everything as a child process), a
 // gateway config builder, API key files, and an audit sink that keeps lines in memory.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GatewayConfigInput } from "../../contract/gateway-config.ts";
-import { freePort, waitForOutput } from "../support/index.ts";
+import { freePort, scratchDir, waitForOutput } from "../support/index.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const EVERYTHING = join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -52,7 +51,7 @@ export function selfSignedPair(dir: string, name: string, cn: string): { crt: st
 }
 
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `mcp-bastion-${prefix}-`));
+  return scratchDir(`mcp-bastion-${prefix}-`);
 }
 
 /** Writes API key files the way Kubernetes mounts a Secret: NAME -> ..data/NAME -> ..<timestamp>/NAME. */

@@ -1,19 +1,18 @@
 // The CLI as a user runs it: `mcp-bastion render/crd/fingerprint` in a child process.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { toolFingerprint } from "../../contract/fingerprint.ts";
 import { validateMcpServer } from "../../operator/src/api/validate.ts";
-import { freePort } from "../support/index.ts";
+import { freePort, scratchDir } from "../support/index.ts";
 import { mcpServerExampleFiles } from "../support/examples.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "cli", "bin", "mcp-bastion.js");
-const TMP = mkdtempSync(join(tmpdir(), "mcp-bastion-cli-"));
+const TMP = scratchDir("mcp-bastion-cli-");
 
 function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

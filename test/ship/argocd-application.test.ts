@@ -2,13 +2,13 @@
 // chart and its inline values pass the chart's values.schema.json; both Applications use server-side
 // apply (the operator's status field ownership then never shows as drift).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { stringify } from "yaml";
 import { parseManifests } from "./manifests.ts";
 import { KUBE_VERSION, ROOT, run, tool } from "./tools.ts";
+import { scratchDir } from "../support/index.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: Argo CD objects are navigated loosely
 type Any = any;
@@ -21,7 +21,7 @@ test("the Argo CD Application example installs this chart with valid values, ser
   assert.ok(operator, "no Application installs the chart");
   assert.ok(existsSync(join(ROOT, operator.spec.source.path, "Chart.yaml")), `${operator.spec.source.path} is not a chart here`);
 
-  const values = join(mkdtempSync(join(tmpdir(), "argocd-values-")), "values.yaml");
+  const values = join(scratchDir("argocd-values-"), "values.yaml");
   writeFileSync(values, stringify(operator.spec.source.helm.valuesObject));
   const r = await run(await tool("helm"), [
     "template",

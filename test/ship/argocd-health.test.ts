@@ -2,12 +2,12 @@
 // the libraries Argo CD opens) against the status fixtures in charts/mcp-bastion/argocd/testdata,
 // using Argo CD's health_test.yaml layout.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parse } from "yaml";
 import { CHART_DIR, run, tool } from "./tools.ts";
+import { scratchDir } from "../support/index.ts";
 
 const ARGOCD = join(CHART_DIR, "argocd");
 const SCRIPT = join(ARGOCD, "health.lua");
@@ -62,7 +62,7 @@ describe("Argo CD health check for McpServer", () => {
 
   test("the engine is as strict as Argo CD's: the string library is not available", async () => {
     // If this ever passes, the runner no longer mirrors Argo CD and the fixtures above prove less.
-    const dir = mkdtempSync(join(tmpdir(), "luahealth-"));
+    const dir = scratchDir("luahealth-");
     const script = join(dir, "uses-string.lua");
     writeFileSync(script, 'return { status = string.upper("healthy") }\n');
     const [result] = await evaluate(script, [{}]);

@@ -11,13 +11,13 @@
 //     template output, with the upstream Istio and External Secrets CRDs installed.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { type ControlPlane, startControlPlane } from "../../dev/controlplane/index.ts";
-import { freePort, waitFor, waitUntil } from "../support/index.ts";
+import { freePort, scratchDir, waitFor, waitUntil } from "../support/index.ts";
 import { operatorRbac } from "../../hack/tools/sync-chart.ts";
 import { CHART_DIR, ROOT, run, tool } from "./tools.ts";
 import { type KubeDoc, mcpServerExamples, parseManifests, renderExample } from "./manifests.ts";
@@ -98,7 +98,7 @@ async function serviceAccountKubeconfig(): Promise<string> {
     contexts: [{ name: SA, context: { cluster: admin.clusters[0].name, user: SA } }],
     "current-context": SA,
   };
-  const path = join(mkdtempSync(join(tmpdir(), "mcp-bastion-sa-")), "kubeconfig");
+  const path = join(scratchDir("mcp-bastion-sa-"), "kubeconfig");
   writeFileSync(path, stringify(cfg), { mode: 0o600 });
   return path;
 }

@@ -6,13 +6,12 @@
 // /app/dist, without the TypeScript sources, as uid 65532, over a read-only tree.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { freePort } from "../support/index.ts";
+import { freePort, scratchDir } from "../support/index.ts";
 import { mcpServerExamples } from "./manifests.ts";
 import { ROOT, run, type RunResult } from "./tools.ts";
 
@@ -86,7 +85,7 @@ function listTree(dir: string): string[] {
 
 describe("the image, built and run without a Docker engine", { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "mcp-bastion-image-"));
+    work = scratchDir("mcp-bastion-image-");
     chmodSync(work, 0o755);
     // Build context: only what .dockerignore lets through (it ignores "*" and re-includes paths).
     const context = join(work, "context");
@@ -187,7 +186,7 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
 
     // The same objects as the source tree renders, for every example.
     const examples = mcpServerExamples().map((e) => e.file);
-    const input = mkdtempSync(join(tmpdir(), "mcp-bastion-ex-"));
+    const input = scratchDir("mcp-bastion-ex-");
     chmodSync(input, 0o755);
     for (const f of examples) {
       cpSync(join(ROOT, "examples", f), join(input, f));
@@ -213,7 +212,7 @@ describe("the image, built and run without a Docker engine", { timeout: 10 * 60_
   });
 
   test("stdio-bridge --install copies the single executable, which serves a stdio MCP server", async () => {
-    const shared = mkdtempSync(join(tmpdir(), "mcp-bastion-bridge-"));
+    const shared = scratchDir("mcp-bastion-bridge-");
     chmodSync(shared, 0o777); // the emptyDir shared by the init container and the server container
     const r = await image(["stdio-bridge", "--install", shared]);
     assert.equal(r.code, 0, r.stderr);

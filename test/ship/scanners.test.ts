@@ -4,13 +4,13 @@
 // Dockerfile. Zero failed checks; the only accepted exceptions are the rows of checks/skipped.md,
 // each scoped and with a reason, and a row that no longer suppresses anything fails too (stale).
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { stringify } from "yaml";
 import { type KubeDoc, mcpServerExamples, parseManifests, renderExample } from "./manifests.ts";
 import { CHART_DIR, KUBE_VERSION, ROOT, run, tool } from "./tools.ts";
+import { scratchDir } from "../support/index.ts";
 
 type Scope = "chart" | "rendered" | "dockerfile";
 interface Skip {
@@ -142,7 +142,7 @@ function report(name: string, tally: Tally, t: { diagnostic(msg: string): void }
 
 describe("independent scanners", { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "mcp-bastion-scan-"));
+    dir = scratchDir("mcp-bastion-scan-");
     mkdirSync(join(dir, "chart"));
     mkdirSync(join(dir, "rendered"));
     const helm = await tool("helm");

@@ -4,7 +4,10 @@
 // passes, says what it waited for and what it saw last.
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** Deadlines are generous on purpose: they only bound a test that is broken, they never pace one that works. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -129,4 +132,27 @@ export async function freePort(): Promise<number> {
   await once(srv, "close");
   if (!addr || typeof addr === "string") throw new Error("could not allocate a port");
   return addr.port;
+}
+
+/** Directories made by scratchDir in this process. */
+const scratch: string[] = [];
+
+/**
+ * A new directory under the OS temp dir (`<prefix>XXXXXX`), removed when this process exits: node --test
+ * runs each file in its own process, so a test run leaves nothing in /tmp (a run used to leave ~400
+ * directories of keys, configs and certificates). MCP_BASTION_KEEP_TMP=1 keeps them for a look after a failure.
+ */
+export function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (scratch.length === 0 && process.env.MCP_BASTION_KEEP_TMP !== "1")
+    process.once("exit", () => {
+      for (const d of scratch)
+        try {
+          rmSync(d, { recursive: true, force: true });
+        } catch {
+          // a tree a test made read-only for a user without the rights: left, never an exit error
+        }
+    });
+  scratch.push(dir);
+  return dir;
 }

@@ -1,6 +1,8 @@
 // The shared waiting helpers: they return the state as soon as it holds, and when it never does they fail
 // after the deadline naming what they waited for and the last thing they saw (value or error).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { test } from "node:test";
 import { freePort, waitFor, waitUntil, withDeadline } from "./index.ts";
@@ -79,4 +81,26 @@ test("freePort gives a loopback port that can be listened on", async () => {
   const srv = createServer();
   await new Promise<void>((r, j) => srv.once("error", j).listen(port, "127.0.0.1", r));
   await new Promise((r) => srv.close(r));
+});
+
+test("scratchDir's directories are gone when the test process exits, kept with MCP_BASTION_KEEP_TMP=1", () => {
+  const made = (env: Record<string, string>) =>
+    execFileSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { writeFileSync } from "node:fs"; const { scratchDir } = await import(${JSON.stringify(new URL("./index.ts", import.meta.url).href)});
+         const a = scratchDir("mcp-bastion-scratch-test-"); writeFileSync(a + "/key", "secret"); console.log(a, scratchDir("mcp-bastion-scratch-test-"));`,
+      ],
+      { env: { ...process.env, ...env }, encoding: "utf8" },
+    )
+      .trim()
+      .split(" ");
+  const gone = made({ MCP_BASTION_KEEP_TMP: "" });
+  assert.equal(gone.length, 2);
+  for (const d of gone) assert.equal(existsSync(d), false, `${d} is left behind`);
+  const kept = made({ MCP_BASTION_KEEP_TMP: "1" });
+  for (const d of kept) assert.equal(existsSync(d), true, `${d} was removed although kept`);
+  for (const d of kept) rmSync(d, { recursive: true, force: true });
 });
