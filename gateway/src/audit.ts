@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { type CheckpointFields, CheckpointKeyError, type CheckpointKey, checkpointKey, checkpointPayload, genesis, lineHash } from "./auditchain.ts";
 import { ERROR_KEY, bytesMayHoldKey, mayHoldKey, sanitizeMessage } from "./sanitize.ts";
 import { REDACTED, isSecretKey, scrubText } from "./secrets.ts";
+import { BoundedMemo } from "./memo.ts";
 import { parseEvent } from "./sse.ts";
 
 function normalizeKey(k: string): string {
@@ -32,17 +33,8 @@ export function makeRedactor(configured: readonly string[]): (value: unknown) =>
     return c.length > MAX_STRING ? `${c.slice(0, MAX_STRING)}…` : c;
   };
   // Argument names repeat from call to call: their verdict and scrubbed form are kept (bounded: clients choose them).
-  const keyInfo = new Map<string, { secret: boolean; shown: string }>();
-  const infoOf = (k: string) => {
-    let i = keyInfo.get(k);
-    if (!i) {
-      i = { secret: isSecretKey(k, extra), shown: text(k) };
-      if (keyInfo.size >= 10_000) keyInfo.clear();
-      keyInfo.set(k, i);
-    }
-    return i;
-  };
-  const secretKey = (k: string): boolean => infoOf(k).secret;
+  const keyInfo = new BoundedMemo(10_000, (k: string) => ({ secret: isSecretKey(k, extra), shown: text(k) }));
+  const secretKey = (k: string): boolean => keyInfo.get(k).secret;
   const walk = (v: unknown, depth: number): unknown => {
     if (typeof v === "string") return text(v);
     if (v === null || typeof v !== "object") return v;
@@ -57,7 +49,7 @@ export function makeRedactor(configured: readonly string[]): (value: unknown) =>
     }
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
-      const i = infoOf(k);
+      const i = keyInfo.get(k);
       out[i.shown] = i.secret ? REDACTED : walk(x, depth + 1);
     }
     return out;

@@ -7,6 +7,7 @@ import { type ToolCatalog, type ToolEntry, describeAjvError } from "./catalog.ts
 import type { GatewayConfig } from "../../contract/gateway-config.ts";
 import { globMatch } from "./glob.ts";
 import { ERR } from "./jsonrpc.ts";
+import { BoundedMemo } from "./memo.ts";
 import { canonicalResourceUri, nameProblem } from "./names.ts";
 import type { Visibility } from "./modern.ts";
 import type { Limiter, Take } from "./ratelimit.ts";
@@ -63,31 +64,6 @@ function badName(kind: "tool" | "prompt", name: string, problem: string): Refusa
 function resourceUri(uri: string): string | Refusal {
   const c = canonicalResourceUri(uri);
   return c.ok ? c.uri : invalid(`resource URI ${quoted(uri)} ${c.problem}`);
-}
-
-/**
- * A value computed once per key, for lookups on every request (a tool's limit, a bucket key). Bounded:
- * keys are many only under attack (invented client ids and tool names), and then it starts over.
- */
-export class BoundedMemo<K, V> {
-  readonly #values = new Map<K, V>();
-  readonly #max: number;
-  readonly #compute: (k: K) => V;
-
-  constructor(max: number, compute: (k: K) => V) {
-    this.#max = max;
-    this.#compute = compute;
-  }
-
-  get(k: K): V {
-    let v = this.#values.get(k);
-    if (v === undefined) {
-      v = this.#compute(k);
-      if (this.#values.size >= this.#max) this.#values.clear();
-      this.#values.set(k, v);
-    }
-    return v;
-  }
 }
 
 export class PolicyEngine {
@@ -160,24 +136,12 @@ export class PolicyEngine {
     return c.ok && this.#listed(policy, id, "resources", c.uri, facts);
   }
 
-  #toolLimit(tool: string) {
-    return this.#toolLimits.get(tool);
-  }
-
   /**
    * The limiter's bucket keys, built once per client (and tool): a key built per request was a new string
    * for the limiter's Map to flatten and hash on every call.
    */
   readonly #clientBuckets = new BoundedMemo(10_000, (client: string) => `c:${client}`);
   readonly #toolBuckets = new BoundedMemo(10_000, (client: string) => new BoundedMemo(1_000, (tool: string) => `t:${client}\u0000${tool}`));
-
-  #clientBucket(client: string): string {
-    return this.#clientBuckets.get(client);
-  }
-
-  #toolBucket(client: string, tool: string): string {
-    return this.#toolBuckets.get(client).get(tool);
-  }
 
   timeoutMs(tool: string | undefined): number {
     if (tool === undefined) return this.#limits.requestTimeoutSeconds * 1000;
@@ -190,7 +154,7 @@ export class PolicyEngine {
    */
   check(id: Identity, method: string, params: Record<string, unknown> | undefined, facts?: RequestFacts): Refusal | Checked | Promise<Refusal | Checked> {
     const pc = this.#limits.perClient;
-    const t = this.#limiter.take(this.#clientBucket(id.key), pc.requestsPerMinute, pc.burst);
+    const t = this.#limiter.take(this.#clientBuckets.get(id.key), pc.requestsPerMinute, pc.burst);
     return t instanceof Promise ? t.then((x) => this.#afterClientLimit(x, id, method, params, facts)) : this.#afterClientLimit(t, id, method, params, facts);
   }
 
@@ -211,9 +175,9 @@ export class PolicyEngine {
         if (bad) return badName("tool", name, bad);
         const refusedTool = this.#gate(policy, id, method, "tools", name, params?.arguments, facts);
         if (refusedTool) return refusedTool;
-        const tl = this.#toolLimit(name);
+        const tl = this.#toolLimits.get(name);
         if (tl) {
-          const tt = this.#limiter.take(this.#toolBucket(id.key, name), tl.requestsPerMinute, tl.burst);
+          const tt = this.#limiter.take(this.#toolBuckets.get(id.key).get(name), tl.requestsPerMinute, tl.burst);
           if (tt instanceof Promise) return tt.then((x) => (x.ok ? this.#toolEntry(name, params) : limited(x, "tool", `tool "${name}"`)));
           if (!tt.ok) return limited(tt, "tool", `tool "${name}"`);
         }

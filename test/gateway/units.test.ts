@@ -11,7 +11,7 @@ import { Deadlines } from "../../gateway/src/inflight.ts";
 import { scanText } from "../../gateway/src/integrity.ts";
 import { MAX_JSON_DEPTH, nestsDeeperThan, shapeProblem } from "../../gateway/src/jsonrpc.ts";
 import { parseConfig } from "../../gateway/src/load.ts";
-import { BoundedMemo } from "../../gateway/src/policy.ts";
+import { BoundedMemo } from "../../gateway/src/memo.ts";
 import { eventMayBeError, firstEventEnd, lastEventEnd, sanitizeBody, sanitizeRaw, topLevelHasKey } from "../../gateway/src/sanitize.ts";
 import { LocalLimiter } from "../../gateway/src/ratelimit.ts";
 import { SseRewriter } from "../../gateway/src/sse.ts";
