@@ -6,16 +6,15 @@
 // again on a new socket; one that cannot (a create) fails as before, and so does a request whose
 // fresh socket fails (the server itself failed: sending again could repeat what it did).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { KubeClient } from "../../operator/src/runtime/kube.ts";
+import { scratchDir } from "../support/index.ts";
 
 let server: Server;
-let dir: string;
 let client: KubeClient;
 /** Requests the server received, as "METHOD path #n on connection c". */
 const seen: string[] = [];
@@ -47,7 +46,7 @@ before(async () => {
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  dir = mkdtempSync(join(tmpdir(), "kube-client-"));
+  const dir = scratchDir("mcp-bastion-kube-client-");
   const kubeconfig = join(dir, "kubeconfig");
   writeFileSync(
     kubeconfig,
@@ -68,7 +67,6 @@ after(() => {
   client?.close();
   server?.close();
   server?.closeAllConnections();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const ref = { apiVersion: "v1", plural: "configmaps", namespace: "default", name: "x" };
